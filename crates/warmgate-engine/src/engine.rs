@@ -1,0 +1,180 @@
+//! The engine task: one loop, one inbox, one owner of the machine.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::MissedTickBehavior;
+use warmgate_core::{Cadence, CheckId, CheckOutcome, Effect, Event, GateState, Machine, Snapshot};
+
+use crate::EngineSettings;
+use crate::handle::Published;
+
+/// Everything the engine's inbox carries.
+#[derive(Debug)]
+pub(crate) enum Message {
+    /// A runner finished an attempt and waits to hear when to run next.
+    AttemptCompleted {
+        check: CheckId,
+        outcome: CheckOutcome,
+        latency: Duration,
+        cadence_tx: oneshot::Sender<Cadence>,
+    },
+    /// The application set a signal check.
+    SignalSet {
+        check: CheckId,
+        ready: bool,
+        reason: Option<String>,
+    },
+    /// The application asked to drain.
+    DrainRequested,
+}
+
+pub(crate) struct Engine {
+    machine: Machine,
+    published: Arc<Published>,
+    snapshot_tx: watch::Sender<Arc<Snapshot>>,
+    inbox_rx: mpsc::UnboundedReceiver<Message>,
+    settings: EngineSettings,
+}
+
+impl Engine {
+    pub(crate) fn new(
+        machine: Machine,
+        published: Arc<Published>,
+        snapshot_tx: watch::Sender<Arc<Snapshot>>,
+        inbox_rx: mpsc::UnboundedReceiver<Message>,
+        settings: EngineSettings,
+    ) -> Self {
+        Self {
+            machine,
+            published,
+            snapshot_tx,
+            inbox_rx,
+            settings,
+        }
+    }
+
+    /// Runs until every sender to the inbox is gone: every handle dropped
+    /// and every runner stopped.
+    pub(crate) async fn run(mut self) {
+        let mut heartbeat = tokio::time::interval(self.settings.heartbeat_interval);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let until_deadline = self
+            .machine
+            .plan()
+            .startup_deadline()
+            .saturating_sub(self.published.elapsed());
+        let deadline = tokio::time::sleep(until_deadline);
+        tokio::pin!(deadline);
+        let mut deadline_passed = false;
+        tracing::info!(
+            n_checks = self.machine.plan().n_checks(),
+            startup_deadline_ms = self.machine.plan().startup_deadline().as_millis() as u64,
+            state = %self.machine.state(),
+            "readiness engine started; every check's first attempt starts now"
+        );
+        loop {
+            tokio::select! {
+                message = self.inbox_rx.recv() => match message {
+                    Some(message) => self.handle(message),
+                    None => break,
+                },
+                _ = heartbeat.tick() => self.published.beat(),
+                () = &mut deadline, if !deadline_passed => {
+                    deadline_passed = true;
+                    let at = self.published.elapsed();
+                    self.apply(Event::TimePassed { at });
+                }
+            }
+        }
+        tracing::debug!("readiness engine stopped: no handle or runner is left");
+    }
+
+    fn handle(&mut self, message: Message) {
+        let at = self.published.elapsed();
+        match message {
+            Message::AttemptCompleted {
+                check,
+                outcome,
+                latency,
+                cadence_tx,
+            } => {
+                self.apply(Event::CheckCompleted {
+                    check,
+                    outcome,
+                    latency,
+                    at,
+                });
+                // The runner may have been cancelled meanwhile; then nobody
+                // waits for the cadence, which is fine.
+                let _ = cadence_tx.send(self.machine.cadence(check));
+            }
+            Message::SignalSet {
+                check,
+                ready,
+                reason,
+            } => {
+                let outcome = if ready {
+                    CheckOutcome::Passed
+                } else {
+                    CheckOutcome::Failed {
+                        error: reason.unwrap_or_else(|| "signal set to not ready".to_owned()),
+                    }
+                };
+                if let Some(spec) = self.machine.check_spec(check) {
+                    tracing::info!(check.name = %spec.name, ready, "signal set");
+                }
+                self.apply(Event::CheckCompleted {
+                    check,
+                    outcome,
+                    latency: Duration::ZERO,
+                    at,
+                });
+            }
+            Message::DrainRequested => self.apply(Event::DrainRequested { at }),
+        }
+    }
+
+    fn apply(&mut self, event: Event) {
+        let effects = self.machine.apply(event);
+        self.published
+            .store_verbose(Arc::new(self.machine.verbose()));
+        for effect in effects {
+            match effect {
+                Effect::Transition(transition) => {
+                    let from = transition.from.as_str();
+                    let to = transition.to.as_str();
+                    let seq = transition.seq;
+                    let reason = transition.reason.as_str();
+                    match transition.to {
+                        GateState::Ready | GateState::Degraded | GateState::Draining => {
+                            tracing::info!(from, to, seq, reason, "readiness state changed")
+                        }
+                        GateState::Starting | GateState::NotReady => tracing::warn!(
+                            from,
+                            to,
+                            seq,
+                            reason,
+                            "readiness state changed; new clients are held until it recovers"
+                        ),
+                        GateState::Failed => tracing::error!(
+                            from,
+                            to,
+                            seq,
+                            reason,
+                            "startup missed its deadline; checks keep running and a later success still leads to ready"
+                        ),
+                    }
+                }
+                Effect::Publish(snapshot) => {
+                    let snapshot = Arc::new(snapshot);
+                    // The ArcSwap goes first so that a task woken by the
+                    // watch channel never reads an older snapshot from it.
+                    self.published.store_snapshot(Arc::clone(&snapshot));
+                    self.snapshot_tx.send_replace(snapshot);
+                }
+            }
+        }
+    }
+}
