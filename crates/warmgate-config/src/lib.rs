@@ -1,1 +1,26 @@
-//! placeholder
+//! The warmgate config file: TOML in, a checked [`Config`] out.
+//!
+//! This crate owns the file's shape, its defaults, its rules, and errors that
+//! name the file, the key, the bad value and what was expected. It does not
+//! run anything: the engine turns [`Config::plan`] into a running machine and
+//! the probes crate turns each [`ProbeConfig`] into a probe.
+//!
+//! Reading order: `model` is what callers get; `raw` and `values` are the
+//! file as deserialized; `validate` applies defaults and rules; `describe`
+//! prints a config back for `warmgate check-config`; `error` words every
+//! failure.
+
+#![forbid(unsafe_code)]
+
+mod describe;
+mod error;
+mod model;
+mod raw;
+mod validate;
+mod values;
+
+pub use self::error::{ConfigError, Location};
+pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};
+
+#[cfg(test)]
+mod tests;

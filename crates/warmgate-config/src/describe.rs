@@ -1,0 +1,74 @@
+//! A config written back for people, for `warmgate check-config FILE`.
+//!
+//! The summary uses the file's own key names, so a reader can find each
+//! setting in the file, and shows every default that was filled in.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::{CheckConfig, Config, ProbeConfig};
+
+impl Config {
+    /// A multi-line summary: the listeners, the gate settings, then each phase
+    /// and its checks with kind, target, required or optional, timeout,
+    /// interval and thresholds.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail, so the results are ignored.
+        let _ = writeln!(text, "config {}", self.source);
+        let _ = writeln!(text, "  listen = {}", self.listen);
+        let _ = writeln!(text, "  admin_listen = {}", self.admin_listen);
+        let _ = writeln!(text, "gate");
+        let _ = writeln!(
+            text,
+            "  startup_deadline = {}",
+            human(self.gate.startup_deadline)
+        );
+        let _ = writeln!(text, "  retry_cap = {}", human(self.gate.retry_cap));
+        if self.phases.is_empty() {
+            let _ = writeln!(text, "no phases: the gate is ready as soon as it starts");
+        }
+        for (phase_index, phase) in self.phases.iter().enumerate() {
+            let n_checks = match phase.checks.len() {
+                0 => "no checks".to_owned(),
+                1 => "1 check".to_owned(),
+                n => format!("{n} checks"),
+            };
+            let _ = writeln!(
+                text,
+                "phase {} of {} {:?} ({n_checks})",
+                phase_index + 1,
+                self.phases.len(),
+                phase.name
+            );
+            for check in &phase.checks {
+                let _ = writeln!(text, "  {}", describe_check(check));
+            }
+        }
+        text
+    }
+}
+
+fn describe_check(check: &CheckConfig) -> String {
+    let target = match &check.probe {
+        ProbeConfig::Tcp { addr } => format!("tcp {addr}"),
+        ProbeConfig::Signal => "signal".to_owned(),
+    };
+    format!(
+        "check {:?}: {target}, {}, timeout {}, interval {}, failure_threshold {}, success_threshold {}",
+        check.name,
+        if check.required {
+            "required"
+        } else {
+            "optional"
+        },
+        human(check.timeout),
+        human(check.interval),
+        check.failure_threshold,
+        check.success_threshold,
+    )
+}
+
+fn human(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}

@@ -1,0 +1,201 @@
+//! The typed configuration that the rest of warmgate reads, and its entry
+//! points: reading a file, the embedded default, and the core [`Plan`].
+//!
+//! A [`Config`] that came from [`Config::from_file`] or
+//! [`Config::from_toml_str`] has passed every rule, so turning it into a plan
+//! cannot fail. This module does not parse or check anything itself: see the
+//! `raw`, `values` and `validate` modules.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use warmgate_core::{CheckSpec, PhaseSpec, Plan, PlanError};
+
+use crate::error::Origin;
+use crate::values::ProbeKind;
+use crate::{ConfigError, raw, validate};
+
+/// The whole config file, with every default filled in.
+///
+/// Invariant, for a config that came from this crate: phase names are unique,
+/// check names are unique across all phases, no name is empty, every
+/// threshold is at least 1 and every duration is greater than zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where the config came from: the file path as given, or
+    /// `<embedded default>`.
+    pub source: String,
+    /// The public listener for WebSocket clients. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The admin listener for probes and signals. Default `127.0.0.1:9090`.
+    pub admin_listen: SocketAddr,
+    pub gate: GateConfig,
+    /// The startup phases, in reporting order.
+    pub phases: Vec<PhaseConfig>,
+}
+
+/// The `[gate]` table: how the gate as a whole behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateConfig {
+    /// How long startup may take before the gate is `failed`. Default 60s.
+    pub startup_deadline: Duration,
+    /// The longest wait between retries of a check that is not passing.
+    /// Default 100ms.
+    pub retry_cap: Duration,
+}
+
+/// One `[[phase]]`: a named group of checks, reported together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhaseConfig {
+    pub name: String,
+    /// May be empty.
+    pub checks: Vec<CheckConfig>,
+}
+
+/// One `[[phase.check]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckConfig {
+    pub name: String,
+    /// A required check blocks readiness; an optional one only degrades it.
+    /// Default true.
+    pub required: bool,
+    /// How long one attempt may take. Default 1s.
+    pub timeout: Duration,
+    /// How long to wait between attempts while the check passes. Default 2s.
+    pub interval: Duration,
+    /// Failures in a row that turn a passing check to failing. Default 3, or
+    /// 1 for kind `signal`.
+    pub failure_threshold: u32,
+    /// Successes in a row that turn a failing check to passing. Default 1.
+    pub success_threshold: u32,
+    /// What is checked, and how.
+    pub probe: ProbeConfig,
+}
+
+/// The kind of a check and the settings only that kind has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProbeConfig {
+    /// Passes when a TCP connection to `addr` opens.
+    Tcp {
+        /// `host:port`; the host may be a DNS name, an IPv4 address or a
+        /// bracketed IPv6 address, and the port is from 1 to 65535.
+        addr: String,
+    },
+    /// Passes when the process itself reports it (for example, once the
+    /// public listener is bound).
+    Signal,
+}
+
+// === impl Config ===
+
+impl Config {
+    pub(crate) const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+    pub(crate) const DEFAULT_ADMIN_LISTEN: SocketAddr =
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
+
+    /// The name that [`Config::embedded_default`] gives as its source.
+    const EMBEDDED_DEFAULT_SOURCE: &str = "<embedded default>";
+    const EMBEDDED_DEFAULT_TOML: &str = include_str!("default.toml");
+
+    /// Reads and checks a config file. `source` becomes the path as given.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            file: file.clone(),
+            error,
+        })?;
+        Self::from_toml_str(&text, &file)
+    }
+
+    /// Parses and checks config text. `source` names it in errors and in
+    /// [`Config::source`].
+    pub fn from_toml_str(text: &str, source: &str) -> Result<Config, ConfigError> {
+        let origin = Origin { file: source, text };
+        let raw = raw::parse(&origin)?;
+        let config = validate::config(raw, &origin)?;
+        // The rules above include every rule of the core plan, so this only
+        // fails if the core gains a rule that this crate does not yet check.
+        // Refusing the file then is better than a panic in `plan()`.
+        config
+            .try_plan()
+            .map_err(|error| origin.invalid("phase", &error.to_string(), None))?;
+        Ok(config)
+    }
+
+    /// The config built into the binary: one `integration` phase holding the
+    /// `http_listener` signal, so it needs no outside service and is ready as
+    /// soon as the public listener is bound.
+    pub fn embedded_default() -> Config {
+        Self::from_toml_str(Self::EMBEDDED_DEFAULT_TOML, Self::EMBEDDED_DEFAULT_SOURCE)
+            .expect("the embedded default.toml is valid: a unit test parses it")
+    }
+
+    /// The phases and checks as the core machine's plan.
+    ///
+    /// # Panics
+    ///
+    /// Only if the public fields were edited by hand to break the invariant
+    /// stated on [`Config`]; a config from this crate never panics here.
+    pub fn plan(&self) -> Plan {
+        self.try_plan()
+            .expect("a config from this crate follows every plan rule: from_toml_str checked it")
+    }
+
+    fn try_plan(&self) -> Result<Plan, PlanError> {
+        let phases = self
+            .phases
+            .iter()
+            .map(|phase| PhaseSpec {
+                name: phase.name.clone(),
+                checks: phase
+                    .checks
+                    .iter()
+                    .map(|check| CheckSpec {
+                        name: check.name.clone(),
+                        kind: check.probe.kind().to_owned(),
+                        required: check.required,
+                        failure_threshold: check.failure_threshold,
+                        success_threshold: check.success_threshold,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Plan::new(phases, self.gate.startup_deadline)
+    }
+}
+
+// === impl GateConfig ===
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        Self {
+            startup_deadline: Duration::from_secs(60),
+            retry_cap: Duration::from_millis(100),
+        }
+    }
+}
+
+// === impl CheckConfig ===
+
+impl CheckConfig {
+    pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+    pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+    pub(crate) const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
+}
+
+// === impl ProbeConfig ===
+
+impl ProbeConfig {
+    /// The kind's name as written in the file and reported in snapshots:
+    /// `tcp` or `signal`.
+    pub fn kind(&self) -> &'static str {
+        let kind = match self {
+            ProbeConfig::Tcp { .. } => ProbeKind::Tcp,
+            ProbeConfig::Signal => ProbeKind::Signal,
+        };
+        kind.name()
+    }
+}

@@ -1,0 +1,143 @@
+//! The file as serde sees it: one struct per TOML table, every key optional.
+//!
+//! These structs mirror the file's shape and nothing more. Unknown keys are
+//! refused here (`deny_unknown_fields`), and single values are checked by the
+//! types in `values`; defaults and rules across keys are applied afterwards by
+//! `validate`, which knows each item's key path. Checks are flat rather than an
+//! enum tagged by `kind`, because serde buffers a tagged enum and loses the
+//! spans that locate errors. A new kind adds its keys here as more optional
+//! fields, and lists them in [`RawCheck::kind_specific_keys`].
+//!
+//! To add a section such as `[telemetry]`, add a `Raw*` struct and an
+//! optional field on [`RawConfig`]; to add a key to `[gate]`, add a field to
+//! [`RawGate`].
+
+use std::ops::Range;
+
+use serde::Deserialize;
+use serde_path_to_error::Segment;
+use toml::Spanned;
+
+use crate::ConfigError;
+use crate::error::Origin;
+use crate::values::{ListenAddress, Name, NonZeroDuration, ProbeKind, TcpTarget, Threshold};
+
+/// The top level of the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) listen: Option<Spanned<ListenAddress>>,
+    pub(crate) admin_listen: Option<Spanned<ListenAddress>>,
+    #[serde(default)]
+    pub(crate) gate: RawGate,
+    #[serde(default)]
+    pub(crate) phase: Vec<Spanned<RawPhase>>,
+}
+
+/// The `[gate]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table of gate settings")]
+pub(crate) struct RawGate {
+    pub(crate) startup_deadline: Option<NonZeroDuration>,
+    pub(crate) retry_cap: Option<NonZeroDuration>,
+}
+
+/// One `[[phase]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a phase table with a name and checks"
+)]
+pub(crate) struct RawPhase {
+    pub(crate) name: Option<Spanned<Name>>,
+    #[serde(default)]
+    pub(crate) check: Vec<Spanned<RawCheck>>,
+}
+
+/// One `[[phase.check]]` table: the keys every kind shares, then the keys
+/// that only some kinds use.
+#[derive(Debug, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a check table with a name and a kind"
+)]
+pub(crate) struct RawCheck {
+    pub(crate) name: Option<Spanned<Name>>,
+    pub(crate) kind: Option<Spanned<ProbeKind>>,
+    pub(crate) required: Option<bool>,
+    pub(crate) timeout: Option<NonZeroDuration>,
+    pub(crate) interval: Option<NonZeroDuration>,
+    pub(crate) failure_threshold: Option<Threshold>,
+    pub(crate) success_threshold: Option<Threshold>,
+
+    // Kind-specific keys. Each appears in some kind's `ProbeKind::keys`.
+    pub(crate) addr: Option<Spanned<TcpTarget>>,
+}
+
+// === impl RawCheck ===
+
+impl RawCheck {
+    /// The kind-specific keys that are present, with where they are.
+    pub(crate) fn kind_specific_keys(&self) -> Vec<(&'static str, Range<usize>)> {
+        [("addr", self.addr.as_ref().map(Spanned::span))]
+            .into_iter()
+            .filter_map(|(key, span)| Some((key, span?)))
+            .collect()
+    }
+}
+
+// === parsing ===
+
+/// Parses the text into the raw structs, turning toml and serde errors into
+/// [`ConfigError`]s that carry the key path and location.
+pub(crate) fn parse(origin: &Origin<'_>) -> Result<RawConfig, ConfigError> {
+    let deserializer = toml::Deserializer::parse(origin.text)
+        .map_err(|error| origin.syntax(error.message(), error.span()))?;
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let key = key_path(error.path());
+        let inner = error.inner();
+        // serde speaks of fields; a TOML file has keys.
+        let message = match inner.message().strip_prefix("unknown field ") {
+            Some(rest) => format!("unknown key {rest}"),
+            None => inner.message().to_owned(),
+        };
+        origin.invalid(&key, &message, inner.span())
+    })
+}
+
+/// Writes a serde path the way the file's keys read: `phase[0].check[1].addr`.
+/// The segments that `toml::Spanned` adds internally are dropped, and a key
+/// that is not a bare TOML key is quoted.
+fn key_path(path: &serde_path_to_error::Path) -> String {
+    let mut text = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => text.push_str(&format!("[{index}]")),
+            Segment::Map { key } if key.starts_with("$__serde_spanned_private") => {}
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !text.is_empty() {
+                    text.push('.');
+                }
+                text.push_str(&toml_key(key));
+            }
+            Segment::Unknown => text.push_str(".?"),
+        }
+    }
+    if text.is_empty() {
+        text.push_str("(top level)");
+    }
+    text
+}
+
+/// A key as it would be written in TOML: bare when it can be, quoted if not.
+pub(crate) fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if bare {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
+}

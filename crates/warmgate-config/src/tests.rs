@@ -1,0 +1,640 @@
+//! Unit tests: the embedded default, defaults, every rule and its message,
+//! and a property test that no input panics.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use crate::{CheckConfig, Config, ConfigError, GateConfig, Location, PhaseConfig, ProbeConfig};
+
+fn parse(text: &str) -> Config {
+    match Config::from_toml_str(text, "test.toml") {
+        Ok(config) => config,
+        Err(error) => panic!("expected {text:?} to parse, got: {error}"),
+    }
+}
+
+fn error(text: &str) -> String {
+    match Config::from_toml_str(text, "test.toml") {
+        Ok(config) => panic!("expected {text:?} to be refused, got {config:?}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+/// A file with one phase holding one check made of `keys`.
+fn one_check(keys: &str) -> String {
+    format!("[[phase]]\nname = \"p\"\n\n[[phase.check]]\nname = \"c\"\n{keys}\n")
+}
+
+const EXAMPLE: &str = r#"listen = "0.0.0.0:8080"
+admin_listen = "127.0.0.1:9091"
+
+[gate]
+startup_deadline = "30s"
+retry_cap = "250ms"
+
+[[phase]]
+name = "dependencies"
+
+[[phase.check]]
+name = "database"
+kind = "tcp"                # tcp | signal
+addr = "127.0.0.1:5432"
+required = true
+timeout = "1s"
+interval = "2s"
+failure_threshold = 3
+success_threshold = 1
+
+[[phase.check]]
+name = "redis"
+kind = "tcp"
+addr = "cache.internal:6379"
+required = false
+timeout = "500ms"
+interval = "1m"
+failure_threshold = 5
+success_threshold = 2
+
+[[phase]]
+name = "services"
+
+[[phase.check]]
+name = "agent_supervisor"
+kind = "signal"
+
+[[phase]]
+name = "later"
+"#;
+
+// === the embedded default ===
+
+#[test]
+fn embedded_default_parses_to_one_signal_check() {
+    let config = Config::embedded_default();
+    assert_eq!(
+        config,
+        Config {
+            source: "<embedded default>".to_owned(),
+            listen: "127.0.0.1:8080".parse().unwrap(),
+            admin_listen: "127.0.0.1:9090".parse().unwrap(),
+            gate: GateConfig::default(),
+            phases: vec![PhaseConfig {
+                name: "integration".to_owned(),
+                checks: vec![CheckConfig {
+                    name: "http_listener".to_owned(),
+                    required: true,
+                    timeout: Duration::from_secs(1),
+                    interval: Duration::from_secs(2),
+                    failure_threshold: 1,
+                    success_threshold: 1,
+                    probe: ProbeConfig::Signal,
+                }],
+            }],
+        }
+    );
+    let plan = config.plan();
+    assert_eq!(plan.n_checks(), 1);
+    assert_eq!(plan.phases()[0].checks[0].kind, "signal");
+}
+
+#[test]
+fn embedded_default_reads_from_file_too() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/default.toml");
+    let config = Config::from_file(&path).unwrap();
+    assert_eq!(config.source, path.display().to_string());
+    assert_eq!(config.phases, Config::embedded_default().phases);
+}
+
+// === parsing and defaults ===
+
+#[test]
+fn full_example_parses_with_every_value() {
+    let config = parse(EXAMPLE);
+    assert_eq!(config.source, "test.toml");
+    assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(config.admin_listen, "127.0.0.1:9091".parse().unwrap());
+    assert_eq!(
+        config.gate,
+        GateConfig {
+            startup_deadline: Duration::from_secs(30),
+            retry_cap: Duration::from_millis(250),
+        }
+    );
+    let names: Vec<_> = config
+        .phases
+        .iter()
+        .map(|phase| phase.name.as_str())
+        .collect();
+    assert_eq!(names, ["dependencies", "services", "later"]);
+    assert!(config.phases[2].checks.is_empty());
+    assert_eq!(
+        config.phases[0].checks[1],
+        CheckConfig {
+            name: "redis".to_owned(),
+            required: false,
+            timeout: Duration::from_millis(500),
+            interval: Duration::from_secs(60),
+            failure_threshold: 5,
+            success_threshold: 2,
+            probe: ProbeConfig::Tcp {
+                addr: "cache.internal:6379".to_owned()
+            },
+        }
+    );
+}
+
+#[test]
+fn plan_carries_names_kinds_and_thresholds() {
+    let plan = parse(EXAMPLE).plan();
+    assert_eq!(plan.startup_deadline(), Duration::from_secs(30));
+    let checks: Vec<_> = plan
+        .checks()
+        .map(|(phase, check)| {
+            (
+                phase,
+                check.name.as_str(),
+                check.kind.as_str(),
+                check.required,
+                check.failure_threshold,
+                check.success_threshold,
+            )
+        })
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            (0, "database", "tcp", true, 3, 1),
+            (0, "redis", "tcp", false, 5, 2),
+            (1, "agent_supervisor", "signal", true, 1, 1),
+        ]
+    );
+}
+
+#[test]
+fn empty_file_takes_every_default() {
+    let config = parse("");
+    assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.admin_listen, "127.0.0.1:9090".parse().unwrap());
+    assert_eq!(config.gate.startup_deadline, Duration::from_secs(60));
+    assert_eq!(config.gate.retry_cap, Duration::from_millis(100));
+    assert!(config.phases.is_empty());
+    assert_eq!(config.plan().n_checks(), 0);
+}
+
+#[test]
+fn check_defaults_depend_on_kind() {
+    let tcp = &parse(&one_check("kind = \"tcp\"\naddr = \"db:5432\"")).phases[0].checks[0];
+    assert_eq!(
+        (tcp.required, tcp.timeout, tcp.interval),
+        (true, Duration::from_secs(1), Duration::from_secs(2))
+    );
+    assert_eq!((tcp.failure_threshold, tcp.success_threshold), (3, 1));
+    let signal = &parse(&one_check("kind = \"signal\"")).phases[0].checks[0];
+    assert_eq!((signal.failure_threshold, signal.success_threshold), (1, 1));
+}
+
+#[test]
+fn phase_without_checks_is_allowed() {
+    let config = parse("[[phase]]\nname = \"empty\"\n");
+    assert!(config.phases[0].checks.is_empty());
+}
+
+#[test]
+fn inline_tables_parse_like_headers() {
+    let config = parse(
+        r#"phase = [{ name = "p", check = [{ name = "c", kind = "tcp", addr = "[::1]:5432" }] }]"#,
+    );
+    assert_eq!(
+        config.phases[0].checks[0].probe,
+        ProbeConfig::Tcp {
+            addr: "[::1]:5432".to_owned()
+        }
+    );
+}
+
+#[test]
+fn durations_are_read_by_humantime() {
+    let config = parse("[gate]\nstartup_deadline = \"1m 30s\"\nretry_cap = \"2ms\"\n");
+    assert_eq!(config.gate.startup_deadline, Duration::from_secs(90));
+    assert_eq!(config.gate.retry_cap, Duration::from_millis(2));
+}
+
+#[test]
+fn tcp_addresses_may_be_names_or_ip_addresses() {
+    for addr in [
+        "127.0.0.1:5432",
+        "db.internal:5432",
+        "localhost:1",
+        "[::1]:65535",
+    ] {
+        let config = parse(&one_check(&format!("kind = \"tcp\"\naddr = \"{addr}\"")));
+        assert_eq!(
+            config.phases[0].checks[0].probe,
+            ProbeConfig::Tcp {
+                addr: addr.to_owned()
+            }
+        );
+    }
+}
+
+#[test]
+fn listeners_may_share_port_zero() {
+    let config = parse("listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n");
+    assert_eq!(config.listen, config.admin_listen);
+}
+
+// === errors: the exact wording ===
+
+#[test]
+fn bad_duration_names_file_key_value_expectation_and_location() {
+    let text = r#"[[phase]]
+name = "dependencies"
+
+[[phase.check]]
+name = "database"
+kind = "tcp"
+addr = "127.0.0.1:5432"
+
+[[phase.check]]
+name = "cache"
+kind = "tcp"
+timeout = "5x"
+"#;
+    let error = Config::from_toml_str(text, "examples/chat.toml").unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"examples/chat.toml: phase[0].check[1].timeout: invalid duration "5x", expected a duration such as "250ms" or "5s" (line 12, column 11)"#
+    );
+    match error {
+        ConfigError::Invalid { key, location, .. } => {
+            assert_eq!(key, "phase[0].check[1].timeout");
+            assert_eq!(
+                location,
+                Some(Location {
+                    line: 12,
+                    column: 11
+                })
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_key_lists_expected_keys() {
+    assert_eq!(
+        error(&one_check("kind = \"tcp\"\ntmeout = \"1s\"")),
+        "test.toml: phase[0].check[0].tmeout: unknown key `tmeout`, expected one of `name`, `kind`, `required`, `timeout`, `interval`, `failure_threshold`, `success_threshold`, `addr` (line 7, column 1)"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_in_every_table() {
+    assert_eq!(
+        error("listen = \"127.0.0.1:1\"\nlisten_port = 1\n"),
+        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase` (line 2, column 1)"
+    );
+    assert_eq!(
+        error("[gate]\nhold_timeout = \"1s\"\n"),
+        "test.toml: gate.hold_timeout: unknown key `hold_timeout`, expected `startup_deadline` or `retry_cap` (line 2, column 1)"
+    );
+    assert!(error("[[phase]]\nname = \"p\"\nchecks = []\n").starts_with(
+        "test.toml: phase[0].checks: unknown key `checks`, expected `name` or `check`"
+    ));
+    assert!(error("[telemetry]\n").starts_with("test.toml: telemetry: unknown key `telemetry`"));
+}
+
+#[test]
+fn odd_keys_are_quoted_and_kept_on_one_line() {
+    let message = error("\"two\\nlines\" = 1\n");
+    assert!(
+        message.starts_with(r#"test.toml: "two\nlines": unknown key `two\nlines`"#),
+        "{message}"
+    );
+}
+
+#[test]
+fn unknown_kind_lists_the_kinds() {
+    assert_eq!(
+        error(&one_check("kind = \"postgres\"")),
+        r#"test.toml: phase[0].check[0].kind: unknown kind "postgres", expected "tcp" or "signal" (line 6, column 8)"#
+    );
+}
+
+#[test]
+fn wrong_types_say_what_was_expected() {
+    assert_eq!(
+        error(&one_check("kind = \"signal\"\ntimeout = 5")),
+        r#"test.toml: phase[0].check[0].timeout: invalid type: integer `5`, expected a duration such as "250ms" or "5s" (line 7, column 11)"#
+    );
+    assert_eq!(
+        error(&one_check("kind = \"signal\"\nrequired = \"yes\"")),
+        r#"test.toml: phase[0].check[0].required: invalid type: string "yes", expected a boolean (line 7, column 12)"#
+    );
+    assert!(error(&one_check("kind = 1")).contains(r#"expected a check kind: "tcp" or "signal""#));
+    assert!(
+        error("[gate]\nretry_cap = [1]\n")
+            .starts_with("test.toml: gate.retry_cap: invalid type: sequence")
+    );
+    assert!(error("gate = 1\n").contains("expected a table of gate settings"));
+    assert!(error("phase = 1\n").starts_with("test.toml: phase: invalid type: integer `1`"));
+}
+
+#[test]
+fn syntax_errors_say_where() {
+    assert_eq!(
+        error("listen = \"127.0.0.1:1\"\nlisten = \"127.0.0.1:2\"\n"),
+        "test.toml: invalid TOML: duplicate key (line 2, column 1)"
+    );
+    let message = error("[[phase]\n");
+    assert!(
+        message.starts_with("test.toml: invalid TOML: "),
+        "{message}"
+    );
+    assert!(message.ends_with("(line 1, column 9)"), "{message}");
+}
+
+// === errors: values ===
+
+#[test]
+fn bad_socket_addresses_are_refused() {
+    assert_eq!(
+        error("listen = \"localhost:8080\"\n"),
+        r#"test.toml: listen: invalid socket address "localhost:8080", expected an IP address and port such as "127.0.0.1:8080" (line 1, column 10)"#
+    );
+    assert!(
+        error("admin_listen = \"127.0.0.1\"\n").starts_with(
+            r#"test.toml: admin_listen: invalid socket address "127.0.0.1", expected"#
+        )
+    );
+}
+
+#[test]
+fn listeners_must_differ() {
+    assert_eq!(
+        error("listen = \"127.0.0.1:9090\"\n"),
+        r#"test.toml: admin_listen: address "127.0.0.1:9090" is also the `listen` address, expected a different address or port for the admin listener (line 1, column 10)"#
+    );
+}
+
+#[test]
+fn zero_durations_are_refused() {
+    for key in ["timeout", "interval"] {
+        assert_eq!(
+            error(&one_check(&format!("kind = \"signal\"\n{key} = \"0s\""))),
+            format!(
+                r#"test.toml: phase[0].check[0].{key}: invalid duration "0s", expected a duration greater than zero such as "250ms" or "5s" (line 7, column {})"#,
+                key.len() + 4
+            )
+        );
+    }
+    for key in ["retry_cap", "startup_deadline"] {
+        let message = error(&format!("[gate]\n{key} = \"0ms\"\n"));
+        assert!(
+            message.starts_with(&format!("test.toml: gate.{key}: invalid duration \"0ms\", expected a duration greater than zero")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn unparsable_durations_are_refused() {
+    for text in ["", "5", "-1s", "1 fortnight", "99999999999999999999999s"] {
+        let message = error(&format!("[gate]\nretry_cap = {text:?}\n"));
+        assert!(
+            message.starts_with(&format!(
+                "test.toml: gate.retry_cap: invalid duration {text:?}"
+            )),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn thresholds_must_be_at_least_one() {
+    for key in ["failure_threshold", "success_threshold"] {
+        for value in ["0", "-1", "4294967296"] {
+            let message = error(&one_check(&format!("kind = \"signal\"\n{key} = {value}")));
+            assert_eq!(
+                message,
+                format!(
+                    "test.toml: phase[0].check[0].{key}: invalid threshold {value}, expected a whole number from 1 to 4294967295 (line 7, column {})",
+                    key.len() + 4
+                )
+            );
+        }
+    }
+    assert!(
+        error(&one_check("kind = \"signal\"\nfailure_threshold = \"3\"")).contains(
+            r#"invalid type: string "3", expected a whole number of at least 1, such as 3"#
+        )
+    );
+}
+
+#[test]
+fn bad_tcp_addresses_say_why() {
+    for (addr, why) in [
+        ("db", "no port"),
+        (":5432", "no host"),
+        ("db:", "the port is not a number from 1 to 65535"),
+        ("db:0", "the port is not a number from 1 to 65535"),
+        ("db:65536", "the port is not a number from 1 to 65535"),
+        ("db:http", "the port is not a number from 1 to 65535"),
+        (
+            "::1:5432",
+            r#"an IPv6 host must be a valid address in brackets, as in "[::1]:5432""#,
+        ),
+        (
+            "[nope]:5432",
+            r#"an IPv6 host must be a valid address in brackets, as in "[::1]:5432""#,
+        ),
+    ] {
+        assert_eq!(
+            error(&one_check(&format!("kind = \"tcp\"\naddr = {addr:?}"))),
+            format!(
+                r#"test.toml: phase[0].check[0].addr: invalid address {addr:?} ({why}), expected a host and port such as "127.0.0.1:5432" or "db.internal:5432" (line 7, column 8)"#
+            )
+        );
+    }
+}
+
+#[test]
+fn empty_names_are_refused() {
+    assert_eq!(
+        error("[[phase]]\nname = \"\"\n"),
+        r#"test.toml: phase[0].name: invalid name "", expected a non-empty name such as "database" (line 2, column 8)"#
+    );
+    assert!(
+        error(&one_check("kind = \"signal\"").replace("name = \"c\"", "name = \"  \""))
+            .starts_with(r#"test.toml: phase[0].check[0].name: invalid name "  ""#)
+    );
+}
+
+// === errors: rules across keys ===
+
+#[test]
+fn missing_required_keys_are_named() {
+    assert_eq!(
+        error("[[phase]]\n"),
+        "test.toml: phase[0].name: missing key `name`, expected a name for this phase (line 1, column 1)"
+    );
+    assert_eq!(
+        error("[[phase]]\nname = \"p\"\n[[phase.check]]\nkind = \"signal\"\n"),
+        "test.toml: phase[0].check[0].name: missing key `name`, expected a name for this check (line 3, column 1)"
+    );
+    assert_eq!(
+        error(&one_check("")),
+        r#"test.toml: phase[0].check[0].kind: missing key `kind`, expected "tcp" or "signal" (line 4, column 1)"#
+    );
+}
+
+#[test]
+fn tcp_needs_addr() {
+    assert_eq!(
+        error(&one_check("kind = \"tcp\"")),
+        r#"test.toml: phase[0].check[0].addr: missing key `addr`, which kind `tcp` needs: expected a host and port such as "127.0.0.1:5432" (line 4, column 1)"#
+    );
+}
+
+#[test]
+fn signal_refuses_addr() {
+    assert_eq!(
+        error(&one_check("kind = \"signal\"\naddr = \"db:5432\"")),
+        "test.toml: phase[0].check[0].addr: key `addr` is not used by kind `signal`, expected only its keys (no kind-specific keys) (line 7, column 8)"
+    );
+}
+
+#[test]
+fn duplicate_check_names_name_both_places() {
+    let text = "[[phase]]\nname = \"a\"\n[[phase.check]]\nname = \"db\"\nkind = \"signal\"\n\
+                [[phase]]\nname = \"b\"\n[[phase.check]]\nname = \"db\"\nkind = \"signal\"\n";
+    assert_eq!(
+        error(text),
+        r#"test.toml: phase[1].check[0].name: duplicate check name "db" (already used at phase[0].check[0].name, line 4, column 8), expected check names to be unique across all phases (line 9, column 8)"#
+    );
+}
+
+#[test]
+fn duplicate_phase_names_name_both_places() {
+    assert_eq!(
+        error("[[phase]]\nname = \"a\"\n[[phase]]\nname = \"a\"\n"),
+        r#"test.toml: phase[1].name: duplicate phase name "a" (already used at phase[0].name, line 2, column 8), expected phase names to be unique (line 4, column 8)"#
+    );
+}
+
+#[test]
+fn a_phase_and_a_check_may_share_a_name() {
+    parse("[[phase]]\nname = \"db\"\n[[phase.check]]\nname = \"db\"\nkind = \"signal\"\n");
+}
+
+// === reading files ===
+
+#[test]
+fn unreadable_file_names_the_path_and_the_os_error() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("no/such/config.toml");
+    let error = Config::from_file(&path).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "{}: cannot read the config file: ",
+            path.display()
+        )),
+        "{message}"
+    );
+    assert!(matches!(
+        error,
+        ConfigError::Read { error, .. } if error.kind() == std::io::ErrorKind::NotFound
+    ));
+}
+
+// === describe ===
+
+#[test]
+fn describe_lists_listeners_gate_phases_and_checks() {
+    let description = parse(EXAMPLE).describe();
+    assert_eq!(
+        description,
+        r#"config test.toml
+  listen = 0.0.0.0:8080
+  admin_listen = 127.0.0.1:9091
+gate
+  startup_deadline = 30s
+  retry_cap = 250ms
+phase 1 of 3 "dependencies" (2 checks)
+  check "database": tcp 127.0.0.1:5432, required, timeout 1s, interval 2s, failure_threshold 3, success_threshold 1
+  check "redis": tcp cache.internal:6379, optional, timeout 500ms, interval 1m, failure_threshold 5, success_threshold 2
+phase 2 of 3 "services" (1 check)
+  check "agent_supervisor": signal, required, timeout 1s, interval 2s, failure_threshold 1, success_threshold 1
+phase 3 of 3 "later" (no checks)
+"#
+    );
+}
+
+#[test]
+fn describe_says_when_there_are_no_phases() {
+    assert!(parse("").describe().contains("no phases"));
+}
+
+// === no input panics ===
+
+/// Lines that look like config, so random files reach the rules and not only
+/// the TOML parser.
+const CONFIG_LIKE_LINES: &[&str] = &[
+    "[[phase]]",
+    "[[phase.check]]",
+    "[gate]",
+    "name = \"a\"",
+    "name = \"b\"",
+    "name = \"\"",
+    "kind = \"tcp\"",
+    "kind = \"signal\"",
+    "kind = \"x\"",
+    "addr = \"db:5432\"",
+    "addr = \"[::1]:\"",
+    "addr = \":\"",
+    "timeout = \"1s\"",
+    "interval = \"0s\"",
+    "retry_cap = \"18446744073709551616s\"",
+    "failure_threshold = 0",
+    "success_threshold = 9223372036854775807",
+    "required = false",
+    "listen = \"127.0.0.1:9090\"",
+    "admin_listen = \"[::]:0\"",
+    "phase = []",
+    "check = [{}]",
+    "\"é\u{0}\" = 1",
+    "é = \"\u{1F600}\"",
+];
+
+proptest! {
+    #[test]
+    fn arbitrary_text_never_panics(text in any::<String>()) {
+        if let Err(error) = Config::from_toml_str(&text, "fuzz.toml") {
+            let message = error.to_string();
+            prop_assert!(message.starts_with("fuzz.toml: "));
+            prop_assert!(!message.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn config_like_text_never_panics(
+        lines in proptest::collection::vec(proptest::sample::select(CONFIG_LIKE_LINES), 0..24)
+    ) {
+        let text = lines.join("\n");
+        match Config::from_toml_str(&text, "fuzz.toml") {
+            Ok(config) => {
+                let _ = config.plan();
+                let _ = config.describe();
+            }
+            Err(error) => {
+                let message = error.to_string();
+                prop_assert!(message.starts_with("fuzz.toml: "));
+                prop_assert!(!message.contains('\n'));
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! From the raw file to a [`Config`]: defaults, and the rules that span more
+//! than one key.
+//!
+//! Single values were already checked while deserializing (see `values`).
+//! What is left needs context: required keys, which kind uses which keys,
+//! unique names across the file, and distinct listeners. Each error names
+//! the key path of the item, such as `phase[1].check[0].addr`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use crate::error::Origin;
+use crate::raw::{RawCheck, RawConfig, RawGate, RawPhase};
+use crate::values::{KindNames, Name, ProbeKind};
+use crate::{CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig};
+
+/// Applies defaults and rules to the raw file.
+pub(crate) fn config(raw: RawConfig, origin: &Origin<'_>) -> Result<Config, ConfigError> {
+    let (listen, admin_listen) = listeners(&raw, origin)?;
+    let mut names = UniqueNames::default();
+    let phases = raw
+        .phase
+        .into_iter()
+        .enumerate()
+        .map(|(phase_index, phase)| {
+            self::phase(phase, &format!("phase[{phase_index}]"), origin, &mut names)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(Config {
+        source: origin.file.to_owned(),
+        listen,
+        admin_listen,
+        gate: gate(raw.gate),
+        phases,
+    })
+}
+
+/// The two listener addresses, which must differ: binding the same one twice
+/// would only fail later, at startup.
+fn listeners(
+    raw: &RawConfig,
+    origin: &Origin<'_>,
+) -> Result<(SocketAddr, SocketAddr), ConfigError> {
+    let listen = raw
+        .listen
+        .as_ref()
+        .map_or(Config::DEFAULT_LISTEN, |listen| listen.get_ref().0);
+    let admin_listen = raw
+        .admin_listen
+        .as_ref()
+        .map_or(Config::DEFAULT_ADMIN_LISTEN, |admin| admin.get_ref().0);
+    // Port 0 asks the OS for a free port, so two listeners on port 0 differ.
+    if listen == admin_listen && listen.port() != 0 {
+        let span = raw
+            .admin_listen
+            .as_ref()
+            .or(raw.listen.as_ref())
+            .map(Spanned::span);
+        return Err(origin.invalid(
+            "admin_listen",
+            &format!(
+                "address \"{listen}\" is also the `listen` address, expected a different address or port for the admin listener"
+            ),
+            span,
+        ));
+    }
+    Ok((listen, admin_listen))
+}
+
+fn gate(raw: RawGate) -> GateConfig {
+    let default = GateConfig::default();
+    GateConfig {
+        startup_deadline: raw
+            .startup_deadline
+            .map_or(default.startup_deadline, |deadline| deadline.0),
+        retry_cap: raw.retry_cap.map_or(default.retry_cap, |cap| cap.0),
+    }
+}
+
+fn phase(
+    raw: Spanned<RawPhase>,
+    path: &str,
+    origin: &Origin<'_>,
+    names: &mut UniqueNames,
+) -> Result<PhaseConfig, ConfigError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let name = required_name(raw.name, "phase", path, span, origin)?;
+    names.claim(&name, "phase", path, origin)?;
+    let checks = raw
+        .check
+        .into_iter()
+        .enumerate()
+        .map(|(check_index, check)| {
+            self::check(
+                check,
+                &format!("{path}.check[{check_index}]"),
+                origin,
+                names,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(PhaseConfig {
+        name: name.into_inner().0,
+        checks,
+    })
+}
+
+fn check(
+    raw: Spanned<RawCheck>,
+    path: &str,
+    origin: &Origin<'_>,
+    names: &mut UniqueNames,
+) -> Result<CheckConfig, ConfigError> {
+    let span = raw.span();
+    let mut raw = raw.into_inner();
+    let name = required_name(raw.name.take(), "check", path, span.clone(), origin)?;
+    names.claim(&name, "check", path, origin)?;
+    let Some(kind) = raw.kind.as_ref().map(|kind| *kind.get_ref()) else {
+        return Err(origin.invalid(
+            &format!("{path}.kind"),
+            &format!("missing key `kind`, expected {KindNames}"),
+            Some(span),
+        ));
+    };
+    let probe = probe(&raw, kind, path, span, origin)?;
+    Ok(CheckConfig {
+        name: name.into_inner().0,
+        required: raw.required.unwrap_or(true),
+        timeout: raw.timeout.map_or(CheckConfig::DEFAULT_TIMEOUT, |t| t.0),
+        interval: raw.interval.map_or(CheckConfig::DEFAULT_INTERVAL, |i| i.0),
+        failure_threshold: raw
+            .failure_threshold
+            .map_or(kind.default_failure_threshold(), |t| t.0),
+        success_threshold: raw
+            .success_threshold
+            .map_or(CheckConfig::DEFAULT_SUCCESS_THRESHOLD, |t| t.0),
+        probe,
+    })
+}
+
+/// Builds the probe of one kind from its keys, refusing keys it does not use.
+fn probe(
+    raw: &RawCheck,
+    kind: ProbeKind,
+    path: &str,
+    span: Range<usize>,
+    origin: &Origin<'_>,
+) -> Result<ProbeConfig, ConfigError> {
+    for (key, key_span) in raw.kind_specific_keys() {
+        if !kind.keys().contains(&key) {
+            let uses = match kind.keys() {
+                [] => "no kind-specific keys".to_owned(),
+                keys => keys
+                    .iter()
+                    .map(|key| format!("`{key}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            return Err(origin.invalid(
+                &format!("{path}.{key}"),
+                &format!(
+                    "key `{key}` is not used by kind `{}`, expected only its keys ({uses})",
+                    kind.name()
+                ),
+                Some(key_span),
+            ));
+        }
+    }
+    let missing = |key: &str, expected: &str| {
+        origin.invalid(
+            &format!("{path}.{key}"),
+            &format!(
+                "missing key `{key}`, which kind `{}` needs: expected {expected}",
+                kind.name()
+            ),
+            Some(span.clone()),
+        )
+    };
+    Ok(match kind {
+        ProbeKind::Tcp => ProbeConfig::Tcp {
+            addr: raw
+                .addr
+                .as_ref()
+                .ok_or_else(|| missing("addr", "a host and port such as \"127.0.0.1:5432\""))?
+                .get_ref()
+                .0
+                .clone(),
+        },
+        ProbeKind::Signal => ProbeConfig::Signal,
+    })
+}
+
+fn required_name(
+    name: Option<Spanned<Name>>,
+    what: &str,
+    path: &str,
+    span: Range<usize>,
+    origin: &Origin<'_>,
+) -> Result<Spanned<Name>, ConfigError> {
+    name.ok_or_else(|| {
+        origin.invalid(
+            &format!("{path}.name"),
+            &format!("missing key `name`, expected a name for this {what}"),
+            Some(span),
+        )
+    })
+}
+
+/// The names seen so far, with where each was first used. Phases and checks
+/// have separate namespaces, as in the core plan.
+#[derive(Debug, Default)]
+struct UniqueNames {
+    first_use: HashMap<(&'static str, String), (String, Range<usize>)>,
+}
+
+impl UniqueNames {
+    fn claim(
+        &mut self,
+        name: &Spanned<Name>,
+        what: &'static str,
+        path: &str,
+        origin: &Origin<'_>,
+    ) -> Result<(), ConfigError> {
+        let text = &name.get_ref().0;
+        if let Some((first_path, first_span)) = self.first_use.get(&(what, text.clone())) {
+            let first_at = match origin.locate(Some(first_span.clone())) {
+                Some(location) => format!(", {location}"),
+                None => String::new(),
+            };
+            return Err(origin.invalid(
+                &format!("{path}.name"),
+                &format!(
+                    "duplicate {what} name {text:?} (already used at {first_path}.name{first_at}), expected {what} names to be unique{}",
+                    if what == "check" { " across all phases" } else { "" }
+                ),
+                Some(name.span()),
+            ));
+        }
+        self.first_use
+            .insert((what, text.clone()), (path.to_owned(), name.span()));
+        Ok(())
+    }
+}

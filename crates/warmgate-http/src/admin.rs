@@ -1,0 +1,94 @@
+//! The admin endpoints: the verbose snapshot, signals and drain.
+//!
+//! The admin listener binds to loopback by default because the verbose
+//! snapshot carries error text that can name internal hosts.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+use warmgate_core::VerboseSnapshot;
+use warmgate_engine::{EngineError, ReadinessHandle};
+
+/// The routes of the admin listener.
+pub fn admin_router(handle: ReadinessHandle) -> Router {
+    Router::new()
+        .route("/readiness", get(verbose_readiness))
+        .route("/signals/{name}", post(set_signal))
+        .route("/drain", post(drain))
+        .with_state(handle)
+}
+
+/// An admin request that could not be carried out.
+#[derive(Debug)]
+enum AdminError {
+    BadBody(String),
+    Engine(EngineError),
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, error, message) = match self {
+            AdminError::BadBody(message) => (StatusCode::BAD_REQUEST, "invalid_body", message),
+            AdminError::Engine(error) => {
+                let status = match error {
+                    EngineError::UnknownCheck { .. } | EngineError::NotASignal { .. } => {
+                        StatusCode::NOT_FOUND
+                    }
+                    _ => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                (status, "signal_not_set", error.to_string())
+            }
+        };
+        (status, Json(json!({"error": error, "message": message}))).into_response()
+    }
+}
+
+async fn verbose_readiness(State(handle): State<ReadinessHandle>) -> Json<VerboseSnapshot> {
+    let mut verbose = VerboseSnapshot::clone(&handle.verbose());
+    verbose.elapsed = handle.elapsed();
+    Json(verbose)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignalBody {
+    ready: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The longest reason kept; longer ones are cut so a careless caller cannot
+/// bloat every snapshot.
+const MAX_REASON_CHARS: usize = 512;
+
+async fn set_signal(
+    State(handle): State<ReadinessHandle>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<StatusCode, AdminError> {
+    let body: SignalBody = serde_json::from_slice(&body).map_err(|error| {
+        AdminError::BadBody(format!(
+            "expected a JSON body like {{\"ready\":true,\"reason\":\"...\"}}: {error}"
+        ))
+    })?;
+    let reason = body
+        .reason
+        .map(|reason| reason.chars().take(MAX_REASON_CHARS).collect());
+    handle
+        .set_signal(&name, body.ready, reason)
+        .map_err(AdminError::Engine)?;
+    tracing::info!(check.name = %name, ready = body.ready, "signal set through the admin endpoint");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn drain(State(handle): State<ReadinessHandle>) -> Result<StatusCode, AdminError> {
+    tracing::warn!("drain requested through the admin endpoint; readiness turns to draining now");
+    handle.drain().map_err(AdminError::Engine)?;
+    Ok(StatusCode::ACCEPTED)
+}

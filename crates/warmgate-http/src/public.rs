@@ -1,0 +1,81 @@
+//! The public endpoints: probes, the snapshot, and its event stream.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use warmgate_core::Snapshot;
+use warmgate_engine::ReadinessHandle;
+
+use crate::events::readiness_events;
+
+/// The routes of the public listener. Later features (the WebSocket gate)
+/// merge their routes into this router.
+pub fn public_router(handle: ReadinessHandle) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/startupz", get(startupz))
+        .route("/readiness", get(readiness))
+        .route("/readiness/events", get(readiness_events))
+        .with_state(handle)
+}
+
+fn status_for(ok: bool) -> StatusCode {
+    if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// 200 while the engine's heartbeat is fresh. A stuck engine means the
+/// process should be restarted, which is what liveness failure asks for.
+async fn livez(State(handle): State<ReadinessHandle>) -> Response {
+    if handle.is_alive() {
+        (StatusCode::OK, Json(json!({"status": "alive"}))).into_response()
+    } else {
+        let heartbeat_age_ms = handle.heartbeat_age().as_millis() as u64;
+        tracing::error!(
+            heartbeat_age_ms,
+            "liveness failing: the readiness engine has not beaten its heartbeat; the orchestrator should restart this process"
+        );
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "stuck", "heartbeat_age_ms": heartbeat_age_ms})),
+        )
+            .into_response()
+    }
+}
+
+/// 200 when `ready` or `degraded`, otherwise 503.
+async fn readyz(State(handle): State<ReadinessHandle>) -> Response {
+    handle.with_current(|snapshot| {
+        let body = json!({
+            "state": snapshot.state,
+            "seq": snapshot.seq,
+            "pending": snapshot.pending,
+            "degraded": snapshot.degraded,
+        });
+        (status_for(snapshot.state.admits_traffic()), Json(body)).into_response()
+    })
+}
+
+/// 503 until the gate has been ready once, and while `failed`.
+async fn startupz(State(handle): State<ReadinessHandle>) -> Response {
+    handle.with_current(|snapshot| {
+        let started = snapshot.started();
+        let body = json!({"started": started, "state": snapshot.state, "seq": snapshot.seq});
+        (status_for(started), Json(body)).into_response()
+    })
+}
+
+/// The current public snapshot, with `elapsed_ms` as of this request.
+async fn readiness(State(handle): State<ReadinessHandle>) -> Json<Snapshot> {
+    let mut snapshot = Snapshot::clone(&handle.current());
+    snapshot.elapsed = handle.elapsed();
+    Json(snapshot)
+}

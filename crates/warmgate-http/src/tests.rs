@@ -1,0 +1,237 @@
+//! Endpoint tests: requests go through the routers without a socket, and
+//! wait on published snapshots, never on sleeps.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use warmgate_core::{CheckSpec, GateState, PhaseSpec, Plan};
+use warmgate_engine::{EngineBuilder, EngineSettings, ProbeSchedule, ReadinessHandle};
+use warmgate_probes::TcpProbe;
+
+use crate::{admin_router, public_router};
+
+/// dependencies: cache (tcp to a closed port, optional); services: agent (signal).
+async fn handle() -> ReadinessHandle {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = listener.local_addr().unwrap();
+    drop(listener);
+    let plan = Plan::new(
+        vec![
+            PhaseSpec {
+                name: "dependencies".into(),
+                checks: vec![CheckSpec::new("cache", "tcp").optional()],
+            },
+            PhaseSpec {
+                name: "services".into(),
+                checks: vec![CheckSpec::new("agent", "signal")],
+            },
+        ],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let schedule = ProbeSchedule {
+        timeout: Duration::from_secs(1),
+        interval: Duration::from_secs(2),
+    };
+    EngineBuilder::new(plan, EngineSettings::default())
+        .probe(
+            "cache",
+            schedule,
+            Box::new(TcpProbe::new(closed.to_string())),
+        )
+        .unwrap()
+        .signal("agent")
+        .unwrap()
+        .spawn()
+        .unwrap()
+}
+
+async fn call(router: &Router, method: Method, uri: &str, body: &str) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (status, json)
+}
+
+async fn wait_for_state(handle: &ReadinessHandle, state: GateState) {
+    let mut snapshot_rx = handle.subscribe();
+    snapshot_rx.wait_for(|s| s.state == state).await.unwrap();
+}
+
+#[tokio::test]
+async fn probes_follow_the_state() {
+    let handle = handle().await;
+    let public = public_router(handle.clone());
+    let admin = admin_router(handle.clone());
+
+    let (status, body) = call(&public, Method::GET, "/readyz", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["state"], "starting");
+    assert_eq!(body["seq"], handle.current().seq);
+    assert_eq!(body["pending"], serde_json::json!(["agent"]));
+    let (status, _) = call(&public, Method::GET, "/startupz", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, body) = call(&public, Method::GET, "/livez", "").await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, serde_json::json!({"status": "alive"}))
+    );
+
+    let (status, _) = call(&admin, Method::POST, "/signals/agent", r#"{"ready":true}"#).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // The optional cache is down, so the gate is degraded, which admits traffic.
+    wait_for_state(&handle, GateState::Degraded).await;
+    let (status, body) = call(&public, Method::GET, "/readyz", "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["degraded"], serde_json::json!(["cache"]));
+    let (status, _) = call(&public, Method::GET, "/startupz", "").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, _) = call(&admin, Method::POST, "/drain", "").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    wait_for_state(&handle, GateState::Draining).await;
+    let (status, body) = call(&public, Method::GET, "/readyz", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["state"], "draining");
+}
+
+#[tokio::test]
+async fn the_public_snapshot_hides_diagnostics_that_the_admin_one_shows() {
+    let handle = handle().await;
+    let mut snapshot_rx = handle.subscribe();
+    snapshot_rx
+        .wait_for(|s| s.degraded == ["cache"])
+        .await
+        .unwrap();
+    let (status, public) = call(
+        &public_router(handle.clone()),
+        Method::GET,
+        "/readiness",
+        "",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(public["state"], "starting");
+    assert_eq!(public["phase"], "services");
+    assert_eq!(public["checks"][0]["status"], "failing");
+    assert!(public["checks"][0].get("last_error").is_none());
+    assert!(public["checks"][0].get("last_latency_ms").is_none());
+
+    let (status, verbose) = call(&admin_router(handle), Method::GET, "/readiness", "").await;
+    assert_eq!(status, StatusCode::OK);
+    let cache = &verbose["checks"][0];
+    assert!(
+        cache["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("connection refused to 127.0.0.1:"),
+        "{cache}"
+    );
+    assert!(cache["last_latency_ms"].is_number());
+    assert!(cache["attempts"].as_u64().unwrap() >= 1);
+    assert!(cache["consecutive_failures"].as_u64().unwrap() >= 1);
+    assert_eq!(cache["consecutive_successes"], 0);
+}
+
+#[tokio::test]
+async fn signals_refuse_unknown_names_and_bad_bodies_with_a_message() {
+    let handle = handle().await;
+    let admin = admin_router(handle);
+    let (status, body) = call(&admin, Method::POST, "/signals/nope", r#"{"ready":true}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "no check named `nope` in the plan");
+    let (status, body) = call(&admin, Method::POST, "/signals/cache", r#"{"ready":true}"#).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["message"].as_str().unwrap().contains("not `signal`"));
+    for bad in [
+        "",
+        "{",
+        r#"{"ready":"yes"}"#,
+        r#"{"ready":true,"extra":1}"#,
+        r#"{}"#,
+    ] {
+        let (status, body) = call(&admin, Method::POST, "/signals/agent", bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["error"], "invalid_body");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("expected a JSON body")
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_event_stream_sends_the_current_snapshot_then_each_change_then_ends_at_drain() {
+    let handle = handle().await;
+    let request = Request::builder()
+        .uri("/readiness/events")
+        .body(Body::empty())
+        .unwrap();
+    let response = public_router(handle.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut frames = response.into_body().into_data_stream();
+    let mut next_event = async || {
+        let frame = frames.next().await.unwrap().unwrap();
+        String::from_utf8(frame.to_vec()).unwrap()
+    };
+
+    let first = next_event().await;
+    let seq = handle.current().seq;
+    assert!(first.starts_with("event: readiness\n"), "{first}");
+    assert!(first.contains(&format!("\nid: {seq}\n")), "{first}");
+    let data = first
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let snapshot: Value = serde_json::from_str(data).unwrap();
+    assert_eq!(snapshot["seq"], seq);
+
+    handle.set_signal("agent", true, None).unwrap();
+    let mut last_seq = seq;
+    loop {
+        let event = next_event().await;
+        let data = event
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .unwrap();
+        let snapshot: Value = serde_json::from_str(data).unwrap();
+        let seq = snapshot["seq"].as_u64().unwrap();
+        assert!(seq > last_seq, "ids increase: {seq} after {last_seq}");
+        last_seq = seq;
+        if snapshot["state"] == "degraded" || snapshot["state"] == "ready" {
+            break;
+        }
+    }
+    handle.drain().unwrap();
+    let event = next_event().await;
+    assert!(event.contains("\"state\":\"draining\""), "{event}");
+    assert!(
+        frames.next().await.is_none(),
+        "the stream ends after draining"
+    );
+}
