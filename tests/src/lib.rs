@@ -1,1 +1,342 @@
-//! placeholder
+//! Helpers for the end-to-end tests: start the real warmgate program as a
+//! child process, talk HTTP to it, and read its event stream.
+//!
+//! Every wait here waits on an event (a line printed, a frame received, a
+//! process exiting) and is bounded by [`PATIENCE`] only so that a broken
+//! build fails instead of hanging.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+
+/// The longest any single wait may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Awaits `future`, failing the test with `what` if it takes past
+/// [`PATIENCE`].
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(PATIENCE, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("gave up after {PATIENCE:?} waiting for {what}"),
+    }
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch_dir() -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "warmgate-test-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The path of the warmgate program built for these tests.
+///
+/// Cargo builds this package's binaries before its integration tests, next
+/// to the `deps` folder that holds the test executable. Nextest also says
+/// where it is through `CARGO_BIN_EXE_warmgate-e2e` at run time.
+pub fn program() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_warmgate-e2e") {
+        return PathBuf::from(path);
+    }
+    let test_executable = std::env::current_exe().unwrap();
+    let profile_dir = test_executable.parent().unwrap().parent().unwrap();
+    let program = profile_dir.join(format!("warmgate-e2e{}", std::env::consts::EXE_SUFFIX));
+    assert!(program.exists(), "{} was not built", program.display());
+    program
+}
+
+/// Builds a [`Gateway`]: a config and environment, then `spawn`.
+#[derive(Debug, Default)]
+pub struct GatewayBuilder {
+    config: Option<String>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+impl GatewayBuilder {
+    /// The TOML config to run with; without one, the embedded default.
+    pub fn config(mut self, toml: impl Into<String>) -> Self {
+        self.config = Some(toml.into());
+        self
+    }
+
+    /// An environment variable for the process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// An extra command-line argument.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Starts the program and waits for it to print where it listens.
+    pub async fn spawn(self) -> Gateway {
+        let mut command = Command::new(program());
+        if let Some(config) = &self.config {
+            let path = scratch_dir().join("warmgate.toml");
+            std::fs::write(&path, config).unwrap();
+            command.arg("--config").arg(path);
+        } else {
+            command
+                .args(["--listen", "127.0.0.1:0"])
+                .args(["--admin-listen", "127.0.0.1:0"]);
+        }
+        command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log_sink = Arc::clone(&log);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                let mut log = log_sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let line = within("the serving line", async {
+            let mut line = String::new();
+            stdout.read_line(&mut line).await.unwrap();
+            line
+        })
+        .await;
+        let (public, admin) = parse_serving_line(&line)
+            .unwrap_or_else(|| panic!("unexpected first line from warmgate: {line:?}"));
+        Gateway {
+            child,
+            log,
+            _stdout: stdout,
+            public,
+            admin,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+/// Reads "warmgate: serving http://A (admin http://B)".
+fn parse_serving_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    let rest = line.trim().strip_prefix("warmgate: serving http://")?;
+    let (public, rest) = rest.split_once(" (admin http://")?;
+    let admin = rest.strip_suffix(')')?;
+    Some((public.parse().ok()?, admin.parse().ok()?))
+}
+
+/// A running warmgate program.
+#[derive(Debug)]
+pub struct Gateway {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    _stdout: BufReader<ChildStdout>,
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    http: reqwest::Client,
+}
+
+/// A response's status and JSON body (`Null` when empty or not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Gateway {
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder::default()
+    }
+
+    pub fn public_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.public)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = within("an HTTP response", request.send()).await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply { status, json, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.http.get(self.public_url(path))).await
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Reply {
+        self.send(self.http.get(self.admin_url(path))).await
+    }
+
+    pub async fn admin_post(&self, path: &str, body: &str) -> Reply {
+        self.send(self.http.post(self.admin_url(path)).body(body.to_owned()))
+            .await
+    }
+
+    /// Sets a signal check through the admin endpoint.
+    pub async fn set_signal(&self, name: &str, ready: bool) {
+        let body = serde_json::json!({"ready": ready, "reason": "set by a test"}).to_string();
+        let reply = self.admin_post(&format!("/signals/{name}"), &body).await;
+        assert_eq!(reply.status, 204, "{}", reply.text);
+    }
+
+    /// Opens the public event stream.
+    pub async fn events(&self) -> EventStream {
+        EventStream::connect(&self.public_url("/readiness/events")).await
+    }
+
+    /// Sends SIGTERM, as an orchestrator does.
+    pub fn terminate(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// What the process has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit.
+    pub async fn exit_status(&mut self) -> ExitStatus {
+        within("warmgate to exit", self.child.wait()).await.unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    /// Shows the program's log when a test fails, and only then.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- warmgate log ---\n{}--- end of log ---", self.log());
+        }
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct ServerSentEvent {
+    pub event: String,
+    pub id: String,
+    pub data: Value,
+}
+
+/// A Server-Sent Events client over a streaming HTTP response.
+pub struct EventStream {
+    body: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream").finish_non_exhaustive()
+    }
+}
+
+impl EventStream {
+    pub async fn connect(url: &str) -> Self {
+        let response = within("the event stream to open", reqwest::get(url))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        Self {
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, skipping keep-alive comments; `None` when the stream
+    /// ends.
+    pub async fn next(&mut self) -> Option<ServerSentEvent> {
+        within("the next server-sent event", async {
+            loop {
+                if let Some(end) = self.buffer.find("\n\n") {
+                    let block: String = self.buffer.drain(..end + 2).collect();
+                    if let Some(event) = parse_event(&block) {
+                        return Some(event);
+                    }
+                    continue;
+                }
+                match self.body.next().await {
+                    Some(chunk) => self
+                        .buffer
+                        .push_str(std::str::from_utf8(&chunk.unwrap()).unwrap()),
+                    None => return None,
+                }
+            }
+        })
+        .await
+    }
+
+    /// Reads events until one satisfies `what`, returning every event read.
+    pub async fn until(&mut self, what: impl Fn(&Value) -> bool) -> Vec<ServerSentEvent> {
+        let mut seen = Vec::new();
+        loop {
+            let event = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("the stream ended; events so far: {seen:#?}"));
+            let done = what(&event.data);
+            seen.push(event);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn parse_event(block: &str) -> Option<ServerSentEvent> {
+    let mut event = ServerSentEvent {
+        event: String::new(),
+        id: String::new(),
+        data: Value::Null,
+    };
+    let mut any = false;
+    for line in block.lines() {
+        if let Some(value) = line.strip_prefix("event: ") {
+            event.event = value.to_owned();
+            any = true;
+        } else if let Some(value) = line.strip_prefix("id: ") {
+            event.id = value.to_owned();
+        } else if let Some(value) = line.strip_prefix("data: ") {
+            event.data = serde_json::from_str(value).unwrap();
+        }
+    }
+    any.then_some(event)
+}

@@ -75,7 +75,6 @@ pub struct CheckConfig {
 
 /// The kind of a check and the settings only that kind has.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum ProbeConfig {
     /// Passes when a TCP connection to `addr` opens.
     Tcp {

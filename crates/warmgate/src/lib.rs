@@ -1,0 +1,66 @@
+//! The `warmgate` program: reads the config, starts the engine, serves the
+//! public and admin listeners, and drains on SIGTERM or SIGINT.
+//!
+//! It owns process concerns only (arguments, environment, logging, signals,
+//! sockets); readiness rules live in `warmgate-core`, check scheduling in
+//! `warmgate-engine` and the endpoints in `warmgate-http`. The program is a
+//! library with a one-line `main.rs` so that the end-to-end tests can build
+//! the very same program as their own binary.
+
+#![forbid(unsafe_code)]
+
+mod cli;
+mod serve;
+mod telemetry;
+mod wiring;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the program with the process's arguments and environment.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::CheckConfig { file }) => match warmgate_config::Config::from_file(&file) {
+            Ok(config) => {
+                print!("{}", config.describe());
+                println!("ok: {} is valid", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        },
+        None => {
+            telemetry::init();
+            let config = match cli.run.load_config() {
+                Ok(config) => config,
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("error: cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

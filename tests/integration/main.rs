@@ -1,0 +1,6 @@
+//! The one integration-test binary: the real warmgate program over real
+//! sockets. One module per feature.
+
+#![allow(clippy::unwrap_used)]
+
+mod foundation;

@@ -1,0 +1,42 @@
+//! `cargo xtask ci`: the format check, clippy with warnings denied, and
+//! every test. CI's `.ci/run` calls exactly this.
+
+use crate::command;
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(extra) = args.first() {
+        anyhow::bail!("`cargo xtask ci` takes no arguments, got `{extra}`");
+    }
+    command::run("cargo", &["fmt", "--all", "--check"])?;
+    command::run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--locked",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    if command::on_path("cargo-nextest") {
+        // Doc tests first, so that the run ends on nextest's summary.
+        command::run("cargo", &["test", "--workspace", "--locked", "--doc"])?;
+        // Nextest runs each test in its own process and ends a hung one.
+        command::run(
+            "cargo",
+            &[
+                "nextest",
+                "run",
+                "--workspace",
+                "--locked",
+                "--profile",
+                "ci",
+            ],
+        )?;
+    } else {
+        command::run("cargo", &["test", "--workspace", "--locked"])?;
+    }
+    Ok(())
+}
