@@ -53,6 +53,27 @@ fn describe_check(check: &CheckConfig) -> String {
     let target = match &check.probe {
         ProbeConfig::Tcp { addr } => format!("tcp {addr}"),
         ProbeConfig::Signal => "signal".to_owned(),
+        ProbeConfig::Postgres { url } => format!("postgres {url}"),
+        ProbeConfig::Redis { url } => format!("redis {url}"),
+        ProbeConfig::Http {
+            url,
+            expect_status,
+            expect_body,
+        } => {
+            let statuses = match expect_status {
+                Some(statuses) => statuses
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" or "),
+                None => "any 2xx".to_owned(),
+            };
+            let body = match expect_body {
+                Some(body) => format!(" with body containing {body:?}"),
+                None => String::new(),
+            };
+            format!("http GET {url} expecting {statuses}{body}")
+        }
     };
     format!(
         "check {:?}: {target}, {}, timeout {}, interval {}, failure_threshold {}, success_threshold {}",

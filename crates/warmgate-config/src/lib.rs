@@ -16,11 +16,13 @@ mod describe;
 mod error;
 mod model;
 mod raw;
+mod secret;
 mod validate;
 mod values;
 
 pub use self::error::{ConfigError, Location};
 pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};
+pub use self::secret::SecretUrl;
 
 #[cfg(test)]
 mod tests;

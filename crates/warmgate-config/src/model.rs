@@ -14,7 +14,7 @@ use warmgate_core::{CheckSpec, PhaseSpec, Plan, PlanError};
 
 use crate::error::Origin;
 use crate::values::ProbeKind;
-use crate::{ConfigError, raw, validate};
+use crate::{ConfigError, SecretUrl, raw, validate};
 
 /// The whole config file, with every default filled in.
 ///
@@ -85,6 +85,25 @@ pub enum ProbeConfig {
     /// Passes when the process itself reports it (for example, once the
     /// public listener is bound).
     Signal,
+    /// Passes when `SELECT 1` succeeds over a kept connection.
+    Postgres {
+        /// `postgres://user:password@host:port/database`.
+        url: SecretUrl,
+    },
+    /// Passes when `PING` is answered with `PONG` over a kept connection.
+    Redis {
+        /// `redis://[:password@]host:port[/db]`.
+        url: SecretUrl,
+    },
+    /// Passes when a `GET` answers with an expected status (and body).
+    Http {
+        /// `http://` or `https://`.
+        url: SecretUrl,
+        /// The statuses that pass; `None` means any 2xx.
+        expect_status: Option<Vec<u16>>,
+        /// Text the response body must contain.
+        expect_body: Option<String>,
+    },
 }
 
 // === impl Config ===
@@ -189,11 +208,14 @@ impl CheckConfig {
 
 impl ProbeConfig {
     /// The kind's name as written in the file and reported in snapshots:
-    /// `tcp` or `signal`.
+    /// `tcp`, `signal`, `postgres`, `redis` or `http`.
     pub fn kind(&self) -> &'static str {
         let kind = match self {
             ProbeConfig::Tcp { .. } => ProbeKind::Tcp,
             ProbeConfig::Signal => ProbeKind::Signal,
+            ProbeConfig::Postgres { .. } => ProbeKind::Postgres,
+            ProbeConfig::Redis { .. } => ProbeKind::Redis,
+            ProbeConfig::Http { .. } => ProbeKind::Http,
         };
         kind.name()
     }

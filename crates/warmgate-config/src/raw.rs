@@ -20,7 +20,9 @@ use toml::Spanned;
 
 use crate::ConfigError;
 use crate::error::Origin;
-use crate::values::{ListenAddress, Name, NonZeroDuration, ProbeKind, TcpTarget, Threshold};
+use crate::values::{
+    ListenAddress, Name, NonZeroDuration, ProbeKind, StatusList, TcpTarget, Threshold,
+};
 
 /// The top level of the file.
 #[derive(Debug, Deserialize)]
@@ -72,6 +74,10 @@ pub(crate) struct RawCheck {
 
     // Kind-specific keys. Each appears in some kind's `ProbeKind::keys`.
     pub(crate) addr: Option<Spanned<TcpTarget>>,
+    pub(crate) url: Option<Spanned<String>>,
+    pub(crate) url_env: Option<Spanned<String>>,
+    pub(crate) expect_status: Option<Spanned<StatusList>>,
+    pub(crate) expect_body: Option<Spanned<String>>,
 }
 
 // === impl RawCheck ===
@@ -79,7 +85,16 @@ pub(crate) struct RawCheck {
 impl RawCheck {
     /// The kind-specific keys that are present, with where they are.
     pub(crate) fn kind_specific_keys(&self) -> Vec<(&'static str, Range<usize>)> {
-        [("addr", self.addr.as_ref().map(Spanned::span))]
+        [
+            ("addr", self.addr.as_ref().map(Spanned::span)),
+            ("url", self.url.as_ref().map(Spanned::span)),
+            ("url_env", self.url_env.as_ref().map(Spanned::span)),
+            (
+                "expect_status",
+                self.expect_status.as_ref().map(Spanned::span),
+            ),
+            ("expect_body", self.expect_body.as_ref().map(Spanned::span)),
+        ]
             .into_iter()
             .filter_map(|(key, span)| Some((key, span?)))
             .collect()

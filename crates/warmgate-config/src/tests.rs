@@ -288,7 +288,7 @@ timeout = "5x"
 fn unknown_key_lists_expected_keys() {
     assert_eq!(
         error(&one_check("kind = \"tcp\"\ntmeout = \"1s\"")),
-        "test.toml: phase[0].check[0].tmeout: unknown key `tmeout`, expected one of `name`, `kind`, `required`, `timeout`, `interval`, `failure_threshold`, `success_threshold`, `addr` (line 7, column 1)"
+        "test.toml: phase[0].check[0].tmeout: unknown key `tmeout`, expected one of `name`, `kind`, `required`, `timeout`, `interval`, `failure_threshold`, `success_threshold`, `addr`, `url`, `url_env`, `expect_status`, `expect_body` (line 7, column 1)"
     );
 }
 
@@ -320,8 +320,8 @@ fn odd_keys_are_quoted_and_kept_on_one_line() {
 #[test]
 fn unknown_kind_lists_the_kinds() {
     assert_eq!(
-        error(&one_check("kind = \"postgres\"")),
-        r#"test.toml: phase[0].check[0].kind: unknown kind "postgres", expected "tcp" or "signal" (line 6, column 8)"#
+        error(&one_check("kind = \"mysql\"")),
+        r#"test.toml: phase[0].check[0].kind: unknown kind "mysql", expected "tcp", "signal", "postgres", "redis" or "http" (line 6, column 8)"#
     );
 }
 
@@ -335,7 +335,7 @@ fn wrong_types_say_what_was_expected() {
         error(&one_check("kind = \"signal\"\nrequired = \"yes\"")),
         r#"test.toml: phase[0].check[0].required: invalid type: string "yes", expected a boolean (line 7, column 12)"#
     );
-    assert!(error(&one_check("kind = 1")).contains(r#"expected a check kind: "tcp" or "signal""#));
+    assert!(error(&one_check("kind = 1")).contains(r#"expected a check kind: "tcp", "signal", "postgres", "redis" or "http""#));
     assert!(
         error("[gate]\nretry_cap = [1]\n")
             .starts_with("test.toml: gate.retry_cap: invalid type: sequence")
@@ -488,7 +488,7 @@ fn missing_required_keys_are_named() {
     );
     assert_eq!(
         error(&one_check("")),
-        r#"test.toml: phase[0].check[0].kind: missing key `kind`, expected "tcp" or "signal" (line 4, column 1)"#
+        r#"test.toml: phase[0].check[0].kind: missing key `kind`, expected "tcp", "signal", "postgres", "redis" or "http" (line 4, column 1)"#
     );
 }
 
@@ -637,4 +637,101 @@ proptest! {
             }
         }
     }
+}
+
+// === URL kinds: postgres, redis, http ===
+
+fn probe_of(keys: &str) -> ProbeConfig {
+    let config = Config::from_toml_str(&one_check(keys), "test.toml").unwrap();
+    config.phases[0].checks[0].probe.clone()
+}
+
+#[test]
+fn url_kinds_parse_their_keys_and_never_show_the_password() {
+    let ProbeConfig::Postgres { url } =
+        probe_of("kind = \"postgres\"\nurl = \"postgres://app:s3cret@127.0.0.1:5432/app\"")
+    else {
+        panic!("expected a postgres probe");
+    };
+    assert_eq!(url.expose(), "postgres://app:s3cret@127.0.0.1:5432/app");
+    assert_eq!(url.redacted(), "postgres://app:***@127.0.0.1:5432/app");
+    assert!(!format!("{url:?} {url}").contains("s3cret"));
+
+    let ProbeConfig::Redis { url } = probe_of("kind = \"redis\"\nurl = \"redis://:pw@127.0.0.1:6379/0\"")
+    else {
+        panic!("expected a redis probe");
+    };
+    assert_eq!(url.redacted(), "redis://:***@127.0.0.1:6379/0");
+
+    let probe = probe_of(
+        "kind = \"http\"\nurl = \"https://auth.example.com/jwks?key=t0ken\"\nexpect_status = [200, 204]\nexpect_body = \"keys\"",
+    );
+    let ProbeConfig::Http {
+        url,
+        expect_status,
+        expect_body,
+    } = &probe
+    else {
+        panic!("expected an http probe");
+    };
+    assert_eq!(url.redacted(), "https://auth.example.com/jwks?…");
+    assert_eq!(expect_status.as_deref(), Some(&[200, 204][..]));
+    assert_eq!(expect_body.as_deref(), Some("keys"));
+    assert!(!format!("{probe:?}").contains("t0ken"));
+
+    let ProbeConfig::Http { expect_status, .. } =
+        probe_of("kind = \"http\"\nurl = \"http://127.0.0.1/health\"\nexpect_status = 204")
+    else {
+        panic!("expected an http probe");
+    };
+    assert_eq!(expect_status, Some(vec![204]));
+}
+
+#[test]
+fn url_env_reads_the_url_from_the_environment_and_names_a_missing_variable() {
+    // A variable name no other test uses, so tests running in parallel
+    // cannot disturb each other.
+    let name = "WARMGATE_CONFIG_TEST_DATABASE_URL";
+    let keys = format!("kind = \"postgres\"\nurl_env = \"{name}\"");
+    assert_eq!(
+        error(&one_check(&keys)),
+        format!(
+            "test.toml: phase[0].check[0].url_env: environment variable \"{name}\" is not set, expected it to hold a URL such as \"postgres://...\" (line 7, column 11)"
+        )
+    );
+    // The workspace forbids unsafe code, so this test cannot set a variable
+    // (`set_var` is unsafe in edition 2024); the end-to-end tests pass real
+    // URLs through `url_env`. PATH is always set and never a URL.
+    let message = error(&one_check("kind = \"postgres\"\nurl_env = \"PATH\""));
+    assert!(message.contains("environment variable \"PATH\" does not hold a usable URL"), "{message}");
+    let path = std::env::var("PATH").unwrap();
+    assert!(!message.contains(&path), "{message}");
+}
+
+#[test]
+fn url_kinds_refuse_bad_urls_without_repeating_them() {
+    let message = error(&one_check("kind = \"postgres\"\nurl = \"mysql://root:pw@db/app\""));
+    assert_eq!(
+        message,
+        "test.toml: phase[0].check[0].url: URL scheme `mysql` is not supported here, expected postgres:// or postgresql:// (line 7, column 7)"
+    );
+    let message = error(&one_check("kind = \"redis\"\nurl = \"redis://:pw@:bad\""));
+    assert!(message.starts_with("test.toml: phase[0].check[0].url: invalid URL ("), "{message}");
+    assert!(!message.contains(":pw@"), "{message}");
+    assert_eq!(
+        error(&one_check("kind = \"redis\"")),
+        "test.toml: phase[0].check[0].url: missing key `url`, which kind `redis` needs: expected `url = \"redis://...\"` or `url_env = \"NAME_OF_A_VARIABLE\"` (line 4, column 1)"
+    );
+    assert_eq!(
+        error(&one_check("kind = \"redis\"\nurl = \"redis://h\"\nurl_env = \"X\"")),
+        "test.toml: phase[0].check[0].url: both `url` and `url_env` are set, expected only one of them (line 7, column 7)"
+    );
+    assert_eq!(
+        error(&one_check("kind = \"http\"\nurl = \"http://h/\"\nexpect_status = 700")),
+        "test.toml: phase[0].check[0].expect_status: invalid HTTP status 700, expected a status from 100 to 599 (line 8, column 17)"
+    );
+    assert_eq!(
+        error(&one_check("kind = \"redis\"\nurl = \"redis://h\"\nexpect_body = \"x\"")),
+        "test.toml: phase[0].check[0].expect_body: key `expect_body` is not used by kind `redis`, expected only its keys (`url`, `url_env`) (line 8, column 15)"
+    );
 }

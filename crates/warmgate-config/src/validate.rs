@@ -15,7 +15,7 @@ use toml::Spanned;
 use crate::error::Origin;
 use crate::raw::{RawCheck, RawConfig, RawGate, RawPhase};
 use crate::values::{KindNames, Name, ProbeKind};
-use crate::{CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig};
+use crate::{CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig, SecretUrl};
 
 /// Applies defaults and rules to the raw file.
 pub(crate) fn config(raw: RawConfig, origin: &Origin<'_>) -> Result<Config, ConfigError> {
@@ -192,7 +192,83 @@ fn probe(
                 .clone(),
         },
         ProbeKind::Signal => ProbeConfig::Signal,
+        ProbeKind::Postgres => ProbeConfig::Postgres {
+            url: secret_url(raw, kind, path, &span, origin)?,
+        },
+        ProbeKind::Redis => ProbeConfig::Redis {
+            url: secret_url(raw, kind, path, &span, origin)?,
+        },
+        ProbeKind::Http => ProbeConfig::Http {
+            url: secret_url(raw, kind, path, &span, origin)?,
+            expect_status: match &raw.expect_status {
+                Some(statuses) => Some(statuses.get_ref().statuses().map_err(|message| {
+                    origin.invalid(
+                        &format!("{path}.expect_status"),
+                        &message,
+                        Some(statuses.span()),
+                    )
+                })?),
+                None => None,
+            },
+            expect_body: raw
+                .expect_body
+                .as_ref()
+                .map(|body| body.get_ref().clone()),
+        },
     })
+}
+
+/// The URL of a kind that connects by URL, from exactly one of `url` or
+/// `url_env` (the name of an environment variable that holds it, so a secret
+/// stays out of the file). No error repeats the URL, which may hold a
+/// password.
+fn secret_url(
+    raw: &RawCheck,
+    kind: ProbeKind,
+    path: &str,
+    span: &Range<usize>,
+    origin: &Origin<'_>,
+) -> Result<SecretUrl, ConfigError> {
+    let schemes = kind.url_schemes();
+    let example = format!("{}://...", schemes.first().copied().unwrap_or("scheme"));
+    match (&raw.url, &raw.url_env) {
+        (Some(url), None) => SecretUrl::parse(url.get_ref(), schemes).map_err(|message| {
+            origin.invalid(&format!("{path}.url"), &message, Some(url.span()))
+        }),
+        (None, Some(variable)) => {
+            let name = variable.get_ref();
+            let key = format!("{path}.url_env");
+            let value = std::env::var(name).map_err(|_| {
+                origin.invalid(
+                    &key,
+                    &format!(
+                        "environment variable {name:?} is not set, expected it to hold a URL such as {example:?}"
+                    ),
+                    Some(variable.span()),
+                )
+            })?;
+            SecretUrl::parse(&value, schemes).map_err(|message| {
+                origin.invalid(
+                    &key,
+                    &format!("environment variable {name:?} does not hold a usable URL: {message}"),
+                    Some(variable.span()),
+                )
+            })
+        }
+        (Some(url), Some(_)) => Err(origin.invalid(
+            &format!("{path}.url"),
+            "both `url` and `url_env` are set, expected only one of them",
+            Some(url.span()),
+        )),
+        (None, None) => Err(origin.invalid(
+            &format!("{path}.url"),
+            &format!(
+                "missing key `url`, which kind `{}` needs: expected `url = {example:?}` or `url_env = \"NAME_OF_A_VARIABLE\"`",
+                kind.name()
+            ),
+            Some(span.clone()),
+        )),
+    }
 }
 
 fn required_name(

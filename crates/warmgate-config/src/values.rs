@@ -40,6 +40,9 @@ pub(crate) struct Threshold(pub(crate) u32);
 pub(crate) enum ProbeKind {
     Tcp,
     Signal,
+    Postgres,
+    Redis,
+    Http,
 }
 
 const DURATION_EXPECTED: &str = "a duration such as \"250ms\" or \"5s\"";
@@ -177,13 +180,22 @@ impl<'de> Deserialize<'de> for Threshold {
 // === impl ProbeKind ===
 
 impl ProbeKind {
-    pub(crate) const ALL: [ProbeKind; 2] = [ProbeKind::Tcp, ProbeKind::Signal];
+    pub(crate) const ALL: [ProbeKind; 5] = [
+        ProbeKind::Tcp,
+        ProbeKind::Signal,
+        ProbeKind::Postgres,
+        ProbeKind::Redis,
+        ProbeKind::Http,
+    ];
 
     /// The name written in the file and reported in snapshots.
     pub(crate) fn name(self) -> &'static str {
         match self {
             ProbeKind::Tcp => "tcp",
             ProbeKind::Signal => "signal",
+            ProbeKind::Postgres => "postgres",
+            ProbeKind::Redis => "redis",
+            ProbeKind::Http => "http",
         }
     }
 
@@ -194,6 +206,19 @@ impl ProbeKind {
         match self {
             ProbeKind::Tcp => &["addr"],
             ProbeKind::Signal => &[],
+            ProbeKind::Postgres | ProbeKind::Redis => &["url", "url_env"],
+            ProbeKind::Http => &["url", "url_env", "expect_status", "expect_body"],
+        }
+    }
+
+    /// The URL schemes this kind connects with; empty for kinds without a
+    /// URL.
+    pub(crate) fn url_schemes(self) -> &'static [&'static str] {
+        match self {
+            ProbeKind::Postgres => &["postgres", "postgresql"],
+            ProbeKind::Redis => &["redis"],
+            ProbeKind::Http => &["http", "https"],
+            ProbeKind::Tcp | ProbeKind::Signal => &[],
         }
     }
 
@@ -201,8 +226,8 @@ impl ProbeKind {
     /// file does not say. A signal is set deliberately, so one report counts.
     pub(crate) fn default_failure_threshold(self) -> u32 {
         match self {
-            ProbeKind::Tcp => 3,
             ProbeKind::Signal => 1,
+            ProbeKind::Tcp | ProbeKind::Postgres | ProbeKind::Redis | ProbeKind::Http => 3,
         }
     }
 }
@@ -234,6 +259,38 @@ impl<'de> Deserialize<'de> for ProbeKind {
                 .find(|kind| kind.name() == text)
                 .ok_or_else(|| format!("unknown kind {text:?}, expected {KindNames}"))
         })
+    }
+}
+
+/// `expect_status`: one HTTP status or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(untagged, expecting = "an HTTP status such as 200, or a list such as [200, 204]")]
+pub(crate) enum StatusList {
+    One(i64),
+    Many(Vec<i64>),
+}
+
+impl StatusList {
+    /// The statuses, each checked to be from 100 to 599.
+    pub(crate) fn statuses(&self) -> Result<Vec<u16>, String> {
+        let values = match self {
+            StatusList::One(value) => vec![*value],
+            StatusList::Many(values) => values.clone(),
+        };
+        if values.is_empty() {
+            return Err("empty list, expected at least one HTTP status such as 200".to_owned());
+        }
+        values
+            .into_iter()
+            .map(|value| {
+                u16::try_from(value)
+                    .ok()
+                    .filter(|status| (100..=599).contains(status))
+                    .ok_or_else(|| {
+                        format!("invalid HTTP status {value}, expected a status from 100 to 599")
+                    })
+            })
+            .collect()
     }
 }
 

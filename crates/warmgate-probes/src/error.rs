@@ -14,6 +14,13 @@ pub enum ProbeError {
         #[source]
         source: io::Error,
     },
+    /// The attempt reached the dependency and it answered wrongly, or the
+    /// exchange failed; the message says what, in an operator's words.
+    #[error("{message}")]
+    Failed { message: String },
+    /// The probe's target cannot be used at all (a malformed URL).
+    #[error("invalid target {target}: {reason}")]
+    InvalidTarget { target: String, reason: String },
     /// The target's host name did not resolve to any address.
     #[error("cannot resolve {target}: {}", describe_io(.source))]
     Resolve {

@@ -5,16 +5,24 @@
 //! or catch its own panics: the engine (`warmgate-engine`) does all of that
 //! around every attempt, so a probe stays a plain async function with state.
 //!
-//! In-process `signal` checks have no probe; the application sets them.
+//! Probes: `tcp`, `postgres` (`SELECT 1`), `redis` (`PING`) and `http`
+//! (`GET`). In-process `signal` checks have no probe; the application sets
+//! them.
 
 #![forbid(unsafe_code)]
 
 mod error;
+mod http;
+mod postgres;
 mod probe;
+mod redis;
 mod tcp;
 
 pub use self::error::ProbeError;
+pub use self::http::HttpProbe;
+pub use self::postgres::PostgresProbe;
 pub use self::probe::{Probe, ProbeFuture};
+pub use self::redis::RedisProbe;
 pub use self::tcp::TcpProbe;
 
 #[cfg(test)]

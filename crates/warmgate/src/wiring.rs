@@ -1,16 +1,17 @@
 //! Turns a checked config into a running engine: one probe per probed
 //! check, and the signals the application sets.
 
+use anyhow::Context as _;
 use warmgate_config::{Config, ProbeConfig};
-use warmgate_engine::{EngineBuilder, EngineError, EngineSettings, ProbeSchedule, ReadinessHandle};
-use warmgate_probes::TcpProbe;
+use warmgate_engine::{EngineBuilder, EngineSettings, ProbeSchedule, ReadinessHandle};
+use warmgate_probes::{HttpProbe, PostgresProbe, Probe, ProbeError, RedisProbe, TcpProbe};
 
 /// Signal checks that warmgate sets itself once its public listener is
 /// serving. A plan may name them like any other signal.
 pub(crate) const LISTENER_SIGNALS: [&str; 2] = ["http_listener", "websocket_integration"];
 
 /// Spawns the engine for `config`. Must run inside the tokio runtime.
-pub(crate) fn spawn_engine(config: &Config) -> Result<ReadinessHandle, EngineError> {
+pub(crate) fn spawn_engine(config: &Config) -> anyhow::Result<ReadinessHandle> {
     let settings = EngineSettings {
         retry_cap: config.gate.retry_cap,
         ..EngineSettings::default()
@@ -21,12 +22,32 @@ pub(crate) fn spawn_engine(config: &Config) -> Result<ReadinessHandle, EngineErr
             timeout: check.timeout,
             interval: check.interval,
         };
-        builder = match &check.probe {
-            ProbeConfig::Tcp { addr } => {
-                builder.probe(&check.name, schedule, Box::new(TcpProbe::new(addr.clone())))?
-            }
-            ProbeConfig::Signal => builder.signal(&check.name)?,
+        builder = match probe_for(&check.probe)
+            .with_context(|| format!("check `{}` cannot be set up", check.name))?
+        {
+            Some(probe) => builder.probe(&check.name, schedule, probe)?,
+            None => builder.signal(&check.name)?,
         };
     }
-    builder.spawn()
+    Ok(builder.spawn()?)
+}
+
+/// The probe for a probed kind, or `None` for a signal.
+fn probe_for(probe: &ProbeConfig) -> Result<Option<Box<dyn Probe>>, ProbeError> {
+    Ok(Some(match probe {
+        ProbeConfig::Signal => return Ok(None),
+        ProbeConfig::Tcp { addr } => Box::new(TcpProbe::new(addr.clone())),
+        ProbeConfig::Postgres { url } => Box::new(PostgresProbe::new(url.expose(), url.redacted())?),
+        ProbeConfig::Redis { url } => Box::new(RedisProbe::new(url.expose(), url.redacted())?),
+        ProbeConfig::Http {
+            url,
+            expect_status,
+            expect_body,
+        } => Box::new(HttpProbe::new(
+            url.expose(),
+            url.redacted(),
+            expect_status.clone(),
+            expect_body.clone(),
+        )?),
+    }))
 }

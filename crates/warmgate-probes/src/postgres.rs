@@ -1,0 +1,145 @@
+//! The `postgres` probe: `SELECT 1` over a connection kept between attempts.
+
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls};
+
+use crate::error::describe_io;
+use crate::{Probe, ProbeError, ProbeFuture};
+
+/// Runs `SELECT 1` within the attempt's timeout.
+///
+/// The connection is kept between attempts and dropped after any failure or
+/// cancellation, so the next attempt reconnects. TLS is not offered: connect
+/// over loopback, a private network, a Unix socket or a proxy such as the
+/// Cloud SQL Auth Proxy.
+pub struct PostgresProbe {
+    config: tokio_postgres::Config,
+    target: String,
+    connection: Option<(Client, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for PostgresProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresProbe")
+            .field("target", &self.target)
+            .field("connected", &self.connection.is_some())
+            .finish()
+    }
+}
+
+impl PostgresProbe {
+    /// `url` is a `postgres://` URL or a key=value string; `target` is how
+    /// errors and logs name it, with no password.
+    pub fn new(url: &str, target: impl Into<String>) -> Result<Self, ProbeError> {
+        let target = target.into();
+        let config = url.parse().map_err(|error: tokio_postgres::Error| {
+            ProbeError::InvalidTarget {
+                target: target.clone(),
+                reason: error.to_string(),
+            }
+        })?;
+        Ok(Self {
+            config,
+            target,
+            connection: None,
+        })
+    }
+
+    fn describe(&self, error: &tokio_postgres::Error) -> String {
+        if let Some(db) = error.as_db_error() {
+            return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        }
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(current) = source {
+            if let Some(io) = current.downcast_ref::<std::io::Error>() {
+                return format!("{} to {}", describe_io(io), self.address());
+            }
+            source = current.source();
+        }
+        error.to_string()
+    }
+
+    /// Host and port, for "connection refused to 127.0.0.1:5433".
+    fn address(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".to_owned(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!("{host}:{port}")
+    }
+}
+
+impl Drop for PostgresProbe {
+    fn drop(&mut self) {
+        if let Some((_, task)) = self.connection.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Probe for PostgresProbe {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
+    fn probe(&mut self) -> ProbeFuture<'_> {
+        Box::pin(async move {
+            // Taking the connection out means a cancelled attempt leaves none
+            // behind, and the next attempt starts from a fresh one.
+            let (client, task) = match self.connection.take() {
+                Some(connection) => connection,
+                None => {
+                    let (client, connection) =
+                        self.config.connect(NoTls).await.map_err(|error| {
+                            ProbeError::Failed {
+                                message: self.describe(&error),
+                            }
+                        })?;
+                    let task = tokio::spawn(async move {
+                        // The error, if any, surfaces on the next query.
+                        let _ = connection.await;
+                    });
+                    (client, task)
+                }
+            };
+            let guard = AbortOnDrop(Some(task));
+            match client.simple_query("SELECT 1").await {
+                Ok(_) => {
+                    self.connection = Some((client, guard.disarm()));
+                    Ok(())
+                }
+                Err(error) => Err(ProbeError::Failed {
+                    message: self.describe(&error),
+                }),
+            }
+        })
+    }
+}
+
+/// Aborts the connection task unless disarmed, so a failed or cancelled
+/// attempt never leaks it.
+struct AbortOnDrop(Option<JoinHandle<()>>);
+
+impl AbortOnDrop {
+    fn disarm(mut self) -> JoinHandle<()> {
+        match self.0.take() {
+            Some(task) => task,
+            None => tokio::spawn(async {}),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
