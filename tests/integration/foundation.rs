@@ -197,7 +197,10 @@ async fn every_shipped_example_config_is_valid() {
             let output = tokio::process::Command::new(warmgate_tests::program())
                 .arg("check-config")
                 .arg(&path)
-                .env("WARMGATE_DATABASE_URL", "postgres://app:pw@127.0.0.1:5432/app")
+                .env(
+                    "WARMGATE_DATABASE_URL",
+                    "postgres://app:pw@127.0.0.1:5432/app",
+                )
                 .env("WARMGATE_REDIS_URL", "redis://127.0.0.1:6379/")
                 .env("WARMGATE_AUTH_URL", "http://127.0.0.1:8080/livez")
                 .output()

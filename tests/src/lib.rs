@@ -140,9 +140,16 @@ impl GatewayBuilder {
             _stdout: stdout,
             public,
             admin,
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
+}
+
+/// An HTTP client. The workspace builds reqwest with rustls but without a
+/// built-in crypto provider, so the process installs ring's once.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
 }
 
 /// Reads "warmgate: serving http://A (admin http://B)".
@@ -270,7 +277,7 @@ impl std::fmt::Debug for EventStream {
 
 impl EventStream {
     pub async fn connect(url: &str) -> Self {
-        let response = within("the event stream to open", reqwest::get(url))
+        let response = within("the event stream to open", http_client().get(url).send())
             .await
             .unwrap();
         assert_eq!(response.status(), 200);

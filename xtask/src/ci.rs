@@ -1,12 +1,13 @@
-//! `cargo xtask ci`: the format check, clippy with warnings denied, and
+//! `cargo xtask ci`: the system programs the tests need, the format check, clippy with warnings denied, and
 //! every test. CI's `.ci/run` calls exactly this.
 
-use crate::command;
+use crate::{command, prerequisites};
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
         anyhow::bail!("`cargo xtask ci` takes no arguments, got `{extra}`");
     }
+    prerequisites::ensure()?;
     command::run("cargo", &["fmt", "--all", "--check"])?;
     command::run(
         "cargo",

@@ -16,9 +16,19 @@ pub(crate) fn workspace_root() -> PathBuf {
 
 /// Runs `program args…` in the workspace root and fails unless it succeeds.
 pub(crate) fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    run_with_env(program, args, &[])
+}
+
+/// [`run`], with extra environment variables.
+pub(crate) fn run_with_env(
+    program: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> anyhow::Result<()> {
     println!("$ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(workspace_root())
         .status()
         .with_context(|| format!("cannot start `{program}`"))?;

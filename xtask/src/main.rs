@@ -2,23 +2,38 @@
 //!
 //! - `cargo xtask ci`: exactly what CI runs (format check, clippy with
 //!   warnings denied, every test).
+//! - `cargo xtask deps up|down|status`: a throwaway PostgreSQL and
+//!   redis-server on loopback, left running for working by hand.
+//! - `cargo xtask dev`: those, and the gateway running the chat plan.
 
 #![forbid(unsafe_code)]
 
 mod ci;
 mod command;
+mod deps;
+mod dev;
+mod prerequisites;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci      run what CI runs: cargo fmt --check, clippy -D warnings, all tests";
+  ci           run what CI runs: cargo fmt --check, clippy -D warnings, all tests
+  deps up      start a throwaway PostgreSQL and redis-server on free loopback ports
+               (under target/devdeps), print their URLs and write them to
+               target/devdeps/env; they keep running until `deps down`
+  deps down    stop them and remove target/devdeps
+  deps status  show whether each one runs, its port and its URL (password masked)
+  dev          deps up, then the gateway with examples/chat.toml wired to them
+               [--listen ADDR] [--admin-listen ADDR] (defaults 127.0.0.1:8080, :9090)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
+        Some("deps") => deps::run(&args[1..]),
+        Some("dev") => dev::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -95,9 +95,9 @@ impl RawCheck {
             ),
             ("expect_body", self.expect_body.as_ref().map(Spanned::span)),
         ]
-            .into_iter()
-            .filter_map(|(key, span)| Some((key, span?)))
-            .collect()
+        .into_iter()
+        .filter_map(|(key, span)| Some((key, span?)))
+        .collect()
     }
 }
 

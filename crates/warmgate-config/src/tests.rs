@@ -335,7 +335,10 @@ fn wrong_types_say_what_was_expected() {
         error(&one_check("kind = \"signal\"\nrequired = \"yes\"")),
         r#"test.toml: phase[0].check[0].required: invalid type: string "yes", expected a boolean (line 7, column 12)"#
     );
-    assert!(error(&one_check("kind = 1")).contains(r#"expected a check kind: "tcp", "signal", "postgres", "redis" or "http""#));
+    assert!(
+        error(&one_check("kind = 1"))
+            .contains(r#"expected a check kind: "tcp", "signal", "postgres", "redis" or "http""#)
+    );
     assert!(
         error("[gate]\nretry_cap = [1]\n")
             .starts_with("test.toml: gate.retry_cap: invalid type: sequence")
@@ -657,7 +660,8 @@ fn url_kinds_parse_their_keys_and_never_show_the_password() {
     assert_eq!(url.redacted(), "postgres://app:***@127.0.0.1:5432/app");
     assert!(!format!("{url:?} {url}").contains("s3cret"));
 
-    let ProbeConfig::Redis { url } = probe_of("kind = \"redis\"\nurl = \"redis://:pw@127.0.0.1:6379/0\"")
+    let ProbeConfig::Redis { url } =
+        probe_of("kind = \"redis\"\nurl = \"redis://:pw@127.0.0.1:6379/0\"")
     else {
         panic!("expected a redis probe");
     };
@@ -703,35 +707,49 @@ fn url_env_reads_the_url_from_the_environment_and_names_a_missing_variable() {
     // (`set_var` is unsafe in edition 2024); the end-to-end tests pass real
     // URLs through `url_env`. PATH is always set and never a URL.
     let message = error(&one_check("kind = \"postgres\"\nurl_env = \"PATH\""));
-    assert!(message.contains("environment variable \"PATH\" does not hold a usable URL"), "{message}");
+    assert!(
+        message.contains("environment variable \"PATH\" does not hold a usable URL"),
+        "{message}"
+    );
     let path = std::env::var("PATH").unwrap();
     assert!(!message.contains(&path), "{message}");
 }
 
 #[test]
 fn url_kinds_refuse_bad_urls_without_repeating_them() {
-    let message = error(&one_check("kind = \"postgres\"\nurl = \"mysql://root:pw@db/app\""));
+    let message = error(&one_check(
+        "kind = \"postgres\"\nurl = \"mysql://root:pw@db/app\"",
+    ));
     assert_eq!(
         message,
         "test.toml: phase[0].check[0].url: URL scheme `mysql` is not supported here, expected postgres:// or postgresql:// (line 7, column 7)"
     );
     let message = error(&one_check("kind = \"redis\"\nurl = \"redis://:pw@:bad\""));
-    assert!(message.starts_with("test.toml: phase[0].check[0].url: invalid URL ("), "{message}");
+    assert!(
+        message.starts_with("test.toml: phase[0].check[0].url: invalid URL ("),
+        "{message}"
+    );
     assert!(!message.contains(":pw@"), "{message}");
     assert_eq!(
         error(&one_check("kind = \"redis\"")),
         "test.toml: phase[0].check[0].url: missing key `url`, which kind `redis` needs: expected `url = \"redis://...\"` or `url_env = \"NAME_OF_A_VARIABLE\"` (line 4, column 1)"
     );
     assert_eq!(
-        error(&one_check("kind = \"redis\"\nurl = \"redis://h\"\nurl_env = \"X\"")),
+        error(&one_check(
+            "kind = \"redis\"\nurl = \"redis://h\"\nurl_env = \"X\""
+        )),
         "test.toml: phase[0].check[0].url: both `url` and `url_env` are set, expected only one of them (line 7, column 7)"
     );
     assert_eq!(
-        error(&one_check("kind = \"http\"\nurl = \"http://h/\"\nexpect_status = 700")),
+        error(&one_check(
+            "kind = \"http\"\nurl = \"http://h/\"\nexpect_status = 700"
+        )),
         "test.toml: phase[0].check[0].expect_status: invalid HTTP status 700, expected a status from 100 to 599 (line 8, column 17)"
     );
     assert_eq!(
-        error(&one_check("kind = \"redis\"\nurl = \"redis://h\"\nexpect_body = \"x\"")),
+        error(&one_check(
+            "kind = \"redis\"\nurl = \"redis://h\"\nexpect_body = \"x\""
+        )),
         "test.toml: phase[0].check[0].expect_body: key `expect_body` is not used by kind `redis`, expected only its keys (`url`, `url_env`) (line 8, column 15)"
     );
 }

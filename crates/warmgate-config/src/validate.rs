@@ -210,10 +210,7 @@ fn probe(
                 })?),
                 None => None,
             },
-            expect_body: raw
-                .expect_body
-                .as_ref()
-                .map(|body| body.get_ref().clone()),
+            expect_body: raw.expect_body.as_ref().map(|body| body.get_ref().clone()),
         },
     })
 }

@@ -264,7 +264,10 @@ impl<'de> Deserialize<'de> for ProbeKind {
 
 /// `expect_status`: one HTTP status or a list of them.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(untagged, expecting = "an HTTP status such as 200, or a list such as [200, 204]")]
+#[serde(
+    untagged,
+    expecting = "an HTTP status such as 200, or a list such as [200, 204]"
+)]
 pub(crate) enum StatusList {
     One(i64),
     Many(Vec<i64>),

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use crate::error::{describe_io, io_cause};
 use crate::{Probe, ProbeError, ProbeFuture};
 
 /// The most body read to look for `expect_body`.
@@ -71,12 +72,12 @@ impl HttpProbe {
     }
 
     fn describe(&self, error: &reqwest::Error) -> String {
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        if let Some(io) = io_cause(error) {
+            return format!("{} to {}", describe_io(io), self.target);
+        }
         let mut deepest = error.to_string();
+        let mut source = std::error::Error::source(error);
         while let Some(current) = source {
-            if let Some(io) = current.downcast_ref::<std::io::Error>() {
-                return format!("{} to {}", crate::error::describe_io(io), self.target);
-            }
             deepest = current.to_string();
             source = current.source();
         }

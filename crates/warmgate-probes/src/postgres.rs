@@ -3,7 +3,7 @@
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 
-use crate::error::describe_io;
+use crate::error::{describe_io, io_cause};
 use crate::{Probe, ProbeError, ProbeFuture};
 
 /// Runs `SELECT 1` within the attempt's timeout.
@@ -32,12 +32,12 @@ impl PostgresProbe {
     /// errors and logs name it, with no password.
     pub fn new(url: &str, target: impl Into<String>) -> Result<Self, ProbeError> {
         let target = target.into();
-        let config = url.parse().map_err(|error: tokio_postgres::Error| {
-            ProbeError::InvalidTarget {
-                target: target.clone(),
-                reason: error.to_string(),
-            }
-        })?;
+        let config =
+            url.parse()
+                .map_err(|error: tokio_postgres::Error| ProbeError::InvalidTarget {
+                    target: target.clone(),
+                    reason: error.to_string(),
+                })?;
         Ok(Self {
             config,
             target,
@@ -49,12 +49,8 @@ impl PostgresProbe {
         if let Some(db) = error.as_db_error() {
             return format!("{} (SQLSTATE {})", db.message(), db.code().code());
         }
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-        while let Some(current) = source {
-            if let Some(io) = current.downcast_ref::<std::io::Error>() {
-                return format!("{} to {}", describe_io(io), self.address());
-            }
-            source = current.source();
+        if let Some(io) = io_cause(error) {
+            return format!("{} to {}", describe_io(io), self.address());
         }
         error.to_string()
     }
@@ -97,11 +93,12 @@ impl Probe for PostgresProbe {
                 Some(connection) => connection,
                 None => {
                     let (client, connection) =
-                        self.config.connect(NoTls).await.map_err(|error| {
-                            ProbeError::Failed {
+                        self.config
+                            .connect(NoTls)
+                            .await
+                            .map_err(|error| ProbeError::Failed {
                                 message: self.describe(&error),
-                            }
-                        })?;
+                            })?;
                     let task = tokio::spawn(async move {
                         // The error, if any, surfaces on the next query.
                         let _ = connection.await;

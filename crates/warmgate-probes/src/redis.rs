@@ -1,9 +1,10 @@
 //! The `redis` probe: `PING` answered by `PONG`, over a connection kept
 //! between attempts.
 
+use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 
-use crate::error::describe_io;
+use crate::error::{describe_io, io_cause};
 use crate::{Probe, ProbeError, ProbeFuture};
 
 /// Sends `PING` and expects `PONG`. The connection (with `AUTH` from the
@@ -42,16 +43,14 @@ impl RedisProbe {
 
     fn describe(&self, error: &redis::RedisError) -> String {
         if error.kind() == redis::ErrorKind::AuthenticationFailed
-            || error.code().is_some_and(|code| code == "WRONGPASS" || code == "NOAUTH")
+            || error
+                .code()
+                .is_some_and(|code| code == "WRONGPASS" || code == "NOAUTH")
         {
             return format!("authentication failed for {}: {error}", self.target);
         }
-        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-        while let Some(current) = source {
-            if let Some(io) = current.downcast_ref::<std::io::Error>() {
-                return format!("{} to {}", describe_io(io), self.address());
-            }
-            source = current.source();
+        if let Some(io) = io_cause(error) {
+            return format!("{} to {}", describe_io(io), self.address());
         }
         error.to_string()
     }
@@ -74,9 +73,16 @@ impl Probe for RedisProbe {
         Box::pin(async move {
             let mut connection = match self.connection.take() {
                 Some(connection) => connection,
+                // The engine's timeout bounds every attempt, so the
+                // client's own timeouts are off: they would cut in first
+                // with a vaguer message.
                 None => self
                     .client
-                    .get_multiplexed_async_connection()
+                    .get_multiplexed_async_connection_with_config(
+                        &AsyncConnectionConfig::new()
+                            .set_connection_timeout(None)
+                            .set_response_timeout(None),
+                    )
                     .await
                     .map_err(|error| ProbeError::Failed {
                         message: self.describe(&error),
@@ -90,7 +96,10 @@ impl Probe for RedisProbe {
                 })?;
             if reply != "PONG" {
                 return Err(ProbeError::Failed {
-                    message: format!("PING to {} answered {reply:?}, expected \"PONG\"", self.target),
+                    message: format!(
+                        "PING to {} answered {reply:?}, expected \"PONG\"",
+                        self.target
+                    ),
                 });
             }
             self.connection = Some(connection);

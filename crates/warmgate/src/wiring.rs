@@ -37,7 +37,9 @@ fn probe_for(probe: &ProbeConfig) -> Result<Option<Box<dyn Probe>>, ProbeError> 
     Ok(Some(match probe {
         ProbeConfig::Signal => return Ok(None),
         ProbeConfig::Tcp { addr } => Box::new(TcpProbe::new(addr.clone())),
-        ProbeConfig::Postgres { url } => Box::new(PostgresProbe::new(url.expose(), url.redacted())?),
+        ProbeConfig::Postgres { url } => {
+            Box::new(PostgresProbe::new(url.expose(), url.redacted())?)
+        }
         ProbeConfig::Redis { url } => Box::new(RedisProbe::new(url.expose(), url.redacted())?),
         ProbeConfig::Http {
             url,

@@ -1,0 +1,34 @@
+//! Real, ephemeral PostgreSQL and Redis servers on loopback, for tests and
+//! for `cargo xtask deps`.
+//!
+//! Each server lives in a directory the caller chooses (a [`ScratchDir`] is
+//! the easy choice in tests), listens on a free port of `127.0.0.1` only, and
+//! has a generated password. The API is synchronous and uses only the
+//! standard library: async tests call it directly or from
+//! `tokio::task::spawn_blocking`. Starting returns once the server answers,
+//! so a test never waits on anything itself.
+//!
+//! This crate does not install anything: a missing program is an error that
+//! names the Debian package to install. It does not pick versions either: it
+//! uses the newest PostgreSQL under `/usr/lib/postgresql`, else the one on
+//! the `PATH`, and whichever `redis-server` is on the `PATH`.
+//!
+//! Reading order: [`Postgres`], [`Redis`], then [`ScratchDir`] and
+//! [`generate_password`], and the one error type, [`DevServerError`].
+
+#![forbid(unsafe_code)]
+
+mod command;
+mod ephemeral;
+mod error;
+mod postgres;
+mod redis;
+mod settings_file;
+
+pub use self::ephemeral::{ScratchDir, generate_password};
+pub use self::error::DevServerError;
+pub use self::postgres::Postgres;
+pub use self::redis::Redis;
+
+#[cfg(test)]
+mod tests;

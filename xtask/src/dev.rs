@@ -1,0 +1,121 @@
+//! `cargo xtask dev`: PostgreSQL and Redis (through `deps up`), then the
+//! gateway running `examples/chat.toml` wired to them.
+//!
+//! The chat plan's `auth` check points at the gateway's own `/livez`, a
+//! route that answers, standing in for an auth service; its two service
+//! signals are set through the admin listener once the gateway serves,
+//! standing in for the application that would set them. `websocket_integration`
+//! the gateway sets itself.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+use crate::command::workspace_root;
+use crate::deps::deps_up;
+
+const SERVICE_SIGNALS: [&str; 2] = ["agent_supervisor", "websocket_bridge"];
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    let mut listen: SocketAddr = "127.0.0.1:8080".parse()?;
+    let mut admin_listen: SocketAddr = "127.0.0.1:9090".parse()?;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let value = args
+            .next()
+            .with_context(|| format!("`{arg}` needs a value such as 127.0.0.1:8080"))?;
+        let addr = value.parse().with_context(|| {
+            format!("`{arg} {value}`: expected an address such as 127.0.0.1:8080")
+        })?;
+        match arg.as_str() {
+            "--listen" => listen = addr,
+            "--admin-listen" => admin_listen = addr,
+            other => {
+                bail!("unknown option `{other}`; expected --listen ADDR or --admin-listen ADDR")
+            }
+        }
+    }
+
+    let deps = deps_up()?;
+    let auth_url = format!("http://{listen}/livez");
+    println!("dev: starting the gateway with examples/chat.toml (auth check -> {auth_url})");
+    let mut gateway = Command::new("cargo")
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "warmgate",
+            "--",
+            "--config",
+            "examples/chat.toml",
+        ])
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--admin-listen")
+        .arg(admin_listen.to_string())
+        .env("WARMGATE_DATABASE_URL", &deps.database_url)
+        .env("WARMGATE_REDIS_URL", &deps.redis_url)
+        .env("WARMGATE_AUTH_URL", &auth_url)
+        .current_dir(workspace_root())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start `cargo run -p warmgate`")?;
+    let stdout = gateway.stdout.take().context("the gateway has no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    match lines.next() {
+        Some(Ok(line)) if line.starts_with("warmgate: serving") => println!("{line}"),
+        Some(Ok(line)) => bail!("the gateway said {line:?} instead of where it serves"),
+        _ => {
+            let status = gateway.wait()?;
+            bail!("the gateway exited ({status}) before serving; its log above says why");
+        }
+    }
+    for signal in SERVICE_SIGNALS {
+        post_json(
+            admin_listen,
+            &format!("/signals/{signal}"),
+            r#"{"ready":true,"reason":"set by cargo xtask dev"}"#,
+        )
+        .with_context(|| format!("cannot set the signal `{signal}`"))?;
+    }
+    println!(
+        "dev: set {}; watch readiness with `curl http://{listen}/readiness/events`",
+        SERVICE_SIGNALS.join(" and ")
+    );
+    println!("dev: Ctrl-C stops the gateway; `cargo xtask deps down` stops PostgreSQL and Redis");
+    // Relay anything else the gateway prints until it exits.
+    for line in lines.map_while(Result::ok) {
+        println!("{line}");
+    }
+    let status = gateway.wait()?;
+    if !status.success() {
+        bail!("the gateway exited with {status}");
+    }
+    Ok(())
+}
+
+/// A minimal HTTP/1.1 POST with a JSON body; succeeds on any 2xx.
+fn post_json(addr: SocketAddr, path: &str, body: &str) -> anyhow::Result<()> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("cannot connect to the admin listener at {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status_line = response.lines().next().unwrap_or_default();
+    let status = status_line.split_whitespace().nth(1).unwrap_or_default();
+    if !status.starts_with('2') {
+        bail!(
+            "POST {path} answered {status_line:?}: {}",
+            response.lines().last().unwrap_or_default()
+        );
+    }
+    Ok(())
+}
