@@ -347,3 +347,131 @@ fn parse_event(block: &str) -> Option<ServerSentEvent> {
     }
     any.then_some(event)
 }
+
+// === WebSocket clients ===
+
+/// A WebSocket client (tungstenite: an implementation independent of the
+/// server's), with helpers that read the warmgate protocol.
+pub struct WsClient {
+    stream: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    /// The subprotocol the server selected, if any.
+    pub subprotocol: Option<String>,
+}
+
+impl std::fmt::Debug for WsClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WsClient")
+            .field("subprotocol", &self.subprotocol)
+            .finish_non_exhaustive()
+    }
+}
+
+pub use tokio_tungstenite::tungstenite::Message;
+pub use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+impl Gateway {
+    /// Opens a WebSocket on the public listener, offering `warmgate.v1`.
+    pub async fn ws(&self, path: &str) -> WsClient {
+        self.ws_with(path, &["warmgate.v1"]).await
+    }
+
+    /// Opens a WebSocket offering the given subprotocols (none is fine).
+    pub async fn ws_with(&self, path: &str, subprotocols: &[&str]) -> WsClient {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("ws://{}{path}", self.public);
+        let mut request = url.into_client_request().unwrap();
+        if !subprotocols.is_empty() {
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                subprotocols.join(", ").parse().unwrap(),
+            );
+        }
+        let (stream, response) = within(
+            "the WebSocket handshake",
+            tokio_tungstenite::connect_async(request),
+        )
+        .await
+        .unwrap();
+        let subprotocol = response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .map(|value| value.to_str().unwrap().to_owned());
+        WsClient {
+            stream,
+            subprotocol,
+        }
+    }
+}
+
+impl WsClient {
+    /// The next message from the server, skipping pings and pongs; `None`
+    /// once the stream ends.
+    pub async fn next_message(&mut self) -> Option<Message> {
+        within("the next WebSocket message", async {
+            loop {
+                match self.stream.next().await {
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(message)) => return Some(message),
+                    Some(Err(_)) | None => return None,
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next text frame, parsed as JSON.
+    pub async fn next_json(&mut self) -> Value {
+        match self.next_message().await {
+            Some(Message::Text(text)) => serde_json::from_str(&text).unwrap(),
+            other => panic!("expected a JSON text frame, got {other:?}"),
+        }
+    }
+
+    /// Reads JSON frames until one has `"type": kind`, returning them all.
+    pub async fn until_type(&mut self, kind: &str) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let message = self.next_json().await;
+            let done = message["type"] == kind;
+            seen.push(message);
+            if done {
+                return seen;
+            }
+        }
+    }
+
+    /// Reads until the server's close frame; its code and reason.
+    pub async fn close_frame(&mut self) -> (u16, String) {
+        loop {
+            match self.next_message().await {
+                Some(Message::Close(Some(frame))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Some(Message::Close(None)) => return (1005, String::new()),
+                Some(_) => continue,
+                None => panic!("the connection ended without a close frame"),
+            }
+        }
+    }
+
+    pub async fn send(&mut self, message: Message) {
+        use futures_util::SinkExt;
+        within("a WebSocket send", self.stream.send(message))
+            .await
+            .unwrap();
+    }
+
+    pub async fn send_json(&mut self, value: Value) {
+        self.send(Message::text(value.to_string())).await;
+    }
+
+    /// Sends a raw frame, for breaking the protocol on purpose.
+    pub async fn send_frame(
+        &mut self,
+        frame: tokio_tungstenite::tungstenite::protocol::frame::Frame,
+    ) {
+        self.send(Message::Frame(frame)).await;
+    }
+}

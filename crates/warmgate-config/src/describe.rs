@@ -25,6 +25,26 @@ impl Config {
             human(self.gate.startup_deadline)
         );
         let _ = writeln!(text, "  retry_cap = {}", human(self.gate.retry_cap));
+        let gate = &self.gate;
+        for (key, value) in [
+            ("hold_timeout", gate.hold_timeout),
+            ("warming_interval", gate.warming_interval),
+            ("retry_after", gate.retry_after),
+            ("drain_grace", gate.drain_grace),
+            ("handshake_timeout", gate.handshake_timeout),
+            ("ping_interval", gate.ping_interval),
+        ] {
+            let _ = writeln!(text, "  {key} = {}", human(value));
+        }
+        let _ = writeln!(text, "  max_connections = {}", gate.max_connections);
+        let _ = writeln!(text, "  max_held = {}", gate.max_held);
+        let _ = writeln!(text, "  max_message_bytes = {}", gate.max_message_bytes);
+        let origins = if gate.allowed_origins.is_empty() {
+            "any".to_owned()
+        } else {
+            gate.allowed_origins.join(", ")
+        };
+        let _ = writeln!(text, "  allowed_origins = {origins}");
         if self.phases.is_empty() {
             let _ = writeln!(text, "no phases: the gate is ready as soon as it starts");
         }

@@ -43,6 +43,35 @@ pub struct GateConfig {
     /// The longest wait between retries of a check that is not passing.
     /// Default 100ms.
     pub retry_cap: Duration,
+    /// How long a WebSocket client is held while the gate is not ready,
+    /// before `unavailable` and close 1013. Default 5s.
+    pub hold_timeout: Duration,
+    /// The heartbeat of `warming` frames to held clients. Default 1s.
+    pub warming_interval: Duration,
+    /// The base of the jittered `retry_after_ms` hint. Default 2s, at most
+    /// 1 hour.
+    pub retry_after: Duration,
+    /// How long admitted clients keep their connection once draining
+    /// starts; the process exits at the latest then. Default 8s.
+    pub drain_grace: Duration,
+    /// A connection that has not completed its HTTP request head within
+    /// this is dropped. Default 10s.
+    pub handshake_timeout: Duration,
+    /// Silent clients are pinged this often and closed after two
+    /// unanswered pings. Default 20s.
+    pub ping_interval: Duration,
+    /// Open WebSocket connections past which new clients are refused with
+    /// `capacity`. Default 10000.
+    pub max_connections: usize,
+    /// Held clients past which new clients are refused with `capacity`.
+    /// Default 10000.
+    pub max_held: usize,
+    /// A larger frame or message closes the connection with 1009. Default
+    /// 65536.
+    pub max_message_bytes: usize,
+    /// When not empty, a browser `Origin` outside this list gets 403 before
+    /// the upgrade. Normalised to lowercase `scheme://host[:port]`.
+    pub allowed_origins: Vec<String>,
 }
 
 /// One `[[phase]]`: a named group of checks, reported together.
@@ -192,6 +221,16 @@ impl Default for GateConfig {
         Self {
             startup_deadline: Duration::from_secs(60),
             retry_cap: Duration::from_millis(100),
+            hold_timeout: Duration::from_secs(5),
+            warming_interval: Duration::from_secs(1),
+            retry_after: Duration::from_secs(2),
+            drain_grace: Duration::from_secs(8),
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            max_connections: 10_000,
+            max_held: 10_000,
+            max_message_bytes: 64 * 1024,
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -42,6 +42,16 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawGate {
     pub(crate) startup_deadline: Option<NonZeroDuration>,
     pub(crate) retry_cap: Option<NonZeroDuration>,
+    pub(crate) hold_timeout: Option<NonZeroDuration>,
+    pub(crate) warming_interval: Option<NonZeroDuration>,
+    pub(crate) retry_after: Option<Spanned<NonZeroDuration>>,
+    pub(crate) drain_grace: Option<NonZeroDuration>,
+    pub(crate) handshake_timeout: Option<NonZeroDuration>,
+    pub(crate) ping_interval: Option<NonZeroDuration>,
+    pub(crate) max_connections: Option<Spanned<i64>>,
+    pub(crate) max_held: Option<Spanned<i64>>,
+    pub(crate) max_message_bytes: Option<Spanned<i64>>,
+    pub(crate) allowed_origins: Option<Vec<Spanned<String>>>,
 }
 
 /// One `[[phase]]` table.

@@ -122,6 +122,7 @@ fn full_example_parses_with_every_value() {
         GateConfig {
             startup_deadline: Duration::from_secs(30),
             retry_cap: Duration::from_millis(250),
+            ..GateConfig::default()
         }
     );
     let names: Vec<_> = config
@@ -299,8 +300,8 @@ fn unknown_keys_are_refused_in_every_table() {
         "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase` (line 2, column 1)"
     );
     assert_eq!(
-        error("[gate]\nhold_timeout = \"1s\"\n"),
-        "test.toml: gate.hold_timeout: unknown key `hold_timeout`, expected `startup_deadline` or `retry_cap` (line 2, column 1)"
+        error("[gate]\nhold_timout = \"1s\"\n"),
+        "test.toml: gate.hold_timout: unknown key `hold_timout`, expected one of `startup_deadline`, `retry_cap`, `hold_timeout`, `warming_interval`, `retry_after`, `drain_grace`, `handshake_timeout`, `ping_interval`, `max_connections`, `max_held`, `max_message_bytes`, `allowed_origins` (line 2, column 1)"
     );
     assert!(error("[[phase]]\nname = \"p\"\nchecks = []\n").starts_with(
         "test.toml: phase[0].checks: unknown key `checks`, expected `name` or `check`"
@@ -567,6 +568,16 @@ fn describe_lists_listeners_gate_phases_and_checks() {
 gate
   startup_deadline = 30s
   retry_cap = 250ms
+  hold_timeout = 5s
+  warming_interval = 1s
+  retry_after = 2s
+  drain_grace = 8s
+  handshake_timeout = 10s
+  ping_interval = 20s
+  max_connections = 10000
+  max_held = 10000
+  max_message_bytes = 65536
+  allowed_origins = any
 phase 1 of 3 "dependencies" (2 checks)
   check "database": tcp 127.0.0.1:5432, required, timeout 1s, interval 2s, failure_threshold 3, success_threshold 1
   check "redis": tcp cache.internal:6379, optional, timeout 500ms, interval 1m, failure_threshold 5, success_threshold 2
@@ -751,5 +762,57 @@ fn url_kinds_refuse_bad_urls_without_repeating_them() {
             "kind = \"redis\"\nurl = \"redis://h\"\nexpect_body = \"x\""
         )),
         "test.toml: phase[0].check[0].expect_body: key `expect_body` is not used by kind `redis`, expected only its keys (`url`, `url_env`) (line 8, column 15)"
+    );
+}
+
+// === the WebSocket gate's settings ===
+
+#[test]
+fn gate_settings_take_their_defaults_and_their_values() {
+    let config = Config::from_toml_str("", "test.toml").unwrap();
+    assert_eq!(config.gate, GateConfig::default());
+    assert_eq!(config.gate.hold_timeout, std::time::Duration::from_secs(5));
+    let config = Config::from_toml_str(
+        "[gate]\nhold_timeout = \"250ms\"\nmax_held = 5\nmax_message_bytes = 1024\nallowed_origins = [\"https://Chat.Example.com/\", \"http://localhost:8080\"]\n",
+        "test.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        config.gate.hold_timeout,
+        std::time::Duration::from_millis(250)
+    );
+    assert_eq!(config.gate.max_held, 5);
+    assert_eq!(config.gate.max_message_bytes, 1024);
+    assert_eq!(
+        config.gate.allowed_origins,
+        ["https://chat.example.com", "http://localhost:8080"]
+    );
+}
+
+#[test]
+fn gate_settings_refuse_bad_values_with_the_key() {
+    assert_eq!(
+        error("[gate]\nmax_held = 0\n"),
+        "test.toml: gate.max_held: invalid value 0, expected a whole number from 1 to 1000000 (line 2, column 12)"
+    );
+    assert_eq!(
+        error("[gate]\nmax_message_bytes = 10\n"),
+        "test.toml: gate.max_message_bytes: invalid value 10, expected a whole number from 125 to 16777216 (line 2, column 21)"
+    );
+    assert_eq!(
+        error("[gate]\nretry_after = \"2h\"\n"),
+        "test.toml: gate.retry_after: invalid duration 2h, expected at most 1h: clients wait this long before coming back (line 2, column 15)"
+    );
+    let message = error("[gate]\nallowed_origins = [\"https://chat.example.com/app\"]\n");
+    assert!(
+        message.starts_with(
+            "test.toml: gate.allowed_origins[0]: invalid origin \"https://chat.example.com/app\""
+        ),
+        "{message}"
+    );
+    let message = error("[gate]\nhold_timeout = \"0s\"\n");
+    assert!(
+        message.starts_with("test.toml: gate.hold_timeout: "),
+        "{message}"
     );
 }

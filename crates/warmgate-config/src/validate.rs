@@ -8,13 +8,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
+use std::time::Duration;
 
 use toml::Spanned;
 
 use crate::error::Origin;
 use crate::raw::{RawCheck, RawConfig, RawGate, RawPhase};
-use crate::values::{KindNames, Name, ProbeKind};
+use crate::values::{KindNames, Name, NonZeroDuration, ProbeKind};
 use crate::{CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig, SecretUrl};
 
 /// Applies defaults and rules to the raw file.
@@ -34,7 +35,7 @@ pub(crate) fn config(raw: RawConfig, origin: &Origin<'_>) -> Result<Config, Conf
         source: origin.file.to_owned(),
         listen,
         admin_listen,
-        gate: gate(raw.gate),
+        gate: gate(raw.gate, origin)?,
         phases,
     })
 }
@@ -71,14 +72,108 @@ fn listeners(
     Ok((listen, admin_listen))
 }
 
-fn gate(raw: RawGate) -> GateConfig {
+fn gate(raw: RawGate, origin: &Origin<'_>) -> Result<GateConfig, ConfigError> {
     let default = GateConfig::default();
-    GateConfig {
-        startup_deadline: raw
-            .startup_deadline
-            .map_or(default.startup_deadline, |deadline| deadline.0),
-        retry_cap: raw.retry_cap.map_or(default.retry_cap, |cap| cap.0),
+    let duration =
+        |value: Option<NonZeroDuration>, default: Duration| value.map_or(default, |d| d.0);
+    let count =
+        |key: &str, value: Option<Spanned<i64>>, range: RangeInclusive<i64>, default: usize| {
+            let Some(value) = value else {
+                return Ok(default);
+            };
+            let number = *value.get_ref();
+            if range.contains(&number) {
+                Ok(usize::try_from(number).unwrap_or(default))
+            } else {
+                Err(origin.invalid(
+                    &format!("gate.{key}"),
+                    &format!(
+                        "invalid value {number}, expected a whole number from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                    Some(value.span()),
+                ))
+            }
+        };
+    let retry_after = match raw.retry_after {
+        Some(value) if value.get_ref().0 > MAX_RETRY_AFTER => {
+            return Err(origin.invalid(
+                "gate.retry_after",
+                &format!(
+                    "invalid duration {}, expected at most 1h: clients wait this long before coming back",
+                    humantime::format_duration(value.get_ref().0)
+                ),
+                Some(value.span()),
+            ));
+        }
+        Some(value) => value.into_inner().0,
+        None => default.retry_after,
+    };
+    let allowed_origins = raw
+        .allowed_origins
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            normalise_origin(entry.get_ref()).map_err(|message| {
+                origin.invalid(
+                    &format!("gate.allowed_origins[{index}]"),
+                    &message,
+                    Some(entry.span()),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(GateConfig {
+        startup_deadline: duration(raw.startup_deadline, default.startup_deadline),
+        retry_cap: duration(raw.retry_cap, default.retry_cap),
+        hold_timeout: duration(raw.hold_timeout, default.hold_timeout),
+        warming_interval: duration(raw.warming_interval, default.warming_interval),
+        retry_after,
+        drain_grace: duration(raw.drain_grace, default.drain_grace),
+        handshake_timeout: duration(raw.handshake_timeout, default.handshake_timeout),
+        ping_interval: duration(raw.ping_interval, default.ping_interval),
+        max_connections: count(
+            "max_connections",
+            raw.max_connections,
+            1..=1_000_000,
+            default.max_connections,
+        )?,
+        max_held: count("max_held", raw.max_held, 1..=1_000_000, default.max_held)?,
+        max_message_bytes: count(
+            "max_message_bytes",
+            raw.max_message_bytes,
+            125..=16 * 1024 * 1024,
+            default.max_message_bytes,
+        )?,
+        allowed_origins,
+    })
+}
+
+/// The longest `retry_after` accepted.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `https://Chat.Example.com/` becomes `https://chat.example.com`; anything
+/// that is not a bare web origin is refused.
+fn normalise_origin(text: &str) -> Result<String, String> {
+    let expected =
+        "expected an origin such as \"https://chat.example.com\" or \"http://localhost:8080\"";
+    let url = url::Url::parse(text)
+        .map_err(|error| format!("invalid origin {text:?} ({error}), {expected}"))?;
+    let bare = matches!(url.scheme(), "http" | "https")
+        && url.host_str().is_some()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    if !bare {
+        return Err(format!(
+            "invalid origin {text:?}, {expected} (scheme, host and port only)"
+        ));
     }
+    Ok(url.origin().ascii_serialization())
 }
 
 fn phase(

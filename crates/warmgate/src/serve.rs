@@ -1,25 +1,30 @@
 //! Binding the listeners, serving, and the drain sequence.
 //!
 //! Drain has one trigger, the engine's state: SIGTERM, SIGINT and the admin
-//! `POST /drain` all ask the engine to drain, and both servers begin their
-//! graceful shutdown when the published state turns `draining`. So `/readyz`
-//! answers 503 from the first moment of shutdown while in-flight requests
-//! finish.
+//! `POST /drain` all ask the engine to drain. From the moment the published
+//! state turns `draining`, `/readyz` answers 503, held WebSocket clients are
+//! told `unavailable` (reason `draining`) and closed with 1013, new ones get
+//! the same, and admitted ones get `draining` and are closed with 1001 after
+//! `drain_grace`. Once every WebSocket has closed (or the grace is over) the
+//! listeners stop and the process exits 0.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
 use warmgate_config::Config;
 use warmgate_core::GateState;
 use warmgate_engine::ReadinessHandle;
-use warmgate_http::{admin_router, public_router};
+use warmgate_gate::{Gate, GateSettings, InProcessRooms};
+use warmgate_http::{ServeSettings, admin_router, public_router, serve};
 
 use crate::wiring::{LISTENER_SIGNALS, spawn_engine};
 
-/// How long in-flight requests may take to finish once draining begins;
-/// inside Cloud Run's 10 s between SIGTERM and SIGKILL.
-const DRAIN_GRACE: Duration = Duration::from_secs(8);
+/// How long past `drain_grace` the process waits for the last closing
+/// handshakes before it exits anyway.
+const CLOSE_MARGIN: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let handle = spawn_engine(&config).context("cannot start the readiness engine")?;
@@ -31,13 +36,20 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let admin_addr = admin
         .local_addr()
         .context("cannot read the admin address")?;
+    let settings = gate_settings(&config);
+    let drain_grace = settings.drain_grace;
+    let gate = Gate::new(handle.clone(), settings, Arc::new(InProcessRooms::new()));
+    let counts = gate.counts();
+    let serve_settings = ServeSettings {
+        header_read_timeout: config.gate.handshake_timeout,
+    };
     // One plain line on stdout for people and scripts: where to connect.
     println!("warmgate: serving http://{public_addr} (admin http://{admin_addr})");
     tracing::info!(
         public = %public_addr,
         admin = %admin_addr,
         config = %config.source,
-        "listeners bound; probes can connect now"
+        "listeners bound; probes and WebSocket clients can connect now"
     );
 
     let signal_names: Vec<String> = handle.signal_names().map(str::to_owned).collect();
@@ -48,31 +60,53 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot set the built-in signal `{name}`"))?;
         }
     }
-    tokio::spawn(drain_on_os_signal(handle.clone()));
+    tokio::spawn(drain_on_os_signal(handle.clone(), drain_grace));
 
-    let public_server = axum::serve(public, public_router(handle.clone()))
-        .with_graceful_shutdown(draining(handle.clone()));
-    let admin_server = axum::serve(admin, admin_router(handle.clone()))
-        .with_graceful_shutdown(draining(handle.clone()));
-    let servers = async {
-        let (public_result, admin_result) =
-            tokio::join!(public_server.into_future(), admin_server.into_future());
-        public_result.context("the public listener failed")?;
-        admin_result.context("the admin listener failed")
+    // Both listeners keep serving while draining (so probes see 503 and new
+    // WebSocket clients are told `draining`), and stop once every WebSocket
+    // has closed: held clients at once, admitted ones by `drain_grace`.
+    let drained = {
+        let handle = handle.clone();
+        let counts = counts.clone();
+        async move {
+            draining(handle).await;
+            counts.all_closed().await;
+        }
     };
+    let drained = drained.shared();
+    let router = public_router(handle.clone()).merge(gate.router());
+    let public_server = serve(public, router, serve_settings.clone(), drained.clone());
+    let admin_server = serve(admin, admin_router(handle.clone()), serve_settings, drained);
     let grace_over = async {
         draining(handle.clone()).await;
-        tokio::time::sleep(DRAIN_GRACE).await;
+        tokio::time::sleep(drain_grace + CLOSE_MARGIN).await;
     };
     tokio::select! {
-        result = servers => result?,
+        ((), ()) = async { tokio::join!(public_server, admin_server) } => {}
         () = grace_over => tracing::warn!(
-            grace_ms = DRAIN_GRACE.as_millis() as u64,
-            "drain grace period over with requests still open; exiting anyway"
+            grace_ms = drain_grace.as_millis() as u64,
+            n_open = counts.open(),
+            "drain grace period over with connections still open; exiting anyway"
         ),
     }
     tracing::info!("drained; exiting");
     Ok(())
+}
+
+/// The gate's settings from the `[gate]` table.
+fn gate_settings(config: &Config) -> GateSettings {
+    let gate = &config.gate;
+    GateSettings {
+        hold_timeout: gate.hold_timeout,
+        warming_interval: gate.warming_interval,
+        retry_after: gate.retry_after,
+        drain_grace: gate.drain_grace,
+        ping_interval: gate.ping_interval,
+        max_connections: gate.max_connections,
+        max_held: gate.max_held,
+        max_message_bytes: gate.max_message_bytes,
+        allowed_origins: gate.allowed_origins.clone(),
+    }
 }
 
 async fn bind(which: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
@@ -91,11 +125,11 @@ async fn draining(handle: ReadinessHandle) {
 }
 
 /// Turns SIGTERM or SIGINT into a drain request.
-async fn drain_on_os_signal(handle: ReadinessHandle) {
+async fn drain_on_os_signal(handle: ReadinessHandle, drain_grace: Duration) {
     let name = wait_for_os_signal().await;
     tracing::warn!(
         signal = name,
-        "shutdown signal received; readiness turns to draining and in-flight requests get {DRAIN_GRACE:?} to finish"
+        "shutdown signal received; readiness turns to draining, held clients are told to come back, admitted ones get {drain_grace:?}"
     );
     if let Err(error) = handle.drain() {
         tracing::error!(%error, "cannot start draining; exiting without it");

@@ -1,0 +1,653 @@
+//! One WebSocket client, from upgrade to close: hold, warm, admit, push,
+//! drain.
+//!
+//! **Invariant:** a held client always ends admitted (`ready`) or told why
+//! not (`unavailable` with a reason and a retry hint, then close 1013); the
+//! only silent endings are the client's own (it closed, broke the protocol
+//! or vanished).
+//!
+//! Each connection is one task. It reads the client's frames through a
+//! stream (so a pending read survives every `select!`), owns the write
+//! half, and parks on its snapshot receiver and timers in between.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fastwebsockets::{Frame, Payload, WebSocket, WebSocketWrite};
+use futures_util::{Stream, StreamExt};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::WriteHalf;
+use tokio::time::Instant;
+use tokio_stream::StreamMap;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tracing::Instrument;
+use warmgate_core::{GateState, Snapshot};
+use warmgate_engine::SnapshotRx;
+
+use crate::frames::{FrameReader, Incoming};
+use crate::protocol::{ClientMessage, DEFAULT_ROOM, ErrorCode, ServerMessage, UnavailableReason};
+use crate::settings::{MAX_BUFFERED_BYTES, MAX_BUFFERED_MESSAGES, jittered_millis};
+use crate::tracker::{HeldGuard, OpenGuard};
+use crate::upgrade::GateInner;
+
+/// Which protocol the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// The warmgate protocol, then chat.
+    Ws,
+    /// Transparent: no frames of ours, then echo.
+    Echo,
+}
+
+impl Route {
+    pub(crate) fn path(self) -> &'static str {
+        match self {
+            Route::Ws => "/ws",
+            Route::Echo => "/echo",
+        }
+    }
+}
+
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
+
+/// The most rooms one connection may be in.
+const MAX_ROOMS_PER_CONNECTION: usize = 16;
+
+/// How long to wait for the client's half of the closing handshake.
+const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
+
+type Writer = WebSocketWrite<WriteHalf<TokioIo<Upgraded>>>;
+type Frames = Pin<Box<dyn Stream<Item = Incoming> + Send>>;
+
+/// How a connection ended, for its span and logs.
+#[derive(Debug)]
+enum Outcome {
+    /// Admitted, then closed with this code (by either side), or gone.
+    Admitted,
+    Unavailable(UnavailableReason),
+    /// The client left (closed, vanished, or broke the protocol) while held.
+    LeftWhileHeld,
+}
+
+/// The end of a connection: why, and the close code sent, if any.
+struct Ended {
+    outcome: Outcome,
+    close_code: Option<u16>,
+}
+
+/// The connection could not write: the client is gone.
+struct Gone;
+
+struct Connection {
+    gate: Arc<GateInner>,
+    route: Route,
+    id: String,
+    writer: Writer,
+    frames: Frames,
+    upgraded_at: Instant,
+}
+
+/// A message a held client sent, kept for after admission.
+enum Buffered {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl Buffered {
+    fn len(&self) -> usize {
+        match self {
+            Buffered::Text(text) => text.len(),
+            Buffered::Binary(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// Runs one upgraded client to its end.
+pub(crate) async fn run(
+    ws: WebSocket<TokioIo<Upgraded>>,
+    gate: Arc<GateInner>,
+    route: Route,
+    id: String,
+    upgraded_at: Instant,
+    open: Option<OpenGuard>,
+) {
+    let span = tracing::info_span!(
+        "websocket",
+        conn.id = %id,
+        route = route.path(),
+        state_at_connect = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        waited_ms = tracing::field::Empty,
+        close_code = tracing::field::Empty,
+    );
+    let (read, writer) = ws.split(tokio::io::split);
+    let reader = FrameReader::new(read, gate.settings.max_message_bytes);
+    let frames: Frames = Box::pin(futures_util::stream::unfold(
+        reader,
+        |mut reader| async move {
+            let incoming = reader.next().await;
+            Some((incoming, reader))
+        },
+    ));
+    let mut connection = Connection {
+        gate,
+        route,
+        id,
+        writer,
+        frames,
+        upgraded_at,
+    };
+    async move {
+        let ended = match open {
+            Some(_open) => connection.serve().await,
+            None => {
+                connection
+                    .refuse_without_snapshot(UnavailableReason::Capacity)
+                    .await
+            }
+        };
+        let span = tracing::Span::current();
+        let outcome = match &ended.outcome {
+            Outcome::Admitted => "admitted".to_owned(),
+            Outcome::Unavailable(reason) => format!("unavailable:{}", reason.as_str()),
+            Outcome::LeftWhileHeld => "left_while_held".to_owned(),
+        };
+        span.record("outcome", outcome.as_str());
+        if let Some(code) = ended.close_code {
+            span.record("close_code", code);
+        }
+        tracing::debug!(outcome, close_code = ended.close_code, "websocket closed");
+    }
+    .instrument(span)
+    .await;
+}
+
+impl Connection {
+    async fn serve(&mut self) -> Ended {
+        let mut snapshot_rx = self.gate.handle.subscribe();
+        let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
+        tracing::Span::current().record("state_at_connect", snapshot.state.as_str());
+        if snapshot.state == GateState::Draining {
+            return self.refuse(UnavailableReason::Draining, &snapshot, 0).await;
+        }
+        let mut buffered = Vec::new();
+        let mut waited = None;
+        if !snapshot.state.admits_traffic() {
+            let Some(held) = self.gate.counts.try_hold(self.gate.settings.max_held) else {
+                return self.refuse(UnavailableReason::Capacity, &snapshot, 0).await;
+            };
+            match self.hold(held, &mut snapshot_rx, &mut buffered).await {
+                Ok(()) => waited = Some(self.upgraded_at.elapsed()),
+                Err(ended) => return ended,
+            }
+        }
+        self.admitted(snapshot_rx, buffered, waited).await
+    }
+
+    // === hold ===
+
+    /// Holds the client until the gate admits traffic (`Ok`), or ends the
+    /// connection with a reason (`Err`).
+    async fn hold(
+        &mut self,
+        _held: HeldGuard,
+        snapshot_rx: &mut SnapshotRx,
+        buffered: &mut Vec<Buffered>,
+    ) -> Result<(), Ended> {
+        let settings = Arc::clone(&self.gate.settings);
+        let hold_span = tracing::info_span!(
+            "hold",
+            hold_timeout_ms = settings.hold_timeout.as_millis() as u64
+        );
+        let held_at = Instant::now();
+        let deadline = tokio::time::sleep(settings.hold_timeout);
+        tokio::pin!(deadline);
+        let mut heartbeat = tokio::time::interval_at(
+            held_at + settings.warming_interval,
+            settings.warming_interval,
+        );
+        let mut buffered_bytes = 0;
+        let current = Arc::clone(&snapshot_rx.borrow());
+        if self.send_warming(&current, held_at).await.is_err() {
+            return Err(left());
+        }
+        let _entered = hold_span.enter();
+        loop {
+            tokio::select! {
+                changed = snapshot_rx.changed() => {
+                    let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
+                    if changed.is_err() || snapshot.state == GateState::Draining {
+                        return Err(self.refuse(UnavailableReason::Draining, &snapshot, buffered.len()).await);
+                    }
+                    if snapshot.state.admits_traffic() {
+                        return Ok(());
+                    }
+                    if self.send_warming(&snapshot, held_at).await.is_err() {
+                        return Err(left());
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let snapshot = Arc::clone(&snapshot_rx.borrow());
+                    if self.send_warming(&snapshot, held_at).await.is_err() {
+                        return Err(left());
+                    }
+                }
+                () = &mut deadline => {
+                    let snapshot = Arc::clone(&snapshot_rx.borrow());
+                    let reason = if snapshot.state == GateState::Failed {
+                        UnavailableReason::Failed
+                    } else {
+                        UnavailableReason::HoldTimeout
+                    };
+                    return Err(self.refuse(reason, &snapshot, buffered.len()).await);
+                }
+                incoming = self.frames.next() => {
+                    let incoming = incoming.unwrap_or(Incoming::Gone);
+                    let message = match incoming {
+                        Incoming::Text(text) => Buffered::Text(text),
+                        Incoming::Binary(bytes) => Buffered::Binary(bytes),
+                        other => match self.control(other).await {
+                            Ok(()) => continue,
+                            Err(close_code) => return Err(Ended { outcome: Outcome::LeftWhileHeld, close_code }),
+                        },
+                    };
+                    if buffered.len() >= MAX_BUFFERED_MESSAGES || buffered_bytes + message.len() > MAX_BUFFERED_BYTES {
+                        let refused = format!(
+                            "message refused: a held client may buffer at most {MAX_BUFFERED_MESSAGES} messages or {} KiB until it is admitted",
+                            MAX_BUFFERED_BYTES / 1024
+                        );
+                        if self.send_error(ErrorCode::BufferFull, &refused).await.is_err() {
+                            return Err(left());
+                        }
+                        continue;
+                    }
+                    buffered_bytes += message.len();
+                    buffered.push(message);
+                }
+            }
+        }
+    }
+
+    async fn send_warming(&mut self, snapshot: &Snapshot, held_at: Instant) -> Result<(), Gone> {
+        if self.route == Route::Echo {
+            return Ok(());
+        }
+        let hold_remaining = self
+            .gate
+            .settings
+            .hold_timeout
+            .saturating_sub(held_at.elapsed());
+        let message = ServerMessage::Warming {
+            state: snapshot.state,
+            phase: snapshot.phase.as_deref(),
+            pending: &snapshot.pending,
+            elapsed_ms: millis(self.gate.handle.elapsed()),
+            hold_remaining_ms: millis(hold_remaining),
+            seq: snapshot.seq,
+        };
+        self.send_text(&message.to_json()).await
+    }
+
+    /// Tells the client why it is not admitted and closes with 1013.
+    async fn refuse(
+        &mut self,
+        reason: UnavailableReason,
+        snapshot: &Snapshot,
+        unprocessed: usize,
+    ) -> Ended {
+        let retry_after_ms = jittered_millis(self.gate.settings.retry_after);
+        let waited_ms = millis(self.upgraded_at.elapsed());
+        tracing::Span::current().record("waited_ms", waited_ms);
+        tracing::info!(
+            reason = reason.as_str(),
+            state = snapshot.state.as_str(),
+            pending = ?snapshot.pending,
+            waited_ms,
+            retry_after_ms,
+            unprocessed,
+            "client not admitted; told to retry later and closed with 1013"
+        );
+        if self.route == Route::Ws {
+            let message = ServerMessage::Unavailable {
+                reason,
+                state: snapshot.state,
+                phase: snapshot.phase.as_deref(),
+                pending: &snapshot.pending,
+                retry_after_ms,
+                unprocessed,
+            };
+            if self.send_text(&message.to_json()).await.is_err() {
+                return Ended {
+                    outcome: Outcome::Unavailable(reason),
+                    close_code: None,
+                };
+            }
+        }
+        let reason_text = format!("{}; retry after {retry_after_ms} ms", reason.as_str());
+        self.close(CLOSE_TRY_AGAIN_LATER, &reason_text).await;
+        Ended {
+            outcome: Outcome::Unavailable(reason),
+            close_code: Some(CLOSE_TRY_AGAIN_LATER),
+        }
+    }
+
+    /// [`Connection::refuse`] before any snapshot was read (capacity).
+    async fn refuse_without_snapshot(&mut self, reason: UnavailableReason) -> Ended {
+        let snapshot = self.gate.handle.current();
+        self.refuse(reason, &snapshot, 0).await
+    }
+
+    // === admitted ===
+
+    /// Serves an admitted client. `waited` is how long it was held, or
+    /// `None` when the gate was ready at connect.
+    async fn admitted(
+        &mut self,
+        mut snapshot_rx: SnapshotRx,
+        buffered: Vec<Buffered>,
+        waited: Option<Duration>,
+    ) -> Ended {
+        let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
+        let waited_ms = waited.map_or(0, millis);
+        tracing::Span::current().record("waited_ms", waited_ms);
+        if waited.is_some() {
+            tracing::info!(
+                waited_ms,
+                n_buffered = buffered.len(),
+                state = snapshot.state.as_str(),
+                "held client admitted; its buffered messages are processed now"
+            );
+        }
+        if self.route == Route::Ws {
+            let message = ServerMessage::Ready {
+                state: snapshot.state,
+                degraded: &snapshot.degraded,
+                waited_ms,
+                connection_id: &self.id,
+                seq: snapshot.seq,
+            };
+            if self.send_text(&message.to_json()).await.is_err() {
+                return admitted_end(None);
+            }
+        }
+        let mut rooms: StreamMap<String, BroadcastStream<Arc<str>>> = StreamMap::new();
+        if self.route == Route::Ws {
+            rooms.insert(
+                DEFAULT_ROOM.to_owned(),
+                BroadcastStream::new(self.gate.session.join(DEFAULT_ROOM)),
+            );
+        }
+        for message in buffered {
+            let handled = match message {
+                Buffered::Text(text) => self.on_text(text, &mut rooms).await,
+                Buffered::Binary(bytes) => self.on_binary(bytes).await,
+            };
+            if handled.is_err() {
+                return admitted_end(None);
+            }
+        }
+        let mut last_pushed = (snapshot.state, snapshot.degraded.clone());
+        let settings = Arc::clone(&self.gate.settings);
+        let mut ping = tokio::time::interval_at(
+            Instant::now() + settings.ping_interval,
+            settings.ping_interval,
+        );
+        let mut unanswered_pings = 0u8;
+        let drain_deadline = tokio::time::sleep(Duration::MAX);
+        tokio::pin!(drain_deadline);
+        let mut draining = false;
+        if snapshot.state == GateState::Draining {
+            // The gate turned from ready to draining between the hold and now.
+            if self.start_draining(drain_deadline.as_mut()).await.is_err() {
+                return admitted_end(None);
+            }
+            draining = true;
+        }
+        loop {
+            tokio::select! {
+                changed = snapshot_rx.changed(), if !draining => {
+                    let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
+                    if changed.is_err() || snapshot.state == GateState::Draining {
+                        if self.start_draining(drain_deadline.as_mut()).await.is_err() {
+                            return admitted_end(None);
+                        }
+                        draining = true;
+                        continue;
+                    }
+                    let now = (snapshot.state, snapshot.degraded.clone());
+                    if now != last_pushed && self.route == Route::Ws {
+                        let message = ServerMessage::Readiness {
+                            state: snapshot.state,
+                            degraded: &snapshot.degraded,
+                            seq: snapshot.seq,
+                        };
+                        if self.send_text(&message.to_json()).await.is_err() {
+                            return admitted_end(None);
+                        }
+                    }
+                    last_pushed = now;
+                }
+                () = &mut drain_deadline, if draining => {
+                    tracing::debug!("drain grace over; closing with 1001");
+                    self.close(CLOSE_GOING_AWAY, "server restarting").await;
+                    return admitted_end(Some(CLOSE_GOING_AWAY));
+                }
+                _ = ping.tick() => {
+                    if unanswered_pings >= 2 {
+                        tracing::info!("client answered none of two pings; closing with 1001");
+                        self.close(CLOSE_GOING_AWAY, "no answer to two pings").await;
+                        return admitted_end(Some(CLOSE_GOING_AWAY));
+                    }
+                    unanswered_pings += 1;
+                    if self.write(Frame::new(true, fastwebsockets::OpCode::Ping, None, Payload::Borrowed(b"warmgate"))).await.is_err() {
+                        return admitted_end(None);
+                    }
+                }
+                Some((room, frame)) = rooms.next() => {
+                    let sent = match frame {
+                        Ok(frame) => self.send_text(&frame).await,
+                        Err(BroadcastStreamRecvError::Lagged(n_missed)) => {
+                            let message = format!("missed {n_missed} messages in room `{room}` because this connection read too slowly");
+                            self.send_error(ErrorCode::Lagged, &message).await
+                        }
+                    };
+                    if sent.is_err() {
+                        return admitted_end(None);
+                    }
+                }
+                incoming = self.frames.next() => {
+                    unanswered_pings = 0;
+                    let handled = match incoming.unwrap_or(Incoming::Gone) {
+                        Incoming::Text(text) => self.on_text(text, &mut rooms).await,
+                        Incoming::Binary(bytes) => self.on_binary(bytes).await,
+                        other => match self.control(other).await {
+                            Ok(()) => Ok(()),
+                            Err(close_code) => return admitted_end(close_code),
+                        },
+                    };
+                    if handled.is_err() {
+                        return admitted_end(None);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn start_draining(&mut self, deadline: Pin<&mut tokio::time::Sleep>) -> Result<(), Gone> {
+        let grace = self.gate.settings.drain_grace;
+        deadline.reset(Instant::now() + grace);
+        if self.route == Route::Ws {
+            let reconnect_after_ms = jittered_millis(self.gate.settings.retry_after / 4);
+            let message = ServerMessage::Draining { reconnect_after_ms };
+            self.send_text(&message.to_json()).await?;
+        }
+        Ok(())
+    }
+
+    async fn on_text(
+        &mut self,
+        text: String,
+        rooms: &mut StreamMap<String, BroadcastStream<Arc<str>>>,
+    ) -> Result<(), Gone> {
+        if self.route == Route::Echo {
+            return self.send_text(&text).await;
+        }
+        match ClientMessage::parse(&text) {
+            Err(message) => self.send_error(ErrorCode::InvalidMessage, &message).await,
+            Ok(ClientMessage::Join { room }) => {
+                if !self.join(&room, rooms).await? {
+                    return Ok(());
+                }
+                self.send_text(&ServerMessage::Joined { room: &room }.to_json())
+                    .await
+            }
+            Ok(ClientMessage::Chat {
+                room,
+                text,
+                client_msg_id,
+            }) => {
+                if !self.join(&room, rooms).await? {
+                    return Ok(());
+                }
+                let published = self.gate.session.publish(&room, &self.id, &text);
+                let ack = ServerMessage::Ack {
+                    client_msg_id: client_msg_id.as_deref(),
+                    id: &published.id,
+                };
+                self.send_text(&ack.to_json()).await
+            }
+        }
+    }
+
+    /// Joins `room` unless already in it; `Ok(false)` when refused (and
+    /// the client told).
+    async fn join(
+        &mut self,
+        room: &str,
+        rooms: &mut StreamMap<String, BroadcastStream<Arc<str>>>,
+    ) -> Result<bool, Gone> {
+        if rooms.contains_key(room) {
+            return Ok(true);
+        }
+        if rooms.len() >= MAX_ROOMS_PER_CONNECTION {
+            let message =
+                format!("a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms");
+            self.send_error(ErrorCode::InvalidMessage, &message).await?;
+            return Ok(false);
+        }
+        rooms.insert(
+            room.to_owned(),
+            BroadcastStream::new(self.gate.session.join(room)),
+        );
+        Ok(true)
+    }
+
+    async fn on_binary(&mut self, bytes: Vec<u8>) -> Result<(), Gone> {
+        match self.route {
+            Route::Echo => self.write(Frame::binary(Payload::Owned(bytes))).await,
+            Route::Ws => {
+                self.send_error(
+                    ErrorCode::UnsupportedBinary,
+                    "binary frames are not part of the warmgate protocol; send JSON text frames",
+                )
+                .await
+            }
+        }
+    }
+
+    /// Handles a control frame or an ending. `Err` carries the close code
+    /// sent (if any) when the connection is over.
+    async fn control(&mut self, incoming: Incoming) -> Result<(), Option<u16>> {
+        match incoming {
+            Incoming::Ping(payload) => self
+                .write(Frame::pong(Payload::Owned(payload)))
+                .await
+                .map_err(|Gone| None),
+            Incoming::Pong | Incoming::Text(_) | Incoming::Binary(_) => Ok(()),
+            Incoming::Close { code, .. } => {
+                // Echo the client's code, as RFC 6455 suggests, then end.
+                let code = code.unwrap_or(CLOSE_NORMAL);
+                let _ = self.write(Frame::close(code, b"")).await;
+                Err(Some(code))
+            }
+            Incoming::Violation { code, reason } => {
+                tracing::info!(
+                    close_code = code,
+                    reason,
+                    "client broke the WebSocket protocol; closing"
+                );
+                self.close(code, reason).await;
+                Err(Some(code))
+            }
+            Incoming::Gone => Err(None),
+        }
+    }
+
+    // === writing ===
+
+    async fn send_text(&mut self, text: &str) -> Result<(), Gone> {
+        self.write(Frame::text(Payload::Borrowed(text.as_bytes())))
+            .await
+    }
+
+    async fn send_error(&mut self, code: ErrorCode, message: &str) -> Result<(), Gone> {
+        self.send_text(&ServerMessage::Error { code, message }.to_json())
+            .await
+    }
+
+    async fn write(&mut self, frame: Frame<'_>) -> Result<(), Gone> {
+        self.writer.write_frame(frame).await.map_err(|_| Gone)
+    }
+
+    /// Sends a close frame and waits (briefly) for the client's reply, so
+    /// the client sees a clean closing handshake.
+    async fn close(&mut self, code: u16, reason: &str) {
+        // A close reason is at most 123 octets; ours are short, but cut at a
+        // character boundary to be safe.
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        if self
+            .write(Frame::close(code, &reason.as_bytes()[..end]))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, async {
+            while let Some(incoming) = self.frames.next().await {
+                if matches!(
+                    incoming,
+                    Incoming::Close { .. } | Incoming::Gone | Incoming::Violation { .. }
+                ) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+fn admitted_end(close_code: Option<u16>) -> Ended {
+    Ended {
+        outcome: Outcome::Admitted,
+        close_code,
+    }
+}
+
+fn left() -> Ended {
+    Ended {
+        outcome: Outcome::LeftWhileHeld,
+        close_code: None,
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

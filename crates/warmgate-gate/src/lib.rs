@@ -1,0 +1,33 @@
+//! The WebSocket gate: every client that opens a WebSocket always knows
+//! where it stands.
+//!
+//! - Ready gate: the client is admitted at once (`ready`, `waited_ms` 0).
+//! - Not ready: the client is held and streamed `warming` frames until the
+//!   phase flips (then `ready`), or `hold_timeout` passes (then
+//!   `unavailable` with a jittered retry hint, and close 1013).
+//! - Admitted: the client gets `readiness` pushes, and `draining` before
+//!   close 1001 at shutdown.
+//!
+//! A connection handler never waits on a check: admission is one snapshot
+//! read, and a held client parks on one `watch` receiver and its timers.
+//!
+//! Reading order: [`protocol`] is the wire format; `upgrade` checks the
+//! HTTP handshake and routes `/ws` and `/echo`; `connection` runs one client
+//! from upgrade to close; `frames` reads and validates frames; `session` is
+//! the chat application behind `/ws`; `tracker` counts connections for
+//! capacity and drain.
+
+#![forbid(unsafe_code)]
+
+mod connection;
+mod frames;
+pub mod protocol;
+mod session;
+mod settings;
+mod tracker;
+mod upgrade;
+
+pub use self::session::{ChatSession, InProcessRooms, PublishedChat};
+pub use self::settings::GateSettings;
+pub use self::tracker::ConnectionCounts;
+pub use self::upgrade::{Gate, SUBPROTOCOL};

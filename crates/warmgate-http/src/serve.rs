@@ -1,0 +1,88 @@
+//! Serving a router on a TCP listener, with the limits a public edge needs.
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+/// How connections are served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeSettings {
+    /// A connection that has not sent a complete request head within this
+    /// is dropped: slow or half-open clients must not pin memory.
+    pub header_read_timeout: Duration,
+}
+
+/// How long to back off after a failed accept (out of file descriptors,
+/// say), so that the loop does not spin while the condition lasts.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then stops
+/// accepting and waits for in-flight HTTP requests to finish. Upgraded
+/// connections (WebSockets) are detached from HTTP and are not waited for
+/// here; the gate tracks them.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    settings: ServeSettings,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_read_timeout);
+    // Every connection task holds a clone of `alive_tx`; once all are
+    // dropped, `alive_rx` reports the end of the last connection.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _peer)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot accept a connection; retrying shortly");
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                        continue;
+                    }
+                };
+                // Small frames (a `ready`, an echo) must leave at once.
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(router.clone());
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                let alive_tx = alive_tx.clone();
+                let mut stop_rx = stop_rx.clone();
+                tokio::spawn(async move {
+                    tokio::pin!(connection);
+                    let stopped = async move {
+                        let _ = stop_rx.wait_for(|stop| *stop).await;
+                    };
+                    let result = tokio::select! {
+                        result = connection.as_mut() => result,
+                        () = stopped => {
+                            // Finish the request in flight, then close.
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    };
+                    if let Err(error) = result {
+                        tracing::debug!(%error, "HTTP connection ended with an error");
+                    }
+                    drop(alive_tx);
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    stop_tx.send_replace(true);
+    drop(alive_tx);
+    let _ = alive_rx.recv().await;
+}

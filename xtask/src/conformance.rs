@@ -1,0 +1,470 @@
+//! `cargo xtask conformance`: the Autobahn TestSuite against the gate's
+//! `/echo` route, driven by kosoku, with a verdict per case.
+//!
+//! It installs kosoku (pinned) when it is not on the PATH, builds warmgate
+//! in release, runs it on its embedded default plan on free loopback ports,
+//! waits for `/readyz`, runs every case except the compression groups, stops
+//! warmgate with SIGTERM, and reads the report kosoku leaves in
+//! `target/autobahn`. Any FAILED case fails the command. It judges the
+//! WebSocket protocol (RFC 6455) only; the warmgate protocol on `/ws` is the
+//! integration tests' business.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+use crate::command::{self, workspace_root};
+
+/// The kosoku release installed when none is on the PATH. The figures in
+/// docs/protocol.md were measured with it.
+const KOSOKU_VERSION: &str = "0.1.0";
+
+/// Case groups left out, and why.
+const EXCLUDED: [(&str, &str); 2] = [
+    ("12.*", "permessage-deflate, which warmgate does not offer"),
+    ("13.*", "permessage-deflate parameters, which warmgate does not offer"),
+];
+
+/// The behaviours of a case, in the order they are reported. A case with
+/// any other behaviour (kosoku's `ERROR`, say) counts as failed.
+const BEHAVIOURS: [&str; 5] = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED"];
+
+/// How long warmgate may take to say where it serves, and then to turn
+/// `/readyz` to 200 (its default plan is ready within milliseconds).
+const START_WAIT: Duration = Duration::from_secs(30);
+
+/// A bound on the whole suite, so a hung case cannot hold CI to its limit.
+/// A full run takes a few minutes.
+const SUITE_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+/// How long warmgate may take to exit after SIGTERM: its drain grace (8 s)
+/// and close margin (1 s), with room to spare.
+const EXIT_WAIT: Duration = Duration::from_secs(15);
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    if let Some(extra) = args.first() {
+        bail!("`cargo xtask conformance` takes no arguments, got `{extra}`");
+    }
+    let kosoku = kosoku()?;
+    let kosoku_version = installed_kosoku_version();
+    if kosoku_version != KOSOKU_VERSION {
+        println!(
+            "conformance: note: using kosoku {kosoku_version} from the PATH; the figures in docs/protocol.md are from {KOSOKU_VERSION}"
+        );
+    }
+    command::run("cargo", &["build", "--release", "-p", "warmgate"])?;
+
+    let target_dir = target_dir();
+    let report_dir = target_dir.join("autobahn");
+    match std::fs::remove_dir_all(&report_dir) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => {
+            return Err(error).with_context(|| format!("cannot remove the old report {}", report_dir.display()));
+        }
+    }
+    std::fs::create_dir_all(&report_dir).with_context(|| format!("cannot create {}", report_dir.display()))?;
+    let log_path = report_dir.join("warmgate.log");
+
+    let mut gateway = Gateway::start(&target_dir.join("release").join("warmgate"), &log_path)?;
+    println!("conformance: warmgate serves http://{}; its log is {}", gateway.public, log_path.display());
+    wait_until_ready(gateway.public)?;
+    let suite = run_suite(&kosoku, &report_dir, gateway.public);
+    let exit = gateway.stop();
+    let suite_status = suite?;
+
+    let cases = read_index(&report_dir)?;
+    let failed = report(&cases, &report_dir, &kosoku_version);
+    if failed > 0 {
+        bail!(
+            "{failed} conformance case(s) FAILED; each case's report is in {} (and index.html there); warmgate's log is {}",
+            report_dir.display(),
+            log_path.display()
+        );
+    }
+    if !suite_status.success() {
+        bail!("kosoku exited with {suite_status}, yet its report has no FAILED case; see its output above");
+    }
+    match exit {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => bail!(
+            "warmgate exited with {status} after SIGTERM instead of 0; its log is {}",
+            log_path.display()
+        ),
+        Err(error) => Err(error),
+    }
+}
+
+// === kosoku ===
+
+/// The kosoku program: from the PATH, or installed with pip.
+fn kosoku() -> anyhow::Result<PathBuf> {
+    if let Some(program) = find_kosoku() {
+        return Ok(program);
+    }
+    let requirement = format!("kosoku=={KOSOKU_VERSION}");
+    command::run(
+        "python3",
+        &["-m", "pip", "install", "--disable-pip-version-check", &requirement],
+    )?;
+    find_kosoku().context(
+        "pip installed kosoku, yet no `kosoku` program is on the PATH or in python3's scripts directories",
+    )
+}
+
+fn find_kosoku() -> Option<PathBuf> {
+    if command::on_path("kosoku") {
+        return Some(PathBuf::from("kosoku"));
+    }
+    // pip may put scripts in a directory that is not on the PATH.
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import os, sysconfig; print(sysconfig.get_path('scripts')); print(sysconfig.get_path('scripts', os.name + '_user'))",
+        ])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|dir| Path::new(dir.trim()).join("kosoku"))
+        .find(|program| program.is_file())
+}
+
+/// The version of the kosoku package python3 sees, or `unknown`.
+fn installed_kosoku_version() -> String {
+    Command::new("python3")
+        .args(["-c", "import importlib.metadata as m; print(m.version('kosoku'))"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Runs every case but the excluded groups against `/echo`, bounded by
+/// [`SUITE_LIMIT`]. kosoku exits 1 when a case fails; the report says which.
+fn run_suite(kosoku: &Path, report_dir: &Path, public: SocketAddr) -> anyhow::Result<ExitStatus> {
+    let url = format!("ws://{public}/echo");
+    let mut args = vec!["-m".to_owned(), "fuzzingclient".to_owned(), "-o".to_owned()];
+    args.push(report_dir.display().to_string());
+    for (group, _why) in EXCLUDED {
+        args.push("-x".to_owned());
+        args.push(group.to_owned());
+    }
+    args.push(url);
+    println!("$ {} {}", kosoku.display(), args.join(" "));
+    let mut suite = Command::new(kosoku)
+        .args(&args)
+        .current_dir(workspace_root())
+        .spawn()
+        .with_context(|| format!("cannot start `{}`", kosoku.display()))?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = suite.try_wait().context("cannot wait for kosoku")? {
+            return Ok(status);
+        }
+        if started.elapsed() > SUITE_LIMIT {
+            let _ = suite.kill();
+            let _ = suite.wait();
+            bail!("kosoku did not finish within {} s; stopped it", SUITE_LIMIT.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// === warmgate ===
+
+/// A running warmgate, killed on drop unless it was stopped.
+struct Gateway {
+    child: Child,
+    public: SocketAddr,
+}
+
+impl Gateway {
+    /// Starts `program` on free loopback ports and waits for the line that
+    /// says where it serves. Its log goes to `log_path`.
+    fn start(program: &Path, log_path: &Path) -> anyhow::Result<Gateway> {
+        let log = File::create(log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+        let mut child = Command::new(program)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .current_dir(workspace_root())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        let stdout = child.stdout.take().context("warmgate has no stdout")?;
+        let (line_tx, line_rx) = mpsc::channel();
+        // The reader thread hands over the first line, then relays the rest
+        // so warmgate never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            let _ = line_tx.send(lines.next());
+            for line in lines {
+                println!("warmgate: {line}");
+            }
+        });
+        let mut gateway = Gateway {
+            child,
+            public: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let line = match line_rx.recv_timeout(START_WAIT) {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = gateway.child.wait()?;
+                bail!(
+                    "warmgate exited ({status}) before saying where it serves; its log {} says why",
+                    log_path.display()
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+                "warmgate said nothing on stdout within {} s; its log is {}",
+                START_WAIT.as_secs(),
+                log_path.display()
+            ),
+        };
+        gateway.public = parse_serving_line(&line)?;
+        Ok(gateway)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("cannot run `kill -TERM`")?;
+        if !sent.success() {
+            bail!("`kill -TERM {pid}` failed with {sent}");
+        }
+        let asked = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().context("cannot wait for warmgate")? {
+                return Ok(status);
+            }
+            if asked.elapsed() > EXIT_WAIT {
+                bail!("warmgate did not exit within {} s of SIGTERM", EXIT_WAIT.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The public address in `warmgate: serving http://ADDR (admin http://ADDR)`.
+fn parse_serving_line(line: &str) -> anyhow::Result<SocketAddr> {
+    let public = line
+        .strip_prefix("warmgate: serving http://")
+        .and_then(|rest| rest.split_once(' '))
+        .map(|(public, _admin)| public)
+        .with_context(|| {
+            format!("warmgate said {line:?}, expected `warmgate: serving http://ADDR (admin http://ADDR)`")
+        })?;
+    public
+        .parse()
+        .with_context(|| format!("warmgate said {line:?}; `{public}` is not an address"))
+}
+
+/// Polls `GET /readyz` until it answers 200.
+fn wait_until_ready(public: SocketAddr) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let status = readyz_status(public);
+        if matches!(status, Ok(200)) {
+            return Ok(());
+        }
+        if started.elapsed() > START_WAIT {
+            let last = match status {
+                Ok(status) => format!("it last answered {status}"),
+                Err(error) => format!("the last attempt failed: {error:#}"),
+            };
+            bail!(
+                "GET http://{public}/readyz did not answer 200 within {} s; {last}",
+                START_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The status code of one `GET /readyz`.
+fn readyz_status(public: SocketAddr) -> anyhow::Result<u16> {
+    let mut stream = TcpStream::connect_timeout(&public, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(stream, "GET /readyz HTTP/1.1\r\nHost: {public}\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status_line = response.lines().next().unwrap_or_default();
+    status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .with_context(|| format!("not an HTTP status line: {status_line:?}"))
+}
+
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+// === the report ===
+
+/// One case's line in `index.json`.
+struct CaseResult {
+    id: String,
+    behaviour: String,
+    behaviour_close: String,
+    report_file: Option<String>,
+}
+
+/// Reads `index.json`: `{agent: {case_id: {behavior, behaviorClose,
+/// reportfile, ..}}}`, with one agent (the server under test).
+fn read_index(report_dir: &Path) -> anyhow::Result<Vec<CaseResult>> {
+    let path = report_dir.join("index.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("kosoku left no report at {}", path.display()))?;
+    let index: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let agents = index
+        .as_object()
+        .with_context(|| format!("{}: expected an object of agents", path.display()))?;
+    let mut cases = Vec::new();
+    for (agent, agent_cases) in agents {
+        let agent_cases = agent_cases
+            .as_object()
+            .with_context(|| format!("{}: agent `{agent}`: expected an object of cases", path.display()))?;
+        for (id, case) in agent_cases {
+            let text_field = |name: &str| case.get(name).and_then(Value::as_str).map(str::to_owned);
+            cases.push(CaseResult {
+                id: id.clone(),
+                behaviour: text_field("behavior")
+                    .with_context(|| format!("{}: case {id} has no `behavior`", path.display()))?,
+                behaviour_close: text_field("behaviorClose").unwrap_or_default(),
+                report_file: text_field("reportfile"),
+            });
+        }
+    }
+    if cases.is_empty() {
+        bail!("{} lists no cases", path.display());
+    }
+    cases.sort_by_key(|case| case_order(&case.id));
+    Ok(cases)
+}
+
+/// `7.3.6` as `[7, 3, 6]`, so `9.10` sorts after `9.9`.
+fn case_order(id: &str) -> Vec<u32> {
+    id.split('.').map(|part| part.parse().unwrap_or(u32::MAX)).collect()
+}
+
+/// Prints the counts, then every case that is not plainly OK, then the
+/// closing `N passed, M failed` line. Returns the number failed.
+fn report(cases: &[CaseResult], report_dir: &Path, kosoku_version: &str) -> usize {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for case in cases {
+        *counts.entry(case.behaviour.as_str()).or_default() += 1;
+    }
+    let count = |behaviour: &str| counts.get(behaviour).copied().unwrap_or(0);
+    let mut summary: Vec<String> = BEHAVIOURS
+        .iter()
+        .map(|behaviour| format!("{} {behaviour}", count(behaviour)))
+        .collect();
+    summary.extend(
+        counts
+            .iter()
+            .filter(|(behaviour, _)| !BEHAVIOURS.contains(behaviour))
+            .map(|(behaviour, n)| format!("{n} {behaviour}")),
+    );
+    let excluded: Vec<&str> = EXCLUDED.iter().map(|(group, _)| *group).collect();
+    println!(
+        "conformance: kosoku {kosoku_version}, {} cases ({} excluded: compression is not offered): {}",
+        cases.len(),
+        excluded.join(" and "),
+        summary.join(", ")
+    );
+
+    for case in cases {
+        let failed = is_failed(&case.behaviour);
+        let close_ok = matches!(case.behaviour_close.as_str(), "OK" | "INFORMATIONAL");
+        if case.behaviour == "OK" && close_ok || case.behaviour == "INFORMATIONAL" {
+            continue;
+        }
+        let details = case_details(report_dir, case);
+        println!(
+            "conformance: {} {} (close: {}): {}",
+            case.behaviour, case.id, case.behaviour_close, details.description
+        );
+        if failed || case.behaviour != "OK" || !close_ok {
+            println!("    expected: {}", details.expectation);
+            println!("    observed: {}; {}", details.result, details.result_close);
+        }
+    }
+    let informational: Vec<&str> = cases
+        .iter()
+        .filter(|case| case.behaviour == "INFORMATIONAL")
+        .map(|case| case.id.as_str())
+        .collect();
+    if !informational.is_empty() {
+        println!("conformance: INFORMATIONAL (behaviour the RFC leaves open): {}", informational.join(" "));
+    }
+
+    let n_failed = cases.iter().filter(|case| is_failed(&case.behaviour)).count();
+    let n_passed = count("OK") + count("NON-STRICT") + count("INFORMATIONAL");
+    if count("UNIMPLEMENTED") > 0 {
+        println!("conformance: {} UNIMPLEMENTED (neither passed nor failed)", count("UNIMPLEMENTED"));
+    }
+    println!("conformance: {n_passed} passed, {n_failed} failed");
+    n_failed
+}
+
+fn is_failed(behaviour: &str) -> bool {
+    !matches!(behaviour, "OK" | "NON-STRICT" | "INFORMATIONAL" | "UNIMPLEMENTED")
+}
+
+/// What a case's own report file says about it.
+struct CaseDetails {
+    description: String,
+    expectation: String,
+    result: String,
+    result_close: String,
+}
+
+fn case_details(report_dir: &Path, case: &CaseResult) -> CaseDetails {
+    let report: Value = case
+        .report_file
+        .as_ref()
+        .and_then(|file| std::fs::read_to_string(report_dir.join(file)).ok())
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    let field = |name: &str| {
+        report
+            .get(name)
+            .and_then(Value::as_str)
+            .map_or_else(|| format!("({name} not in the case report)"), str::to_owned)
+    };
+    let close_code = match report.get("remoteCloseCode") {
+        Some(Value::Number(code)) => format!("the server's close code was {code}"),
+        _ => "the server sent no close code".to_owned(),
+    };
+    CaseDetails {
+        description: field("description"),
+        expectation: field("expectation"),
+        result: field("result"),
+        result_close: format!("{} ({close_code})", field("resultClose")),
+    }
+}
