@@ -480,3 +480,28 @@ async fn a_silent_client_is_closed_after_two_unanswered_pings() {
         .any(|w| w[0] == 0x88 && w[2..4] == 1001u16.to_be_bytes());
     assert!(close, "{frames:?}");
 }
+
+#[tokio::test]
+async fn a_gate_past_its_startup_deadline_refuses_held_clients_as_failed() {
+    let gateway = gateway("startup_deadline = \"50ms\"\nhold_timeout = \"300ms\"").await;
+    gateway
+        .events()
+        .await
+        .until(|s| s["state"] == "failed")
+        .await;
+    let mut client = gateway.ws("/ws").await;
+    let frames = client.until_type("unavailable").await;
+    assert_eq!(frames[0]["state"], "failed");
+    assert_eq!(frames.last().unwrap()["reason"], "failed");
+    assert_eq!(client.close_frame().await.0, 1013);
+}
+
+#[tokio::test]
+async fn a_held_echo_client_gets_no_frames_only_close_1013_at_the_hold_timeout() {
+    let gateway = gateway(r#"hold_timeout = "200ms""#).await;
+    let mut client = gateway.ws_with("/echo", &[]).await;
+    match client.next_message().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1013),
+        other => panic!("expected only a close frame, got {other:?}"),
+    }
+}
