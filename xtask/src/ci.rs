@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: the system programs the tests need, the format check, clippy with warnings denied, and
 //! every test. CI's `.ci/run` calls exactly this.
 
-use crate::{command, prerequisites};
+use crate::{command, conformance, prerequisites};
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
@@ -39,5 +39,6 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     } else {
         command::run("cargo", &["test", "--workspace", "--locked"])?;
     }
-    Ok(())
+    // WebSocket conformance last: it ends on its own "N passed, N failed".
+    conformance::run(&[])
 }

@@ -30,12 +30,21 @@ const KOSOKU_VERSION: &str = "0.1.0";
 /// Case groups left out, and why.
 const EXCLUDED: [(&str, &str); 2] = [
     ("12.*", "permessage-deflate, which warmgate does not offer"),
-    ("13.*", "permessage-deflate parameters, which warmgate does not offer"),
+    (
+        "13.*",
+        "permessage-deflate parameters, which warmgate does not offer",
+    ),
 ];
 
 /// The behaviours of a case, in the order they are reported. A case with
 /// any other behaviour (kosoku's `ERROR`, say) counts as failed.
-const BEHAVIOURS: [&str; 5] = ["OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED"];
+const BEHAVIOURS: [&str; 5] = [
+    "OK",
+    "NON-STRICT",
+    "INFORMATIONAL",
+    "UNIMPLEMENTED",
+    "FAILED",
+];
 
 /// How long warmgate may take to say where it serves, and then to turn
 /// `/readyz` to 200 (its default plan is ready within milliseconds).
@@ -48,6 +57,19 @@ const SUITE_LIMIT: Duration = Duration::from_secs(20 * 60);
 /// How long warmgate may take to exit after SIGTERM: its drain grace (8 s)
 /// and close margin (1 s), with room to spare.
 const EXIT_WAIT: Duration = Duration::from_secs(15);
+
+/// The plan the gate runs under the suite: ready at once (its only check is
+/// the listener signal warmgate sets itself), with room for 16 MiB messages.
+const CONFORMANCE_CONFIG: &str = r#"[gate]
+max_message_bytes = 16777216
+
+[[phase]]
+name = "integration"
+
+[[phase.check]]
+name = "http_listener"
+kind = "signal"
+"#;
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
@@ -68,14 +90,29 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
         Err(error) => {
-            return Err(error).with_context(|| format!("cannot remove the old report {}", report_dir.display()));
+            return Err(error)
+                .with_context(|| format!("cannot remove the old report {}", report_dir.display()));
         }
     }
-    std::fs::create_dir_all(&report_dir).with_context(|| format!("cannot create {}", report_dir.display()))?;
+    std::fs::create_dir_all(&report_dir)
+        .with_context(|| format!("cannot create {}", report_dir.display()))?;
     let log_path = report_dir.join("warmgate.log");
+    // The suite's performance cases (9.*) send messages of up to 16 MiB,
+    // so the gate under test allows them; everything else is the default.
+    let config_path = report_dir.join("warmgate.toml");
+    std::fs::write(&config_path, CONFORMANCE_CONFIG)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
 
-    let mut gateway = Gateway::start(&target_dir.join("release").join("warmgate"), &log_path)?;
-    println!("conformance: warmgate serves http://{}; its log is {}", gateway.public, log_path.display());
+    let mut gateway = Gateway::start(
+        &target_dir.join("release").join("warmgate"),
+        &config_path,
+        &log_path,
+    )?;
+    println!(
+        "conformance: warmgate serves http://{}; its log is {}",
+        gateway.public,
+        log_path.display()
+    );
     wait_until_ready(gateway.public)?;
     let suite = run_suite(&kosoku, &report_dir, gateway.public);
     let exit = gateway.stop();
@@ -91,7 +128,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         );
     }
     if !suite_status.success() {
-        bail!("kosoku exited with {suite_status}, yet its report has no FAILED case; see its output above");
+        bail!(
+            "kosoku exited with {suite_status}, yet its report has no FAILED case; see its output above"
+        );
     }
     match exit {
         Ok(status) if status.success() => Ok(()),
@@ -113,7 +152,13 @@ fn kosoku() -> anyhow::Result<PathBuf> {
     let requirement = format!("kosoku=={KOSOKU_VERSION}");
     command::run(
         "python3",
-        &["-m", "pip", "install", "--disable-pip-version-check", &requirement],
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            &requirement,
+        ],
     )?;
     find_kosoku().context(
         "pip installed kosoku, yet no `kosoku` program is on the PATH or in python3's scripts directories",
@@ -141,7 +186,10 @@ fn find_kosoku() -> Option<PathBuf> {
 /// The version of the kosoku package python3 sees, or `unknown`.
 fn installed_kosoku_version() -> String {
     Command::new("python3")
-        .args(["-c", "import importlib.metadata as m; print(m.version('kosoku'))"])
+        .args([
+            "-c",
+            "import importlib.metadata as m; print(m.version('kosoku'))",
+        ])
         .output()
         .ok()
         .filter(|output| output.status.success())
@@ -174,7 +222,10 @@ fn run_suite(kosoku: &Path, report_dir: &Path, public: SocketAddr) -> anyhow::Re
         if started.elapsed() > SUITE_LIMIT {
             let _ = suite.kill();
             let _ = suite.wait();
-            bail!("kosoku did not finish within {} s; stopped it", SUITE_LIMIT.as_secs());
+            bail!(
+                "kosoku did not finish within {} s; stopped it",
+                SUITE_LIMIT.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -191,9 +242,12 @@ struct Gateway {
 impl Gateway {
     /// Starts `program` on free loopback ports and waits for the line that
     /// says where it serves. Its log goes to `log_path`.
-    fn start(program: &Path, log_path: &Path) -> anyhow::Result<Gateway> {
-        let log = File::create(log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    fn start(program: &Path, config_path: &Path, log_path: &Path) -> anyhow::Result<Gateway> {
+        let log = File::create(log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
         let mut child = Command::new(program)
+            .arg("--config")
+            .arg(config_path)
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
             .current_dir(workspace_root())
             .stdout(Stdio::piped())
@@ -250,7 +304,10 @@ impl Gateway {
                 return Ok(status);
             }
             if asked.elapsed() > EXIT_WAIT {
-                bail!("warmgate did not exit within {} s of SIGTERM", EXIT_WAIT.as_secs());
+                bail!(
+                    "warmgate did not exit within {} s of SIGTERM",
+                    EXIT_WAIT.as_secs()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -306,7 +363,10 @@ fn wait_until_ready(public: SocketAddr) -> anyhow::Result<()> {
 fn readyz_status(public: SocketAddr) -> anyhow::Result<u16> {
     let mut stream = TcpStream::connect_timeout(&public, Duration::from_secs(2))?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    write!(stream, "GET /readyz HTTP/1.1\r\nHost: {public}\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET /readyz HTTP/1.1\r\nHost: {public}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let status_line = response.lines().next().unwrap_or_default();
@@ -340,15 +400,19 @@ fn read_index(report_dir: &Path) -> anyhow::Result<Vec<CaseResult>> {
     let path = report_dir.join("index.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("kosoku left no report at {}", path.display()))?;
-    let index: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let index: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
     let agents = index
         .as_object()
         .with_context(|| format!("{}: expected an object of agents", path.display()))?;
     let mut cases = Vec::new();
     for (agent, agent_cases) in agents {
-        let agent_cases = agent_cases
-            .as_object()
-            .with_context(|| format!("{}: agent `{agent}`: expected an object of cases", path.display()))?;
+        let agent_cases = agent_cases.as_object().with_context(|| {
+            format!(
+                "{}: agent `{agent}`: expected an object of cases",
+                path.display()
+            )
+        })?;
         for (id, case) in agent_cases {
             let text_field = |name: &str| case.get(name).and_then(Value::as_str).map(str::to_owned);
             cases.push(CaseResult {
@@ -369,7 +433,9 @@ fn read_index(report_dir: &Path) -> anyhow::Result<Vec<CaseResult>> {
 
 /// `7.3.6` as `[7, 3, 6]`, so `9.10` sorts after `9.9`.
 fn case_order(id: &str) -> Vec<u32> {
-    id.split('.').map(|part| part.parse().unwrap_or(u32::MAX)).collect()
+    id.split('.')
+        .map(|part| part.parse().unwrap_or(u32::MAX))
+        .collect()
 }
 
 /// Prints the counts, then every case that is not plainly OK, then the
@@ -420,20 +486,32 @@ fn report(cases: &[CaseResult], report_dir: &Path, kosoku_version: &str) -> usiz
         .map(|case| case.id.as_str())
         .collect();
     if !informational.is_empty() {
-        println!("conformance: INFORMATIONAL (behaviour the RFC leaves open): {}", informational.join(" "));
+        println!(
+            "conformance: INFORMATIONAL (behaviour the RFC leaves open): {}",
+            informational.join(" ")
+        );
     }
 
-    let n_failed = cases.iter().filter(|case| is_failed(&case.behaviour)).count();
+    let n_failed = cases
+        .iter()
+        .filter(|case| is_failed(&case.behaviour))
+        .count();
     let n_passed = count("OK") + count("NON-STRICT") + count("INFORMATIONAL");
     if count("UNIMPLEMENTED") > 0 {
-        println!("conformance: {} UNIMPLEMENTED (neither passed nor failed)", count("UNIMPLEMENTED"));
+        println!(
+            "conformance: {} UNIMPLEMENTED (neither passed nor failed)",
+            count("UNIMPLEMENTED")
+        );
     }
     println!("conformance: {n_passed} passed, {n_failed} failed");
     n_failed
 }
 
 fn is_failed(behaviour: &str) -> bool {
-    !matches!(behaviour, "OK" | "NON-STRICT" | "INFORMATIONAL" | "UNIMPLEMENTED")
+    !matches!(
+        behaviour,
+        "OK" | "NON-STRICT" | "INFORMATIONAL" | "UNIMPLEMENTED"
+    )
 }
 
 /// What a case's own report file says about it.

@@ -4,12 +4,14 @@
 //!   warnings denied, every test).
 //! - `cargo xtask deps up|down|status`: a throwaway PostgreSQL and
 //!   redis-server on loopback, left running for working by hand.
+//! - `cargo xtask conformance`: the Autobahn TestSuite against `/echo`.
 //! - `cargo xtask dev`: those, and the gateway running the chat plan.
 
 #![forbid(unsafe_code)]
 
 mod ci;
 mod command;
+mod conformance;
 mod deps;
 mod dev;
 mod prerequisites;
@@ -20,6 +22,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci           run what CI runs: cargo fmt --check, clippy -D warnings, all tests
+  conformance  run the Autobahn TestSuite cases (kosoku) against /echo of a
+               release build; fails on any FAILED case; report in target/autobahn
   deps up      start a throwaway PostgreSQL and redis-server on free loopback ports
                (under target/devdeps), print their URLs and write them to
                target/devdeps/env; they keep running until `deps down`
@@ -32,6 +36,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci::run(&args[1..]),
+        Some("conformance") => conformance::run(&args[1..]),
         Some("deps") => deps::run(&args[1..]),
         Some("dev") => dev::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
