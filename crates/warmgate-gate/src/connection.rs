@@ -595,7 +595,12 @@ impl Connection {
             .await
     }
 
+    /// Sends an `error` frame on `/ws`; `/echo` stays transparent and sends
+    /// none.
     async fn send_error(&mut self, code: ErrorCode, message: &str) -> Result<(), Gone> {
+        if self.route == Route::Echo {
+            return Ok(());
+        }
         self.send_text(&ServerMessage::Error { code, message }.to_json())
             .await
     }
