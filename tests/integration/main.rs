@@ -5,4 +5,5 @@
 
 mod foundation;
 mod gate;
+mod metrics;
 mod probes;

@@ -68,6 +68,7 @@ impl Engine {
         let deadline = tokio::time::sleep(until_deadline);
         tokio::pin!(deadline);
         let mut deadline_passed = false;
+        crate::measure::init(self.machine.plan(), self.machine.snapshot());
         tracing::info!(
             n_checks = self.machine.plan().n_checks(),
             startup_deadline_ms = self.machine.plan().startup_deadline().as_millis() as u64,
@@ -100,6 +101,10 @@ impl Engine {
                 latency,
                 cadence_tx,
             } => {
+                if let Some(spec) = self.machine.check_spec(check) {
+                    let failed = matches!(outcome, CheckOutcome::Failed { .. });
+                    crate::measure::attempt(&spec.name, latency, failed);
+                }
                 self.apply(Event::CheckCompleted {
                     check,
                     outcome,
@@ -124,6 +129,7 @@ impl Engine {
                 };
                 if let Some(spec) = self.machine.check_spec(check) {
                     tracing::info!(check.name = %spec.name, ready, "signal set");
+                    crate::measure::attempt(&spec.name, Duration::ZERO, !ready);
                 }
                 self.apply(Event::CheckCompleted {
                     check,
@@ -138,6 +144,10 @@ impl Engine {
 
     fn apply(&mut self, event: Event) {
         let effects = self.machine.apply(event);
+        let transition = effects.iter().find_map(|effect| match effect {
+            Effect::Transition(transition) => Some(transition.clone()),
+            Effect::Publish(_) => None,
+        });
         self.published
             .store_verbose(Arc::new(self.machine.verbose()));
         for effect in effects {
@@ -168,6 +178,11 @@ impl Engine {
                     }
                 }
                 Effect::Publish(snapshot) => {
+                    crate::measure::published(
+                        &snapshot,
+                        transition.as_ref(),
+                        self.published.elapsed(),
+                    );
                     let snapshot = Arc::new(snapshot);
                     // The ArcSwap goes first so that a task woken by the
                     // watch channel never reads an older snapshot from it.

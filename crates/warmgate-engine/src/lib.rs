@@ -20,6 +20,7 @@ mod builder;
 mod engine;
 mod error;
 mod handle;
+pub mod measure;
 mod runner;
 
 pub use self::builder::{EngineBuilder, EngineSettings, ProbeSchedule};

@@ -28,6 +28,7 @@ use warmgate_core::{GateState, Snapshot};
 use warmgate_engine::SnapshotRx;
 
 use crate::frames::{FrameReader, Incoming};
+use crate::measure::InStage;
 use crate::protocol::{ClientMessage, DEFAULT_ROOM, ErrorCode, ServerMessage, UnavailableReason};
 use crate::settings::{MAX_BUFFERED_BYTES, MAX_BUFFERED_MESSAGES, jittered_millis};
 use crate::tracker::{HeldGuard, OpenGuard};
@@ -158,6 +159,7 @@ pub(crate) async fn run(
             Outcome::LeftWhileHeld => "left_while_held".to_owned(),
         };
         span.record("outcome", outcome.as_str());
+        crate::measure::finished(&outcome);
         if let Some(code) = ended.close_code {
             span.record("close_code", code);
         }
@@ -199,6 +201,7 @@ impl Connection {
         snapshot_rx: &mut SnapshotRx,
         buffered: &mut Vec<Buffered>,
     ) -> Result<(), Ended> {
+        let in_stage = InStage::enter(self.route.path(), "held");
         let settings = Arc::clone(&self.gate.settings);
         let hold_span = tracing::info_span!(
             "hold",
@@ -222,6 +225,7 @@ impl Connection {
                 changed = snapshot_rx.changed() => {
                     let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
                     if changed.is_err() || snapshot.state == GateState::Draining {
+                        drop(in_stage);
                         return Err(self.refuse(UnavailableReason::Draining, &snapshot, buffered.len()).await);
                     }
                     if snapshot.state.admits_traffic() {
@@ -244,7 +248,8 @@ impl Connection {
                     } else {
                         UnavailableReason::HoldTimeout
                     };
-                    return Err(self.refuse(reason, &snapshot, buffered.len()).await);
+                    drop(in_stage);
+                        return Err(self.refuse(reason, &snapshot, buffered.len()).await);
                 }
                 incoming = self.frames.next() => {
                     let incoming = incoming.unwrap_or(Incoming::Gone);
@@ -301,7 +306,9 @@ impl Connection {
         unprocessed: usize,
     ) -> Ended {
         let retry_after_ms = jittered_millis(self.gate.settings.retry_after);
-        let waited_ms = millis(self.upgraded_at.elapsed());
+        let waited = self.upgraded_at.elapsed();
+        crate::measure::decided(&format!("unavailable:{}", reason.as_str()), waited);
+        let waited_ms = millis(waited);
         tracing::Span::current().record("waited_ms", waited_ms);
         tracing::info!(
             reason = reason.as_str(),
@@ -354,6 +361,11 @@ impl Connection {
     ) -> Ended {
         let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
         let waited_ms = waited.map_or(0, millis);
+        crate::measure::decided(
+            "admitted",
+            waited.unwrap_or_else(|| self.upgraded_at.elapsed()),
+        );
+        let _in_stage = InStage::enter(self.route.path(), "admitted");
         tracing::Span::current().record("waited_ms", waited_ms);
         if waited.is_some() {
             tracing::info!(

@@ -21,6 +21,7 @@
 
 mod connection;
 mod frames;
+pub mod measure;
 pub mod protocol;
 mod session;
 mod settings;

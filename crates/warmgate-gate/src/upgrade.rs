@@ -57,6 +57,7 @@ impl Gate {
         settings: GateSettings,
         session: Arc<dyn ChatSession>,
     ) -> Self {
+        crate::measure::init();
         Self {
             inner: Arc::new(GateInner {
                 handle,

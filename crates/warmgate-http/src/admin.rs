@@ -1,7 +1,9 @@
-//! The admin endpoints: the verbose snapshot, signals and drain.
+//! The admin endpoints: the verbose snapshot, signals, drain and metrics.
 //!
 //! The admin listener binds to loopback by default because the verbose
 //! snapshot carries error text that can name internal hosts.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -15,9 +17,23 @@ use serde_json::json;
 use warmgate_core::VerboseSnapshot;
 use warmgate_engine::{EngineError, ReadinessHandle};
 
-/// The routes of the admin listener.
-pub fn admin_router(handle: ReadinessHandle) -> Router {
+/// Renders the process's metrics in the Prometheus text format.
+pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// The content type of the Prometheus text format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The routes of the admin listener. `GET /metrics` serves
+/// `render_metrics`; scraping it reads counters and never runs a check.
+pub fn admin_router(handle: ReadinessHandle, render_metrics: RenderMetrics) -> Router {
     Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let text = render_metrics();
+                async move { ([(axum::http::header::CONTENT_TYPE, PROMETHEUS_TEXT)], text) }
+            }),
+        )
         .route("/readiness", get(verbose_readiness))
         .route("/signals/{name}", post(set_signal))
         .route("/drain", post(drain))

@@ -22,7 +22,7 @@ mod events;
 mod public;
 mod serve;
 
-pub use self::admin::admin_router;
+pub use self::admin::{RenderMetrics, admin_router};
 pub use self::public::public_router;
 pub use self::serve::{ServeSettings, serve};
 

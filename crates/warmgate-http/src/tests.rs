@@ -15,7 +15,11 @@ use warmgate_core::{CheckSpec, GateState, PhaseSpec, Plan};
 use warmgate_engine::{EngineBuilder, EngineSettings, ProbeSchedule, ReadinessHandle};
 use warmgate_probes::TcpProbe;
 
-use crate::{admin_router, public_router};
+use crate::{RenderMetrics, admin_router, public_router};
+
+fn no_metrics() -> RenderMetrics {
+    std::sync::Arc::new(String::new)
+}
 
 /// dependencies: cache (tcp to a closed port, optional); services: agent (signal).
 async fn handle() -> ReadinessHandle {
@@ -81,7 +85,7 @@ async fn wait_for_state(handle: &ReadinessHandle, state: GateState) {
 async fn probes_follow_the_state() {
     let handle = handle().await;
     let public = public_router(handle.clone());
-    let admin = admin_router(handle.clone());
+    let admin = admin_router(handle.clone(), no_metrics());
 
     let (status, body) = call(&public, Method::GET, "/readyz", "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
@@ -136,7 +140,13 @@ async fn the_public_snapshot_hides_diagnostics_that_the_admin_one_shows() {
     assert!(public["checks"][0].get("last_error").is_none());
     assert!(public["checks"][0].get("last_latency_ms").is_none());
 
-    let (status, verbose) = call(&admin_router(handle), Method::GET, "/readiness", "").await;
+    let (status, verbose) = call(
+        &admin_router(handle, no_metrics()),
+        Method::GET,
+        "/readiness",
+        "",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let cache = &verbose["checks"][0];
     assert!(
@@ -155,7 +165,7 @@ async fn the_public_snapshot_hides_diagnostics_that_the_admin_one_shows() {
 #[tokio::test]
 async fn signals_refuse_unknown_names_and_bad_bodies_with_a_message() {
     let handle = handle().await;
-    let admin = admin_router(handle);
+    let admin = admin_router(handle, no_metrics());
     let (status, body) = call(&admin, Method::POST, "/signals/nope", r#"{"ready":true}"#).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["message"], "no check named `nope` in the plan");

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod metrics;
 mod serve;
 mod telemetry;
 mod wiring;

@@ -27,6 +27,8 @@ use crate::wiring::{LISTENER_SIGNALS, spawn_engine};
 const CLOSE_MARGIN: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
+    // Before anything records, so no early sample is lost.
+    let render_metrics = crate::metrics::install()?;
     let handle = spawn_engine(&config).context("cannot start the readiness engine")?;
     let public = bind("public", config.listen).await?;
     let admin = bind("admin", config.admin_listen).await?;
@@ -76,7 +78,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let drained = drained.shared();
     let router = public_router(handle.clone()).merge(gate.router());
     let public_server = serve(public, router, serve_settings.clone(), drained.clone());
-    let admin_server = serve(admin, admin_router(handle.clone()), serve_settings, drained);
+    let admin_server = serve(
+        admin,
+        admin_router(handle.clone(), render_metrics),
+        serve_settings,
+        drained,
+    );
     let grace_over = async {
         draining(handle.clone()).await;
         tokio::time::sleep(drain_grace + CLOSE_MARGIN).await;
