@@ -183,7 +183,16 @@ impl Connection {
             let Some(held) = self.gate.counts.try_hold(self.gate.settings.max_held) else {
                 return self.refuse(UnavailableReason::Capacity, &snapshot, 0).await;
             };
-            match self.hold(held, &mut snapshot_rx, &mut buffered).await {
+            let hold_span = tracing::info_span!(
+                "hold",
+                hold_timeout_ms = self.gate.settings.hold_timeout.as_millis() as u64,
+                phase = snapshot.phase.as_deref(),
+                pending = ?snapshot.pending,
+            );
+            let held = self
+                .hold(held, &mut snapshot_rx, &mut buffered)
+                .instrument(hold_span);
+            match held.await {
                 Ok(()) => waited = Some(self.upgraded_at.elapsed()),
                 Err(ended) => return ended,
             }
@@ -203,10 +212,6 @@ impl Connection {
     ) -> Result<(), Ended> {
         let in_stage = InStage::enter(self.route.path(), "held");
         let settings = Arc::clone(&self.gate.settings);
-        let hold_span = tracing::info_span!(
-            "hold",
-            hold_timeout_ms = settings.hold_timeout.as_millis() as u64
-        );
         let held_at = Instant::now();
         let deadline = tokio::time::sleep(settings.hold_timeout);
         tokio::pin!(deadline);
@@ -219,7 +224,6 @@ impl Connection {
         if self.send_warming(&current, held_at).await.is_err() {
             return Err(left());
         }
-        let _entered = hold_span.enter();
         loop {
             tokio::select! {
                 changed = snapshot_rx.changed() => {
