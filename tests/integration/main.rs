@@ -5,5 +5,6 @@
 
 mod foundation;
 mod gate;
+mod logs;
 mod metrics;
 mod probes;

@@ -2,10 +2,10 @@
 //! `/echo` route, driven by kosoku, with a verdict per case.
 //!
 //! It installs kosoku (pinned) when it is not on the PATH, builds warmgate
-//! in release, runs it on its embedded default plan on free loopback ports,
-//! waits for `/readyz`, runs every case except the compression groups, stops
-//! warmgate with SIGTERM, and reads the report kosoku leaves in
-//! `target/autobahn`. Any FAILED case fails the command. It judges the
+//! in release, runs it on free loopback ports with a plan that is ready at
+//! once and allows the suite's 16 MiB messages, waits for `/readyz`, runs
+//! every case except the compression groups, stops warmgate with SIGTERM,
+//! and reads the report kosoku leaves in `target/autobahn`. Any FAILED case fails the command. It judges the
 //! WebSocket protocol (RFC 6455) only; the warmgate protocol on `/ws` is the
 //! integration tests' business.
 
@@ -540,9 +540,18 @@ fn case_details(report_dir: &Path, case: &CaseResult) -> CaseDetails {
         _ => "the server sent no close code".to_owned(),
     };
     CaseDetails {
-        description: field("description"),
-        expectation: field("expectation"),
-        result: field("result"),
+        description: one_line(&field("description")),
+        expectation: one_line(&field("expectation")),
+        result: one_line(&field("result")),
         result_close: format!("{} ({close_code})", field("resultClose")),
     }
+}
+
+/// Autobahn's case texts are HTML fragments over several lines; one line
+/// of plain text reads better in a CI log.
+fn one_line(text: &str) -> String {
+    text.replace("<br>", " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -40,11 +40,20 @@ impl Config {
         let _ = writeln!(text, "  max_held = {}", gate.max_held);
         let _ = writeln!(text, "  max_message_bytes = {}", gate.max_message_bytes);
         let origins = if gate.allowed_origins.is_empty() {
-            "any".to_owned()
+            "[] (any origin)".to_owned()
         } else {
-            gate.allowed_origins.join(", ")
+            format!("{:?}", gate.allowed_origins)
         };
         let _ = writeln!(text, "  allowed_origins = {origins}");
+        let _ = writeln!(text, "telemetry");
+        let _ = writeln!(
+            text,
+            "  log_format = {}",
+            self.telemetry.log_format.as_str()
+        );
+        if let Some(project) = &self.telemetry.gcp_project {
+            let _ = writeln!(text, "  gcp_project = {project}");
+        }
         if self.phases.is_empty() {
             let _ = writeln!(text, "no phases: the gate is ready as soon as it starts");
         }

@@ -21,7 +21,9 @@ mod validate;
 mod values;
 
 pub use self::error::{ConfigError, Location};
-pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};
+pub use self::model::{
+    CheckConfig, Config, GateConfig, LogFormat, PhaseConfig, ProbeConfig, TelemetryConfig,
+};
 pub use self::secret::SecretUrl;
 
 #[cfg(test)]

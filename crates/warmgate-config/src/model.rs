@@ -7,6 +7,7 @@
 //! `raw`, `values` and `validate` modules.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
@@ -20,7 +21,8 @@ use crate::{ConfigError, SecretUrl, raw, validate};
 ///
 /// Invariant, for a config that came from this crate: phase names are unique,
 /// check names are unique across all phases, no name is empty, every
-/// threshold is at least 1 and every duration is greater than zero.
+/// threshold is at least 1, every duration is greater than zero, and the
+/// gate settings follow the invariant stated on [`GateConfig`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Where the config came from: the file path as given, or
@@ -33,9 +35,80 @@ pub struct Config {
     pub gate: GateConfig,
     /// The startup phases, in reporting order.
     pub phases: Vec<PhaseConfig>,
+    pub telemetry: TelemetryConfig,
 }
 
-/// The `[gate]` table: how the gate as a whole behaves.
+/// The `[telemetry]` table: how warmgate reports on itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TelemetryConfig {
+    /// How log lines are written to stderr. Default `text`; the
+    /// environment variable `WARMGATE_LOG_FORMAT` overrides it.
+    pub log_format: LogFormat,
+    /// The Google Cloud project for Cloud Logging trace links; without it,
+    /// `GOOGLE_CLOUD_PROJECT` is used.
+    pub gcp_project: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// Cloud Logging structured JSON: `severity`, `message`, `time` and the
+    /// event's fields.
+    Gcp,
+}
+
+impl LogFormat {
+    /// The names accepted in the file and in `WARMGATE_LOG_FORMAT`.
+    pub const NAMES: &str = "\"text\", \"json\" or \"gcp\"";
+
+    /// Parses a format name.
+    pub fn parse(text: &str) -> Option<LogFormat> {
+        match text {
+            "text" => Some(LogFormat::Text),
+            "json" => Some(LogFormat::Json),
+            "gcp" => Some(LogFormat::Gcp),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+            LogFormat::Gcp => "gcp",
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LogFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        LogFormat::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown log format {text:?}, expected {}",
+                LogFormat::NAMES
+            ))
+        })
+    }
+}
+
+/// The `[gate]` table: how the gate as a whole behaves, and the settings of
+/// the WebSocket gate.
+///
+/// Each default is also a `DEFAULT_*` constant, and each bound a constant, so
+/// other crates need not repeat the numbers.
+///
+/// Invariant, for a config that came from this crate: every duration is
+/// greater than zero, `retry_after` is at most [`GateConfig::MAX_RETRY_AFTER`],
+/// `max_connections` and `max_held` are within
+/// [`GateConfig::CLIENT_COUNT_RANGE`], `max_message_bytes` is within
+/// [`GateConfig::MESSAGE_BYTES_RANGE`], and every allowed origin is
+/// normalised (see [`GateConfig::allowed_origins`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateConfig {
     /// How long startup may take before the gate is `failed`. Default 60s.
@@ -43,34 +116,42 @@ pub struct GateConfig {
     /// The longest wait between retries of a check that is not passing.
     /// Default 100ms.
     pub retry_cap: Duration,
-    /// How long a WebSocket client is held while the gate is not ready,
-    /// before `unavailable` and close 1013. Default 5s.
+    /// How long a WebSocket client is held while the gate is not ready
+    /// before it is told `unavailable` and closed with 1013. Default 5s.
     pub hold_timeout: Duration,
-    /// The heartbeat of `warming` frames to held clients. Default 1s.
+    /// How often a held client is sent a `warming` frame. Default 1s.
     pub warming_interval: Duration,
-    /// The base of the jittered `retry_after_ms` hint. Default 2s, at most
-    /// 1 hour.
+    /// The base of the jittered `retry_after_ms` hint sent with
+    /// `unavailable`. Default 2s; at most [`GateConfig::MAX_RETRY_AFTER`].
     pub retry_after: Duration,
-    /// How long admitted clients keep their connection once draining
-    /// starts; the process exits at the latest then. Default 8s.
+    /// Once draining starts, admitted clients get a `draining` frame and are
+    /// closed with 1001 when this has passed. Default 8s, inside Cloud Run's
+    /// 10s between SIGTERM and SIGKILL.
     pub drain_grace: Duration,
-    /// A connection that has not completed its HTTP request head within
+    /// A connection that has not completed its HTTP upgrade request within
     /// this is dropped. Default 10s.
     pub handshake_timeout: Duration,
-    /// Silent clients are pinged this often and closed after two
+    /// How often a silent client is pinged; it is closed after two
     /// unanswered pings. Default 20s.
     pub ping_interval: Duration,
-    /// Open WebSocket connections past which new clients are refused with
-    /// `capacity`. Default 10000.
+    /// Open WebSocket connections past which a new client gets `unavailable`
+    /// (reason `capacity`) and close 1013. Default 10000.
     pub max_connections: usize,
-    /// Held clients past which new clients are refused with `capacity`.
-    /// Default 10000.
+    /// Held clients past which a new client gets `unavailable` (reason
+    /// `capacity`) and close 1013. Default 10000.
     pub max_held: usize,
-    /// A larger frame or message closes the connection with 1009. Default
-    /// 65536.
+    /// The largest frame or message a client may send; a larger one closes
+    /// the connection with 1009. Default 65536 (64 KiB).
     pub max_message_bytes: usize,
-    /// When not empty, a browser `Origin` outside this list gets 403 before
-    /// the upgrade. Normalised to lowercase `scheme://host[:port]`.
+    /// The browser origins allowed to open a WebSocket; empty (the default)
+    /// allows any. When not empty, a request whose `Origin` header is not in
+    /// the list is refused with 403 before the upgrade; a request without an
+    /// `Origin` header (not a browser) is allowed.
+    ///
+    /// Each entry is normalised as a browser sends `Origin`:
+    /// `scheme://host[:port]`, scheme `http` or `https`, lowercase, no
+    /// trailing slash, no default port (`:443` for https, `:80` for http),
+    /// and an international domain name in its ASCII (punycode) form.
     pub allowed_origins: Vec<String>,
 }
 
@@ -216,20 +297,53 @@ impl Config {
 
 // === impl GateConfig ===
 
+impl GateConfig {
+    /// The default `startup_deadline`: 60s.
+    pub const DEFAULT_STARTUP_DEADLINE: Duration = Duration::from_secs(60);
+    /// The default `retry_cap`: 100ms.
+    pub const DEFAULT_RETRY_CAP: Duration = Duration::from_millis(100);
+    /// The default `hold_timeout`: 5s.
+    pub const DEFAULT_HOLD_TIMEOUT: Duration = Duration::from_secs(5);
+    /// The default `warming_interval`: 1s.
+    pub const DEFAULT_WARMING_INTERVAL: Duration = Duration::from_secs(1);
+    /// The default `retry_after`: 2s.
+    pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(2);
+    /// The default `drain_grace`: 8s.
+    pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(8);
+    /// The default `handshake_timeout`: 10s.
+    pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The default `ping_interval`: 20s.
+    pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
+    /// The default `max_connections`: 10000.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+    /// The default `max_held`: 10000.
+    pub const DEFAULT_MAX_HELD: usize = 10_000;
+    /// The default `max_message_bytes`: 65536 (64 KiB).
+    pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+    /// The longest `retry_after` accepted: 1 hour.
+    pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
+    /// The values accepted for `max_connections` and `max_held`.
+    pub const CLIENT_COUNT_RANGE: RangeInclusive<usize> = 1..=1_000_000;
+    /// The values accepted for `max_message_bytes`: from 125 bytes (the
+    /// largest control frame payload) to 16 MiB.
+    pub const MESSAGE_BYTES_RANGE: RangeInclusive<usize> = 125..=16 * 1024 * 1024;
+}
+
 impl Default for GateConfig {
     fn default() -> Self {
         Self {
-            startup_deadline: Duration::from_secs(60),
-            retry_cap: Duration::from_millis(100),
-            hold_timeout: Duration::from_secs(5),
-            warming_interval: Duration::from_secs(1),
-            retry_after: Duration::from_secs(2),
-            drain_grace: Duration::from_secs(8),
-            handshake_timeout: Duration::from_secs(10),
-            ping_interval: Duration::from_secs(20),
-            max_connections: 10_000,
-            max_held: 10_000,
-            max_message_bytes: 64 * 1024,
+            startup_deadline: Self::DEFAULT_STARTUP_DEADLINE,
+            retry_cap: Self::DEFAULT_RETRY_CAP,
+            hold_timeout: Self::DEFAULT_HOLD_TIMEOUT,
+            warming_interval: Self::DEFAULT_WARMING_INTERVAL,
+            retry_after: Self::DEFAULT_RETRY_AFTER,
+            drain_grace: Self::DEFAULT_DRAIN_GRACE,
+            handshake_timeout: Self::DEFAULT_HANDSHAKE_TIMEOUT,
+            ping_interval: Self::DEFAULT_PING_INTERVAL,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            max_held: Self::DEFAULT_MAX_HELD,
+            max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             allowed_origins: Vec::new(),
         }
     }

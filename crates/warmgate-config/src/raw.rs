@@ -19,9 +19,11 @@ use serde_path_to_error::Segment;
 use toml::Spanned;
 
 use crate::ConfigError;
+use crate::LogFormat;
 use crate::error::Origin;
 use crate::values::{
-    ListenAddress, Name, NonZeroDuration, ProbeKind, StatusList, TcpTarget, Threshold,
+    ClientCount, ListenAddress, MessageBytes, Name, NonZeroDuration, OriginList, ProbeKind,
+    RetryAfter, StatusList, TcpTarget, Threshold,
 };
 
 /// The top level of the file.
@@ -34,6 +36,16 @@ pub(crate) struct RawConfig {
     pub(crate) gate: RawGate,
     #[serde(default)]
     pub(crate) phase: Vec<Spanned<RawPhase>>,
+    #[serde(default)]
+    pub(crate) telemetry: RawTelemetry,
+}
+
+/// The `[telemetry]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table of telemetry settings")]
+pub(crate) struct RawTelemetry {
+    pub(crate) log_format: Option<LogFormat>,
+    pub(crate) gcp_project: Option<Spanned<Name>>,
 }
 
 /// The `[gate]` table.
@@ -44,14 +56,14 @@ pub(crate) struct RawGate {
     pub(crate) retry_cap: Option<NonZeroDuration>,
     pub(crate) hold_timeout: Option<NonZeroDuration>,
     pub(crate) warming_interval: Option<NonZeroDuration>,
-    pub(crate) retry_after: Option<Spanned<NonZeroDuration>>,
+    pub(crate) retry_after: Option<RetryAfter>,
     pub(crate) drain_grace: Option<NonZeroDuration>,
     pub(crate) handshake_timeout: Option<NonZeroDuration>,
     pub(crate) ping_interval: Option<NonZeroDuration>,
-    pub(crate) max_connections: Option<Spanned<i64>>,
-    pub(crate) max_held: Option<Spanned<i64>>,
-    pub(crate) max_message_bytes: Option<Spanned<i64>>,
-    pub(crate) allowed_origins: Option<Vec<Spanned<String>>>,
+    pub(crate) max_connections: Option<ClientCount>,
+    pub(crate) max_held: Option<ClientCount>,
+    pub(crate) max_message_bytes: Option<MessageBytes>,
+    pub(crate) allowed_origins: Option<OriginList>,
 }
 
 /// One `[[phase]]` table.

@@ -94,6 +94,7 @@ fn embedded_default_parses_to_one_signal_check() {
                     probe: ProbeConfig::Signal,
                 }],
             }],
+            telemetry: crate::TelemetryConfig::default(),
         }
     );
     let plan = config.plan();
@@ -297,7 +298,7 @@ fn unknown_key_lists_expected_keys() {
 fn unknown_keys_are_refused_in_every_table() {
     assert_eq!(
         error("listen = \"127.0.0.1:1\"\nlisten_port = 1\n"),
-        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase` (line 2, column 1)"
+        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase`, `telemetry` (line 2, column 1)"
     );
     assert_eq!(
         error("[gate]\nhold_timout = \"1s\"\n"),
@@ -306,7 +307,10 @@ fn unknown_keys_are_refused_in_every_table() {
     assert!(error("[[phase]]\nname = \"p\"\nchecks = []\n").starts_with(
         "test.toml: phase[0].checks: unknown key `checks`, expected `name` or `check`"
     ));
-    assert!(error("[telemetry]\n").starts_with("test.toml: telemetry: unknown key `telemetry`"));
+    assert!(
+        error("[telemetry]\nlog_fmt = \"gcp\"\n")
+            .starts_with("test.toml: telemetry.log_fmt: unknown key `log_fmt`")
+    );
 }
 
 #[test]
@@ -577,7 +581,9 @@ gate
   max_connections = 10000
   max_held = 10000
   max_message_bytes = 65536
-  allowed_origins = any
+  allowed_origins = [] (any origin)
+telemetry
+  log_format = text
 phase 1 of 3 "dependencies" (2 checks)
   check "database": tcp 127.0.0.1:5432, required, timeout 1s, interval 2s, failure_threshold 3, success_threshold 1
   check "redis": tcp cache.internal:6379, optional, timeout 500ms, interval 1m, failure_threshold 5, success_threshold 2
@@ -618,6 +624,14 @@ const CONFIG_LIKE_LINES: &[&str] = &[
     "required = false",
     "listen = \"127.0.0.1:9090\"",
     "admin_listen = \"[::]:0\"",
+    "hold_timeout = \"0s\"",
+    "retry_after = \"2h\"",
+    "max_held = 0",
+    "max_connections = 1000000",
+    "max_message_bytes = 124",
+    "allowed_origins = [\"https://A.example:443/\"]",
+    "allowed_origins = [\"https://a.example/x\", 1]",
+    "allowed_origins = \"https://a.example\"",
     "phase = []",
     "check = [{}]",
     "\"é\u{0}\" = 1",
@@ -767,52 +781,295 @@ fn url_kinds_refuse_bad_urls_without_repeating_them() {
 
 // === the WebSocket gate's settings ===
 
+const GATE_DURATION_KEYS: [&str; 6] = [
+    "hold_timeout",
+    "warming_interval",
+    "retry_after",
+    "drain_grace",
+    "handshake_timeout",
+    "ping_interval",
+];
+
 #[test]
-fn gate_settings_take_their_defaults_and_their_values() {
-    let config = Config::from_toml_str("", "test.toml").unwrap();
-    assert_eq!(config.gate, GateConfig::default());
-    assert_eq!(config.gate.hold_timeout, std::time::Duration::from_secs(5));
-    let config = Config::from_toml_str(
-        "[gate]\nhold_timeout = \"250ms\"\nmax_held = 5\nmax_message_bytes = 1024\nallowed_origins = [\"https://Chat.Example.com/\", \"http://localhost:8080\"]\n",
-        "test.toml",
-    )
-    .unwrap();
+fn gate_defaults_are_the_documented_values() {
+    let gate = parse("").gate;
+    assert_eq!(gate, GateConfig::default());
     assert_eq!(
-        config.gate.hold_timeout,
-        std::time::Duration::from_millis(250)
+        gate,
+        GateConfig {
+            startup_deadline: Duration::from_secs(60),
+            retry_cap: Duration::from_millis(100),
+            hold_timeout: Duration::from_secs(5),
+            warming_interval: Duration::from_secs(1),
+            retry_after: Duration::from_secs(2),
+            drain_grace: Duration::from_secs(8),
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(20),
+            max_connections: 10_000,
+            max_held: 10_000,
+            max_message_bytes: 65_536,
+            allowed_origins: vec![],
+        }
     );
-    assert_eq!(config.gate.max_held, 5);
-    assert_eq!(config.gate.max_message_bytes, 1024);
+    // The embedded default.toml writes every default out.
+    assert_eq!(Config::embedded_default().gate, gate);
+}
+
+#[test]
+fn gate_settings_take_their_values() {
+    let gate = parse(
+        r#"[gate]
+hold_timeout = "250ms"
+warming_interval = "100ms"
+retry_after = "1h"
+drain_grace = "25s"
+handshake_timeout = "3s"
+ping_interval = "1m"
+max_connections = 1_000_000
+max_held = 1
+max_message_bytes = 125
+allowed_origins = ["https://chat.example.com", "http://localhost:8080"]
+"#,
+    )
+    .gate;
     assert_eq!(
-        config.gate.allowed_origins,
-        ["https://chat.example.com", "http://localhost:8080"]
+        gate,
+        GateConfig {
+            hold_timeout: Duration::from_millis(250),
+            warming_interval: Duration::from_millis(100),
+            retry_after: Duration::from_secs(3600),
+            drain_grace: Duration::from_secs(25),
+            handshake_timeout: Duration::from_secs(3),
+            ping_interval: Duration::from_secs(60),
+            max_connections: 1_000_000,
+            max_held: 1,
+            max_message_bytes: 125,
+            allowed_origins: vec![
+                "https://chat.example.com".to_owned(),
+                "http://localhost:8080".to_owned()
+            ],
+            ..GateConfig::default()
+        }
+    );
+    assert_eq!(
+        parse("[gate]\nmax_message_bytes = 16777216\n")
+            .gate
+            .max_message_bytes,
+        16 * 1024 * 1024
     );
 }
 
 #[test]
-fn gate_settings_refuse_bad_values_with_the_key() {
+fn gate_bounds_are_public_constants() {
+    assert_eq!(GateConfig::CLIENT_COUNT_RANGE, 1..=1_000_000);
+    assert_eq!(GateConfig::MESSAGE_BYTES_RANGE, 125..=16_777_216);
+    assert_eq!(GateConfig::MAX_RETRY_AFTER, Duration::from_secs(3600));
+}
+
+#[test]
+fn allowed_origins_are_normalised_as_browsers_send_them() {
+    for (written, stored) in [
+        ("https://chat.example.com", "https://chat.example.com"),
+        ("https://Chat.Example.COM/", "https://chat.example.com"),
+        ("HTTPS://chat.example.com", "https://chat.example.com"),
+        ("https://chat.example.com:443", "https://chat.example.com"),
+        ("http://localhost:80/", "http://localhost"),
+        (
+            "https://chat.example.com:8443",
+            "https://chat.example.com:8443",
+        ),
+        ("http://LOCALHOST:8080", "http://localhost:8080"),
+        ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+        ("https://bücher.example", "https://xn--bcher-kva.example"),
+    ] {
+        let config = parse(&format!("[gate]\nallowed_origins = [{written:?}]\n"));
+        assert_eq!(config.gate.allowed_origins, [stored], "{written}");
+    }
+    assert!(
+        parse("[gate]\nallowed_origins = []\n")
+            .gate
+            .allowed_origins
+            .is_empty()
+    );
+}
+
+#[test]
+fn gate_counts_must_be_in_range() {
     assert_eq!(
         error("[gate]\nmax_held = 0\n"),
         "test.toml: gate.max_held: invalid value 0, expected a whole number from 1 to 1000000 (line 2, column 12)"
     );
+    for key in ["max_connections", "max_held"] {
+        for value in ["0", "-1", "1000001", "9223372036854775807"] {
+            assert_eq!(
+                error(&format!("[gate]\n{key} = {value}\n")),
+                format!(
+                    "test.toml: gate.{key}: invalid value {value}, expected a whole number from 1 to 1000000 (line 2, column {})",
+                    key.len() + 4
+                )
+            );
+        }
+    }
+    for value in ["124", "0", "16777217"] {
+        assert_eq!(
+            error(&format!("[gate]\nmax_message_bytes = {value}\n")),
+            format!(
+                "test.toml: gate.max_message_bytes: invalid value {value}, expected a whole number from 125 to 16777216 (line 2, column 21)"
+            )
+        );
+    }
     assert_eq!(
-        error("[gate]\nmax_message_bytes = 10\n"),
-        "test.toml: gate.max_message_bytes: invalid value 10, expected a whole number from 125 to 16777216 (line 2, column 21)"
+        error("[gate]\nmax_connections = \"10000\"\n"),
+        r#"test.toml: gate.max_connections: invalid type: string "10000", expected a whole number from 1 to 1000000 (line 2, column 19)"#
     );
+    assert!(error("[gate]\nmax_message_bytes = 64.5\n").contains(
+        "invalid type: floating point `64.5`, expected a whole number from 125 to 16777216"
+    ));
+}
+
+#[test]
+fn gate_durations_must_be_greater_than_zero() {
+    for key in GATE_DURATION_KEYS {
+        assert_eq!(
+            error(&format!("[gate]\n{key} = \"0s\"\n")),
+            format!(
+                r#"test.toml: gate.{key}: invalid duration "0s", expected a duration greater than zero such as "250ms" or "5s" (line 2, column {})"#,
+                key.len() + 4
+            )
+        );
+        assert!(
+            error(&format!("[gate]\n{key} = \"soon\"\n")).starts_with(&format!(
+                r#"test.toml: gate.{key}: invalid duration "soon", expected a duration such as"#
+            ))
+        );
+        assert!(error(&format!("[gate]\n{key} = 5\n")).starts_with(&format!(
+            r#"test.toml: gate.{key}: invalid type: integer `5`, expected a duration such as"#
+        )));
+    }
+}
+
+#[test]
+fn retry_after_is_at_most_an_hour() {
     assert_eq!(
-        error("[gate]\nretry_after = \"2h\"\n"),
-        "test.toml: gate.retry_after: invalid duration 2h, expected at most 1h: clients wait this long before coming back (line 2, column 15)"
+        error("[gate]\nretry_after = \"61m\"\n"),
+        r#"test.toml: gate.retry_after: invalid duration "61m", expected a duration greater than zero and at most 1h such as "2s" (line 2, column 15)"#
     );
-    let message = error("[gate]\nallowed_origins = [\"https://chat.example.com/app\"]\n");
-    assert!(
-        message.starts_with(
-            "test.toml: gate.allowed_origins[0]: invalid origin \"https://chat.example.com/app\""
+    assert!(error("[gate]\nretry_after = \"1h 1ms\"\n").contains(r#"invalid duration "1h 1ms""#));
+    assert_eq!(
+        parse("[gate]\nretry_after = \"60m\"\n").gate.retry_after,
+        Duration::from_secs(3600)
+    );
+}
+
+#[test]
+fn gate_has_no_rules_across_its_keys() {
+    // A warming interval longer than the hold, or a long drain grace, is odd
+    // but allowed: each key stands alone.
+    let gate = parse(
+        "[gate]\nhold_timeout = \"1s\"\nwarming_interval = \"10s\"\ndrain_grace = \"5m\"\nmax_held = 10\nmax_connections = 5\n",
+    )
+    .gate;
+    assert_eq!(gate.warming_interval, Duration::from_secs(10));
+    assert_eq!(gate.drain_grace, Duration::from_secs(300));
+}
+
+#[test]
+fn bad_origins_name_the_origin_and_why() {
+    for (origin, why) in [
+        (
+            "chat.example.com",
+            "no scheme; write it with http:// or https://",
         ),
-        "{message}"
+        ("null", "no scheme; write it with http:// or https://"),
+        ("*", "no scheme; write it with http:// or https://"),
+        ("ws://chat.example.com", "scheme `ws` is not http or https"),
+        ("file:///tmp", "scheme `file` is not http or https"),
+        ("https://", "empty host"),
+        ("https://chat.example.com:99999", "invalid port number"),
+        (
+            "https://*.example.com",
+            "wildcards are not supported; list each origin",
+        ),
+        (
+            "https://chat.example.com/app",
+            "a path is not part of an origin, only a scheme, a host and a port",
+        ),
+        (
+            "https://chat.example.com//",
+            "a path is not part of an origin, only a scheme, a host and a port",
+        ),
+        (
+            "https://chat.example.com?x=1",
+            "a query is not part of an origin, only a scheme, a host and a port",
+        ),
+        (
+            "https://chat.example.com/#top",
+            "a fragment is not part of an origin, only a scheme, a host and a port",
+        ),
+        (
+            "https://me:pw@chat.example.com",
+            "a user name or password is not part of an origin, only a scheme, a host and a port",
+        ),
+        (" https://chat.example.com", "it contains whitespace"),
+        ("", "no scheme; write it with http:// or https://"),
+    ] {
+        assert_eq!(
+            error(&format!(
+                "[gate]\nallowed_origins = [\"https://ok.example.com\", {origin:?}]\n"
+            )),
+            format!(
+                r#"test.toml: gate.allowed_origins[1]: invalid origin {origin:?} ({why}), expected an origin such as "https://chat.example.com" or "http://localhost:8080" (line 2, column 46)"#
+            ),
+        );
+    }
+}
+
+#[test]
+fn allowed_origins_must_be_a_list_of_strings() {
+    assert_eq!(
+        error("[gate]\nallowed_origins = \"https://chat.example.com\"\n"),
+        r#"test.toml: gate.allowed_origins: invalid type: string "https://chat.example.com", expected a list of origins such as ["https://chat.example.com"], or [] for any origin (line 2, column 19)"#
     );
-    let message = error("[gate]\nhold_timeout = \"0s\"\n");
+    assert_eq!(
+        error("[gate]\nallowed_origins = [8080]\n"),
+        r#"test.toml: gate.allowed_origins[0]: invalid type: integer `8080`, expected an origin such as "https://chat.example.com" or "http://localhost:8080" (line 2, column 20)"#
+    );
+}
+
+#[test]
+fn describe_shows_allowed_origins() {
+    let description =
+        parse("[gate]\nallowed_origins = [\"https://A.example\", \"http://b.example:81\"]\n")
+            .describe();
     assert!(
-        message.starts_with("test.toml: gate.hold_timeout: "),
+        description
+            .contains("\n  allowed_origins = [\"https://a.example\", \"http://b.example:81\"]\n"),
+        "{description}"
+    );
+}
+
+// === telemetry ===
+
+#[test]
+fn telemetry_takes_a_log_format_and_a_project() {
+    let config = Config::from_toml_str(
+        "[telemetry]\nlog_format = \"gcp\"\ngcp_project = \"chat-prod\"\n",
+        "test.toml",
+    )
+    .unwrap();
+    assert_eq!(config.telemetry.log_format, crate::LogFormat::Gcp);
+    assert_eq!(config.telemetry.gcp_project.as_deref(), Some("chat-prod"));
+    assert_eq!(
+        Config::from_toml_str("", "test.toml")
+            .unwrap()
+            .telemetry
+            .log_format,
+        crate::LogFormat::Text
+    );
+    let message = error("[telemetry]\nlog_format = \"xml\"\n");
+    assert!(
+        message.starts_with("test.toml: telemetry.log_format: unknown log format \"xml\", expected \"text\", \"json\" or \"gcp\""),
         "{message}"
     );
 }

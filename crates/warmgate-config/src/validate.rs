@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::{Range, RangeInclusive};
+use std::ops::Range;
 use std::time::Duration;
 
 use toml::Spanned;
@@ -16,7 +16,10 @@ use toml::Spanned;
 use crate::error::Origin;
 use crate::raw::{RawCheck, RawConfig, RawGate, RawPhase};
 use crate::values::{KindNames, Name, NonZeroDuration, ProbeKind};
-use crate::{CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig, SecretUrl};
+use crate::{
+    CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig, SecretUrl,
+    TelemetryConfig,
+};
 
 /// Applies defaults and rules to the raw file.
 pub(crate) fn config(raw: RawConfig, origin: &Origin<'_>) -> Result<Config, ConfigError> {
@@ -35,8 +38,12 @@ pub(crate) fn config(raw: RawConfig, origin: &Origin<'_>) -> Result<Config, Conf
         source: origin.file.to_owned(),
         listen,
         admin_listen,
-        gate: gate(raw.gate, origin)?,
+        gate: gate(raw.gate),
         phases,
+        telemetry: TelemetryConfig {
+            log_format: raw.telemetry.log_format.unwrap_or_default(),
+            gcp_project: raw.telemetry.gcp_project.map(|name| name.into_inner().0),
+        },
     })
 }
 
@@ -72,108 +79,30 @@ fn listeners(
     Ok((listen, admin_listen))
 }
 
-fn gate(raw: RawGate, origin: &Origin<'_>) -> Result<GateConfig, ConfigError> {
+/// The `[gate]` table with its defaults. Every value was checked while
+/// deserializing, and no rule spans two of its keys.
+fn gate(raw: RawGate) -> GateConfig {
     let default = GateConfig::default();
     let duration =
         |value: Option<NonZeroDuration>, default: Duration| value.map_or(default, |d| d.0);
-    let count =
-        |key: &str, value: Option<Spanned<i64>>, range: RangeInclusive<i64>, default: usize| {
-            let Some(value) = value else {
-                return Ok(default);
-            };
-            let number = *value.get_ref();
-            if range.contains(&number) {
-                Ok(usize::try_from(number).unwrap_or(default))
-            } else {
-                Err(origin.invalid(
-                    &format!("gate.{key}"),
-                    &format!(
-                        "invalid value {number}, expected a whole number from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                    Some(value.span()),
-                ))
-            }
-        };
-    let retry_after = match raw.retry_after {
-        Some(value) if value.get_ref().0 > MAX_RETRY_AFTER => {
-            return Err(origin.invalid(
-                "gate.retry_after",
-                &format!(
-                    "invalid duration {}, expected at most 1h: clients wait this long before coming back",
-                    humantime::format_duration(value.get_ref().0)
-                ),
-                Some(value.span()),
-            ));
-        }
-        Some(value) => value.into_inner().0,
-        None => default.retry_after,
-    };
-    let allowed_origins = raw
-        .allowed_origins
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-        .map(|(index, entry)| {
-            normalise_origin(entry.get_ref()).map_err(|message| {
-                origin.invalid(
-                    &format!("gate.allowed_origins[{index}]"),
-                    &message,
-                    Some(entry.span()),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(GateConfig {
+    GateConfig {
         startup_deadline: duration(raw.startup_deadline, default.startup_deadline),
         retry_cap: duration(raw.retry_cap, default.retry_cap),
         hold_timeout: duration(raw.hold_timeout, default.hold_timeout),
         warming_interval: duration(raw.warming_interval, default.warming_interval),
-        retry_after,
+        retry_after: raw.retry_after.map_or(default.retry_after, |r| r.0),
         drain_grace: duration(raw.drain_grace, default.drain_grace),
         handshake_timeout: duration(raw.handshake_timeout, default.handshake_timeout),
         ping_interval: duration(raw.ping_interval, default.ping_interval),
-        max_connections: count(
-            "max_connections",
-            raw.max_connections,
-            1..=1_000_000,
-            default.max_connections,
-        )?,
-        max_held: count("max_held", raw.max_held, 1..=1_000_000, default.max_held)?,
-        max_message_bytes: count(
-            "max_message_bytes",
-            raw.max_message_bytes,
-            125..=16 * 1024 * 1024,
-            default.max_message_bytes,
-        )?,
-        allowed_origins,
-    })
-}
-
-/// The longest `retry_after` accepted.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
-/// `https://Chat.Example.com/` becomes `https://chat.example.com`; anything
-/// that is not a bare web origin is refused.
-fn normalise_origin(text: &str) -> Result<String, String> {
-    let expected =
-        "expected an origin such as \"https://chat.example.com\" or \"http://localhost:8080\"";
-    let url = url::Url::parse(text)
-        .map_err(|error| format!("invalid origin {text:?} ({error}), {expected}"))?;
-    let bare = matches!(url.scheme(), "http" | "https")
-        && url.host_str().is_some()
-        && url.path() == "/"
-        && url.query().is_none()
-        && url.fragment().is_none()
-        && url.username().is_empty()
-        && url.password().is_none();
-    if !bare {
-        return Err(format!(
-            "invalid origin {text:?}, {expected} (scheme, host and port only)"
-        ));
+        max_connections: raw.max_connections.map_or(default.max_connections, |n| n.0),
+        max_held: raw.max_held.map_or(default.max_held, |n| n.0),
+        max_message_bytes: raw
+            .max_message_bytes
+            .map_or(default.max_message_bytes, |n| n.0),
+        allowed_origins: raw.allowed_origins.map_or(default.allowed_origins, |list| {
+            list.0.into_iter().map(|origin| origin.0).collect()
+        }),
     }
-    Ok(url.origin().ascii_serialization())
 }
 
 fn phase(

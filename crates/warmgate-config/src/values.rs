@@ -1,5 +1,5 @@
-//! The typed values of single keys: names, durations, addresses, thresholds
-//! and check kinds.
+//! The typed values of single keys: names, durations, addresses, thresholds,
+//! bounded counts, origins and check kinds.
 //!
 //! Each type checks its own value while it is deserialized, so a bad value is
 //! reported with the key path and location that serde and toml already know.
@@ -12,6 +12,8 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+use crate::GateConfig;
 
 /// A name for a phase or a check: not empty and not only whitespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,36 @@ pub(crate) struct TcpTarget(pub(crate) String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Threshold(pub(crate) u32);
 
+/// A whole number from `MIN` to `MAX`, such as a connection limit or a size
+/// in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Bounded<const MIN: usize, const MAX: usize>(pub(crate) usize);
+
+/// `max_connections` and `max_held`.
+pub(crate) type ClientCount =
+    Bounded<{ *GateConfig::CLIENT_COUNT_RANGE.start() }, { *GateConfig::CLIENT_COUNT_RANGE.end() }>;
+
+/// `max_message_bytes`.
+pub(crate) type MessageBytes = Bounded<
+    { *GateConfig::MESSAGE_BYTES_RANGE.start() },
+    { *GateConfig::MESSAGE_BYTES_RANGE.end() },
+>;
+
+/// `retry_after`: a duration greater than zero and at most
+/// [`GateConfig::MAX_RETRY_AFTER`], since clients wait this long (and up to
+/// half again) before they come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryAfter(pub(crate) Duration);
+
+/// One entry of `allowed_origins`, normalised to `scheme://host[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AllowedOrigin(pub(crate) String);
+
+/// `allowed_origins`: a list of origins. Its own type only so that a single
+/// string in place of the list is refused with a useful expectation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OriginList(pub(crate) Vec<AllowedOrigin>);
+
 /// The `kind` of a check, which decides its probe and its kind-specific keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ProbeKind {
@@ -48,6 +80,8 @@ pub(crate) enum ProbeKind {
 const DURATION_EXPECTED: &str = "a duration such as \"250ms\" or \"5s\"";
 const LISTEN_EXPECTED: &str = "an IP address and port such as \"127.0.0.1:8080\"";
 const TARGET_EXPECTED: &str = "a host and port such as \"127.0.0.1:5432\" or \"db.internal:5432\"";
+const ORIGIN_EXPECTED: &str =
+    "an origin such as \"https://chat.example.com\" or \"http://localhost:8080\"";
 
 // === impl Name ===
 
@@ -71,21 +105,44 @@ impl<'de> Deserialize<'de> for Name {
 
 // === impl NonZeroDuration ===
 
+impl NonZeroDuration {
+    /// Parses `text` as a duration greater than zero; the error is the whole
+    /// message.
+    fn parse(text: &str) -> Result<Duration, String> {
+        match humantime::parse_duration(text) {
+            Ok(duration) if duration.is_zero() => Err(format!(
+                "invalid duration {text:?}, expected a duration greater than zero such as \"250ms\" or \"5s\""
+            )),
+            Ok(duration) => Ok(duration),
+            Err(_) => Err(format!(
+                "invalid duration {text:?}, expected {DURATION_EXPECTED}"
+            )),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for NonZeroDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_text(
-            deserializer,
-            DURATION_EXPECTED,
-            |text| match humantime::parse_duration(text) {
-                Ok(duration) if duration.is_zero() => Err(format!(
-                    "invalid duration {text:?}, expected a duration greater than zero such as \"250ms\" or \"5s\""
-                )),
-                Ok(duration) => Ok(NonZeroDuration(duration)),
-                Err(_) => Err(format!(
-                    "invalid duration {text:?}, expected {DURATION_EXPECTED}"
-                )),
-            },
-        )
+        deserialize_text(deserializer, DURATION_EXPECTED, |text| {
+            NonZeroDuration::parse(text).map(NonZeroDuration)
+        })
+    }
+}
+
+// === impl RetryAfter ===
+
+impl<'de> Deserialize<'de> for RetryAfter {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_text(deserializer, DURATION_EXPECTED, |text| {
+            let duration = NonZeroDuration::parse(text)?;
+            if duration > GateConfig::MAX_RETRY_AFTER {
+                return Err(format!(
+                    "invalid duration {text:?}, expected a duration greater than zero and at most {} such as \"2s\"",
+                    humantime::format_duration(GateConfig::MAX_RETRY_AFTER)
+                ));
+            }
+            Ok(RetryAfter(duration))
+        })
     }
 }
 
@@ -174,6 +231,120 @@ impl<'de> Deserialize<'de> for Threshold {
         }
 
         deserializer.deserialize_u32(ThresholdVisitor)
+    }
+}
+
+// === impl Bounded ===
+
+impl<'de, const MIN: usize, const MAX: usize> Deserialize<'de> for Bounded<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct BoundedVisitor<const MIN: usize, const MAX: usize>;
+
+        impl<const MIN: usize, const MAX: usize> Visitor<'_> for BoundedVisitor<MIN, MAX> {
+            type Value = Bounded<MIN, MAX>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a whole number from {MIN} to {MAX}")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+                match usize::try_from(value) {
+                    Ok(number) if (MIN..=MAX).contains(&number) => Ok(Bounded(number)),
+                    _ => Err(E::custom(format!(
+                        "invalid value {value}, expected a whole number from {MIN} to {MAX}"
+                    ))),
+                }
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+                self.visit_i64(i64::try_from(value).unwrap_or(i64::MAX))
+            }
+        }
+
+        deserializer.deserialize_u64(BoundedVisitor::<MIN, MAX>)
+    }
+}
+
+// === impl AllowedOrigin ===
+
+impl AllowedOrigin {
+    /// The origin `text` names, normalised as a browser sends it in an
+    /// `Origin` header (`https://Chat.Example.com:443/` becomes
+    /// `https://chat.example.com`), or why it is not one.
+    fn normalise(text: &str) -> Result<String, String> {
+        if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("it contains whitespace".to_owned());
+        }
+        if !text.contains("://") {
+            return Err("no scheme; write it with http:// or https://".to_owned());
+        }
+        let url = url::Url::parse(text).map_err(|error| error.to_string())?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("scheme `{}` is not http or https", url.scheme()));
+        }
+        let Some(host) = url.host_str().filter(|host| !host.is_empty()) else {
+            return Err("no host".to_owned());
+        };
+        if host.contains('*') {
+            return Err("wildcards are not supported; list each origin".to_owned());
+        }
+        let not_part = if !url.username().is_empty() || url.password().is_some() {
+            Some("a user name or password")
+        } else if url.path() != "/" {
+            Some("a path")
+        } else if url.query().is_some() {
+            Some("a query")
+        } else if url.fragment().is_some() {
+            Some("a fragment")
+        } else {
+            None
+        };
+        if let Some(part) = not_part {
+            return Err(format!(
+                "{part} is not part of an origin, only a scheme, a host and a port"
+            ));
+        }
+        Ok(url.origin().ascii_serialization())
+    }
+}
+
+impl<'de> Deserialize<'de> for AllowedOrigin {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_text(deserializer, ORIGIN_EXPECTED, |text| {
+            AllowedOrigin::normalise(text)
+                .map(AllowedOrigin)
+                .map_err(|problem| {
+                    format!("invalid origin {text:?} ({problem}), expected {ORIGIN_EXPECTED}")
+                })
+        })
+    }
+}
+
+// === impl OriginList ===
+
+impl<'de> Deserialize<'de> for OriginList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OriginListVisitor;
+
+        impl<'de> Visitor<'de> for OriginListVisitor {
+            type Value = OriginList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a list of origins such as [\"https://chat.example.com\"], or [] for any origin",
+                )
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OriginList, A::Error> {
+                let mut origins = Vec::new();
+                while let Some(origin) = seq.next_element()? {
+                    origins.push(origin);
+                }
+                Ok(OriginList(origins))
+            }
+        }
+
+        deserializer.deserialize_seq(OriginListVisitor)
     }
 }
 

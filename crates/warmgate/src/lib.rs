@@ -37,7 +37,6 @@ pub fn main() -> ExitCode {
             }
         },
         None => {
-            telemetry::init();
             let config = match cli.run.load_config() {
                 Ok(config) => config,
                 Err(error) => {
@@ -45,6 +44,13 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            match telemetry::log_format(config.telemetry.log_format) {
+                Ok(format) => telemetry::init(format),
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            }
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -1,0 +1,115 @@
+//! Log formats: every line of the `gcp` and `json` formats is one JSON
+//! object that Cloud Logging (or any log pipeline) can read.
+
+use warmgate_tests::Gateway;
+
+fn json_lines(log: &str) -> Vec<serde_json::Value> {
+    log.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line:?}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_gcp_format_writes_cloud_logging_json_with_spans() {
+    let config = r#"
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[gate]
+hold_timeout = "100ms"
+
+[[phase]]
+name = "services"
+
+[[phase.check]]
+name = "app"
+kind = "signal"
+"#;
+    let mut gateway = Gateway::builder()
+        .config(config)
+        .env("WARMGATE_LOG_FORMAT", "gcp")
+        .spawn()
+        .await;
+    // A refused connection logs inside its `websocket` span.
+    let mut client = gateway.ws("/ws").await;
+    client.until_type("unavailable").await;
+    client.close_frame().await;
+    gateway.terminate();
+    assert!(gateway.exit_status().await.success());
+
+    let lines = json_lines(&gateway.log());
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(line["message"].is_string(), "{line}");
+        assert!(
+            ["DEBUG", "INFO", "WARNING", "ERROR"].contains(&line["severity"].as_str().unwrap()),
+            "{line}"
+        );
+        assert!(line["time"].as_str().unwrap().ends_with('Z'), "{line}");
+    }
+    let refused = lines
+        .iter()
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("client not admitted")
+        })
+        .expect("the refusal is logged");
+    assert_eq!(refused["reason"], "hold_timeout");
+    assert_eq!(refused["spans"], serde_json::json!(["websocket", "hold"]));
+    assert!(
+        lines.iter().any(|line| line["severity"] == "WARNING"),
+        "SIGTERM logs a warning"
+    );
+}
+
+#[tokio::test]
+async fn the_json_format_writes_one_object_per_line() {
+    let mut gateway = Gateway::builder()
+        .env("WARMGATE_LOG_FORMAT", "json")
+        .spawn()
+        .await;
+    gateway
+        .events()
+        .await
+        .until(|s| s["state"] == "ready")
+        .await;
+    gateway.terminate();
+    assert!(gateway.exit_status().await.success());
+    let lines = json_lines(&gateway.log());
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["message"] == "readiness state changed")
+    );
+}
+
+#[tokio::test]
+async fn the_environment_beats_the_file_for_the_log_format() {
+    let config = r#"
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[telemetry]
+log_format = "text"
+"#;
+    let mut gateway = Gateway::builder()
+        .config(config)
+        .env("WARMGATE_LOG_FORMAT", "json")
+        .spawn()
+        .await;
+    gateway
+        .events()
+        .await
+        .until(|s| s["state"] == "ready")
+        .await;
+    gateway.terminate();
+    assert!(gateway.exit_status().await.success());
+    let lines = json_lines(&gateway.log());
+    assert!(
+        lines
+            .iter()
+            .any(|line| line["message"] == "readiness state changed")
+    );
+}
