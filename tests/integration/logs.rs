@@ -64,12 +64,9 @@ kind = "signal"
     );
 }
 
-#[tokio::test]
-async fn the_json_format_writes_one_object_per_line() {
-    let mut gateway = Gateway::builder()
-        .env("WARMGATE_LOG_FORMAT", "json")
-        .spawn()
-        .await;
+/// Runs `gateway` until ready, drains it, and returns its log as JSON
+/// lines, asserting that the state change was among them.
+async fn json_log_of_a_run(mut gateway: Gateway) -> Vec<serde_json::Value> {
     gateway
         .events()
         .await
@@ -83,6 +80,16 @@ async fn the_json_format_writes_one_object_per_line() {
             .iter()
             .any(|line| line["message"] == "readiness state changed")
     );
+    lines
+}
+
+#[tokio::test]
+async fn the_json_format_writes_one_object_per_line() {
+    let gateway = Gateway::builder()
+        .env("WARMGATE_LOG_FORMAT", "json")
+        .spawn()
+        .await;
+    json_log_of_a_run(gateway).await;
 }
 
 #[tokio::test]
@@ -94,22 +101,10 @@ admin_listen = "127.0.0.1:0"
 [telemetry]
 log_format = "text"
 "#;
-    let mut gateway = Gateway::builder()
+    let gateway = Gateway::builder()
         .config(config)
         .env("WARMGATE_LOG_FORMAT", "json")
         .spawn()
         .await;
-    gateway
-        .events()
-        .await
-        .until(|s| s["state"] == "ready")
-        .await;
-    gateway.terminate();
-    assert!(gateway.exit_status().await.success());
-    let lines = json_lines(&gateway.log());
-    assert!(
-        lines
-            .iter()
-            .any(|line| line["message"] == "readiness state changed")
-    );
+    json_log_of_a_run(gateway).await;
 }

@@ -101,10 +101,6 @@ impl Engine {
                 latency,
                 cadence_tx,
             } => {
-                if let Some(spec) = self.machine.check_spec(check) {
-                    let failed = matches!(outcome, CheckOutcome::Failed { .. });
-                    crate::measure::attempt(&spec.name, latency, failed);
-                }
                 self.apply(Event::CheckCompleted {
                     check,
                     outcome,
@@ -129,7 +125,6 @@ impl Engine {
                 };
                 if let Some(spec) = self.machine.check_spec(check) {
                     tracing::info!(check.name = %spec.name, ready, "signal set");
-                    crate::measure::attempt(&spec.name, Duration::ZERO, !ready);
                 }
                 self.apply(Event::CheckCompleted {
                     check,

@@ -27,6 +27,7 @@ pub(crate) struct CheckRunner {
 impl CheckRunner {
     /// Runs attempts until the engine says stop or goes away.
     pub(crate) async fn run(mut self) {
+        crate::measure::runner_started(&self.name);
         loop {
             let (outcome, latency) = self.attempt().await;
             let (cadence_tx, cadence_rx) = oneshot::channel();
@@ -82,6 +83,13 @@ impl CheckRunner {
             },
         };
         span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+        // Recorded before the engine hears of it, so the attempt is counted
+        // by the time any snapshot shows its result.
+        crate::measure::attempt(
+            &self.name,
+            latency,
+            matches!(outcome, CheckOutcome::Failed { .. }),
+        );
         match &outcome {
             CheckOutcome::Passed => {
                 span.record("outcome", "passed");
