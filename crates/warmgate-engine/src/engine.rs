@@ -68,7 +68,11 @@ impl Engine {
         let deadline = tokio::time::sleep(until_deadline);
         tokio::pin!(deadline);
         let mut deadline_passed = false;
-        crate::measure::init(self.machine.plan(), self.machine.snapshot());
+        crate::measure::init(
+            self.machine.plan(),
+            self.machine.snapshot(),
+            self.published.elapsed(),
+        );
         tracing::info!(
             n_checks = self.machine.plan().n_checks(),
             startup_deadline_ms = self.machine.plan().startup_deadline().as_millis() as u64,

@@ -56,8 +56,9 @@ const TRANSITIONS: [(GateState, GateState); 16] = [
 /// from the start at its starting value, so a dashboard never sees a series
 /// appear late: the state (all six), the transitions, and each check's
 /// `up` and failure count. `warmgate_startup_seconds` appears at the first
-/// ready; it has no honest value before.
-pub(crate) fn init(plan: &Plan, snapshot: &Snapshot) {
+/// ready; it has no honest value before. `elapsed` is the time since the
+/// engine started.
+pub(crate) fn init(plan: &Plan, snapshot: &Snapshot, elapsed: Duration) {
     metrics::describe_gauge!(STATE, "1 for the gate's current state, 0 for the others");
     metrics::describe_counter!(TRANSITIONS_TOTAL, "readiness state transitions");
     metrics::describe_gauge!(
@@ -81,7 +82,12 @@ pub(crate) fn init(plan: &Plan, snapshot: &Snapshot) {
     for (_, check) in plan.checks() {
         metrics::counter!(CHECK_FAILURES_TOTAL, "check" => check.name.clone()).increment(0);
     }
-    published(snapshot, None, Duration::ZERO);
+    published(snapshot, None, elapsed);
+    // A plan with no required check is ready from the first snapshot,
+    // without a transition.
+    if snapshot.ever_ready {
+        metrics::gauge!(STARTUP_SECONDS).set(elapsed.as_secs_f64());
+    }
 }
 
 /// Records a published snapshot, and the transition that led to it;
@@ -132,3 +138,6 @@ pub(crate) fn attempt(check: &str, latency: Duration, failed: bool) {
         metrics::counter!(CHECK_FAILURES_TOTAL, "check" => check.to_owned()).increment(1);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -28,7 +28,7 @@ use warmgate_core::{GateState, Snapshot};
 use warmgate_engine::SnapshotRx;
 
 use crate::frames::{FrameReader, Incoming};
-use crate::measure::InStage;
+use crate::measure::ConnectionMeter;
 use crate::protocol::{ClientMessage, DEFAULT_ROOM, ErrorCode, ServerMessage, UnavailableReason};
 use crate::settings::{MAX_BUFFERED_BYTES, MAX_BUFFERED_MESSAGES, jittered_millis};
 use crate::tracker::{HeldGuard, OpenGuard};
@@ -91,6 +91,7 @@ struct Connection {
     writer: Writer,
     frames: Frames,
     upgraded_at: Instant,
+    meter: ConnectionMeter,
 }
 
 /// A message a held client sent, kept for after admission.
@@ -142,6 +143,7 @@ pub(crate) async fn run(
         writer,
         frames,
         upgraded_at,
+        meter: ConnectionMeter::new(route.path()),
     };
     async move {
         let ended = match open {
@@ -159,7 +161,14 @@ pub(crate) async fn run(
             Outcome::LeftWhileHeld => "left_while_held".to_owned(),
         };
         span.record("outcome", outcome.as_str());
-        crate::measure::finished(&outcome);
+        // Usually done already, before the last frame; this covers a
+        // client that vanished.
+        connection.meter.finish();
+        debug_assert_eq!(
+            connection.meter.outcome(),
+            outcome,
+            "the span and the metrics disagree on how the connection ended"
+        );
         if let Some(code) = ended.close_code {
             span.record("close_code", code);
         }
@@ -210,7 +219,7 @@ impl Connection {
         snapshot_rx: &mut SnapshotRx,
         buffered: &mut Vec<Buffered>,
     ) -> Result<(), Ended> {
-        let in_stage = InStage::enter(self.route.path(), "held");
+        self.meter.held();
         let settings = Arc::clone(&self.gate.settings);
         let held_at = Instant::now();
         let deadline = tokio::time::sleep(settings.hold_timeout);
@@ -229,7 +238,6 @@ impl Connection {
                 changed = snapshot_rx.changed() => {
                     let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
                     if changed.is_err() || snapshot.state == GateState::Draining {
-                        drop(in_stage);
                         return Err(self.refuse(UnavailableReason::Draining, &snapshot, buffered.len()).await);
                     }
                     if snapshot.state.admits_traffic() {
@@ -252,8 +260,7 @@ impl Connection {
                     } else {
                         UnavailableReason::HoldTimeout
                     };
-                    drop(in_stage);
-                        return Err(self.refuse(reason, &snapshot, buffered.len()).await);
+                    return Err(self.refuse(reason, &snapshot, buffered.len()).await);
                 }
                 incoming = self.frames.next() => {
                     let incoming = incoming.unwrap_or(Incoming::Gone);
@@ -311,7 +318,7 @@ impl Connection {
     ) -> Ended {
         let retry_after_ms = jittered_millis(self.gate.settings.retry_after);
         let waited = self.upgraded_at.elapsed();
-        crate::measure::decided(&format!("unavailable:{}", reason.as_str()), waited);
+        self.meter.refused(reason, waited);
         let waited_ms = millis(waited);
         tracing::Span::current().record("waited_ms", waited_ms);
         tracing::info!(
@@ -365,11 +372,8 @@ impl Connection {
     ) -> Ended {
         let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
         let waited_ms = waited.map_or(0, millis);
-        crate::measure::decided(
-            "admitted",
-            waited.unwrap_or_else(|| self.upgraded_at.elapsed()),
-        );
-        let _in_stage = InStage::enter(self.route.path(), "admitted");
+        self.meter
+            .admitted(waited.unwrap_or_else(|| self.upgraded_at.elapsed()));
         tracing::Span::current().record("waited_ms", waited_ms);
         if waited.is_some() {
             tracing::info!(
@@ -588,6 +592,7 @@ impl Connection {
             Incoming::Close { code, .. } => {
                 // Echo the client's code, as RFC 6455 suggests, then end.
                 let code = code.unwrap_or(CLOSE_NORMAL);
+                self.meter.finish();
                 let _ = self.write(Frame::close(code, b"")).await;
                 Err(Some(code))
             }
@@ -628,6 +633,9 @@ impl Connection {
     /// Sends a close frame and waits (briefly) for the client's reply, so
     /// the client sees a clean closing handshake.
     async fn close(&mut self, code: u16, reason: &str) {
+        // Counted before the close frame goes out, so a client that has
+        // seen it finds the connection already counted.
+        self.meter.finish();
         // A close reason is at most 123 octets; ours are short, but cut at a
         // character boundary to be safe.
         let mut end = reason.len().min(123);

@@ -1,7 +1,13 @@
 //! The gate's metrics, through the `metrics` facade: how long clients wait
 //! and how that ends, and how many are held or admitted right now.
+//!
+//! This module only records; `connection` says when, through one
+//! [`ConnectionMeter`] per client. Without an installed recorder (unit
+//! tests) every call is a no-op.
 
 use std::time::Duration;
+
+use crate::protocol::UnavailableReason;
 
 pub const CONNECTION_WAIT_SECONDS: &str = "warmgate_connection_wait_seconds";
 pub const CONNECTIONS: &str = "warmgate_connections";
@@ -15,50 +21,145 @@ pub const WAIT_BUCKETS: [f64; 16] = [
 ];
 
 const ROUTES: [&str; 2] = ["/ws", "/echo"];
-const STAGES: [&str; 2] = ["held", "admitted"];
 
-/// Registers the connection gauges at zero.
+const HELD: &str = "held";
+const ADMITTED: &str = "admitted";
+const LEFT_WHILE_HELD: &str = "left_while_held";
+
+/// Every reason a client is refused, for registering its series up front.
+const REFUSALS: [UnavailableReason; 4] = [
+    UnavailableReason::HoldTimeout,
+    UnavailableReason::Failed,
+    UnavailableReason::Draining,
+    UnavailableReason::Capacity,
+];
+
+/// The `outcome` label of a refusal.
+fn refused_outcome(reason: UnavailableReason) -> &'static str {
+    // An exhaustive match: a new reason does not compile until it has a
+    // label here, and then belongs in `REFUSALS` too.
+    match reason {
+        UnavailableReason::HoldTimeout => "unavailable:hold_timeout",
+        UnavailableReason::Failed => "unavailable:failed",
+        UnavailableReason::Draining => "unavailable:draining",
+        UnavailableReason::Capacity => "unavailable:capacity",
+    }
+}
+
+/// Describes the gate's metrics and registers every series at zero, so a
+/// dashboard never sees a series appear late: the connection gauges for
+/// both routes and stages, and the wait histogram and the finished count
+/// for every outcome.
 pub(crate) fn init() {
     metrics::describe_histogram!(
         CONNECTION_WAIT_SECONDS,
         metrics::Unit::Seconds,
-        "time from the upgrade to admission or refusal, by outcome"
+        "time from the WebSocket upgrade to admission or refusal, by outcome"
     );
     metrics::describe_gauge!(
         CONNECTIONS,
-        "open WebSocket connections, by route and stage"
+        "open WebSocket connections, by route and stage (held or admitted)"
     );
     metrics::describe_counter!(
         CONNECTIONS_TOTAL,
         "finished WebSocket connections, by outcome"
     );
     for route in ROUTES {
-        for stage in STAGES {
+        for stage in [HELD, ADMITTED] {
             metrics::gauge!(CONNECTIONS, "route" => route, "stage" => stage).set(0.0);
         }
     }
+    let decided = std::iter::once(ADMITTED).chain(REFUSALS.map(refused_outcome));
+    for outcome in decided {
+        // Registering the handle is enough for the exporter to render the
+        // histogram with zero counts.
+        let _ = metrics::histogram!(CONNECTION_WAIT_SECONDS, "outcome" => outcome);
+        metrics::counter!(CONNECTIONS_TOTAL, "outcome" => outcome).increment(0);
+    }
+    metrics::counter!(CONNECTIONS_TOTAL, "outcome" => LEFT_WHILE_HELD).increment(0);
 }
 
-/// Admission or refusal, after `waited`.
-pub(crate) fn decided(outcome: &str, waited: Duration) {
-    metrics::histogram!(CONNECTION_WAIT_SECONDS, "outcome" => outcome.to_owned())
-        .record(waited.as_secs_f64());
+// === impl ConnectionMeter ===
+
+/// One connection's metrics, from upgrade to close.
+///
+/// **Invariant:** the connection is counted in at most one stage at a time,
+/// and leaves it on every path out (the stage is a guard, dropped with the
+/// meter at the latest). Its outcome is counted once, by
+/// [`ConnectionMeter::finish`], which the connection calls before it sends
+/// its last frame; so a client that has seen its close frame already finds
+/// itself counted.
+#[derive(Debug)]
+pub(crate) struct ConnectionMeter {
+    route: &'static str,
+    stage: Option<InStage>,
+    /// The outcome once admitted or refused; until then, a connection that
+    /// ends has left while held.
+    decided: Option<&'static str>,
+    finished: bool,
 }
 
-/// A finished connection.
-pub(crate) fn finished(outcome: &str) {
-    metrics::counter!(CONNECTIONS_TOTAL, "outcome" => outcome.to_owned()).increment(1);
+impl ConnectionMeter {
+    pub(crate) fn new(route: &'static str) -> Self {
+        Self {
+            route,
+            stage: None,
+            decided: None,
+            finished: false,
+        }
+    }
+
+    /// The client is held.
+    pub(crate) fn held(&mut self) {
+        self.stage = Some(InStage::enter(self.route, HELD));
+    }
+
+    /// The client is admitted, `waited` after its upgrade.
+    pub(crate) fn admitted(&mut self, waited: Duration) {
+        self.decide(ADMITTED, waited);
+        self.stage = Some(InStage::enter(self.route, ADMITTED));
+    }
+
+    /// The client is refused, `waited` after its upgrade.
+    pub(crate) fn refused(&mut self, reason: UnavailableReason, waited: Duration) {
+        self.decide(refused_outcome(reason), waited);
+    }
+
+    fn decide(&mut self, outcome: &'static str, waited: Duration) {
+        // The old stage goes first, so the client is never counted twice.
+        self.stage = None;
+        self.decided = Some(outcome);
+        metrics::histogram!(CONNECTION_WAIT_SECONDS, "outcome" => outcome)
+            .record(waited.as_secs_f64());
+    }
+
+    /// The connection is over (or about to send its last frame): it leaves
+    /// its stage and counts its outcome. Later calls do nothing.
+    pub(crate) fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        self.stage = None;
+        metrics::counter!(CONNECTIONS_TOTAL, "outcome" => self.outcome()).increment(1);
+    }
+
+    /// The `outcome` label: `admitted`, `unavailable:<reason>`, or
+    /// `left_while_held`.
+    pub(crate) fn outcome(&self) -> &'static str {
+        self.decided.unwrap_or(LEFT_WHILE_HELD)
+    }
 }
 
 /// Counts one connection in a stage for as long as it lives.
 #[derive(Debug)]
-pub(crate) struct InStage {
+struct InStage {
     route: &'static str,
     stage: &'static str,
 }
 
 impl InStage {
-    pub(crate) fn enter(route: &'static str, stage: &'static str) -> Self {
+    fn enter(route: &'static str, stage: &'static str) -> Self {
         metrics::gauge!(CONNECTIONS, "route" => route, "stage" => stage).increment(1.0);
         Self { route, stage }
     }
@@ -69,3 +170,6 @@ impl Drop for InStage {
         metrics::gauge!(CONNECTIONS, "route" => self.route, "stage" => self.stage).decrement(1.0);
     }
 }
+
+#[cfg(test)]
+mod tests;

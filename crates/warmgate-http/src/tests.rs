@@ -245,3 +245,38 @@ async fn the_event_stream_sends_the_current_snapshot_then_each_change_then_ends_
         "the stream ends after draining"
     );
 }
+
+#[tokio::test]
+async fn metrics_render_on_each_scrape_as_prometheus_text() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let handle = handle().await;
+    let n_renders = Arc::new(AtomicUsize::new(0));
+    let render_metrics: RenderMetrics = {
+        let n_renders = Arc::clone(&n_renders);
+        Arc::new(move || {
+            let n = n_renders.fetch_add(1, Ordering::SeqCst) + 1;
+            format!("# TYPE renders counter\nrenders {n}\n")
+        })
+    };
+    let admin = admin_router(handle, render_metrics);
+    for n in 1..=2 {
+        let request = Request::builder()
+            .uri("/metrics")
+            .body(Body::empty())
+            .unwrap();
+        let response = admin.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            content_type.starts_with("text/plain; version=0.0.4"),
+            "{content_type}"
+        );
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(body, format!("# TYPE renders counter\nrenders {n}\n"));
+    }
+    assert_eq!(n_renders.load(Ordering::SeqCst), 2);
+}

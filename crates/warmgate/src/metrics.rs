@@ -1,18 +1,24 @@
 //! The Prometheus recorder: installed once per process, rendered by the
 //! admin listener's `GET /metrics`.
+//!
+//! The crates record through the `metrics` facade; this module only chooses
+//! the histogram buckets, installs the recorder and keeps it tidy. We serve
+//! the text ourselves, so the exporter's own HTTP listener is not built.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use warmgate_http::RenderMetrics;
 
-/// The buckets of the check latency histogram: 100 us to 10 s.
-const CHECK_DURATION_BUCKETS: [f64; 14] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
-];
+/// How often histogram samples are folded into their buckets between
+/// scrapes, so memory stays flat when nobody scrapes (the exporter's own
+/// default).
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-/// Installs the process-wide recorder and returns how to render it.
+/// Installs the process-wide recorder, starts its upkeep task, and returns
+/// how to render it. Call it inside the runtime, before anything records.
 pub(crate) fn install() -> anyhow::Result<RenderMetrics> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(
@@ -22,15 +28,23 @@ pub(crate) fn install() -> anyhow::Result<RenderMetrics> {
         .and_then(|builder| {
             builder.set_buckets_for_metric(
                 Matcher::Full(warmgate_engine::measure::CHECK_DURATION_SECONDS.to_owned()),
-                &CHECK_DURATION_BUCKETS,
+                &warmgate_engine::measure::CHECK_DURATION_BUCKETS,
             )
         })
         .context("cannot configure the metrics histograms")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
-    Ok(Arc::new(move || {
-        // Upkeep drains histogram samples recorded since the last scrape.
-        handle.run_upkeep();
-        handle.render()
-    }))
+    // `install_recorder` leaves upkeep to the caller: without it, samples
+    // recorded between scrapes pile up unbounded.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_INTERVAL);
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    // `render` drains pending histogram samples itself, so a scrape always
+    // sees every sample recorded before it.
+    Ok(Arc::new(move || handle.render()))
 }
