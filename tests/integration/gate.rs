@@ -10,27 +10,8 @@ use warmgate_tests::{Gateway, Message, within};
 /// A plan with one required signal `app` and one optional signal `cache`,
 /// and the `[gate]` settings given.
 fn plan(gate: &str) -> String {
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[gate]
-{gate}
-
-[[phase]]
-name = "services"
-
-[[phase.check]]
-name = "app"
-kind = "signal"
-
-[[phase.check]]
-name = "cache"
-kind = "signal"
-required = false
-"#
-    )
+    let cache = "\n[[phase.check]]\nname = \"cache\"\nkind = \"signal\"\nrequired = false\n";
+    warmgate_tests::app_signal_plan(gate, cache)
 }
 
 async fn gateway(gate: &str) -> Gateway {

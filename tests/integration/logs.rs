@@ -11,20 +11,7 @@ fn json_lines(log: &str) -> Vec<serde_json::Value> {
 
 #[tokio::test]
 async fn the_gcp_format_writes_cloud_logging_json_with_spans() {
-    let config = r#"
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[gate]
-hold_timeout = "100ms"
-
-[[phase]]
-name = "services"
-
-[[phase.check]]
-name = "app"
-kind = "signal"
-"#;
+    let config = warmgate_tests::app_signal_plan(r#"hold_timeout = "100ms""#, "");
     let mut gateway = Gateway::builder()
         .config(config)
         .env("WARMGATE_LOG_FORMAT", "gcp")

@@ -178,26 +178,8 @@ async fn scrape(gateway: &Gateway) -> Scrape {
     Scrape::parse(&reply.text)
 }
 
-/// A plan with one required signal `app`, the `[gate]` settings and the
-/// extra checks given.
 fn plan(gate: &str, checks: &str) -> String {
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[gate]
-{gate}
-
-[[phase]]
-name = "services"
-
-[[phase.check]]
-name = "app"
-kind = "signal"
-{checks}
-"#
-    )
+    warmgate_tests::app_signal_plan(gate, checks)
 }
 
 /// A required `tcp` check named `db` against `addr`, probed every `interval`.

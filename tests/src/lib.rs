@@ -52,6 +52,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A config on free loopback ports whose readiness is in the test's hands:
+/// one phase `services` with a required signal `app` (set it with
+/// [`Gateway::set_signal`]), then `checks` (more `[[phase.check]]` tables),
+/// with the `[gate]` settings given.
+pub fn app_signal_plan(gate: &str, checks: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+
+[gate]
+{gate}
+
+[[phase]]
+name = "services"
+
+[[phase.check]]
+name = "app"
+kind = "signal"
+{checks}
+"#
+    )
+}
+
 /// The path of the warmgate program built for these tests.
 ///
 /// Cargo builds this package's binaries before its integration tests, next
