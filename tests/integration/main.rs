@@ -8,3 +8,4 @@ mod gate;
 mod logs;
 mod metrics;
 mod probes;
+mod traces;

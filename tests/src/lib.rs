@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod otlp;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -403,6 +405,17 @@ impl Gateway {
 
     /// Opens a WebSocket offering the given subprotocols (none is fine).
     pub async fn ws_with(&self, path: &str, subprotocols: &[&str]) -> WsClient {
+        self.ws_with_headers(path, subprotocols, &[]).await
+    }
+
+    /// Opens a WebSocket offering the given subprotocols, with extra
+    /// request headers (a `traceparent`, say).
+    pub async fn ws_with_headers(
+        &self,
+        path: &str,
+        subprotocols: &[&str],
+        headers: &[(&'static str, &str)],
+    ) -> WsClient {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("ws://{}{path}", self.public);
         let mut request = url.into_client_request().unwrap();
@@ -411,6 +424,11 @@ impl Gateway {
                 "Sec-WebSocket-Protocol",
                 subprotocols.join(", ").parse().unwrap(),
             );
+        }
+        for (name, value) in headers {
+            request
+                .headers_mut()
+                .insert(*name, value.parse().unwrap());
         }
         let (stream, response) = within(
             "the WebSocket handshake",

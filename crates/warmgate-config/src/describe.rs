@@ -54,6 +54,22 @@ impl Config {
         if let Some(project) = &self.telemetry.gcp_project {
             let _ = writeln!(text, "  gcp_project = {project}");
         }
+        match &self.telemetry.otlp_endpoint {
+            Some(endpoint) => {
+                let _ = writeln!(
+                    text,
+                    "  otlp_endpoint = {endpoint} ({})",
+                    self.telemetry.otlp_protocol.as_str()
+                );
+            }
+            None => {
+                let _ = writeln!(text, "  otlp_endpoint = none (no trace export)");
+            }
+        }
+        if let Some(name) = &self.telemetry.service_name {
+            let _ = writeln!(text, "  service_name = {name}");
+        }
+        let _ = writeln!(text, "  sampler = {}", self.telemetry.sampler);
         if self.phases.is_empty() {
             let _ = writeln!(text, "no phases: the gate is ready as soon as it starts");
         }

@@ -17,14 +17,16 @@ mod error;
 mod model;
 mod raw;
 mod secret;
+mod telemetry;
 mod validate;
 mod values;
 
 pub use self::error::{ConfigError, Location};
-pub use self::model::{
-    CheckConfig, Config, GateConfig, LogFormat, PhaseConfig, ProbeConfig, TelemetryConfig,
-};
+pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};
 pub use self::secret::SecretUrl;
+pub use self::telemetry::{
+    LogFormat, OtlpProtocol, SamplerError, TelemetryConfig, TraceSampler, parse_otlp_endpoint,
+};
 
 #[cfg(test)]
 mod tests;

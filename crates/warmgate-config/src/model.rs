@@ -15,7 +15,7 @@ use warmgate_core::{CheckSpec, PhaseSpec, Plan, PlanError};
 
 use crate::error::Origin;
 use crate::values::ProbeKind;
-use crate::{ConfigError, SecretUrl, raw, validate};
+use crate::{ConfigError, SecretUrl, TelemetryConfig, raw, validate};
 
 /// The whole config file, with every default filled in.
 ///
@@ -23,7 +23,7 @@ use crate::{ConfigError, SecretUrl, raw, validate};
 /// check names are unique across all phases, no name is empty, every
 /// threshold is at least 1, every duration is greater than zero, and the
 /// gate settings follow the invariant stated on [`GateConfig`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Where the config came from: the file path as given, or
     /// `<embedded default>`.
@@ -36,65 +36,6 @@ pub struct Config {
     /// The startup phases, in reporting order.
     pub phases: Vec<PhaseConfig>,
     pub telemetry: TelemetryConfig,
-}
-
-/// The `[telemetry]` table: how warmgate reports on itself.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct TelemetryConfig {
-    /// How log lines are written to stderr. Default `text`; the
-    /// environment variable `WARMGATE_LOG_FORMAT` overrides it.
-    pub log_format: LogFormat,
-    /// The Google Cloud project for Cloud Logging trace links; without it,
-    /// `GOOGLE_CLOUD_PROJECT` is used.
-    pub gcp_project: Option<String>,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-    /// Cloud Logging structured JSON: `severity`, `message`, `time` and the
-    /// event's fields.
-    Gcp,
-}
-
-impl LogFormat {
-    /// The names accepted in the file and in `WARMGATE_LOG_FORMAT`.
-    pub const NAMES: &str = "\"text\", \"json\" or \"gcp\"";
-
-    /// Parses a format name.
-    pub fn parse(text: &str) -> Option<LogFormat> {
-        match text {
-            "text" => Some(LogFormat::Text),
-            "json" => Some(LogFormat::Json),
-            "gcp" => Some(LogFormat::Gcp),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogFormat::Text => "text",
-            LogFormat::Json => "json",
-            LogFormat::Gcp => "gcp",
-        }
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for LogFormat {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        LogFormat::parse(&text).ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "unknown log format {text:?}, expected {}",
-                LogFormat::NAMES
-            ))
-        })
-    }
 }
 
 /// The `[gate]` table: how the gate as a whole behaves, and the settings of

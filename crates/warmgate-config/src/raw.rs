@@ -19,10 +19,10 @@ use serde_path_to_error::Segment;
 use toml::Spanned;
 
 use crate::ConfigError;
-use crate::LogFormat;
+use crate::{LogFormat, OtlpProtocol};
 use crate::error::Origin;
 use crate::values::{
-    ClientCount, ListenAddress, MessageBytes, Name, NonZeroDuration, OriginList, ProbeKind,
+    ClientCount, ListenAddress, MessageBytes, Name, OtlpEndpoint, NonZeroDuration, OriginList, ProbeKind,
     RetryAfter, StatusList, TcpTarget, Threshold,
 };
 
@@ -46,6 +46,11 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawTelemetry {
     pub(crate) log_format: Option<LogFormat>,
     pub(crate) gcp_project: Option<Spanned<Name>>,
+    pub(crate) otlp_endpoint: Option<OtlpEndpoint>,
+    pub(crate) otlp_protocol: Option<OtlpProtocol>,
+    pub(crate) service_name: Option<Spanned<Name>>,
+    pub(crate) sampler: Option<Spanned<String>>,
+    pub(crate) sampler_arg: Option<Spanned<f64>>,
 }
 
 /// The `[gate]` table.

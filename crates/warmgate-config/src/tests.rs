@@ -584,6 +584,8 @@ gate
   allowed_origins = [] (any origin)
 telemetry
   log_format = text
+  otlp_endpoint = none (no trace export)
+  sampler = parentbased_always_on
 phase 1 of 3 "dependencies" (2 checks)
   check "database": tcp 127.0.0.1:5432, required, timeout 1s, interval 2s, failure_threshold 3, success_threshold 1
   check "redis": tcp cache.internal:6379, optional, timeout 500ms, interval 1m, failure_threshold 5, success_threshold 2
@@ -1072,4 +1074,84 @@ fn telemetry_takes_a_log_format_and_a_project() {
         message.starts_with("test.toml: telemetry.log_format: unknown log format \"xml\", expected \"text\", \"json\" or \"gcp\""),
         "{message}"
     );
+}
+
+#[test]
+fn telemetry_takes_an_otlp_endpoint_protocol_service_name_and_sampler() {
+    let config = parse(
+        "[telemetry]\notlp_endpoint = \"http://collector:4317\"\notlp_protocol = \"grpc\"\nservice_name = \"chat-gateway\"\nsampler = \"parentbased_traceidratio\"\nsampler_arg = 0.25\n",
+    );
+    let telemetry = &config.telemetry;
+    assert_eq!(
+        telemetry.otlp_endpoint.as_ref().map(url::Url::as_str),
+        Some("http://collector:4317/")
+    );
+    assert_eq!(telemetry.otlp_protocol, crate::OtlpProtocol::Grpc);
+    assert_eq!(telemetry.service_name.as_deref(), Some("chat-gateway"));
+    assert_eq!(
+        telemetry.sampler,
+        crate::TraceSampler::ParentBasedTraceIdRatio(0.25)
+    );
+
+    let defaults = parse("").telemetry;
+    assert_eq!(defaults.otlp_endpoint, None);
+    assert_eq!(defaults.otlp_protocol, crate::OtlpProtocol::HttpProtobuf);
+    assert_eq!(defaults.sampler, crate::TraceSampler::ParentBasedAlwaysOn);
+    assert_eq!(
+        parse("[telemetry]\nsampler = \"traceidratio\"\n")
+            .telemetry
+            .sampler,
+        crate::TraceSampler::TraceIdRatio(1.0)
+    );
+}
+
+#[test]
+fn telemetry_refuses_bad_otlp_and_sampler_settings_naming_the_key() {
+    let cases = [
+        (
+            "otlp_endpoint = \"collector:4317\"",
+            "test.toml: telemetry.otlp_endpoint: invalid OTLP endpoint \"collector:4317\", expected an http:// or https:// URL such as \"http://localhost:4318\" (line 2, column 17)",
+        ),
+        (
+            "otlp_endpoint = \"not a url\"",
+            "test.toml: telemetry.otlp_endpoint: invalid OTLP endpoint \"not a url\" (relative URL without a base), expected an http:// or https:// URL such as \"http://localhost:4318\" (line 2, column 17)",
+        ),
+        (
+            "otlp_protocol = \"http/json\"",
+            "test.toml: telemetry.otlp_protocol: OTLP protocol \"http/json\" is not supported, expected \"grpc\" or \"http/protobuf\" (line 2, column 17)",
+        ),
+        (
+            "otlp_protocol = \"udp\"",
+            "test.toml: telemetry.otlp_protocol: unknown OTLP protocol \"udp\", expected \"grpc\" or \"http/protobuf\" (line 2, column 17)",
+        ),
+        (
+            "sampler = \"sometimes\"",
+            "test.toml: telemetry.sampler: unknown sampler \"sometimes\", expected \"always_on\", \"always_off\", \"traceidratio\", \"parentbased_always_on\", \"parentbased_always_off\" or \"parentbased_traceidratio\" (line 2, column 11)",
+        ),
+        (
+            "sampler = \"traceidratio\"\nsampler_arg = 1.5",
+            "test.toml: telemetry.sampler_arg: sampler argument 1.5 is out of range, expected a fraction from 0 to 1 (line 3, column 15)",
+        ),
+        (
+            "sampler = \"always_on\"\nsampler_arg = 0.5",
+            "test.toml: telemetry.sampler_arg: sampler \"always_on\" takes no argument, expected an argument only with \"traceidratio\" or \"parentbased_traceidratio\" (line 3, column 15)",
+        ),
+        (
+            "sampler_arg = 0.5",
+            "test.toml: telemetry.sampler_arg: `sampler_arg` without `sampler`, expected `sampler = \"traceidratio\"` or `\"parentbased_traceidratio\"` beside it (line 2, column 15)",
+        ),
+    ];
+    for (keys, expected) in cases {
+        assert_eq!(error(&format!("[telemetry]\n{keys}\n")), expected, "{keys}");
+    }
+}
+
+#[test]
+fn sampler_arguments_from_text_are_checked() {
+    assert_eq!(crate::TraceSampler::parse_arg(" 0.1 "), Ok(0.1));
+    assert_eq!(
+        crate::TraceSampler::parse_arg("half"),
+        Err("invalid sampler argument \"half\", expected a fraction from 0 to 1".to_owned())
+    );
+    assert!(crate::TraceSampler::parse_arg("NaN").is_err());
 }

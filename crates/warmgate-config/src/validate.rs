@@ -14,11 +14,11 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::error::Origin;
-use crate::raw::{RawCheck, RawConfig, RawGate, RawPhase};
+use crate::raw::{RawCheck, RawConfig, RawGate, RawPhase, RawTelemetry};
 use crate::values::{KindNames, Name, NonZeroDuration, ProbeKind};
 use crate::{
     CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig, SecretUrl,
-    TelemetryConfig,
+    SamplerError, TelemetryConfig, TraceSampler,
 };
 
 /// Applies defaults and rules to the raw file.
@@ -40,10 +40,43 @@ pub(crate) fn config(raw: RawConfig, origin: &Origin<'_>) -> Result<Config, Conf
         admin_listen,
         gate: gate(raw.gate),
         phases,
-        telemetry: TelemetryConfig {
-            log_format: raw.telemetry.log_format.unwrap_or_default(),
-            gcp_project: raw.telemetry.gcp_project.map(|name| name.into_inner().0),
-        },
+        telemetry: telemetry(raw.telemetry, origin)?,
+    })
+}
+
+/// The `[telemetry]` table. The sampler's name and argument are checked
+/// together, because the argument's meaning depends on the name.
+fn telemetry(raw: RawTelemetry, origin: &Origin<'_>) -> Result<TelemetryConfig, ConfigError> {
+    let sampler = match (&raw.sampler, &raw.sampler_arg) {
+        (None, None) => TraceSampler::default(),
+        (None, Some(arg)) => {
+            return Err(origin.invalid(
+                "telemetry.sampler_arg",
+                "`sampler_arg` without `sampler`, expected `sampler = \"traceidratio\"` or `\"parentbased_traceidratio\"` beside it",
+                Some(arg.span()),
+            ));
+        }
+        (Some(name), arg) => {
+            TraceSampler::parse(name.get_ref(), arg.as_ref().map(|arg| *arg.get_ref())).map_err(
+                |error| {
+                    let (key, span) = match (&error, arg) {
+                        (SamplerError::Argument(_), Some(arg)) => {
+                            ("telemetry.sampler_arg", arg.span())
+                        }
+                        _ => ("telemetry.sampler", name.span()),
+                    };
+                    origin.invalid(key, &error.to_string(), Some(span))
+                },
+            )?
+        }
+    };
+    Ok(TelemetryConfig {
+        log_format: raw.log_format.unwrap_or_default(),
+        gcp_project: raw.gcp_project.map(|name| name.into_inner().0),
+        otlp_endpoint: raw.otlp_endpoint.map(|endpoint| endpoint.0),
+        otlp_protocol: raw.otlp_protocol.unwrap_or_default(),
+        service_name: raw.service_name.map(|name| name.into_inner().0),
+        sampler,
     })
 }
 

@@ -19,6 +19,10 @@ use crate::GateConfig;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Name(pub(crate) String);
 
+/// An OTLP collector's URL (`[telemetry] otlp_endpoint`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OtlpEndpoint(pub(crate) url::Url);
+
 /// A duration written for humans ("250ms", "5s", "1m") that is greater than
 /// zero. A zero timeout, interval or cap is always a mistake in this file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +88,16 @@ const ORIGIN_EXPECTED: &str =
     "an origin such as \"https://chat.example.com\" or \"http://localhost:8080\"";
 
 // === impl Name ===
+
+impl<'de> Deserialize<'de> for OtlpEndpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_text(
+            deserializer,
+            "an http:// or https:// URL such as \"http://localhost:4318\"",
+            |text| crate::parse_otlp_endpoint(text).map(OtlpEndpoint),
+        )
+    }
+}
 
 impl<'de> Deserialize<'de> for Name {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use warmgate_core::{CheckId, Machine, Plan};
 use warmgate_probes::Probe;
 
+use crate::startup_span::StartupSpan;
 use crate::EngineError;
 use crate::engine::Engine;
 use crate::handle::{Published, ReadinessHandle};
@@ -142,6 +143,7 @@ impl EngineBuilder {
         let (snapshot_tx, snapshot_rx) = watch::channel(first);
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
 
+        let startup_span = StartupSpan::open(machine.plan());
         let mut signals = HashMap::new();
         for (index, (spec, driver)) in specs.into_iter().zip(self.drivers).enumerate() {
             let check = CheckId(index);
@@ -157,6 +159,7 @@ impl EngineBuilder {
                         schedule,
                         retry_cap: self.settings.retry_cap,
                         inbox_tx: inbox_tx.clone(),
+                        startup_span: startup_span.clone(),
                     };
                     tokio::spawn(runner.run());
                 }
@@ -174,6 +177,7 @@ impl EngineBuilder {
             snapshot_tx,
             inbox_rx,
             self.settings,
+            startup_span,
         );
         tokio::spawn(engine.run());
         Ok(ReadinessHandle::new(

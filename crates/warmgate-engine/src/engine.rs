@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
-use warmgate_core::{Cadence, CheckId, CheckOutcome, Effect, Event, GateState, Machine, Snapshot};
+use warmgate_core::{
+    Cadence, CheckId, CheckOutcome, Effect, Event, GateState, Machine, Snapshot, Transition,
+};
 
 use crate::EngineSettings;
 use crate::handle::Published;
+use crate::startup_span::StartupSpan;
 
 /// Everything the engine's inbox carries.
 #[derive(Debug)]
@@ -36,6 +39,7 @@ pub(crate) struct Engine {
     snapshot_tx: watch::Sender<Arc<Snapshot>>,
     inbox_rx: mpsc::UnboundedReceiver<Message>,
     settings: EngineSettings,
+    startup_span: StartupSpan,
 }
 
 impl Engine {
@@ -45,6 +49,7 @@ impl Engine {
         snapshot_tx: watch::Sender<Arc<Snapshot>>,
         inbox_rx: mpsc::UnboundedReceiver<Message>,
         settings: EngineSettings,
+        startup_span: StartupSpan,
     ) -> Self {
         Self {
             machine,
@@ -52,6 +57,7 @@ impl Engine {
             snapshot_tx,
             inbox_rx,
             settings,
+            startup_span,
         }
     }
 
@@ -151,31 +157,7 @@ impl Engine {
             .store_verbose(Arc::new(self.machine.verbose()));
         for effect in effects {
             match effect {
-                Effect::Transition(transition) => {
-                    let from = transition.from.as_str();
-                    let to = transition.to.as_str();
-                    let seq = transition.seq;
-                    let reason = transition.reason.as_str();
-                    match transition.to {
-                        GateState::Ready | GateState::Degraded | GateState::Draining => {
-                            tracing::info!(from, to, seq, reason, "readiness state changed")
-                        }
-                        GateState::Starting | GateState::NotReady => tracing::warn!(
-                            from,
-                            to,
-                            seq,
-                            reason,
-                            "readiness state changed; new clients are held until it recovers"
-                        ),
-                        GateState::Failed => tracing::error!(
-                            from,
-                            to,
-                            seq,
-                            reason,
-                            "startup missed its deadline; checks keep running and a later success still leads to ready"
-                        ),
-                    }
-                }
+                Effect::Transition(transition) => self.report(&transition),
                 Effect::Publish(snapshot) => {
                     crate::measure::published(
                         &snapshot,
@@ -189,6 +171,47 @@ impl Engine {
                     self.snapshot_tx.send_replace(snapshot);
                 }
             }
+        }
+    }
+
+    /// The log line and the span of one transition. While startup lasts,
+    /// the transition joins the `startup` trace; the first state other
+    /// than `starting` ends it.
+    fn report(&self, transition: &Transition) {
+        let from = transition.from.as_str();
+        let to = transition.to.as_str();
+        let seq = transition.seq;
+        let reason = transition.reason.as_str();
+        let span = tracing::info_span!(
+            parent: self.startup_span.id(),
+            "state_transition",
+            from,
+            to,
+            seq,
+            reason
+        );
+        let _entered = span.enter();
+        match transition.to {
+            GateState::Ready | GateState::Degraded | GateState::Draining => {
+                tracing::info!(from, to, seq, reason, "readiness state changed")
+            }
+            GateState::Starting | GateState::NotReady => tracing::warn!(
+                from,
+                to,
+                seq,
+                reason,
+                "readiness state changed; new clients are held until it recovers"
+            ),
+            GateState::Failed => tracing::error!(
+                from,
+                to,
+                seq,
+                reason,
+                "startup missed its deadline; checks keep running and a later success still leads to ready"
+            ),
+        }
+        if transition.from == GateState::Starting && transition.to != GateState::Starting {
+            self.startup_span.close(to, self.published.elapsed());
         }
     }
 }

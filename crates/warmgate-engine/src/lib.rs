@@ -10,7 +10,8 @@
 //! mutates readiness state, and no reader ever waits on a check.
 //!
 //! Reading order: [`EngineBuilder`] wires a plan to its probes and spawns the
-//! engine; `engine` is the task's loop; `runner` runs one check's attempts;
+//! engine; `engine` is the task's loop; `runner` runs one check's attempts; `startup_span` is the
+//! trace of startup;
 //! [`ReadinessHandle`] is what the rest of the process uses.
 
 #![forbid(unsafe_code)]
@@ -22,6 +23,7 @@ mod error;
 mod handle;
 pub mod measure;
 mod runner;
+mod startup_span;
 
 pub use self::builder::{EngineBuilder, EngineSettings, ProbeSchedule};
 pub use self::error::EngineError;

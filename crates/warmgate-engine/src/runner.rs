@@ -14,6 +14,7 @@ use warmgate_probes::Probe;
 use crate::ProbeSchedule;
 use crate::backoff::retry_delay;
 use crate::engine::Message;
+use crate::startup_span::StartupSpan;
 
 pub(crate) struct CheckRunner {
     pub(crate) check: CheckId,
@@ -22,6 +23,7 @@ pub(crate) struct CheckRunner {
     pub(crate) schedule: ProbeSchedule,
     pub(crate) retry_cap: Duration,
     pub(crate) inbox_tx: mpsc::UnboundedSender<Message>,
+    pub(crate) startup_span: StartupSpan,
 }
 
 impl CheckRunner {
@@ -56,6 +58,7 @@ impl CheckRunner {
     /// probe becomes a failure that carries the panic message.
     async fn attempt(&mut self) -> (CheckOutcome, Duration) {
         let span = tracing::info_span!(
+            parent: self.startup_span.id(),
             "check_attempt",
             check.name = %self.name,
             check.kind = self.probe.kind(),

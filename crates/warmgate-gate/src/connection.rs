@@ -14,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::HeaderMap;
 use fastwebsockets::{Frame, Payload, WebSocket, WebSocketWrite};
 use futures_util::{Stream, StreamExt};
 use hyper::upgrade::Upgraded;
@@ -24,6 +25,7 @@ use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use warmgate_core::{GateState, Snapshot};
 use warmgate_engine::SnapshotRx;
 
@@ -31,6 +33,7 @@ use crate::frames::{FrameReader, Incoming};
 use crate::measure::ConnectionMeter;
 use crate::protocol::{ClientMessage, DEFAULT_ROOM, ErrorCode, ServerMessage, UnavailableReason};
 use crate::settings::{MAX_BUFFERED_BYTES, MAX_BUFFERED_MESSAGES, jittered_millis};
+use crate::trace_context;
 use crate::tracker::{HeldGuard, OpenGuard};
 use crate::upgrade::GateInner;
 
@@ -109,7 +112,29 @@ impl Buffered {
     }
 }
 
-/// Runs one upgraded client to its end.
+/// The span of one connection, from the upgrade to the close: a child of
+/// the caller's trace when the request names one (see `trace_context`).
+pub(crate) fn span(id: &str, route: Route, headers: &HeaderMap) -> tracing::Span {
+    let span = tracing::info_span!(
+        "websocket",
+        conn.id = %id,
+        route = route.path(),
+        trace_parent = tracing::field::Empty,
+        state_at_connect = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+        waited_ms = tracing::field::Empty,
+        close_code = tracing::field::Empty,
+    );
+    if let Some((parent, source)) = trace_context::remote_parent(headers) {
+        span.record("trace_parent", source.as_str());
+        // Fails only when no OpenTelemetry layer is installed; then there is
+        // no trace to join.
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// Runs one upgraded client to its end, inside the span from [`span`].
 pub(crate) async fn run(
     ws: WebSocket<TokioIo<Upgraded>>,
     gate: Arc<GateInner>,
@@ -118,15 +143,6 @@ pub(crate) async fn run(
     upgraded_at: Instant,
     open: Option<OpenGuard>,
 ) {
-    let span = tracing::info_span!(
-        "websocket",
-        conn.id = %id,
-        route = route.path(),
-        state_at_connect = tracing::field::Empty,
-        outcome = tracing::field::Empty,
-        waited_ms = tracing::field::Empty,
-        close_code = tracing::field::Empty,
-    );
     let (read, writer) = ws.split(tokio::io::split);
     let reader = FrameReader::new(read, gate.settings.max_message_bytes);
     let frames: Frames = Box::pin(futures_util::stream::unfold(
@@ -145,7 +161,7 @@ pub(crate) async fn run(
         upgraded_at,
         meter: ConnectionMeter::new(route.path()),
     };
-    async move {
+    {
         let ended = match open {
             Some(_open) => connection.serve().await,
             None => {
@@ -178,8 +194,6 @@ pub(crate) async fn run(
         }
         tracing::debug!(outcome, close_code = ended.close_code, "websocket closed");
     }
-    .instrument(span)
-    .await;
 }
 
 impl Connection {

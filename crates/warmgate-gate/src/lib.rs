@@ -25,6 +25,7 @@ pub mod measure;
 pub mod protocol;
 mod session;
 mod settings;
+mod trace_context;
 mod tracker;
 mod upgrade;
 

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 use warmgate_engine::ReadinessHandle;
 
 use crate::connection::{self, Route};
@@ -150,6 +151,7 @@ fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
     };
     let id = gate.next_connection_id();
     let upgraded_at = Instant::now();
+    let span = connection::span(&id, route, request.headers());
     // Counted from the upgrade on, so a flood of upgrades meets the limit
     // before any of them has used much memory.
     let open = gate
@@ -157,12 +159,16 @@ fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
         .counts
         .try_open(gate.inner.settings.max_connections);
     let inner = Arc::clone(&gate.inner);
-    tokio::spawn(async move {
+    let task = async move {
         match upgrade_future.await {
             Ok(ws) => connection::run(ws, inner, route, id, upgraded_at, open).await,
-            Err(error) => tracing::debug!(conn.id = %id, %error, "client left during the upgrade"),
+            Err(error) => {
+                tracing::Span::current().record("outcome", "left_during_upgrade");
+                tracing::debug!(%error, "client left during the upgrade");
+            }
         }
-    });
+    };
+    tokio::spawn(task.instrument(span));
     let mut response = response.map(|_| Body::empty());
     if offers_subprotocol {
         response.headers_mut().insert(

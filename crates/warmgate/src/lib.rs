@@ -44,13 +44,6 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match telemetry::log_format(config.telemetry.log_format) {
-                Ok(format) => telemetry::init(format),
-                Err(error) => {
-                    eprintln!("error: {error}");
-                    return ExitCode::from(2);
-                }
-            }
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -61,7 +54,24 @@ pub fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve::run(config)) {
+            // rustls needs one process-wide crypto provider before any HTTPS
+            // client (the OTLP exporter, the http probes) is built.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            // Inside the runtime, which an OTLP exporter over gRPC needs.
+            let telemetry = {
+                let _runtime = runtime.enter();
+                match telemetry::init(&config.telemetry) {
+                    Ok(telemetry) => telemetry,
+                    Err(error) => {
+                        eprintln!("error: {error}");
+                        return ExitCode::from(2);
+                    }
+                }
+            };
+            let result = runtime.block_on(serve::run(config));
+            // The drain is over; the last spans go out before the exit.
+            telemetry.shutdown();
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("error: {error:#}");

@@ -1,4 +1,4 @@
-//! Logging set-up: where log lines go and how they look.
+//! Log lines: where they go and how they look.
 //!
 //! Lines go to stderr, filtered by `RUST_LOG` (default `info`), in one of
 //! three formats (`[telemetry] log_format`, overridden by
@@ -6,57 +6,73 @@
 //! - `text`: human-readable lines;
 //! - `json`: one JSON object per line, with the event's fields and spans;
 //! - `gcp`: Cloud Logging structured JSON: `severity`, `message`, `time`,
-//!   the event's fields, and the names of the spans it happened in.
+//!   the event's fields, the names of the spans it happened in and, inside
+//!   a span, the three fields that link the line to its trace.
 
 use std::fmt;
 use std::io::IsTerminal;
 use std::time::SystemTime;
 
+use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer as _};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 use warmgate_config::LogFormat;
+
+use super::{BoxedLayer, Env};
 
 /// The environment variable that overrides `[telemetry] log_format`.
 pub(crate) const LOG_FORMAT_ENV: &str = "WARMGATE_LOG_FORMAT";
 
 /// The log format: the environment's if set, else the config's. An unknown
 /// name in the environment is an error naming the variable.
-pub(crate) fn log_format(configured: LogFormat) -> Result<LogFormat, String> {
-    match std::env::var(LOG_FORMAT_ENV) {
-        Ok(name) => LogFormat::parse(&name).ok_or_else(|| {
+pub(crate) fn log_format(configured: LogFormat, env: Env<'_>) -> Result<LogFormat, String> {
+    match env(LOG_FORMAT_ENV) {
+        Some(name) => LogFormat::parse(name.trim()).ok_or_else(|| {
             format!(
                 "{LOG_FORMAT_ENV}: unknown log format {name:?}, expected {}",
                 LogFormat::NAMES
             )
         }),
-        Err(_) => Ok(configured),
+        None => Ok(configured),
     }
 }
 
-pub(crate) fn init(format: LogFormat) {
+/// The layer that writes log lines, filtered by `RUST_LOG`.
+pub(crate) fn layer(format: LogFormat, gcp_project: Option<String>) -> BoxedLayer {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => builder
+        LogFormat::Text => layer
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Json => layer
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(true)
-            .init(),
-        LogFormat::Gcp => builder.event_format(GcpFormat).init(),
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Gcp => layer
+            .event_format(GcpFormat {
+                project: gcp_project,
+            })
+            .with_filter(filter)
+            .boxed(),
     }
 }
 
 /// Cloud Logging's structured JSON, one object per line.
-struct GcpFormat;
+struct GcpFormat {
+    /// The project that owns the traces; without one, lines carry no
+    /// trace link (Cloud Logging needs the full resource name).
+    project: Option<String>,
+}
 
 impl<S, N> FormatEvent<S, N> for GcpFormat
 where
@@ -95,9 +111,38 @@ where
                 .collect();
             object.insert("spans".into(), Value::Array(spans));
         }
+        if let (Some(project), Some(leaf)) = (&self.project, context.parent_span()) {
+            if let Some(span_context) = otel_span_context(&leaf.id()) {
+                object.insert(
+                    "logging.googleapis.com/trace".into(),
+                    Value::String(format!(
+                        "projects/{project}/traces/{}",
+                        span_context.trace_id()
+                    )),
+                );
+                object.insert(
+                    "logging.googleapis.com/spanId".into(),
+                    Value::String(span_context.span_id().to_string()),
+                );
+                object.insert(
+                    "logging.googleapis.com/trace_sampled".into(),
+                    Value::Bool(span_context.is_sampled()),
+                );
+            }
+        }
         let line = serde_json::to_string(&object).map_err(|_| fmt::Error)?;
         writeln!(writer, "{line}")
     }
+}
+
+/// The OpenTelemetry span context of a tracing span, when the OpenTelemetry
+/// layer is installed and the span has a valid one.
+fn otel_span_context(id: &tracing::span::Id) -> Option<SpanContext> {
+    tracing::dispatcher::get_default(|dispatch| {
+        tracing_opentelemetry::get_otel_context(id, dispatch)
+    })
+    .map(|context| context.span().span_context().clone())
+    .filter(SpanContext::is_valid)
 }
 
 /// Cloud Logging's severity names.

@@ -1,0 +1,205 @@
+//! The caller's trace, read from the upgrade request, so that a connection's
+//! span joins the trace of whoever opened it.
+//!
+//! A W3C `traceparent` wins. Without one, Cloud Run's legacy
+//! `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=OPTIONS` is used, where the
+//! span id is decimal and `o=1` means sampled. A header that does not parse
+//! is ignored: the connection then starts a trace of its own.
+
+use axum::http::HeaderMap;
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+};
+use opentelemetry::Context;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+/// Cloud Run's legacy trace header.
+pub(crate) const CLOUD_TRACE_HEADER: &str = "x-cloud-trace-context";
+
+/// Where a connection's parent came from, for its span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ParentSource {
+    TraceParent,
+    CloudTraceContext,
+}
+
+impl ParentSource {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ParentSource::TraceParent => "traceparent",
+            ParentSource::CloudTraceContext => "x-cloud-trace-context",
+        }
+    }
+}
+
+/// The remote parent named by the request's headers, if any.
+pub(crate) fn remote_parent(headers: &HeaderMap) -> Option<(Context, ParentSource)> {
+    let context = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+    if context.span().span_context().is_valid() {
+        return Some((context, ParentSource::TraceParent));
+    }
+    let value = headers.get(CLOUD_TRACE_HEADER)?.to_str().ok()?;
+    let span_context = parse_cloud_trace_context(value)?;
+    Some((
+        Context::new().with_remote_span_context(span_context),
+        ParentSource::CloudTraceContext,
+    ))
+}
+
+/// Parses `TRACE_ID/SPAN_ID;o=OPTIONS`: 32 hex digits, a decimal span id
+/// that is not zero, and optional options where bit 0 means sampled.
+pub(crate) fn parse_cloud_trace_context(value: &str) -> Option<SpanContext> {
+    let (trace_id, rest) = value.trim().split_once('/')?;
+    let (span_id, options) = match rest.split_once(';') {
+        Some((span_id, options)) => (span_id, Some(options)),
+        None => (rest, None),
+    };
+    if trace_id.len() != 32 || !trace_id.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    let trace_id = TraceId::from_hex(trace_id).ok()?;
+    let span_id: u64 = span_id.parse().ok()?;
+    let sampled = match options {
+        None => false,
+        Some(options) => {
+            let flags: u8 = options.strip_prefix("o=")?.parse().ok()?;
+            flags & 1 == 1
+        }
+    };
+    let flags = if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let span_context = SpanContext::new(
+        trace_id,
+        SpanId::from_bytes(span_id.to_be_bytes()),
+        flags,
+        true,
+        TraceState::default(),
+    );
+    span_context.is_valid().then_some(span_context)
+}
+
+/// Lets the OpenTelemetry propagator read request headers.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|name| name.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    fn parent_of(pairs: &[(&'static str, &'static str)]) -> Option<(SpanContext, ParentSource)> {
+        remote_parent(&headers(pairs))
+            .map(|(context, source)| (context.span().span_context().clone(), source))
+    }
+
+    #[test]
+    fn a_traceparent_is_the_parent() {
+        let (parent, source) = parent_of(&[(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )])
+        .unwrap();
+        assert_eq!(source, ParentSource::TraceParent);
+        assert_eq!(parent.trace_id().to_string(), TRACE_ID);
+        assert_eq!(parent.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(parent.is_sampled());
+        assert!(parent.is_remote());
+    }
+
+    #[test]
+    fn the_cloud_run_header_is_used_when_there_is_no_traceparent() {
+        let (parent, source) = parent_of(&[(
+            "x-cloud-trace-context",
+            "4bf92f3577b34da6a3ce929d0e0e4736/1234567890123456789;o=1",
+        )])
+        .unwrap();
+        assert_eq!(source, ParentSource::CloudTraceContext);
+        assert_eq!(parent.trace_id().to_string(), TRACE_ID);
+        // 1234567890123456789 = 0x112210f47de98115
+        assert_eq!(parent.span_id().to_string(), "112210f47de98115");
+        assert!(parent.is_sampled());
+    }
+
+    #[test]
+    fn traceparent_wins_over_the_cloud_run_header() {
+        let (parent, source) = parent_of(&[
+            (
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+            ),
+            (
+                "x-cloud-trace-context",
+                "4bf92f3577b34da6a3ce929d0e0e4736/1;o=1",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(source, ParentSource::TraceParent);
+        assert_eq!(
+            parent.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert!(!parent.is_sampled());
+    }
+
+    #[test]
+    fn a_bad_traceparent_falls_back_to_the_cloud_run_header() {
+        let (_, source) = parent_of(&[
+            ("traceparent", "00-nothex-b7ad6b7169203331-01"),
+            (
+                "x-cloud-trace-context",
+                "4bf92f3577b34da6a3ce929d0e0e4736/7;o=0",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(source, ParentSource::CloudTraceContext);
+    }
+
+    #[test]
+    fn cloud_run_header_options_and_malformed_values() {
+        let sampled = |value| parse_cloud_trace_context(value).map(|context| context.is_sampled());
+        assert_eq!(sampled("4bf92f3577b34da6a3ce929d0e0e4736/7"), Some(false));
+        assert_eq!(sampled("4bf92f3577b34da6a3ce929d0e0e4736/7;o=0"), Some(false));
+        assert_eq!(sampled("4bf92f3577b34da6a3ce929d0e0e4736/7;o=3"), Some(true));
+        for malformed in [
+            "",
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "4bf92f3577b34da6a3ce929d0e0e4736/",
+            "4bf92f3577b34da6a3ce929d0e0e4736/0;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/-5;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/abc;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/18446744073709551616;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/7;x=1",
+            "00000000000000000000000000000000/7;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e47/7;o=1",
+            "+bf92f3577b34da6a3ce929d0e0e4736/7;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/7;o=",
+        ] {
+            assert_eq!(parse_cloud_trace_context(malformed), None, "{malformed:?}");
+        }
+        assert_eq!(parent_of(&[]), None);
+    }
+}

@@ -1,0 +1,417 @@
+//! Trace export: which OTLP endpoint, protocol, sampler and resource, and the
+//! tracer provider built from them.
+//!
+//! The standard OpenTelemetry variables beat `[telemetry]` in the file, as
+//! `WARMGATE_*` variables do elsewhere:
+//! - endpoint: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is), then
+//!   `OTEL_EXPORTER_OTLP_ENDPOINT`, then `otlp_endpoint` (both a base URL:
+//!   over HTTP, `/v1/traces` is appended);
+//! - protocol: `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, then
+//!   `OTEL_EXPORTER_OTLP_PROTOCOL`, then `otlp_protocol`;
+//! - sampler: `OTEL_TRACES_SAMPLER` with `OTEL_TRACES_SAMPLER_ARG`, then
+//!   `sampler` with `sampler_arg`;
+//! - service name: `OTEL_SERVICE_NAME`, then `service.name` in
+//!   `OTEL_RESOURCE_ATTRIBUTES`, then `service_name`, then `warmgate`.
+//!
+//! Headers, timeout and compression come from the `OTEL_EXPORTER_OTLP_*`
+//! variables, which the exporter reads itself. With no endpoint anywhere,
+//! no exporter exists and nothing waits on the network.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use warmgate_config::{OtlpProtocol, TelemetryConfig, TraceSampler, parse_otlp_endpoint};
+
+/// Reads one environment variable; an empty value counts as unset, as the
+/// OpenTelemetry specification asks.
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// What the tracer provider is built from.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TraceSettings {
+    /// `None`: spans get ids (for log correlation) but are not exported.
+    pub(crate) export: Option<TraceExport>,
+    pub(crate) sampler: TraceSampler,
+    /// The name to use when the environment names none.
+    pub(crate) service_name: String,
+}
+
+/// Where and how spans are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TraceExport {
+    /// The URL handed to the exporter: for HTTP, the full `/v1/traces` URL.
+    pub(crate) endpoint: String,
+    pub(crate) protocol: OtlpProtocol,
+}
+
+impl TraceSettings {
+    /// The settings from the file and the environment; an error names the
+    /// variable and what was expected.
+    pub(crate) fn resolve(config: &TelemetryConfig, env: Env<'_>) -> Result<Self, String> {
+        let protocol = match first_set(
+            env,
+            &[
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ],
+        ) {
+            Some((name, value)) => {
+                OtlpProtocol::parse(value.trim()).map_err(|message| format!("{name}: {message}"))?
+            }
+            None => config.otlp_protocol,
+        };
+        let export = if let Some(url) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            parse_otlp_endpoint(url.trim())
+                .map_err(|message| format!("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {message}"))?;
+            Some(url.trim().to_owned())
+        } else if let Some(base) = env("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            let base = parse_otlp_endpoint(base.trim())
+                .map_err(|message| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {message}"))?;
+            Some(signal_url(&base, protocol))
+        } else {
+            config
+                .otlp_endpoint
+                .as_ref()
+                .map(|base| signal_url(base, protocol))
+        };
+        let sampler = match env("OTEL_TRACES_SAMPLER") {
+            Some(name) => {
+                let arg = env("OTEL_TRACES_SAMPLER_ARG")
+                    .map(|arg| TraceSampler::parse_arg(&arg))
+                    .transpose()
+                    .map_err(|message| format!("OTEL_TRACES_SAMPLER_ARG: {message}"))?;
+                TraceSampler::parse(name.trim(), arg)
+                    .map_err(|error| format!("OTEL_TRACES_SAMPLER: {error}"))?
+            }
+            None => config.sampler,
+        };
+        Ok(TraceSettings {
+            export: export.map(|endpoint| TraceExport { endpoint, protocol }),
+            sampler,
+            service_name: config
+                .service_name
+                .clone()
+                .unwrap_or_else(|| "warmgate".to_owned()),
+        })
+    }
+}
+
+/// The first of `names` that is set, with its value.
+fn first_set<'n>(env: Env<'_>, names: &[&'n str]) -> Option<(&'n str, String)> {
+    names
+        .iter()
+        .find_map(|name| env(name).map(|value| (*name, value)))
+}
+
+/// The URL the exporter posts to: over HTTP the base URL plus `/v1/traces`,
+/// over gRPC the base URL itself.
+fn signal_url(base: &url::Url, protocol: OtlpProtocol) -> String {
+    match protocol {
+        OtlpProtocol::Grpc => base.as_str().trim_end_matches('/').to_owned(),
+        OtlpProtocol::HttpProtobuf => {
+            format!("{}/v1/traces", base.as_str().trim_end_matches('/'))
+        }
+    }
+}
+
+/// The resource every span carries: the service's name, version and
+/// instance id, anything in `OTEL_RESOURCE_ATTRIBUTES`, and on Cloud Run
+/// the service, revision and configuration.
+pub(crate) fn resource(settings: &TraceSettings, env: Env<'_>) -> Resource {
+    // The default detectors read OTEL_SERVICE_NAME and
+    // OTEL_RESOURCE_ATTRIBUTES; only when neither names the service does
+    // the configured name apply.
+    let environment_names_service = env("OTEL_SERVICE_NAME").is_some()
+        || env("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|attributes| {
+            attributes
+                .split(',')
+                .any(|pair| pair.trim_start().starts_with("service.name="))
+        });
+    let mut builder = Resource::builder();
+    if !environment_names_service {
+        builder = builder.with_service_name(settings.service_name.clone());
+    }
+    builder = builder.with_attributes([
+        KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+        KeyValue::new("service.instance.id", instance_id()),
+    ]);
+    builder.with_attributes(cloud_run_attributes(env)).build()
+}
+
+/// Cloud Run's `K_*` variables as resource attributes, named as the
+/// OpenTelemetry semantic conventions name them where they have a name.
+fn cloud_run_attributes(env: Env<'_>) -> Vec<KeyValue> {
+    let Some(service) = env("K_SERVICE") else {
+        return Vec::new();
+    };
+    let mut attributes = vec![
+        KeyValue::new("cloud.provider", "gcp"),
+        KeyValue::new("cloud.platform", "gcp_cloud_run"),
+        KeyValue::new("faas.name", service),
+    ];
+    if let Some(revision) = env("K_REVISION") {
+        attributes.push(KeyValue::new("faas.version", revision));
+    }
+    if let Some(configuration) = env("K_CONFIGURATION") {
+        attributes.push(KeyValue::new("gcp.cloud_run.configuration", configuration));
+    }
+    attributes
+}
+
+/// A random UUID (version 4) naming this process, as `service.instance.id`
+/// asks.
+fn instance_id() -> String {
+    let mut bytes = fastrand::u128(..).to_be_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn sampler(sampler: TraceSampler) -> Sampler {
+    match sampler {
+        TraceSampler::AlwaysOn => Sampler::AlwaysOn,
+        TraceSampler::AlwaysOff => Sampler::AlwaysOff,
+        TraceSampler::TraceIdRatio(ratio) => Sampler::TraceIdRatioBased(ratio),
+        TraceSampler::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        TraceSampler::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        TraceSampler::ParentBasedTraceIdRatio(ratio) => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+        }
+    }
+}
+
+/// Builds the tracer provider. Over gRPC this must run inside the tokio
+/// runtime, whose tasks carry the channel.
+pub(crate) fn provider(
+    settings: &TraceSettings,
+    env: Env<'_>,
+) -> Result<SdkTracerProvider, String> {
+    let mut builder = SdkTracerProvider::builder()
+        .with_sampler(sampler(settings.sampler))
+        .with_resource(resource(settings, env));
+    if let Some(export) = &settings.export {
+        let exporter = match export.protocol {
+            OtlpProtocol::Grpc => SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(export.endpoint.clone())
+                .build(),
+            OtlpProtocol::HttpProtobuf => SpanExporter::builder()
+                .with_http()
+                .with_endpoint(export.endpoint.clone())
+                .build(),
+        }
+        .map_err(|error| {
+            format!(
+                "cannot set up the OTLP exporter for {} ({}): {error}",
+                export.endpoint,
+                export.protocol.as_str()
+            )
+        })?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
+}
+
+/// How long the last export may take during shutdown. Cloud Run allows
+/// 10 s after SIGTERM, and the drain has used some of it.
+pub(crate) const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn resolve(
+        config: &TelemetryConfig,
+        variables: &[(&str, &str)],
+    ) -> Result<TraceSettings, String> {
+        let variables: HashMap<String, String> = variables
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        TraceSettings::resolve(config, &|name| {
+            variables.get(name).filter(|v| !v.is_empty()).cloned()
+        })
+    }
+
+    fn file(text: &str) -> TelemetryConfig {
+        warmgate_config::Config::from_toml_str(text, "test.toml")
+            .unwrap()
+            .telemetry
+    }
+
+    #[test]
+    fn nothing_configured_means_no_export() {
+        let settings = resolve(&TelemetryConfig::default(), &[]).unwrap();
+        assert_eq!(settings.export, None);
+        assert_eq!(settings.sampler, TraceSampler::ParentBasedAlwaysOn);
+        assert_eq!(settings.service_name, "warmgate");
+        // An empty variable is unset.
+        let settings = resolve(
+            &TelemetryConfig::default(),
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "")],
+        )
+        .unwrap();
+        assert_eq!(settings.export, None);
+    }
+
+    #[test]
+    fn the_file_sets_a_base_url_and_http_appends_the_traces_path() {
+        let config = file("[telemetry]\notlp_endpoint = \"http://collector:4318/\"\n");
+        let settings = resolve(&config, &[]).unwrap();
+        assert_eq!(
+            settings.export,
+            Some(TraceExport {
+                endpoint: "http://collector:4318/v1/traces".to_owned(),
+                protocol: OtlpProtocol::HttpProtobuf,
+            })
+        );
+        let config = file(
+            "[telemetry]\notlp_endpoint = \"http://collector:4317\"\notlp_protocol = \"grpc\"\n",
+        );
+        assert_eq!(
+            resolve(&config, &[]).unwrap().export.unwrap().endpoint,
+            "http://collector:4317"
+        );
+    }
+
+    #[test]
+    fn the_environment_beats_the_file() {
+        let config = file(
+            "[telemetry]\notlp_endpoint = \"http://file:4318\"\nsampler = \"always_off\"\nservice_name = \"from-file\"\n",
+        );
+        let settings = resolve(
+            &config,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.export,
+            Some(TraceExport {
+                endpoint: "http://env:4317".to_owned(),
+                protocol: OtlpProtocol::Grpc,
+            })
+        );
+        assert_eq!(settings.sampler, TraceSampler::TraceIdRatio(0.5));
+        assert_eq!(settings.service_name, "from-file");
+
+        // The signal's own variables beat the generic ones, and its
+        // endpoint is used as is.
+        let settings = resolve(
+            &config,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317"),
+                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:9999/custom"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            settings.export,
+            Some(TraceExport {
+                endpoint: "http://traces:9999/custom".to_owned(),
+                protocol: OtlpProtocol::HttpProtobuf,
+            })
+        );
+    }
+
+    #[test]
+    fn bad_variables_are_errors_that_name_the_variable() {
+        let config = TelemetryConfig::default();
+        let cases = [
+            (
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+                "OTEL_EXPORTER_OTLP_PROTOCOL: OTLP protocol \"http/json\" is not supported, expected \"grpc\" or \"http/protobuf\"",
+            ),
+            (
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+                "OTEL_EXPORTER_OTLP_ENDPOINT: invalid OTLP endpoint \"collector:4317\", expected an http:// or https:// URL such as \"http://localhost:4318\"",
+            ),
+            (
+                ("OTEL_TRACES_SAMPLER", "sometimes"),
+                "OTEL_TRACES_SAMPLER: unknown sampler \"sometimes\", expected \"always_on\", \"always_off\", \"traceidratio\", \"parentbased_always_on\", \"parentbased_always_off\" or \"parentbased_traceidratio\"",
+            ),
+        ];
+        for ((name, value), expected) in cases {
+            assert_eq!(resolve(&config, &[(name, value)]), Err(expected.to_owned()));
+        }
+        assert_eq!(
+            resolve(
+                &config,
+                &[
+                    ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                    ("OTEL_TRACES_SAMPLER_ARG", "lots")
+                ]
+            ),
+            Err(
+                "OTEL_TRACES_SAMPLER_ARG: invalid sampler argument \"lots\", expected a fraction from 0 to 1"
+                    .to_owned()
+            )
+        );
+    }
+
+    fn attribute(resource: &Resource, key: &'static str) -> Option<String> {
+        resource
+            .get(&opentelemetry::Key::from_static_str(key))
+            .map(|value| value.to_string())
+    }
+
+    #[test]
+    fn the_resource_names_the_service_its_version_instance_and_cloud_run_revision() {
+        let settings = resolve(&TelemetryConfig::default(), &[]).unwrap();
+        let variables: HashMap<&str, &str> = [
+            ("K_SERVICE", "chat"),
+            ("K_REVISION", "chat-00042-abc"),
+            ("K_CONFIGURATION", "chat"),
+        ]
+        .into();
+        let env = |name: &str| variables.get(name).map(|value| (*value).to_owned());
+        let resource = resource(&settings, &env);
+        assert_eq!(
+            attribute(&resource, "service.name").as_deref(),
+            Some("warmgate")
+        );
+        assert_eq!(
+            attribute(&resource, "service.version").as_deref(),
+            Some(env!("CARGO_PKG_VERSION"))
+        );
+        let instance = attribute(&resource, "service.instance.id").unwrap();
+        assert_eq!(instance.len(), 36, "{instance}");
+        assert_eq!(&instance[14..15], "4", "a version 4 UUID: {instance}");
+        assert_eq!(attribute(&resource, "faas.name").as_deref(), Some("chat"));
+        assert_eq!(
+            attribute(&resource, "faas.version").as_deref(),
+            Some("chat-00042-abc")
+        );
+        assert_eq!(
+            attribute(&resource, "gcp.cloud_run.configuration").as_deref(),
+            Some("chat")
+        );
+        assert_eq!(
+            attribute(&resource, "cloud.platform").as_deref(),
+            Some("gcp_cloud_run")
+        );
+
+        // Off Cloud Run, none of the Cloud Run attributes.
+        let resource = super::resource(&settings, &|_| None);
+        assert_eq!(attribute(&resource, "faas.name"), None);
+    }
+}
