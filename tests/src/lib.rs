@@ -426,9 +426,7 @@ impl Gateway {
             );
         }
         for (name, value) in headers {
-            request
-                .headers_mut()
-                .insert(*name, value.parse().unwrap());
+            request.headers_mut().insert(*name, value.parse().unwrap());
         }
         let (stream, response) = within(
             "the WebSocket handshake",

@@ -2,7 +2,7 @@
 //! OTLP/HTTP (protobuf, `POST /v1/traces`) and OTLP/gRPC, decodes each
 //! `ExportTraceServiceRequest` and keeps the spans for the test to look at.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -32,6 +32,8 @@ pub struct ReceivedSpan {
     /// Empty for a root span.
     pub parent_span_id: String,
     pub attributes: HashMap<String, String>,
+    /// The keys of the attributes sent as numbers rather than text.
+    pub numeric: HashSet<String>,
     /// Each event's attributes, with its message under `message`.
     pub events: Vec<HashMap<String, String>>,
     /// The resource attributes of the batch it came in.
@@ -46,6 +48,17 @@ impl ReceivedSpan {
         self.attributes
             .get(key)
             .unwrap_or_else(|| panic!("span {:?} has no attribute {key:?}: {self:#?}", self.name))
+    }
+
+    /// A numeric attribute's value, failing the test when it is missing or
+    /// was sent as text.
+    pub fn number(&self, key: &str) -> f64 {
+        assert!(
+            self.numeric.contains(key),
+            "span {:?}: attribute {key:?} is not a number: {self:#?}",
+            self.name
+        );
+        self.attribute(key).parse().unwrap()
     }
 }
 
@@ -71,6 +84,20 @@ impl Received {
                         span_id: hex(&span.span_id),
                         parent_span_id: hex(&span.parent_span_id),
                         attributes: attributes(&span.attributes),
+                        numeric: span
+                            .attributes
+                            .iter()
+                            .filter(|pair| {
+                                matches!(
+                                    pair.value.as_ref().and_then(|value| value.value.as_ref()),
+                                    Some(
+                                        any_value::Value::IntValue(_)
+                                            | any_value::Value::DoubleValue(_)
+                                    )
+                                )
+                            })
+                            .map(|pair| pair.key.clone())
+                            .collect(),
                         events: span
                             .events
                             .iter()

@@ -19,12 +19,12 @@ use serde_path_to_error::Segment;
 use toml::Spanned;
 
 use crate::ConfigError;
-use crate::{LogFormat, OtlpProtocol};
 use crate::error::Origin;
 use crate::values::{
-    ClientCount, ListenAddress, MessageBytes, Name, OtlpEndpoint, NonZeroDuration, OriginList, ProbeKind,
-    RetryAfter, StatusList, TcpTarget, Threshold,
+    ClientCount, ListenAddress, MessageBytes, Name, NonZeroDuration, OriginList, OtlpEndpoint,
+    ProbeKind, RetryAfter, StatusList, TcpTarget, Threshold,
 };
+use crate::{LogFormat, OtlpProtocol};
 
 /// The top level of the file.
 #[derive(Debug, Deserialize)]

@@ -168,7 +168,9 @@ impl TraceSampler {
             "traceidratio" => return ratio().map(TraceSampler::TraceIdRatio),
             "parentbased_always_on" => TraceSampler::ParentBasedAlwaysOn,
             "parentbased_always_off" => TraceSampler::ParentBasedAlwaysOff,
-            "parentbased_traceidratio" => return ratio().map(TraceSampler::ParentBasedTraceIdRatio),
+            "parentbased_traceidratio" => {
+                return ratio().map(TraceSampler::ParentBasedTraceIdRatio);
+            }
             _ => {
                 return Err(SamplerError::Name(format!(
                     "unknown sampler {name:?}, expected {}",

@@ -17,8 +17,8 @@ use crate::error::Origin;
 use crate::raw::{RawCheck, RawConfig, RawGate, RawPhase, RawTelemetry};
 use crate::values::{KindNames, Name, NonZeroDuration, ProbeKind};
 use crate::{
-    CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig, SecretUrl,
-    SamplerError, TelemetryConfig, TraceSampler,
+    CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig, SamplerError,
+    SecretUrl, TelemetryConfig, TraceSampler,
 };
 
 /// Applies defaults and rules to the raw file.
@@ -56,19 +56,17 @@ fn telemetry(raw: RawTelemetry, origin: &Origin<'_>) -> Result<TelemetryConfig, 
                 Some(arg.span()),
             ));
         }
-        (Some(name), arg) => {
-            TraceSampler::parse(name.get_ref(), arg.as_ref().map(|arg| *arg.get_ref())).map_err(
-                |error| {
-                    let (key, span) = match (&error, arg) {
-                        (SamplerError::Argument(_), Some(arg)) => {
-                            ("telemetry.sampler_arg", arg.span())
-                        }
-                        _ => ("telemetry.sampler", name.span()),
-                    };
-                    origin.invalid(key, &error.to_string(), Some(span))
-                },
-            )?
-        }
+        (Some(name), arg) => TraceSampler::parse(
+            name.get_ref(),
+            arg.as_ref().map(|arg| *arg.get_ref()),
+        )
+        .map_err(|error| {
+            let (key, span) = match (&error, arg) {
+                (SamplerError::Argument(_), Some(arg)) => ("telemetry.sampler_arg", arg.span()),
+                _ => ("telemetry.sampler", name.span()),
+            };
+            origin.invalid(key, &error.to_string(), Some(span))
+        })?,
     };
     Ok(TelemetryConfig {
         log_format: raw.log_format.unwrap_or_default(),

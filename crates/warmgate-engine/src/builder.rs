@@ -9,11 +9,11 @@ use tokio::time::Instant;
 use warmgate_core::{CheckId, Machine, Plan};
 use warmgate_probes::Probe;
 
-use crate::startup_span::StartupSpan;
 use crate::EngineError;
 use crate::engine::Engine;
 use crate::handle::{Published, ReadinessHandle};
 use crate::runner::CheckRunner;
+use crate::startup_span::StartupSpan;
 
 /// How the engine runs.
 #[derive(Debug, Clone, PartialEq, Eq)]

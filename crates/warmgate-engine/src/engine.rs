@@ -187,7 +187,8 @@ impl Engine {
             "state_transition",
             from,
             to,
-            seq,
+            // As i64: the OpenTelemetry layer exports a u64 as text.
+            seq = seq as i64,
             reason
         );
         let _entered = span.enter();

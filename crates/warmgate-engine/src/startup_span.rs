@@ -8,6 +8,9 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use warmgate_core::Plan;
 
+/// Numbers are recorded as `i64`: the OpenTelemetry layer exports a `u64`
+/// as text.
+///
 /// Shared by the engine, which ends it, and the runners, whose attempts are
 /// its children while it lasts. Attempts after startup are traces of their
 /// own.
@@ -19,8 +22,8 @@ impl StartupSpan {
         let span = tracing::info_span!(
             parent: None,
             "startup",
-            n_checks = plan.n_checks(),
-            startup_deadline_ms = plan.startup_deadline().as_millis() as u64,
+            n_checks = plan.n_checks() as i64,
+            startup_deadline_ms = plan.startup_deadline().as_millis() as i64,
             outcome = tracing::field::Empty,
             startup_ms = tracing::field::Empty,
         );
@@ -37,7 +40,7 @@ impl StartupSpan {
     pub(crate) fn close(&self, outcome: &str, elapsed: Duration) {
         if let Some(span) = self.0.swap(None) {
             span.record("outcome", outcome);
-            span.record("startup_ms", elapsed.as_millis() as u64);
+            span.record("startup_ms", elapsed.as_millis() as i64);
         }
     }
 }

@@ -190,7 +190,7 @@ pub(crate) async fn run(
             );
         }
         if let Some(code) = ended.close_code {
-            span.record("close_code", code);
+            span.record("close_code", i64::from(code));
         }
         tracing::debug!(outcome, close_code = ended.close_code, "websocket closed");
     }
@@ -212,7 +212,7 @@ impl Connection {
             };
             let hold_span = tracing::info_span!(
                 "hold",
-                hold_timeout_ms = self.gate.settings.hold_timeout.as_millis() as u64,
+                hold_timeout_ms = self.gate.settings.hold_timeout.as_millis() as i64,
                 phase = snapshot.phase.as_deref(),
                 pending = ?snapshot.pending,
             );
@@ -338,7 +338,7 @@ impl Connection {
         let waited = self.upgraded_at.elapsed();
         self.meter.refused(reason, waited);
         let waited_ms = millis(waited);
-        tracing::Span::current().record("waited_ms", waited_ms);
+        tracing::Span::current().record("waited_ms", waited_ms as i64);
         tracing::info!(
             reason = reason.as_str(),
             state = snapshot.state.as_str(),
@@ -392,7 +392,7 @@ impl Connection {
         let waited_ms = waited.map_or(0, millis);
         self.meter
             .admitted(waited.unwrap_or_else(|| self.upgraded_at.elapsed()));
-        tracing::Span::current().record("waited_ms", waited_ms);
+        tracing::Span::current().record("waited_ms", waited_ms as i64);
         if waited.is_some() {
             tracing::info!(
                 waited_ms,

@@ -7,11 +7,11 @@
 //! is ignored: the connection then starts a trace of its own.
 
 use axum::http::HeaderMap;
+use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState,
 };
-use opentelemetry::Context;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 /// Cloud Run's legacy trace header.
@@ -182,8 +182,14 @@ mod tests {
     fn cloud_run_header_options_and_malformed_values() {
         let sampled = |value| parse_cloud_trace_context(value).map(|context| context.is_sampled());
         assert_eq!(sampled("4bf92f3577b34da6a3ce929d0e0e4736/7"), Some(false));
-        assert_eq!(sampled("4bf92f3577b34da6a3ce929d0e0e4736/7;o=0"), Some(false));
-        assert_eq!(sampled("4bf92f3577b34da6a3ce929d0e0e4736/7;o=3"), Some(true));
+        assert_eq!(
+            sampled("4bf92f3577b34da6a3ce929d0e0e4736/7;o=0"),
+            Some(false)
+        );
+        assert_eq!(
+            sampled("4bf92f3577b34da6a3ce929d0e0e4736/7;o=3"),
+            Some(true)
+        );
         for malformed in [
             "",
             "4bf92f3577b34da6a3ce929d0e0e4736",

@@ -17,10 +17,10 @@ use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::{EnvFilter, Layer as _};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, Layer as _};
 use warmgate_config::LogFormat;
 
 use super::{BoxedLayer, Env};

@@ -318,7 +318,10 @@ mod tests {
             &config,
             &[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:4317"),
-                ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:9999/custom"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "http://traces:9999/custom",
+                ),
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
                 ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
             ],
