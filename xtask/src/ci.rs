@@ -1,7 +1,8 @@
-//! `cargo xtask ci`: the system programs the tests need, the format check, clippy with warnings denied, and
-//! every test. CI's `.ci/run` calls exactly this.
+//! `cargo xtask ci`: the system programs the tests need, the format check,
+//! clippy with warnings denied, every test, the OpenTelemetry smoke test and
+//! WebSocket conformance. CI's `.ci/run` calls exactly this.
 
-use crate::{command, conformance, prerequisites};
+use crate::{command, conformance, otel_smoke, prerequisites};
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
@@ -39,6 +40,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     } else {
         command::run("cargo", &["test", "--workspace", "--locked"])?;
     }
+    // Spans reach a real collector (about 10 s on top of the release build,
+    // which conformance reuses).
+    otel_smoke::run(&[])?;
     // WebSocket conformance last: it ends on its own "N passed, N failed".
     conformance::run(&[])
 }

@@ -43,3 +43,12 @@ pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
+
+/// Installs `requirement` (`name==version`) with python3's pip; `extra` are
+/// more pip arguments, such as `--target DIR`.
+pub(crate) fn pip_install(requirement: &str, extra: &[&str]) -> anyhow::Result<()> {
+    let mut args = vec!["-m", "pip", "install", "--disable-pip-version-check"];
+    args.extend_from_slice(extra);
+    args.push(requirement);
+    run("python3", &args)
+}

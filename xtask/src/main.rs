@@ -6,6 +6,8 @@
 //!   redis-server on loopback, left running for working by hand.
 //! - `cargo xtask conformance`: the Autobahn TestSuite against `/echo`.
 //! - `cargo xtask dev`: those, and the gateway running the chat plan.
+//! - `cargo xtask otel-smoke`: spans from a release build reach a real
+//!   OpenTelemetry collector (rotel), over gRPC and HTTP.
 
 #![forbid(unsafe_code)]
 
@@ -14,6 +16,8 @@ mod command;
 mod conformance;
 mod deps;
 mod dev;
+mod gateway;
+mod otel_smoke;
 mod prerequisites;
 
 use std::process::ExitCode;
@@ -29,6 +33,9 @@ commands:
                target/devdeps/env; they keep running until `deps down`
   deps down    stop them and remove target/devdeps
   deps status  show whether each one runs, its port and its URL (password masked)
+  otel-smoke   run a release build against a real OpenTelemetry collector
+               (rotel-agent, pinned, from PyPI) over gRPC and HTTP, and check
+               that its spans arrive; logs in target/otel-smoke
   dev          deps up, then the gateway with examples/chat.toml wired to them
                [--listen ADDR] [--admin-listen ADDR] (defaults 127.0.0.1:8080, :9090)";
 
@@ -39,6 +46,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance::run(&args[1..]),
         Some("deps") => deps::run(&args[1..]),
         Some("dev") => dev::run(&args[1..]),
+        Some("otel-smoke") => otel_smoke::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

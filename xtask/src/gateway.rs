@@ -1,0 +1,188 @@
+//! A warmgate process for the xtask commands that run one: started on free
+//! loopback ports, found by the line it prints, waited on until `/readyz`
+//! answers 200, and stopped with SIGTERM.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use crate::command::workspace_root;
+
+/// How long warmgate may take to say where it serves, and then to turn
+/// `/readyz` to 200 (its default plan is ready within milliseconds).
+const START_WAIT: Duration = Duration::from_secs(30);
+
+/// How long warmgate may take to exit after SIGTERM: its drain grace (8 s)
+/// and close margin (1 s), with room to spare.
+const EXIT_WAIT: Duration = Duration::from_secs(15);
+
+/// The release build of warmgate, built first.
+pub(crate) fn release_build() -> anyhow::Result<PathBuf> {
+    crate::command::run("cargo", &["build", "--release", "-p", "warmgate"])?;
+    Ok(target_dir().join("release").join("warmgate"))
+}
+
+/// A running warmgate, killed on drop unless it was stopped.
+#[derive(Debug)]
+pub(crate) struct Gateway {
+    child: Child,
+    pub(crate) public: SocketAddr,
+}
+
+impl Gateway {
+    /// Starts `program` on free loopback ports, with `env` added to its
+    /// environment, and waits for the line that says where it serves. Its
+    /// log goes to `log_path`.
+    pub(crate) fn start(
+        program: &Path,
+        config_path: &Path,
+        log_path: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Gateway> {
+        let log = File::create(log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let mut child = Command::new(program)
+            .arg("--config")
+            .arg(config_path)
+            .envs(env.iter().copied())
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .current_dir(workspace_root())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        let stdout = child.stdout.take().context("warmgate has no stdout")?;
+        let (line_tx, line_rx) = mpsc::channel();
+        // The reader thread hands over the first line, then relays the rest
+        // so warmgate never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            let _ = line_tx.send(lines.next());
+            for line in lines {
+                println!("warmgate: {line}");
+            }
+        });
+        let mut gateway = Gateway {
+            child,
+            public: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let line = match line_rx.recv_timeout(START_WAIT) {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let status = gateway.child.wait()?;
+                bail!(
+                    "warmgate exited ({status}) before saying where it serves; its log {} says why",
+                    log_path.display()
+                );
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+                "warmgate said nothing on stdout within {} s; its log is {}",
+                START_WAIT.as_secs(),
+                log_path.display()
+            ),
+        };
+        gateway.public = parse_serving_line(&line)?;
+        Ok(gateway)
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub(crate) fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .context("cannot run `kill -TERM`")?;
+        if !sent.success() {
+            bail!("`kill -TERM {pid}` failed with {sent}");
+        }
+        let asked = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().context("cannot wait for warmgate")? {
+                return Ok(status);
+            }
+            if asked.elapsed() > EXIT_WAIT {
+                bail!(
+                    "warmgate did not exit within {} s of SIGTERM",
+                    EXIT_WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The public address in `warmgate: serving http://ADDR (admin http://ADDR)`.
+fn parse_serving_line(line: &str) -> anyhow::Result<SocketAddr> {
+    let public = line
+        .strip_prefix("warmgate: serving http://")
+        .and_then(|rest| rest.split_once(' '))
+        .map(|(public, _admin)| public)
+        .with_context(|| {
+            format!("warmgate said {line:?}, expected `warmgate: serving http://ADDR (admin http://ADDR)`")
+        })?;
+    public
+        .parse()
+        .with_context(|| format!("warmgate said {line:?}; `{public}` is not an address"))
+}
+
+/// Polls `GET /readyz` until it answers 200.
+pub(crate) fn wait_until_ready(public: SocketAddr) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let status = readyz_status(public);
+        if matches!(status, Ok(200)) {
+            return Ok(());
+        }
+        if started.elapsed() > START_WAIT {
+            let last = match status {
+                Ok(status) => format!("it last answered {status}"),
+                Err(error) => format!("the last attempt failed: {error:#}"),
+            };
+            bail!(
+                "GET http://{public}/readyz did not answer 200 within {} s; {last}",
+                START_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The status code of one `GET /readyz`.
+fn readyz_status(public: SocketAddr) -> anyhow::Result<u16> {
+    let mut stream = TcpStream::connect_timeout(&public, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(
+        stream,
+        "GET /readyz HTTP/1.1\r\nHost: {public}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status_line = response.lines().next().unwrap_or_default();
+    status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .with_context(|| format!("not an HTTP status line: {status_line:?}"))
+}
+
+pub(crate) fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => workspace_root().join(dir),
+        None => workspace_root().join("target"),
+    }
+}
