@@ -19,7 +19,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 
 use crate::command::{self, workspace_root};
-use crate::gateway::{self, Gateway, target_dir, wait_until_ready};
+use crate::server::{self, Server, target_dir, wait_until_ready};
 
 /// The kosoku release installed when none is on the PATH. The figures in
 /// docs/protocol.md were measured with it.
@@ -72,7 +72,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             "conformance: note: using kosoku {kosoku_version} from the PATH; the figures in docs/protocol.md are from {KOSOKU_VERSION}"
         );
     }
-    let program = gateway::release_build()?;
+    let program = server::release_build()?;
 
     let target_dir = target_dir();
     let report_dir = target_dir.join("autobahn");
@@ -93,7 +93,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     std::fs::write(&config_path, CONFORMANCE_CONFIG)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
 
-    let mut gateway = Gateway::start(&program, &config_path, &log_path, &[])?;
+    let mut gateway = Server::start_warmgate(&program, &config_path, &log_path, &[])?;
     println!(
         "conformance: warmgate serves http://{}; its log is {}",
         gateway.public,

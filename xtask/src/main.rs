@@ -1,5 +1,6 @@
 //! `cargo xtask`: project automation, one module per command.
 //!
+//! - `cargo xtask bench [--quick]`: the benchmarks, against the floor.
 //! - `cargo xtask ci`: exactly what CI runs (format check, clippy with
 //!   warnings denied, every test).
 //! - `cargo xtask deps up|down|status`: a throwaway PostgreSQL and
@@ -11,20 +12,25 @@
 
 #![forbid(unsafe_code)]
 
+mod bench;
 mod ci;
 mod command;
 mod conformance;
 mod deps;
 mod dev;
-mod gateway;
 mod otel_smoke;
 mod prerequisites;
+mod server;
 
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
+  bench        build in release and measure warmgate against bare fastwebsockets
+               and a replica of the old design; writes target/bench/results.json
+               and regenerates docs/benchmarks.md [--quick: small, one round,
+               report in target/bench only]
   ci           run what CI runs: cargo fmt --check, clippy -D warnings, all tests
   conformance  run the Autobahn TestSuite cases (kosoku) against /echo of a
                release build; fails on any FAILED case; report in target/autobahn
@@ -42,6 +48,7 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
         Some("ci") => ci::run(&args[1..]),
         Some("conformance") => conformance::run(&args[1..]),
         Some("deps") => deps::run(&args[1..]),

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::command;
-use crate::gateway::{self, Gateway, target_dir, wait_until_ready};
+use crate::server::{self, Server, target_dir, wait_until_ready};
 
 /// The rotel release installed; its agent reports itself as 0.0.1-alpha10.
 const ROTEL_VERSION: &str = "0.0.1a15";
@@ -36,7 +36,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("`cargo xtask otel-smoke` takes no arguments, got `{extra}`");
     }
     let agent = rotel_agent()?;
-    let program = gateway::release_build()?;
+    let program = server::release_build()?;
     let work_dir = target_dir().join("otel-smoke");
     let _ = std::fs::remove_dir_all(&work_dir);
     std::fs::create_dir_all(&work_dir)
@@ -110,7 +110,7 @@ kind = "signal"
     );
     std::fs::write(&config_path, config)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
-    let mut gateway = Gateway::start(
+    let mut gateway = Server::start_warmgate(
         program,
         &config_path,
         &log_path,

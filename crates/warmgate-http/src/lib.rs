@@ -24,7 +24,7 @@ mod serve;
 
 pub use self::admin::{RenderMetrics, admin_router};
 pub use self::public::public_router;
-pub use self::serve::{ServeSettings, serve};
+pub use self::serve::{LISTEN_BACKLOG, ServeSettings, bind_listener, serve};
 
 #[cfg(test)]
 mod tests;

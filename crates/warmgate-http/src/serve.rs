@@ -1,12 +1,13 @@
 //! Serving a router on a TCP listener, with the limits a public edge needs.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 
 /// How connections are served.
@@ -15,6 +16,23 @@ pub struct ServeSettings {
     /// A connection that has not sent a complete request head within this
     /// is dropped: slow or half-open clients must not pin memory.
     pub header_read_timeout: Duration,
+}
+
+/// The listen backlog: room for a burst of thousands of connects (Linux caps
+/// it at `net.core.somaxconn`, 4096 by default).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener with [`LISTEN_BACKLOG`] and `SO_REUSEADDR`, as a
+/// server that restarts on the same port needs.
+pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// How long to back off after a failed accept (out of file descriptors,

@@ -18,7 +18,7 @@ use warmgate_config::Config;
 use warmgate_core::GateState;
 use warmgate_engine::ReadinessHandle;
 use warmgate_gate::{Gate, GateSettings, InProcessRooms};
-use warmgate_http::{ServeSettings, admin_router, public_router, serve};
+use warmgate_http::{ServeSettings, admin_router, bind_listener, public_router, serve};
 
 use crate::wiring::{LISTENER_SIGNALS, spawn_engine};
 
@@ -117,9 +117,7 @@ fn gate_settings(config: &Config) -> GateSettings {
 }
 
 async fn bind(which: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot bind the {which} listener to {addr}"))
+    bind_listener(addr).with_context(|| format!("cannot bind the {which} listener to {addr}"))
 }
 
 /// Resolves once the published state is `draining`.

@@ -1,6 +1,7 @@
-//! A warmgate process for the xtask commands that run one: started on free
-//! loopback ports, found by the line it prints, waited on until `/readyz`
-//! answers 200, and stopped with SIGTERM.
+//! Server processes for the xtask commands that run them (warmgate, and the
+//! benchmarks' comparison servers): started on free loopback ports, found
+//! by the line they print, waited on until `/readyz` answers 200, and
+//! stopped with SIGTERM.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -25,70 +26,101 @@ const EXIT_WAIT: Duration = Duration::from_secs(15);
 /// The release build of warmgate, built first.
 pub(crate) fn release_build() -> anyhow::Result<PathBuf> {
     crate::command::run("cargo", &["build", "--release", "-p", "warmgate"])?;
-    Ok(target_dir().join("release").join("warmgate"))
+    Ok(release_program("warmgate"))
 }
 
-/// A running warmgate, killed on drop unless it was stopped.
+/// A program of the release build.
+pub(crate) fn release_program(name: &str) -> PathBuf {
+    target_dir().join("release").join(name)
+}
+
+/// A running server (warmgate, or a benchmark's comparison server), killed
+/// on drop unless it was stopped.
 #[derive(Debug)]
-pub(crate) struct Gateway {
+pub(crate) struct Server {
     child: Child,
     pub(crate) public: SocketAddr,
+    /// The admin listener, for warmgate.
+    pub(crate) admin: Option<SocketAddr>,
 }
 
-impl Gateway {
-    /// Starts `program` on free loopback ports, with `env` added to its
-    /// environment, and waits for the line that says where it serves. Its
-    /// log goes to `log_path`.
-    pub(crate) fn start(
+impl Server {
+    /// Starts warmgate (`program`) with `config_path` on free loopback
+    /// ports, with `env` added to its environment, and waits for the line
+    /// that says where it serves. Its log goes to `log_path`.
+    pub(crate) fn start_warmgate(
         program: &Path,
         config_path: &Path,
         log_path: &Path,
         env: &[(&str, &str)],
-    ) -> anyhow::Result<Gateway> {
-        let log = File::create(log_path)
-            .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let mut child = Command::new(program)
+    ) -> anyhow::Result<Server> {
+        let mut command = Command::new(program);
+        command
             .arg("--config")
             .arg(config_path)
             .envs(env.iter().copied())
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        Server::spawn(command, "warmgate", log_path)
+    }
+
+    /// Starts `command`, a server that prints `NAME: serving http://ADDR`
+    /// (and ` (admin http://ADDR)` for warmgate) as its first line, and
+    /// waits for that line. Its stderr goes to `log_path`.
+    pub(crate) fn spawn(
+        mut command: Command,
+        name: &str,
+        log_path: &Path,
+    ) -> anyhow::Result<Server> {
+        let log = File::create(log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let mut child = command
             .current_dir(workspace_root())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .with_context(|| format!("cannot start {}", program.display()))?;
-        let stdout = child.stdout.take().context("warmgate has no stdout")?;
+            .with_context(|| format!("cannot start {name}"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .with_context(|| format!("{name} has no stdout"))?;
         let (line_tx, line_rx) = mpsc::channel();
         // The reader thread hands over the first line, then relays the rest
-        // so warmgate never blocks on a full pipe.
+        // so the server never blocks on a full pipe.
+        let relay_name = name.to_owned();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
             let _ = line_tx.send(lines.next());
             for line in lines {
-                println!("warmgate: {line}");
+                println!("{relay_name}: {line}");
             }
         });
-        let mut gateway = Gateway {
+        let mut server = Server {
             child,
             public: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: None,
         };
         let line = match line_rx.recv_timeout(START_WAIT) {
             Ok(Some(line)) => line,
             Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let status = gateway.child.wait()?;
+                let status = server.child.wait()?;
                 bail!(
-                    "warmgate exited ({status}) before saying where it serves; its log {} says why",
+                    "{name} exited ({status}) before saying where it serves; its log {} says why",
                     log_path.display()
                 );
             }
             Err(mpsc::RecvTimeoutError::Timeout) => bail!(
-                "warmgate said nothing on stdout within {} s; its log is {}",
+                "{name} said nothing on stdout within {} s; its log is {}",
                 START_WAIT.as_secs(),
                 log_path.display()
             ),
         };
-        gateway.public = parse_serving_line(&line)?;
-        Ok(gateway)
+        (server.public, server.admin) = parse_serving_line(name, &line)?;
+        Ok(server)
+    }
+
+    /// The process id, for its memory figures.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -108,7 +140,7 @@ impl Gateway {
             }
             if asked.elapsed() > EXIT_WAIT {
                 bail!(
-                    "warmgate did not exit within {} s of SIGTERM",
+                    "the server did not exit within {} s of SIGTERM",
                     EXIT_WAIT.as_secs()
                 );
             }
@@ -117,7 +149,7 @@ impl Gateway {
     }
 }
 
-impl Drop for Gateway {
+impl Drop for Server {
     fn drop(&mut self) {
         if matches!(self.child.try_wait(), Ok(None)) {
             let _ = self.child.kill();
@@ -126,18 +158,27 @@ impl Drop for Gateway {
     }
 }
 
-/// The public address in `warmgate: serving http://ADDR (admin http://ADDR)`.
-fn parse_serving_line(line: &str) -> anyhow::Result<SocketAddr> {
-    let public = line
-        .strip_prefix("warmgate: serving http://")
-        .and_then(|rest| rest.split_once(' '))
-        .map(|(public, _admin)| public)
-        .with_context(|| {
-            format!("warmgate said {line:?}, expected `warmgate: serving http://ADDR (admin http://ADDR)`")
-        })?;
-    public
-        .parse()
-        .with_context(|| format!("warmgate said {line:?}; `{public}` is not an address"))
+/// The addresses in `NAME: serving http://ADDR`, with warmgate's
+/// ` (admin http://ADDR)` after it.
+fn parse_serving_line(name: &str, line: &str) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
+    let expected = || {
+        format!(
+            "{name} said {line:?}, expected `{name}: serving http://ADDR` (with ` (admin http://ADDR)` for warmgate)"
+        )
+    };
+    let rest = line
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix(": serving http://"))
+        .with_context(expected)?;
+    let (public, admin) = match rest.split_once(" (admin http://") {
+        Some((public, admin)) => (public, Some(admin.trim_end_matches(')'))),
+        None => (rest.trim(), None),
+    };
+    let address = |text: &str| {
+        text.parse::<SocketAddr>()
+            .with_context(|| format!("{name} said {line:?}; `{text}` is not an address"))
+    };
+    Ok((address(public)?, admin.map(address).transpose()?))
 }
 
 /// Polls `GET /readyz` until it answers 200.

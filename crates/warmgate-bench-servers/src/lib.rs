@@ -1,0 +1,85 @@
+//! Servers for `cargo xtask bench` to compare warmgate against; not part of
+//! the product.
+//!
+//! - `warmgate-reference`: bare fastwebsockets on axum, the floor. On
+//!   connect it sends `{"type":"ready"}`, then echoes; `GET /readyz` is a
+//!   static 200.
+//! - `warmgate-old-design`: a replica of the design warmgate replaces, which
+//!   validated readiness inside every handshake (see `old_design.rs`).
+//!
+//! Both print `NAME: serving http://ADDR` on stdout once they listen, as
+//! warmgate does, so the harness finds them the same way.
+
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::serve::ListenerExt as _;
+use fastwebsockets::upgrade::{IncomingUpgrade, UpgradeFut};
+use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, WebSocketError};
+
+/// The first frame every server sends once a client is admitted.
+pub const READY_FRAME: &[u8] = br#"{"type":"ready"}"#;
+
+/// Sends [`READY_FRAME`], then echoes text and binary messages until the
+/// client closes. fastwebsockets answers pings and closes itself.
+pub async fn ready_then_echo(upgrade: UpgradeFut) -> Result<(), WebSocketError> {
+    let mut ws = FragmentCollector::new(upgrade.await?);
+    ws.write_frame(Frame::text(Payload::Borrowed(READY_FRAME)))
+        .await?;
+    loop {
+        let frame = ws.read_frame().await?;
+        match frame.opcode {
+            OpCode::Close => return Ok(()),
+            OpCode::Text | OpCode::Binary => ws.write_frame(frame).await?,
+            _ => {}
+        }
+    }
+}
+
+/// Answers an upgrade and runs [`ready_then_echo`] on its own task.
+pub fn accept(upgrade: IncomingUpgrade) -> axum::response::Response {
+    let (response, future) = match upgrade.upgrade() {
+        Ok(accepted) => accepted,
+        Err(error) => {
+            return (
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("cannot upgrade: {error}\n"),
+            )
+                .into_response();
+        }
+    };
+    tokio::spawn(async move {
+        let _ = ready_then_echo(future).await;
+    });
+    response.into_response()
+}
+
+use axum::response::IntoResponse as _;
+
+/// Serves `router` on `addr` with `TCP_NODELAY` and warmgate's listen
+/// backlog, printing `NAME: serving http://ADDR` once it listens.
+pub async fn serve(name: &str, addr: SocketAddr, router: Router) -> anyhow::Result<()> {
+    let listener =
+        warmgate_http::bind_listener(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("{name}: serving http://{local}");
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router)
+        .await
+        .context("the server stopped")
+}
+
+/// The address from the first argument, or `127.0.0.1:0`.
+pub fn listen_address() -> anyhow::Result<SocketAddr> {
+    match std::env::args().nth(1) {
+        Some(text) => text
+            .parse()
+            .with_context(|| format!("`{text}` is not an address such as 127.0.0.1:8080")),
+        None => Ok(SocketAddr::from(([127, 0, 0, 1], 0))),
+    }
+}

@@ -1,0 +1,145 @@
+//! The clients: WebSocket (tungstenite, independent of the servers'
+//! fastwebsockets) and HTTP/1.1 (hyper), each on its own loopback TCP
+//! connection with `TCP_NODELAY`.
+
+use std::net::SocketAddr;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+pub(crate) type Ws = WebSocketStream<TcpStream>;
+
+/// A `ws://HOST:PORT/PATH` or `http://HOST:PORT/PATH` URL, split.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub(crate) addr: SocketAddr,
+    pub(crate) path: String,
+}
+
+impl Target {
+    pub(crate) fn parse(url: &str) -> anyhow::Result<Target> {
+        let rest = url
+            .strip_prefix("ws://")
+            .or_else(|| url.strip_prefix("http://"))
+            .with_context(|| format!("`{url}`: expected ws://ADDR/PATH or http://ADDR/PATH"))?;
+        let (addr, path) = match rest.find('/') {
+            Some(slash) => (&rest[..slash], &rest[slash..]),
+            None => (rest, "/"),
+        };
+        Ok(Target {
+            addr: addr
+                .parse()
+                .with_context(|| format!("`{url}`: `{addr}` is not an IP address and port"))?,
+            path: path.to_owned(),
+        })
+    }
+}
+
+/// Small buffers: ten thousand clients in one process must stay light, and
+/// every message here is a few hundred bytes.
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+}
+
+/// Opens a WebSocket to `target`.
+pub(crate) async fn connect(target: &Target) -> anyhow::Result<Ws> {
+    let stream = TcpStream::connect(target.addr)
+        .await
+        .with_context(|| format!("cannot connect to {}", target.addr))?;
+    stream.set_nodelay(true)?;
+    let request = format!("ws://{}{}", target.addr, target.path).into_client_request()?;
+    let (ws, _response) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config()))
+            .await
+            .context("the WebSocket handshake failed")?;
+    Ok(ws)
+}
+
+/// The `type` of the next text message, skipping pings and pongs.
+pub(crate) async fn next_type(ws: &mut Ws) -> anyhow::Result<String> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(&text).with_context(|| format!("not JSON: {text}"))?;
+                return Ok(value["type"].as_str().unwrap_or_default().to_owned());
+            }
+            Some(Ok(Message::Close(frame))) => bail!("closed by the server: {frame:?}"),
+            Some(Ok(_)) => {}
+            Some(Err(error)) => return Err(error.into()),
+            None => bail!("the connection ended"),
+        }
+    }
+}
+
+/// Reads until a message of type `kind` arrives.
+pub(crate) async fn until_type(ws: &mut Ws, kind: &str) -> anyhow::Result<()> {
+    loop {
+        if next_type(ws).await? == kind {
+            return Ok(());
+        }
+    }
+}
+
+/// One HTTP connection that sends requests one after another.
+pub(crate) struct HttpConnection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl HttpConnection {
+    pub(crate) async fn open(addr: SocketAddr) -> anyhow::Result<HttpConnection> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(HttpConnection {
+            sender,
+            host: addr.to_string(),
+        })
+    }
+
+    /// Sends one request and reads the whole answer; returns its status.
+    pub(crate) async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> anyhow::Result<u16> {
+        self.sender.ready().await?;
+        let request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", &self.host)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        response.into_body().collect().await?;
+        Ok(status)
+    }
+}
+
+/// `POST url` with a JSON body on a new connection; fails unless 2xx.
+pub(crate) async fn post(url: &str, body: &str) -> anyhow::Result<()> {
+    let target = Target::parse(url)?;
+    let mut connection = HttpConnection::open(target.addr).await?;
+    let status = connection.send("POST", &target.path, body).await?;
+    if !(200..300).contains(&status) {
+        bail!("POST {url} answered {status}");
+    }
+    Ok(())
+}

@@ -1,0 +1,448 @@
+//! `warmgate-loadgen`: drives real clients over loopback for
+//! `cargo xtask bench`, one scenario per run, and prints its figures as one
+//! JSON object on stdout.
+//!
+//! Every time is taken on the client side with a monotonic clock, per
+//! client, and summarised as p50, p99 and max (see `stats`). The harness
+//! decides what to compare; this program only measures.
+
+#![forbid(unsafe_code)]
+
+mod client;
+mod stats;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+use futures_util::SinkExt as _;
+use serde_json::{Value, json};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::client::{HttpConnection, Target};
+
+#[derive(Debug, Parser)]
+#[command(name = "warmgate-loadgen", about = "Benchmark clients for warmgate")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Connects one client after another; times TCP connect to the first
+    /// (`ready`) frame.
+    ConnectSequential {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        count: usize,
+        /// Connects made first and not counted.
+        #[arg(long, default_value_t = 50)]
+        warmup: usize,
+    },
+    /// Opens `clients` WebSockets and holds them; optionally measures the
+    /// server's RSS, then releases them with a flip and times each `ready`.
+    Hold {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        clients: usize,
+        /// Connects in flight at once.
+        #[arg(long, default_value_t = 200)]
+        concurrency: usize,
+        /// The server process, for its RSS before and with the clients.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Release by `POST`ing `{"ready":true}` to this URL (a signal).
+        #[arg(long)]
+        flip_post: Option<String>,
+        /// Release by listening on this address (a tcp check's target).
+        #[arg(long)]
+        flip_listen: Option<SocketAddr>,
+    },
+    /// Times `POST` of a signal to the `ready` frame at a held client, over
+    /// many rounds (the signal is set back to not ready between rounds).
+    DetectSignal {
+        #[arg(long)]
+        url: String,
+        /// The signal's admin URL, `http://ADMIN/signals/NAME`.
+        #[arg(long)]
+        signal_url: String,
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+    },
+    /// Echo round trips of a small text message on one connection.
+    Echo {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        #[arg(long, default_value_t = 43)]
+        size: usize,
+    },
+    /// Keep-alive HTTP GETs from `connections` connections for `seconds`.
+    HttpLoad {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.scenario)) {
+        Ok(figures) => {
+            println!("{figures}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(scenario: Scenario) -> anyhow::Result<Value> {
+    match scenario {
+        Scenario::ConnectSequential { url, count, warmup } => {
+            connect_sequential(&Target::parse(&url)?, count, warmup).await
+        }
+        Scenario::Hold {
+            url,
+            clients,
+            concurrency,
+            pid,
+            flip_post,
+            flip_listen,
+        } => {
+            let flip = match (flip_post, flip_listen) {
+                (Some(url), None) => Some(Flip::Post(url)),
+                (None, Some(addr)) => Some(Flip::Listen(addr)),
+                (None, None) => None,
+                (Some(_), Some(_)) => bail!("give --flip-post or --flip-listen, not both"),
+            };
+            hold(Target::parse(&url)?, clients, concurrency, pid, flip).await
+        }
+        Scenario::DetectSignal {
+            url,
+            signal_url,
+            rounds,
+        } => detect_signal(&Target::parse(&url)?, &signal_url, rounds).await,
+        Scenario::Echo { url, count, size } => echo(&Target::parse(&url)?, count, size).await,
+        Scenario::HttpLoad {
+            url,
+            connections,
+            seconds,
+        } => {
+            http_load(
+                &Target::parse(&url)?,
+                connections,
+                Duration::from_secs_f64(seconds),
+            )
+            .await
+        }
+    }
+}
+
+// === connect ===
+
+async fn connect_sequential(target: &Target, count: usize, warmup: usize) -> anyhow::Result<Value> {
+    let mut samples = Vec::with_capacity(count);
+    for index in 0..warmup + count {
+        let started = Instant::now();
+        let mut ws = client::connect(target).await?;
+        let kind = client::next_type(&mut ws).await?;
+        let elapsed = started.elapsed();
+        if kind != "ready" {
+            bail!("the first frame was `{kind}`, expected `ready`: is the gate ready?");
+        }
+        if index >= warmup {
+            samples.push(elapsed);
+        }
+        let _ = ws.close(None).await;
+    }
+    Ok(json!({ "connect_to_ready": stats::summary(&mut samples) }))
+}
+
+// === hold and release ===
+
+#[derive(Debug, Clone)]
+enum Flip {
+    Post(String),
+    Listen(SocketAddr),
+}
+
+/// What one held client reports.
+enum Report {
+    /// Connected; its first frame had this type.
+    Connected(String),
+    /// Released: its `ready` frame arrived at this instant.
+    Released(Instant),
+    Failed(String),
+}
+
+async fn hold(
+    target: Target,
+    clients: usize,
+    concurrency: usize,
+    pid: Option<u32>,
+    flip: Option<Flip>,
+) -> anyhow::Result<Value> {
+    let rss_idle = pid.map(stats::rss_kib).transpose()?;
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let (report_tx, mut report_rx) = mpsc::unbounded_channel();
+    let (finish_tx, finish_rx) = watch::channel(false);
+    let target = Arc::new(target);
+    let expect_release = flip.is_some();
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let permits = Arc::clone(&permits);
+        let report_tx = report_tx.clone();
+        let mut finish_rx = finish_rx.clone();
+        let target = Arc::clone(&target);
+        tasks.push(tokio::spawn(async move {
+            let connected = async {
+                let _permit = permits.acquire().await?;
+                let mut ws = client::connect(&target).await?;
+                let kind = client::next_type(&mut ws).await?;
+                anyhow::Ok((ws, kind))
+            };
+            let (mut ws, kind) = match connected.await {
+                Ok(connected) => connected,
+                Err(error) => {
+                    let _ = report_tx.send(Report::Failed(format!("{error:#}")));
+                    return;
+                }
+            };
+            let held = kind == "warming";
+            let _ = report_tx.send(Report::Connected(kind));
+            if expect_release && held {
+                match client::until_type(&mut ws, "ready").await {
+                    Ok(()) => {
+                        let _ = report_tx.send(Report::Released(Instant::now()));
+                    }
+                    Err(error) => {
+                        let _ = report_tx.send(Report::Failed(format!("{error:#}")));
+                        return;
+                    }
+                }
+            }
+            let _ = finish_rx.wait_for(|finish| *finish).await;
+            let _ = ws.close(None).await;
+        }));
+    }
+    drop(report_tx);
+
+    let mut connected = 0;
+    let mut held = 0;
+    let mut errors = Vec::new();
+    while connected + errors.len() < clients {
+        match report_rx.recv().await {
+            Some(Report::Connected(kind)) => {
+                connected += 1;
+                held += usize::from(kind == "warming");
+            }
+            Some(Report::Failed(error)) => errors.push(error),
+            Some(Report::Released(_)) => bail!("a client was released before the flip"),
+            None => break,
+        }
+    }
+    let connect_wall = started.elapsed();
+    let rss_loaded = pid.map(stats::rss_kib).transpose()?;
+
+    let mut release = json!(null);
+    if let Some(flip) = flip {
+        if held != connected {
+            bail!(
+                "{} of {connected} clients were admitted at once; the gate should hold them",
+                connected - held
+            );
+        }
+        let flipped_at = Instant::now();
+        let _listener = match flip {
+            Flip::Post(url) => {
+                client::post(
+                    &url,
+                    r#"{"ready":true,"reason":"released by the benchmark"}"#,
+                )
+                .await?;
+                None
+            }
+            Flip::Listen(addr) => Some(accept_forever(addr).await?),
+        };
+        let mut samples = Vec::with_capacity(held);
+        let deadline = tokio::time::sleep(Duration::from_secs(30));
+        tokio::pin!(deadline);
+        while samples.len() + errors.len() < connected {
+            tokio::select! {
+                report = report_rx.recv() => match report {
+                    Some(Report::Released(at)) => samples.push(at - flipped_at),
+                    Some(Report::Failed(error)) => errors.push(error),
+                    Some(Report::Connected(_)) => {}
+                    None => break,
+                },
+                () = &mut deadline => break,
+            }
+        }
+        let released = samples.len();
+        release = json!({
+            "released": released,
+            "flip_to_ready": stats::summary(&mut samples),
+        });
+    }
+    let _ = finish_tx.send(true);
+    for task in tasks {
+        let _ = task.await;
+    }
+    let per_client_kib = match (rss_idle, rss_loaded) {
+        (Some(idle), Some(loaded)) if connected > 0 => {
+            json!((loaded.saturating_sub(idle)) as f64 / connected as f64)
+        }
+        _ => json!(null),
+    };
+    Ok(json!({
+        "clients": clients,
+        "connected": connected,
+        "held": held,
+        "errors": errors.len(),
+        "first_error": errors.first(),
+        "connect_wall_ms": connect_wall.as_secs_f64() * 1e3,
+        "connects_per_second": connected as f64 / connect_wall.as_secs_f64(),
+        "rss_idle_kib": rss_idle,
+        "rss_loaded_kib": rss_loaded,
+        "rss_per_client_kib": per_client_kib,
+        "release": release,
+    }))
+}
+
+/// Listens on `addr` and accepts (and drops) connections until dropped:
+/// a dependency coming up.
+async fn accept_forever(addr: SocketAddr) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    Ok(tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            drop(stream);
+        }
+    }))
+}
+
+// === signal detection ===
+
+async fn detect_signal(target: &Target, signal_url: &str, rounds: usize) -> anyhow::Result<Value> {
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        client::post(signal_url, r#"{"ready":false,"reason":"benchmark round"}"#).await?;
+        // The engine applies the signal just after answering; connect until
+        // a client is held.
+        let mut ws = loop {
+            let mut ws = client::connect(target).await?;
+            if client::next_type(&mut ws).await? == "warming" {
+                break ws;
+            }
+            let _ = ws.close(None).await;
+            tokio::task::yield_now().await;
+        };
+        let started = Instant::now();
+        client::post(signal_url, r#"{"ready":true,"reason":"benchmark round"}"#).await?;
+        client::until_type(&mut ws, "ready").await?;
+        samples.push(started.elapsed());
+        let _ = ws.close(None).await;
+    }
+    Ok(json!({ "signal_to_ready": stats::summary(&mut samples) }))
+}
+
+// === echo ===
+
+async fn echo(target: &Target, count: usize, size: usize) -> anyhow::Result<Value> {
+    let mut ws = client::connect(target).await?;
+    let kind = client::next_type(&mut ws).await?;
+    if kind != "ready" {
+        bail!("the first frame was `{kind}`, expected `ready`");
+    }
+    let payload = "x".repeat(size);
+    let warmup = count / 10;
+    let mut samples = Vec::with_capacity(count);
+    for index in 0..warmup + count {
+        let started = Instant::now();
+        ws.send(Message::text(payload.clone())).await?;
+        loop {
+            match futures_util::StreamExt::next(&mut ws).await {
+                Some(Ok(Message::Text(text))) if text.len() == size => break,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(other)) => bail!("expected the echo, got {other:?}"),
+                Some(Err(error)) => return Err(error.into()),
+                None => bail!("the connection ended"),
+            }
+        }
+        if index >= warmup {
+            samples.push(started.elapsed());
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(json!({ "round_trip": stats::summary(&mut samples), "size": size }))
+}
+
+// === HTTP load ===
+
+async fn http_load(
+    target: &Target,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let target = target.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut connection = HttpConnection::open(target.addr).await?;
+            let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+            while Instant::now() < deadline {
+                let status = connection.send("GET", &target.path, "").await?;
+                *statuses.entry(status).or_default() += 1;
+            }
+            anyhow::Ok(statuses)
+        }));
+    }
+    let started = Instant::now();
+    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+    let mut errors = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(counts) => {
+                for (status, count) in counts {
+                    *statuses.entry(status).or_default() += count;
+                }
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let requests: u64 = statuses.values().sum();
+    Ok(json!({
+        "requests": requests,
+        "seconds": seconds,
+        "requests_per_second": requests as f64 / seconds,
+        "connection_errors": errors,
+        "statuses": statuses.iter().map(|(status, count)| (status.to_string(), json!(count))).collect::<serde_json::Map<_, _>>(),
+    }))
+}

@@ -1,0 +1,831 @@
+//! `cargo xtask bench [--quick]`: warmgate measured side by side with the
+//! floor (bare fastwebsockets, `warmgate-reference`) and with a replica of
+//! the design it replaces (`warmgate-old-design`), in one run.
+//!
+//! It builds everything in release, then runs each scenario against
+//! warmgate and its comparison alternately (A B A B, and the order flips
+//! every round) over several rounds, each on fresh processes. The load
+//! generator (`warmgate-loadgen`) runs in its own process and prints JSON.
+//! Figures are the median over rounds. Everything lands in
+//! `target/bench/results.json`; the full run regenerates
+//! `docs/benchmarks.md`, keeping its hand-written findings section, while
+//! `--quick` (small sizes, one round; CI runs it to show the harness works)
+//! writes `target/bench/benchmarks.md` instead. Nothing here asserts a
+//! timing.
+
+mod report;
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Map, Value, json};
+
+use crate::command;
+use crate::server::{Server, release_program, target_dir, wait_until_ready};
+
+use self::report::Row;
+
+/// The sizes of one run.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    rounds: usize,
+    sequential_connects: usize,
+    held_clients: usize,
+    detect_clients: usize,
+    signal_rounds: usize,
+    echo_round_trips: usize,
+    http_seconds: f64,
+    http_connections: usize,
+}
+
+const FULL: Sizes = Sizes {
+    rounds: 5,
+    sequential_connects: 1000,
+    held_clients: 10_000,
+    detect_clients: 100,
+    signal_rounds: 200,
+    echo_round_trips: 10_000,
+    http_seconds: 3.0,
+    http_connections: 32,
+};
+
+const QUICK: Sizes = Sizes {
+    rounds: 1,
+    sequential_connects: 200,
+    held_clients: 1000,
+    detect_clients: 50,
+    signal_rounds: 50,
+    echo_round_trips: 2000,
+    http_seconds: 1.0,
+    http_connections: 16,
+};
+
+/// A plan that is ready at once.
+const READY_CONFIG: &str = r#"[[phase]]
+name = "integration"
+
+[[phase.check]]
+name = "http_listener"
+kind = "signal"
+"#;
+
+/// Room for ten thousand held clients, held long enough to connect them all.
+const HOLDING_GATE: &str = r#"[gate]
+hold_timeout = "60s"
+max_connections = 20000
+max_held = 20000
+"#;
+
+pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        _ => bail!(
+            "`cargo xtask bench` takes only `--quick`, got `{}`",
+            args.join(" ")
+        ),
+    };
+    let sizes = if quick { QUICK } else { FULL };
+    let started = Instant::now();
+    command::run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "warmgate",
+            "-p",
+            "warmgate-loadgen",
+            "-p",
+            "warmgate-bench-servers",
+        ],
+    )?;
+    let dir = target_dir().join("bench");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut bench = Bench {
+        dir,
+        sizes,
+        raw: Map::new(),
+        figures: Map::new(),
+    };
+    let mut rows = Vec::new();
+    rows.extend(bench.connect()?);
+    rows.extend(bench.hold_and_release()?);
+    rows.extend(bench.detect_tcp()?);
+    rows.extend(bench.detect_signal()?);
+    rows.extend(bench.readyz()?);
+    rows.extend(bench.echo()?);
+    rows.extend(bench.snapshot_read(quick)?);
+
+    let machine = machine();
+    let date = today();
+    let results = json!({
+        "date": date,
+        "quick": quick,
+        "machine": machine,
+        "sizes": format!("{sizes:?}"),
+        "figures": bench.figures,
+        "raw": bench.raw,
+    });
+    let results_path = bench.dir.join("results.json");
+    std::fs::write(&results_path, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("cannot write {}", results_path.display()))?;
+    let report_path = if quick {
+        bench.dir.join("benchmarks.md")
+    } else {
+        crate::command::workspace_root()
+            .join("docs")
+            .join("benchmarks.md")
+    };
+    let findings = report::findings(
+        &crate::command::workspace_root()
+            .join("docs")
+            .join("benchmarks.md"),
+    );
+    let markdown = report::markdown(
+        &rows,
+        &machine,
+        &date,
+        &sizes_text(&sizes, quick),
+        &findings,
+    );
+    std::fs::write(&report_path, markdown)
+        .with_context(|| format!("cannot write {}", report_path.display()))?;
+    print!("{}", report::table(&rows));
+    println!(
+        "bench: {} in {:.0} s; figures in {}, report in {}",
+        if quick { "quick run" } else { "full run" },
+        started.elapsed().as_secs_f64(),
+        results_path.display(),
+        report_path.display()
+    );
+    Ok(())
+}
+
+fn sizes_text(sizes: &Sizes, quick: bool) -> String {
+    format!(
+        "{} round(s){}; {} sequential connects; {} held clients; {} clients per detection round; {} signal rounds; {} echo round trips; HTTP load {} s from {} connections",
+        sizes.rounds,
+        if quick { " (`--quick`)" } else { "" },
+        sizes.sequential_connects,
+        sizes.held_clients,
+        sizes.detect_clients,
+        sizes.signal_rounds,
+        sizes.echo_round_trips,
+        sizes.http_seconds,
+        sizes.http_connections
+    )
+}
+
+/// Which server a measurement ran against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    Warmgate,
+    Reference,
+    OldDesign,
+}
+
+impl Subject {
+    fn name(self) -> &'static str {
+        match self {
+            Subject::Warmgate => "warmgate",
+            Subject::Reference => "reference",
+            Subject::OldDesign => "old_design",
+        }
+    }
+}
+
+struct Bench {
+    dir: PathBuf,
+    sizes: Sizes,
+    /// Every loadgen output, by scenario and subject, one per round.
+    raw: Map<String, Value>,
+    /// Every named figure (medians over rounds).
+    figures: Map<String, Value>,
+}
+
+impl Bench {
+    // === processes ===
+
+    fn warmgate(&self, name: &str, config: &str) -> anyhow::Result<Server> {
+        let config_path = self.dir.join(format!("{name}.toml"));
+        std::fs::write(&config_path, config)
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        let server = Server::start_warmgate(
+            &release_program("warmgate"),
+            &config_path,
+            &self.dir.join(format!("{name}.log")),
+            &[("RUST_LOG", "warn")],
+        )?;
+        Ok(server)
+    }
+
+    fn reference(&self) -> anyhow::Result<Server> {
+        let mut command = Command::new(release_program("warmgate-reference"));
+        command.arg("127.0.0.1:0");
+        Server::spawn(command, "reference", &self.dir.join("reference.log"))
+    }
+
+    fn old_design(&self, dependencies: &[SocketAddr]) -> anyhow::Result<Server> {
+        let mut command = Command::new(release_program("warmgate-old-design"));
+        command.arg("127.0.0.1:0");
+        command.args(dependencies.iter().map(SocketAddr::to_string));
+        Server::spawn(command, "old-design", &self.dir.join("old-design.log"))
+    }
+
+    /// A server of `subject` that admits at once.
+    fn ready_server(
+        &self,
+        subject: Subject,
+        dependencies: &[SocketAddr],
+    ) -> anyhow::Result<Server> {
+        let server = match subject {
+            Subject::Warmgate => self.warmgate("ready", READY_CONFIG)?,
+            Subject::Reference => self.reference()?,
+            Subject::OldDesign => self.old_design(dependencies)?,
+        };
+        if subject != Subject::OldDesign {
+            wait_until_ready(server.public)?;
+        }
+        Ok(server)
+    }
+
+    /// Runs the load generator and returns its JSON.
+    fn loadgen(&self, args: &[String]) -> anyhow::Result<Value> {
+        let program = release_program("warmgate-loadgen");
+        let output = Command::new(&program)
+            .args(args)
+            .output()
+            .with_context(|| format!("cannot start {}", program.display()))?;
+        if !output.status.success() {
+            bail!(
+                "warmgate-loadgen {} failed ({}): {}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        serde_json::from_slice(&output.stdout).with_context(|| {
+            format!(
+                "warmgate-loadgen printed no JSON: {}",
+                String::from_utf8_lossy(&output.stdout)
+            )
+        })
+    }
+
+    fn keep(&mut self, key: &str, subject: Subject, figures: &Value) {
+        let entry = self
+            .raw
+            .entry(format!("{key}.{}", subject.name()))
+            .or_insert_with(|| json!([]));
+        if let Value::Array(rounds) = entry {
+            rounds.push(figures.clone());
+        }
+    }
+
+    /// The median over rounds of the number at `pointer` (a JSON pointer
+    /// into each round's output), recorded as figure `name`.
+    fn median(&mut self, key: &str, subject: Subject, pointer: &str, name: &str) -> f64 {
+        let values: Vec<f64> = self
+            .raw
+            .get(&format!("{key}.{}", subject.name()))
+            .and_then(Value::as_array)
+            .map(|rounds| {
+                rounds
+                    .iter()
+                    .filter_map(|round| round.pointer(pointer).and_then(Value::as_f64))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let median = median(values);
+        self.figures
+            .insert(format!("{key}.{}.{name}", subject.name()), json!(median));
+        median
+    }
+
+    /// The subjects in this round's order: the order flips every round.
+    fn order(round: usize, subjects: &[Subject]) -> Vec<Subject> {
+        let mut order = subjects.to_vec();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        order
+    }
+
+    // === scenarios ===
+
+    /// Scenarios 1 and 8: sequential connects to the `ready` frame.
+    fn connect(&mut self) -> anyhow::Result<Vec<Row>> {
+        let dependencies = Dependencies::start(3)?;
+        for round in 0..self.sizes.rounds {
+            for subject in Self::order(
+                round,
+                &[Subject::Warmgate, Subject::Reference, Subject::OldDesign],
+            ) {
+                let mut server = self.ready_server(subject, &dependencies.addresses)?;
+                let figures = self.loadgen(&[
+                    "connect-sequential".into(),
+                    "--url".into(),
+                    format!("ws://{}/ws", server.public),
+                    "--count".into(),
+                    self.sizes.sequential_connects.to_string(),
+                ])?;
+                let _ = server.stop();
+                self.keep("connect", subject, &figures);
+            }
+        }
+        let mut rows = Vec::new();
+        for (figure, pointer, target) in [
+            ("p50", "/connect_to_ready/p50_us", 1.10),
+            ("p99", "/connect_to_ready/p99_us", 1.25),
+        ] {
+            let warmgate = self.median("connect", Subject::Warmgate, pointer, figure);
+            let reference = self.median("connect", Subject::Reference, pointer, figure);
+            rows.push(Row::ratio(
+                "1",
+                "gate ready: TCP connect to `ready` frame",
+                &format!("{figure}, µs"),
+                warmgate,
+                ("reference", reference),
+                target,
+            ));
+        }
+        for (figure, pointer) in [
+            ("p50", "/connect_to_ready/p50_us"),
+            ("p99", "/connect_to_ready/p99_us"),
+        ] {
+            let warmgate = self.median("connect", Subject::Warmgate, pointer, figure);
+            let old = self.median("connect", Subject::OldDesign, pointer, figure);
+            rows.push(Row::report(
+                "8",
+                "old design's replica, gate ready: connect to `ready`",
+                &format!("{figure}, µs"),
+                warmgate,
+                ("old design", old),
+            ));
+        }
+        Ok(rows)
+    }
+
+    /// Scenarios 2 and 3: ten thousand held clients released by a signal,
+    /// and the memory they take.
+    fn hold_and_release(&mut self) -> anyhow::Result<Vec<Row>> {
+        let clients = self.sizes.held_clients.to_string();
+        for round in 0..self.sizes.rounds {
+            for subject in Self::order(round, &[Subject::Warmgate, Subject::Reference]) {
+                let figures = match subject {
+                    Subject::Warmgate => {
+                        let config = format!(
+                            "{HOLDING_GATE}\n[[phase]]\nname = \"services\"\n\n[[phase.check]]\nname = \"app\"\nkind = \"signal\"\n"
+                        );
+                        let mut server = self.warmgate("held", &config)?;
+                        let admin = server.admin.context("warmgate printed no admin address")?;
+                        let figures = self.loadgen(&[
+                            "hold".into(),
+                            "--url".into(),
+                            format!("ws://{}/ws", server.public),
+                            "--clients".into(),
+                            clients.clone(),
+                            "--pid".into(),
+                            server.pid().to_string(),
+                            "--flip-post".into(),
+                            format!("http://{admin}/signals/app"),
+                        ])?;
+                        let _ = server.stop();
+                        figures
+                    }
+                    _ => {
+                        let mut server = self.reference()?;
+                        let figures = self.loadgen(&[
+                            "hold".into(),
+                            "--url".into(),
+                            format!("ws://{}/ws", server.public),
+                            "--clients".into(),
+                            clients.clone(),
+                            "--pid".into(),
+                            server.pid().to_string(),
+                        ])?;
+                        let _ = server.stop();
+                        figures
+                    }
+                };
+                self.keep("hold", subject, &figures);
+            }
+        }
+        let release_ms = self.median(
+            "hold",
+            Subject::Warmgate,
+            "/release/flip_to_ready/max_us",
+            "last_ready_us",
+        ) / 1e3;
+        let released = self.median("hold", Subject::Warmgate, "/release/released", "released");
+        let errors = self.median("hold", Subject::Warmgate, "/errors", "errors");
+        let warmgate_kib = self.median(
+            "hold",
+            Subject::Warmgate,
+            "/rss_per_client_kib",
+            "rss_per_client_kib",
+        );
+        let reference_kib = self.median(
+            "hold",
+            Subject::Reference,
+            "/rss_per_client_kib",
+            "rss_per_client_kib",
+        );
+        let all = self.sizes.held_clients as f64;
+        Ok(vec![
+            Row::bound(
+                "2",
+                &format!(
+                    "release: {} held clients, signal flip to the last `ready`",
+                    self.sizes.held_clients
+                ),
+                "ms",
+                release_ms,
+                100.0,
+            )
+            .with_note(&format!(
+                "{released:.0} of {all:.0} released, {errors:.0} errors"
+            ))
+            .met_only_if(released == all && errors == 0.0),
+            Row::bound_against(
+                "3",
+                &format!(
+                    "memory with {} held clients, per client",
+                    self.sizes.held_clients
+                ),
+                "KiB",
+                warmgate_kib,
+                ("reference", reference_kib),
+                12.0,
+            ),
+        ])
+    }
+
+    /// Scenario 4: a tcp dependency appears; time to `ready` at held
+    /// clients, with the default `retry_cap`.
+    fn detect_tcp(&mut self) -> anyhow::Result<Vec<Row>> {
+        for _ in 0..self.sizes.rounds {
+            let port = free_address()?;
+            let config = format!(
+                "{HOLDING_GATE}\n[[phase]]\nname = \"dependencies\"\n\n[[phase.check]]\nname = \"database\"\nkind = \"tcp\"\naddr = \"{port}\"\n"
+            );
+            let mut server = self.warmgate("detect-tcp", &config)?;
+            let figures = self.loadgen(&[
+                "hold".into(),
+                "--url".into(),
+                format!("ws://{}/ws", server.public),
+                "--clients".into(),
+                self.sizes.detect_clients.to_string(),
+                "--flip-listen".into(),
+                port.to_string(),
+            ])?;
+            let _ = server.stop();
+            self.keep("detect_tcp", Subject::Warmgate, &figures);
+        }
+        let p99 = self.median(
+            "detect_tcp",
+            Subject::Warmgate,
+            "/release/flip_to_ready/p99_us",
+            "p99_us",
+        ) / 1e3;
+        Ok(vec![Row::bound(
+            "4",
+            "detection: tcp dependency appears, to `ready` at held clients",
+            "p99, ms",
+            p99,
+            150.0,
+        )])
+    }
+
+    /// Scenario 5: `set_signal` to `ready` at a held client.
+    fn detect_signal(&mut self) -> anyhow::Result<Vec<Row>> {
+        for _ in 0..self.sizes.rounds {
+            let config = format!(
+                "{HOLDING_GATE}\n[[phase]]\nname = \"services\"\n\n[[phase.check]]\nname = \"app\"\nkind = \"signal\"\n"
+            );
+            let mut server = self.warmgate("detect-signal", &config)?;
+            let admin = server.admin.context("warmgate printed no admin address")?;
+            let figures = self.loadgen(&[
+                "detect-signal".into(),
+                "--url".into(),
+                format!("ws://{}/ws", server.public),
+                "--signal-url".into(),
+                format!("http://{admin}/signals/app"),
+                "--rounds".into(),
+                self.sizes.signal_rounds.to_string(),
+            ])?;
+            let _ = server.stop();
+            self.keep("detect_signal", Subject::Warmgate, &figures);
+        }
+        let p50 = self.median(
+            "detect_signal",
+            Subject::Warmgate,
+            "/signal_to_ready/p50_us",
+            "p50_us",
+        ) / 1e3;
+        let p99 = self.median(
+            "detect_signal",
+            Subject::Warmgate,
+            "/signal_to_ready/p99_us",
+            "p99_us",
+        ) / 1e3;
+        Ok(vec![
+            Row::bound(
+                "5",
+                "detection by signal: `POST /signals` to `ready` at a held client",
+                "p50, ms",
+                p50,
+                1.0,
+            ),
+            Row::bound(
+                "5",
+                "detection by signal: `POST /signals` to `ready` at a held client",
+                "p99, ms",
+                p99,
+                1.0,
+            ),
+        ])
+    }
+
+    /// Scenario 6: `/readyz` throughput against a static handler, then
+    /// while a check hangs until its timeout.
+    fn readyz(&mut self) -> anyhow::Result<Vec<Row>> {
+        // Accepts connections and never answers: an HTTP check against it
+        // hangs until its timeout.
+        let black_hole = TcpListener::bind("127.0.0.1:0").context("cannot open a port")?;
+        let hanging = black_hole.local_addr()?;
+        let sizes = self.sizes;
+        let load = move |public: SocketAddr| -> Vec<String> {
+            vec![
+                "http-load".into(),
+                "--url".into(),
+                format!("http://{public}/readyz"),
+                "--connections".into(),
+                sizes.http_connections.to_string(),
+                "--seconds".into(),
+                sizes.http_seconds.to_string(),
+            ]
+        };
+        for round in 0..self.sizes.rounds {
+            for subject in Self::order(round, &[Subject::Warmgate, Subject::Reference]) {
+                let mut server = self.ready_server(subject, &[])?;
+                let figures = self.loadgen(&load(server.public))?;
+                let _ = server.stop();
+                self.keep("readyz", subject, &figures);
+            }
+            let config = format!(
+                "{READY_CONFIG}\n[[phase.check]]\nname = \"auth\"\nkind = \"http\"\nurl = \"http://{hanging}/health\"\nrequired = false\ntimeout = \"60s\"\n"
+            );
+            let mut server = self.warmgate("readyz-hanging", &config)?;
+            let figures = self.loadgen(&load(server.public))?;
+            let _ = server.stop();
+            self.keep("readyz_hanging", Subject::Warmgate, &figures);
+        }
+        drop(black_hole);
+        let warmgate = self.median("readyz", Subject::Warmgate, "/requests_per_second", "rps");
+        let reference = self.median("readyz", Subject::Reference, "/requests_per_second", "rps");
+        let hanging = self.median(
+            "readyz_hanging",
+            Subject::Warmgate,
+            "/requests_per_second",
+            "rps",
+        );
+        Ok(vec![
+            Row::ratio_at_least(
+                "6",
+                "`/readyz` throughput",
+                "requests/s",
+                warmgate,
+                ("static axum handler", reference),
+                0.9,
+            ),
+            Row::ratio_at_least(
+                "6",
+                "`/readyz` throughput while a check hangs until its timeout",
+                "requests/s",
+                hanging,
+                ("warmgate, no hanging check", warmgate),
+                0.9,
+            ),
+        ])
+    }
+
+    /// Scenario 7: echo round trips on an admitted `/echo` connection.
+    fn echo(&mut self) -> anyhow::Result<Vec<Row>> {
+        for round in 0..self.sizes.rounds {
+            for subject in Self::order(round, &[Subject::Warmgate, Subject::Reference]) {
+                let mut server = self.ready_server(subject, &[])?;
+                let figures = self.loadgen(&[
+                    "echo".into(),
+                    "--url".into(),
+                    format!("ws://{}/echo", server.public),
+                    "--count".into(),
+                    self.sizes.echo_round_trips.to_string(),
+                ])?;
+                let _ = server.stop();
+                self.keep("echo", subject, &figures);
+            }
+        }
+        let mut rows = Vec::new();
+        for (figure, pointer, target) in [
+            ("p50", "/round_trip/p50_us", Some(1.10)),
+            ("p99", "/round_trip/p99_us", None),
+        ] {
+            let warmgate = self.median("echo", Subject::Warmgate, pointer, figure);
+            let reference = self.median("echo", Subject::Reference, pointer, figure);
+            rows.push(match target {
+                Some(target) => Row::ratio(
+                    "7",
+                    "echo round trip, 43 B",
+                    &format!("{figure}, µs"),
+                    warmgate,
+                    ("reference", reference),
+                    target,
+                ),
+                None => Row::report(
+                    "7",
+                    "echo round trip, 43 B",
+                    &format!("{figure}, µs"),
+                    warmgate,
+                    ("reference", reference),
+                ),
+            });
+        }
+        Ok(rows)
+    }
+
+    /// Scenario 9: the divan micro-benchmark of the snapshot read.
+    fn snapshot_read(&mut self, quick: bool) -> anyhow::Result<Vec<Row>> {
+        let mut args = vec![
+            "bench",
+            "-p",
+            "warmgate-engine",
+            "--bench",
+            "snapshot_read",
+            "--",
+        ];
+        if quick {
+            args.extend(["--sample-count", "20"]);
+        }
+        println!("$ cargo {}", args.join(" "));
+        let output = Command::new("cargo")
+            .args(&args)
+            .current_dir(crate::command::workspace_root())
+            .output()
+            .context("cannot run cargo bench")?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            bail!(
+                "cargo bench failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let mut rows = Vec::new();
+        for (bench, what) in [
+            (
+                "current_arc",
+                "`current()`: an `Arc` clone out of the `ArcSwap`",
+            ),
+            ("with_current_state", "`with_current()`: a borrow"),
+            ("current_arc_contended", "`current()`, 2 threads at once"),
+        ] {
+            let nanos = divan_median_ns(&text, bench)
+                .with_context(|| format!("no median for `{bench}` in the divan output:\n{text}"))?;
+            self.figures
+                .insert(format!("snapshot_read.{bench}.median_ns"), json!(nanos));
+            rows.push(Row::bound(
+                "9",
+                &format!("snapshot read, {what}"),
+                "median, ns",
+                nanos,
+                100.0,
+            ));
+        }
+        Ok(rows)
+    }
+}
+
+/// TCP listeners that accept and drop connections: the old design's
+/// dependencies, which answer at once on loopback.
+struct Dependencies {
+    addresses: Vec<SocketAddr>,
+}
+
+impl Dependencies {
+    fn start(count: usize) -> anyhow::Result<Dependencies> {
+        let mut addresses = Vec::new();
+        for _ in 0..count {
+            let listener = TcpListener::bind("127.0.0.1:0").context("cannot open a port")?;
+            addresses.push(listener.local_addr()?);
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    drop(stream);
+                }
+            });
+        }
+        Ok(Dependencies { addresses })
+    }
+}
+
+fn free_address() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[middle]
+    } else {
+        (values[middle - 1] + values[middle]) / 2.0
+    }
+}
+
+/// The median column of one divan benchmark line, in nanoseconds:
+/// `├─ NAME  FASTEST │ SLOWEST │ MEDIAN │ MEAN │ SAMPLES │ ITERS`.
+fn divan_median_ns(output: &str, bench: &str) -> Option<f64> {
+    let line = output.lines().find(|line| {
+        line.split_whitespace()
+            .nth(1)
+            .is_some_and(|name| name == bench)
+    })?;
+    let columns: Vec<&str> = line.split('│').collect();
+    let median = columns.get(2)?.trim();
+    let (number, unit) = median.split_once(' ')?;
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "ps" => 1e-3,
+        "ns" => 1.0,
+        "µs" | "us" => 1e3,
+        "ms" => 1e6,
+        _ => return None,
+    };
+    Some(number * scale)
+}
+
+/// The machine's cores, CPU model and kernel.
+fn machine() -> Value {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("model name"))
+                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let kernel = command_output("uname", &["-sr"]).unwrap_or_else(|| "unknown".to_owned());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or_else(
+            || "unknown".to_owned(),
+            |kib| format!("{} GiB", kib / (1024 * 1024)),
+        );
+    json!({ "cores": cores, "cpu": cpu, "kernel": kernel, "memory": memory })
+}
+
+fn today() -> String {
+    command_output("date", &["-u", "+%Y-%m-%d"]).unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn command_output(program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program).args(args).output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn divan_lines_are_read_in_nanoseconds() {
+        let output = "snapshot_read             fastest       │ slowest       │ median        │ mean          │ samples │ iters\n├─ current_arc            22.47 ns      │ 59.3 ns       │ 23.6 ns       │ 24.3 ns       │ 100     │ 12800\n╰─ with_current_state     1.2 µs        │ 2 µs          │ 1.5 µs        │ 1.6 µs        │ 100     │ 100\n";
+        assert_eq!(divan_median_ns(output, "current_arc"), Some(23.6));
+        assert_eq!(divan_median_ns(output, "with_current_state"), Some(1500.0));
+        assert_eq!(divan_median_ns(output, "missing"), None);
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(Vec::new()).is_nan());
+    }
+}

@@ -1,0 +1,313 @@
+//! The benchmark report: rows of figures against their targets, rendered
+//! as a terminal table and as `docs/benchmarks.md`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde_json::Value;
+
+/// One figure of one scenario.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    number: String,
+    scenario: String,
+    figure: String,
+    warmgate: f64,
+    comparison: Option<(String, f64)>,
+    /// `warmgate / comparison`, where the target is a ratio or a ratio is
+    /// reported.
+    ratio: Option<f64>,
+    target: String,
+    met: Option<bool>,
+    note: String,
+}
+
+impl Row {
+    fn new(number: &str, scenario: &str, figure: &str, warmgate: f64) -> Row {
+        Row {
+            number: number.to_owned(),
+            scenario: scenario.to_owned(),
+            figure: figure.to_owned(),
+            warmgate,
+            comparison: None,
+            ratio: None,
+            target: String::new(),
+            met: None,
+            note: String::new(),
+        }
+    }
+
+    /// A target on `warmgate / comparison`: at most `max`.
+    pub(crate) fn ratio(
+        number: &str,
+        scenario: &str,
+        figure: &str,
+        warmgate: f64,
+        (name, comparison): (&str, f64),
+        max: f64,
+    ) -> Row {
+        let ratio = warmgate / comparison;
+        Row {
+            comparison: Some((name.to_owned(), comparison)),
+            ratio: Some(ratio),
+            target: format!("≤ {max:.2}x {name}"),
+            met: Some(ratio <= max),
+            ..Row::new(number, scenario, figure, warmgate)
+        }
+    }
+
+    /// A target on `warmgate / comparison`: at least `min`.
+    pub(crate) fn ratio_at_least(
+        number: &str,
+        scenario: &str,
+        figure: &str,
+        warmgate: f64,
+        (name, comparison): (&str, f64),
+        min: f64,
+    ) -> Row {
+        let ratio = warmgate / comparison;
+        Row {
+            comparison: Some((name.to_owned(), comparison)),
+            ratio: Some(ratio),
+            target: format!("≥ {min:.2}x {name}"),
+            met: Some(ratio >= min),
+            ..Row::new(number, scenario, figure, warmgate)
+        }
+    }
+
+    /// A ratio reported without a target.
+    pub(crate) fn report(
+        number: &str,
+        scenario: &str,
+        figure: &str,
+        warmgate: f64,
+        (name, comparison): (&str, f64),
+    ) -> Row {
+        Row {
+            comparison: Some((name.to_owned(), comparison)),
+            ratio: Some(warmgate / comparison),
+            target: "report".to_owned(),
+            note: format!("{name} takes {:.1}x as long", comparison / warmgate),
+            ..Row::new(number, scenario, figure, warmgate)
+        }
+    }
+
+    /// A target on warmgate's figure: at most `max`.
+    pub(crate) fn bound(
+        number: &str,
+        scenario: &str,
+        figure: &str,
+        warmgate: f64,
+        max: f64,
+    ) -> Row {
+        Row {
+            target: format!("≤ {max}"),
+            met: Some(warmgate <= max),
+            ..Row::new(number, scenario, figure, warmgate)
+        }
+    }
+
+    /// [`Row::bound`], with a comparison shown beside it.
+    pub(crate) fn bound_against(
+        number: &str,
+        scenario: &str,
+        figure: &str,
+        warmgate: f64,
+        (name, comparison): (&str, f64),
+        max: f64,
+    ) -> Row {
+        Row {
+            comparison: Some((name.to_owned(), comparison)),
+            ratio: Some(warmgate / comparison),
+            ..Row::bound(number, scenario, figure, warmgate, max)
+        }
+    }
+
+    pub(crate) fn with_note(mut self, note: &str) -> Row {
+        self.note = note.to_owned();
+        self
+    }
+
+    /// The target is met only if `condition` holds as well.
+    pub(crate) fn met_only_if(mut self, condition: bool) -> Row {
+        self.met = self.met.map(|met| met && condition);
+        self
+    }
+
+    fn cells(&self) -> [String; 8] {
+        let comparison = match &self.comparison {
+            Some((name, value)) => format!("{} ({name})", number(*value)),
+            None => "–".to_owned(),
+        };
+        let ratio = self
+            .ratio
+            .map_or_else(|| "–".to_owned(), |ratio| format!("{ratio:.2}x"));
+        let met = match self.met {
+            Some(true) => "met",
+            Some(false) => "**unmet**",
+            None => "–",
+        };
+        let figure = if self.note.is_empty() {
+            self.figure.clone()
+        } else {
+            format!("{} ({})", self.figure, self.note)
+        };
+        [
+            self.number.clone(),
+            self.scenario.clone(),
+            figure,
+            number(self.warmgate),
+            comparison,
+            ratio,
+            self.target.clone(),
+            met.to_owned(),
+        ]
+    }
+}
+
+/// A figure with as many decimals as its size deserves.
+fn number(value: f64) -> String {
+    if !value.is_finite() {
+        "n/a".to_owned()
+    } else if value >= 100.0 {
+        format!("{value:.0}")
+    } else if value >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+const HEADER: [&str; 8] = [
+    "#",
+    "scenario",
+    "figure",
+    "warmgate",
+    "comparison",
+    "ratio",
+    "target",
+    "met",
+];
+
+/// The rows as a Markdown table.
+pub(crate) fn table(rows: &[Row]) -> String {
+    let mut text = format!("| {} |\n", HEADER.join(" | "));
+    let _ = writeln!(text, "|{}", "---|".repeat(HEADER.len()));
+    for row in rows {
+        let _ = writeln!(text, "| {} |", row.cells().join(" | "));
+    }
+    text
+}
+
+const FINDINGS_START: &str = "<!-- findings: kept when the file is regenerated -->";
+const FINDINGS_END: &str = "<!-- end of findings -->";
+
+/// The hand-written findings of the current `docs/benchmarks.md`, kept
+/// across regenerations.
+pub(crate) fn findings(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| {
+            let start = text.find(FINDINGS_START)? + FINDINGS_START.len();
+            let end = text[start..].find(FINDINGS_END)? + start;
+            Some(text[start..end].trim().to_owned())
+        })
+        .unwrap_or_else(|| "No findings written yet.".to_owned())
+}
+
+/// The whole report.
+pub(crate) fn markdown(
+    rows: &[Row],
+    machine: &Value,
+    date: &str,
+    sizes: &str,
+    findings: &str,
+) -> String {
+    let unmet: Vec<String> = rows
+        .iter()
+        .filter(|row| row.met == Some(false))
+        .map(|row| format!("{} ({})", row.number, row.figure))
+        .collect();
+    let summary = if unmet.is_empty() {
+        "Every target is met.".to_owned()
+    } else {
+        format!("Targets not met: {}. See the findings.", unmet.join(", "))
+    };
+    format!(
+        "# Benchmarks
+
+Generated by `cargo xtask bench` on {date}; regenerate it with the same
+command. Only the findings section is written by hand. Every figure is also
+in `target/bench/results.json`, with each round's raw output.
+
+## Machine
+
+{cores} cores, {cpu}, {memory}, {kernel}.
+
+## Results
+
+{summary}
+
+{table}
+Times are client-side, per client, from a monotonic clock; p50 and p99 are
+nearest-rank percentiles, and each figure is the median over rounds. Ratios
+are warmgate divided by the comparison.
+
+## Method
+
+Run: {sizes}.
+
+- Everything is a release build. warmgate, the comparison servers and the
+  load generator (`warmgate-loadgen`, tungstenite and hyper clients) run as
+  separate processes on loopback, on the same {cores} cores, each server
+  fresh for each measurement.
+- Each round runs warmgate and its comparison one after the other, and the
+  order flips every round (A B, then B A), so drift on a shared machine
+  falls on both.
+- The **reference** (`warmgate-reference`) is bare fastwebsockets 0.10 on
+  axum 0.8 with `TCP_NODELAY` and a backlog of 4096: on connect it sends
+  `{{\"type\":\"ready\"}}`, then echoes; its `/readyz` is a static handler.
+  It is the floor.
+- The **old design's replica** (`warmgate-old-design`) validates readiness
+  inside each handshake: it polls the startup phase every 100 ms, then
+  checks the dependency groups in sequence (three TCP dependencies on
+  loopback, then two services, then the integration), each with up to 3
+  tries, and uses no published snapshot. It is kind to the old design: its
+  phase is ready from the start and it leaves out the old Redis check's
+  0.5 s sleep, so its figures are a lower bound.
+- Scenarios:
+  1. gate ready: sequential connects (after 50 not counted), time from the
+     start of the TCP connect to the `ready` frame;
+  2. a signal check holds clients; once every one has received `warming`,
+     the harness `POST`s the signal and times each client's `ready`; the
+     figure is the last one, with every client released and no errors;
+  3. RSS of the server process (from `/proc`) with the held clients, minus
+     its RSS before they connected, per client; the reference holds the
+     same number of admitted clients;
+  4. a `tcp` check's port is closed while clients are held, then the load
+     generator starts listening on it; time to each held client's `ready`,
+     with the default `retry_cap` (100 ms);
+  5. a held client, then `POST /signals/NAME` (ready), timed to its
+     `ready` frame; the signal is set back to not ready between rounds;
+  6. keep-alive `GET /readyz` from many connections for a fixed time,
+     against the reference's static handler; then again while an optional
+     `http` check hangs on a port that never answers (timeout 60 s);
+  7. echo round trips of a 43-byte text message on one admitted `/echo`
+     connection (after a tenth not counted);
+  8. scenario 1 against the old design's replica;
+  9. the divan micro-benchmark `cargo bench -p warmgate-engine --bench
+     snapshot_read` (median).
+
+## Findings
+
+{FINDINGS_START}
+{findings}
+{FINDINGS_END}
+",
+        cores = machine["cores"],
+        cpu = machine["cpu"].as_str().unwrap_or("unknown CPU"),
+        memory = machine["memory"].as_str().unwrap_or("unknown memory"),
+        kernel = machine["kernel"].as_str().unwrap_or("unknown kernel"),
+        table = table(rows),
+    )
+}
