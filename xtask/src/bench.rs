@@ -17,8 +17,8 @@ mod report;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::Instant;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::{Map, Value, json};
@@ -27,6 +27,9 @@ use crate::command;
 use crate::server::{Server, release_program, target_dir, wait_until_ready};
 
 use self::report::Row;
+
+/// The longest one load generator run may take.
+const LOADGEN_LIMIT: Duration = Duration::from_secs(120);
 
 /// The sizes of one run.
 #[derive(Debug, Clone, Copy)]
@@ -254,13 +257,31 @@ impl Bench {
         Ok(server)
     }
 
-    /// Runs the load generator and returns its JSON.
+    /// Runs the load generator and returns its JSON. A run that takes
+    /// past [`LOADGEN_LIMIT`] is killed and fails the bench.
     fn loadgen(&self, args: &[String]) -> anyhow::Result<Value> {
         let program = release_program("warmgate-loadgen");
-        let output = Command::new(&program)
+        println!("bench: warmgate-loadgen {}", args.join(" "));
+        let mut child = Command::new(&program)
             .args(args)
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .with_context(|| format!("cannot start {}", program.display()))?;
+        let started = Instant::now();
+        while child.try_wait()?.is_none() {
+            if started.elapsed() > LOADGEN_LIMIT {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "warmgate-loadgen {} took over {} s; stopped it",
+                    args.join(" "),
+                    LOADGEN_LIMIT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = child.wait_with_output()?;
         if !output.status.success() {
             bail!(
                 "warmgate-loadgen {} failed ({}): {}",
@@ -483,6 +504,10 @@ impl Bench {
                 self.sizes.detect_clients.to_string(),
                 "--flip-listen".into(),
                 port.to_string(),
+                // The check has failed long enough for its backoff to reach
+                // `retry_cap`: the slowest case.
+                "--settle-ms".into(),
+                "1000".into(),
             ])?;
             let _ = server.stop();
             self.keep("detect_tcp", Subject::Warmgate, &figures);

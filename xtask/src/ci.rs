@@ -1,8 +1,8 @@
 //! `cargo xtask ci`: the system programs the tests need, the format check,
-//! clippy with warnings denied, every test, the OpenTelemetry smoke test and
-//! WebSocket conformance. CI's `.ci/run` calls exactly this.
+//! clippy with warnings denied, every test, the OpenTelemetry smoke test,
+//! a quick benchmark run and WebSocket conformance. CI's `.ci/run` calls exactly this.
 
-use crate::{command, conformance, otel_smoke, prerequisites};
+use crate::{bench, command, conformance, otel_smoke, prerequisites};
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
@@ -43,6 +43,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     // Spans reach a real collector (about 10 s on top of the release build,
     // which conformance reuses).
     otel_smoke::run(&[])?;
+    // The benchmark harness, small: it shows the harness works; CI never
+    // judges a timing.
+    bench::run(&["--quick".to_owned()])?;
     // WebSocket conformance last: it ends on its own "N passed, N failed".
     conformance::run(&[])
 }

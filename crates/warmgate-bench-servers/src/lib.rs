@@ -2,7 +2,8 @@
 //! the product.
 //!
 //! - `warmgate-reference`: bare fastwebsockets on axum, the floor. On
-//!   connect it sends `{"type":"ready"}`, then echoes; `GET /readyz` is a
+//!   `/ws` it sends `{"type":"ready"}` on connect, then echoes; `/echo` only
+//!   echoes, as warmgate's transparent `/echo` does; `GET /readyz` is a
 //!   static 200.
 //! - `warmgate-old-design`: a replica of the design warmgate replaces, which
 //!   validated readiness inside every handshake (see `old_design.rs`).
@@ -23,12 +24,14 @@ use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, WebSocketError};
 /// The first frame every server sends once a client is admitted.
 pub const READY_FRAME: &[u8] = br#"{"type":"ready"}"#;
 
-/// Sends [`READY_FRAME`], then echoes text and binary messages until the
-/// client closes. fastwebsockets answers pings and closes itself.
-pub async fn ready_then_echo(upgrade: UpgradeFut) -> Result<(), WebSocketError> {
+/// Sends [`READY_FRAME`] if `greet`, then echoes text and binary messages
+/// until the client closes. fastwebsockets answers pings and closes itself.
+pub async fn echo(upgrade: UpgradeFut, greet: bool) -> Result<(), WebSocketError> {
     let mut ws = FragmentCollector::new(upgrade.await?);
-    ws.write_frame(Frame::text(Payload::Borrowed(READY_FRAME)))
-        .await?;
+    if greet {
+        ws.write_frame(Frame::text(Payload::Borrowed(READY_FRAME)))
+            .await?;
+    }
     loop {
         let frame = ws.read_frame().await?;
         match frame.opcode {
@@ -39,8 +42,8 @@ pub async fn ready_then_echo(upgrade: UpgradeFut) -> Result<(), WebSocketError> 
     }
 }
 
-/// Answers an upgrade and runs [`ready_then_echo`] on its own task.
-pub fn accept(upgrade: IncomingUpgrade) -> axum::response::Response {
+/// Answers an upgrade and runs [`echo`] on its own task.
+pub fn accept(upgrade: IncomingUpgrade, greet: bool) -> axum::response::Response {
     let (response, future) = match upgrade.upgrade() {
         Ok(accepted) => accepted,
         Err(error) => {
@@ -52,7 +55,7 @@ pub fn accept(upgrade: IncomingUpgrade) -> axum::response::Response {
         }
     };
     tokio::spawn(async move {
-        let _ = ready_then_echo(future).await;
+        let _ = echo(future, greet).await;
     });
     response.into_response()
 }

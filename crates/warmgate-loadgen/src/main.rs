@@ -63,6 +63,10 @@ enum Scenario {
         /// Release by listening on this address (a tcp check's target).
         #[arg(long)]
         flip_listen: Option<SocketAddr>,
+        /// Wait this long once every client is held, before the flip (so
+        /// that a failing check's backoff has reached its cap).
+        #[arg(long, default_value_t = 0)]
+        settle_ms: u64,
     },
     /// Times `POST` of a signal to the `ready` frame at a held client, over
     /// many rounds (the signal is set back to not ready between rounds).
@@ -75,7 +79,8 @@ enum Scenario {
         #[arg(long, default_value_t = 200)]
         rounds: usize,
     },
-    /// Echo round trips of a small text message on one connection.
+    /// Echo round trips of a small text message on one connection to a
+    /// transparent echo route (no frame before the first echo).
     Echo {
         #[arg(long)]
         url: String,
@@ -131,6 +136,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             pid,
             flip_post,
             flip_listen,
+            settle_ms,
         } => {
             let flip = match (flip_post, flip_listen) {
                 (Some(url), None) => Some(Flip::Post(url)),
@@ -138,7 +144,16 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
                 (None, None) => None,
                 (Some(_), Some(_)) => bail!("give --flip-post or --flip-listen, not both"),
             };
-            hold(Target::parse(&url)?, clients, concurrency, pid, flip).await
+            let settle = Duration::from_millis(settle_ms);
+            hold(
+                Target::parse(&url)?,
+                clients,
+                concurrency,
+                pid,
+                flip,
+                settle,
+            )
+            .await
         }
         Scenario::DetectSignal {
             url,
@@ -204,6 +219,7 @@ async fn hold(
     concurrency: usize,
     pid: Option<u32>,
     flip: Option<Flip>,
+    settle: Duration,
 ) -> anyhow::Result<Value> {
     let rss_idle = pid.map(stats::rss_kib).transpose()?;
     let permits = Arc::new(Semaphore::new(concurrency));
@@ -276,6 +292,7 @@ async fn hold(
                 connected - held
             );
         }
+        tokio::time::sleep(settle).await;
         let flipped_at = Instant::now();
         let _listener = match flip {
             Flip::Post(url) => {
@@ -375,10 +392,6 @@ async fn detect_signal(target: &Target, signal_url: &str, rounds: usize) -> anyh
 
 async fn echo(target: &Target, count: usize, size: usize) -> anyhow::Result<Value> {
     let mut ws = client::connect(target).await?;
-    let kind = client::next_type(&mut ws).await?;
-    if kind != "ready" {
-        bail!("the first frame was `{kind}`, expected `ready`");
-    }
     let payload = "x".repeat(size);
     let warmup = count / 10;
     let mut samples = Vec::with_capacity(count);

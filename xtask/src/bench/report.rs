@@ -284,9 +284,10 @@ Run: {sizes}.
   3. RSS of the server process (from `/proc`) with the held clients, minus
      its RSS before they connected, per client; the reference holds the
      same number of admitted clients;
-  4. a `tcp` check's port is closed while clients are held, then the load
-     generator starts listening on it; time to each held client's `ready`,
-     with the default `retry_cap` (100 ms);
+  4. a `tcp` check's port is closed while clients are held; a second after
+     the last one is held (so the check's backoff has reached its cap), the
+     load generator starts listening on it; time to each held client's
+     `ready`, with the default `retry_cap` (100 ms);
   5. a held client, then `POST /signals/NAME` (ready), timed to its
      `ready` frame; the signal is set back to not ready between rounds;
   6. keep-alive `GET /readyz` from many connections for a fixed time,

@@ -92,7 +92,7 @@ async fn handshake(
         eprintln!("old-design: validation failed; admitting in degraded mode");
     }
     // 3. Upgrade.
-    warmgate_bench_servers::accept(upgrade)
+    warmgate_bench_servers::accept(upgrade, true)
 }
 
 async fn with_retries<F, Fut>(check: F) -> bool

@@ -9,11 +9,13 @@ async fn main() -> anyhow::Result<()> {
     let router = Router::new()
         .route(
             "/ws",
-            get(|upgrade: IncomingUpgrade| async { warmgate_bench_servers::accept(upgrade) }),
+            get(|upgrade: IncomingUpgrade| async { warmgate_bench_servers::accept(upgrade, true) }),
         )
         .route(
             "/echo",
-            get(|upgrade: IncomingUpgrade| async { warmgate_bench_servers::accept(upgrade) }),
+            get(|upgrade: IncomingUpgrade| async {
+                warmgate_bench_servers::accept(upgrade, false)
+            }),
         )
         .route("/readyz", get(|| async { "ready\n" }));
     warmgate_bench_servers::serve(
