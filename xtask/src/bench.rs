@@ -222,7 +222,9 @@ impl Bench {
             &release_program("warmgate"),
             &config_path,
             &self.dir.join(format!("{name}.log")),
-            &[("RUST_LOG", "warn")],
+            // The default log level: the cost of the log lines a real
+            // deployment writes is part of the figure.
+            &[],
         )?;
         Ok(server)
     }
@@ -711,25 +713,32 @@ impl Bench {
             );
         }
         let mut rows = Vec::new();
-        for (bench, what) in [
+        // "Tens of ns, no lock" is the target for a read; two threads
+        // cloning the same `Arc` at once measure cache-line traffic between
+        // cores, reported only.
+        for (bench, what, has_target) in [
             (
                 "current_arc",
                 "`current()`: an `Arc` clone out of the `ArcSwap`",
+                true,
             ),
-            ("with_current_state", "`with_current()`: a borrow"),
-            ("current_arc_contended", "`current()`, 2 threads at once"),
+            ("with_current_state", "`with_current()`: a borrow", true),
+            (
+                "current_arc_contended",
+                "`current()`, 2 threads at once",
+                false,
+            ),
         ] {
             let nanos = divan_median_ns(&text, bench)
                 .with_context(|| format!("no median for `{bench}` in the divan output:\n{text}"))?;
             self.figures
                 .insert(format!("snapshot_read.{bench}.median_ns"), json!(nanos));
-            rows.push(Row::bound(
-                "9",
-                &format!("snapshot read, {what}"),
-                "median, ns",
-                nanos,
-                100.0,
-            ));
+            let scenario = format!("snapshot read, {what}");
+            rows.push(if has_target {
+                Row::bound("9", &scenario, "median, ns", nanos, 100.0)
+            } else {
+                Row::measured("9", &scenario, "median, ns", nanos)
+            });
         }
         Ok(rows)
     }

@@ -394,7 +394,9 @@ impl Connection {
             .admitted(waited.unwrap_or_else(|| self.upgraded_at.elapsed()));
         tracing::Span::current().record("waited_ms", waited_ms as i64);
         if waited.is_some() {
-            tracing::info!(
+            // Debug, not info: one flip admits thousands of clients at once,
+            // and the state change is logged once by the engine.
+            tracing::debug!(
                 waited_ms,
                 n_buffered = buffered.len(),
                 state = snapshot.state.as_str(),

@@ -92,6 +92,14 @@ impl Row {
         }
     }
 
+    /// A figure reported without a target or comparison.
+    pub(crate) fn measured(number: &str, scenario: &str, figure: &str, warmgate: f64) -> Row {
+        Row {
+            target: "report".to_owned(),
+            ..Row::new(number, scenario, figure, warmgate)
+        }
+    }
+
     /// A target on warmgate's figure: at most `max`.
     pub(crate) fn bound(
         number: &str,
@@ -226,7 +234,7 @@ pub(crate) fn markdown(
     let unmet: Vec<String> = rows
         .iter()
         .filter(|row| row.met == Some(false))
-        .map(|row| format!("{} ({})", row.number, row.figure))
+        .map(|row| format!("scenario {} ({}, {})", row.number, row.scenario, row.figure))
         .collect();
     let summary = if unmet.is_empty() {
         "Every target is met.".to_owned()
