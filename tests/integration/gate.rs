@@ -193,6 +193,42 @@ async fn admitted_clients_get_readiness_pushes_and_chat_reaches_the_room() {
 }
 
 #[tokio::test]
+async fn a_message_resent_after_a_reconnect_is_acked_again_but_delivered_once() {
+    let gateway = ready_gateway("").await;
+    let mut bob = gateway.ws("/ws").await;
+    assert_eq!(bob.next_json().await["type"], "ready");
+    let send =
+        json!({"type": "chat", "room": "lobby", "text": "only once", "client_msg_id": "c-9f3-1"});
+
+    let mut alice = gateway.ws("/ws").await;
+    assert_eq!(alice.next_json().await["type"], "ready");
+    alice.send_json(send.clone()).await;
+    let first_ack = alice.until_type("ack").await.pop().unwrap();
+    let delivered = bob.until_type("chat").await.pop().unwrap();
+    assert_eq!(delivered["client_msg_id"], "c-9f3-1");
+    assert_eq!(delivered["id"], first_ack["id"]);
+
+    // Alice reconnects before she saw her ack, and resends.
+    drop(alice);
+    let mut alice = gateway.ws("/ws").await;
+    assert_eq!(alice.next_json().await["type"], "ready");
+    alice.send_json(send).await;
+    let second_ack = alice.until_type("ack").await.pop().unwrap();
+    assert_eq!(second_ack, first_ack, "acked again with the first id");
+
+    // Bob sees nothing more: the next frame he gets is the marker below.
+    alice
+        .send_json(
+            json!({"type": "chat", "room": "lobby", "text": "marker", "client_msg_id": "c-9f3-2"}),
+        )
+        .await;
+    assert_eq!(
+        bob.until_type("chat").await.pop().unwrap()["text"],
+        "marker"
+    );
+}
+
+#[tokio::test]
 async fn draining_refuses_held_and_new_clients_and_closes_admitted_ones_after_the_grace() {
     let mut gateway = ready_gateway("hold_timeout = \"30s\"\ndrain_grace = \"300ms\"").await;
     let mut admitted = gateway.ws("/ws").await;

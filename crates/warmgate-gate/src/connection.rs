@@ -316,9 +316,16 @@ impl Connection {
             .settings
             .hold_timeout
             .saturating_sub(held_at.elapsed());
+        let mut phases: Vec<&str> = Vec::new();
+        for check in &snapshot.checks {
+            if phases.last() != Some(&check.phase.as_str()) {
+                phases.push(&check.phase);
+            }
+        }
         let message = ServerMessage::Warming {
             state: snapshot.state,
             phase: snapshot.phase.as_deref(),
+            phases,
             pending: &snapshot.pending,
             elapsed_ms: millis(self.gate.handle.elapsed()),
             hold_remaining_ms: millis(hold_remaining),
@@ -554,7 +561,18 @@ impl Connection {
                 if !self.join(&room, rooms).await? {
                     return Ok(());
                 }
-                let published = self.gate.session.publish(&room, &self.id, &text);
+                let published =
+                    self.gate
+                        .session
+                        .publish(&room, &self.id, &text, client_msg_id.as_deref());
+                if published.duplicate {
+                    tracing::debug!(
+                        room,
+                        client_msg_id = client_msg_id.as_deref(),
+                        id = %published.id,
+                        "a resent chat message was already in the room; acked again, not delivered twice"
+                    );
+                }
                 let ack = ServerMessage::Ack {
                     client_msg_id: client_msg_id.as_deref(),
                     id: &published.id,

@@ -52,6 +52,9 @@ pub enum ServerMessage<'a> {
     Warming {
         state: GateState,
         phase: Option<&'a str>,
+        /// Every phase that has checks, in order, so a page can show the
+        /// steps and where startup is.
+        phases: Vec<&'a str>,
         pending: &'a [String],
         elapsed_ms: u64,
         hold_remaining_ms: u64,
@@ -91,6 +94,10 @@ pub enum ServerMessage<'a> {
         from: &'a str,
         text: &'a str,
         ts_ms: u64,
+        /// The sender's own id for the message, when it gave one, so the
+        /// sender can match the echo to the message it shows as pending.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
     },
     Ack {
         client_msg_id: Option<&'a str>,

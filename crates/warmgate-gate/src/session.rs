@@ -4,8 +4,13 @@
 //! application session; [`InProcessRooms`] is the one warmgate ships: rooms
 //! that live in this process, each a broadcast channel of ready-to-send
 //! frames, so a message is serialised once however many members it has.
+//!
+//! A client resends its un-acked messages after a reconnect, with the same
+//! `client_msg_id`. Each room remembers the last [`RECENT_IDS_PER_ROOM`]
+//! ids it accepted, and a message whose id it has seen is acked again with
+//! the first one's server id but not delivered twice.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +24,9 @@ use crate::protocol::ServerMessage;
 pub struct PublishedChat {
     /// The server's id for the message, echoed in the sender's `ack`.
     pub id: String,
+    /// True when the room had already accepted a message with this
+    /// `client_msg_id`: `id` is that message's, and nothing was delivered.
+    pub duplicate: bool,
 }
 
 /// The application session that admitted clients talk to.
@@ -26,19 +34,59 @@ pub trait ChatSession: Send + Sync + 'static {
     /// Subscribes to a room's frames (JSON `chat` frames, ready to send).
     fn join(&self, room: &str) -> broadcast::Receiver<Arc<str>>;
 
-    /// Publishes `text` from `from` to every member of `room`.
-    fn publish(&self, room: &str, from: &str, text: &str) -> PublishedChat;
+    /// Publishes `text` from `from` to every member of `room`, unless the
+    /// room already accepted a message with the same `client_msg_id`.
+    fn publish(
+        &self,
+        room: &str,
+        from: &str,
+        text: &str,
+        client_msg_id: Option<&str>,
+    ) -> PublishedChat;
 }
 
 /// How many frames a room buffers for a member that reads slowly before
 /// that member starts missing them (and is told so).
 const ROOM_BUFFER: usize = 1024;
 
+/// How many `client_msg_id`s a room remembers to drop resent duplicates:
+/// far more than a client keeps un-acked across one reconnect.
+pub(crate) const RECENT_IDS_PER_ROOM: usize = 4096;
+
 /// Chat rooms in this process.
 #[derive(Debug, Default)]
 pub struct InProcessRooms {
-    rooms: Mutex<HashMap<String, broadcast::Sender<Arc<str>>>>,
+    rooms: Mutex<HashMap<String, Room>>,
     next_id: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Room {
+    sender: broadcast::Sender<Arc<str>>,
+    /// `client_msg_id` → server id, for the last accepted messages, oldest
+    /// first in `order`.
+    recent: HashMap<String, String>,
+    order: VecDeque<String>,
+}
+
+impl Room {
+    fn new() -> Room {
+        Room {
+            sender: broadcast::channel(ROOM_BUFFER).0,
+            recent: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn remember(&mut self, client_msg_id: &str, id: &str) {
+        if self.order.len() == RECENT_IDS_PER_ROOM {
+            if let Some(oldest) = self.order.pop_front() {
+                self.recent.remove(&oldest);
+            }
+        }
+        self.order.push_back(client_msg_id.to_owned());
+        self.recent.insert(client_msg_id.to_owned(), id.to_owned());
+    }
 }
 
 impl InProcessRooms {
@@ -46,7 +94,7 @@ impl InProcessRooms {
         Self::default()
     }
 
-    fn sender(&self, room: &str) -> broadcast::Sender<Arc<str>> {
+    fn with_room<T>(&self, room: &str, action: impl FnOnce(&mut Room) -> T) -> T {
         let mut rooms = self
             .rooms
             .lock()
@@ -54,38 +102,106 @@ impl InProcessRooms {
         // Rooms nobody listens to any more are forgotten, so the map stays
         // as small as the set of rooms in use.
         if rooms.len() > 64 {
-            rooms.retain(|_, sender| sender.receiver_count() > 0);
+            rooms.retain(|_, room| room.sender.receiver_count() > 0);
         }
-        rooms
-            .entry(room.to_owned())
-            .or_insert_with(|| broadcast::channel(ROOM_BUFFER).0)
-            .clone()
+        action(rooms.entry(room.to_owned()).or_insert_with(Room::new))
     }
 }
 
 impl ChatSession for InProcessRooms {
     fn join(&self, room: &str) -> broadcast::Receiver<Arc<str>> {
-        self.sender(room).subscribe()
+        self.with_room(room, |room| room.sender.subscribe())
     }
 
-    fn publish(&self, room: &str, from: &str, text: &str) -> PublishedChat {
-        let id = format!("m{}", self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
+    fn publish(
+        &self,
+        room: &str,
+        from: &str,
+        text: &str,
+        client_msg_id: Option<&str>,
+    ) -> PublishedChat {
         let ts_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| {
                 u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
             });
-        let frame = ServerMessage::Chat {
-            room,
-            id: &id,
-            from,
-            text,
-            ts_ms,
+        // The id check, the remembering and the send happen under one lock,
+        // so two copies of one message racing in never both go out.
+        self.with_room(room, |members| {
+            if let Some(id) = client_msg_id.and_then(|key| members.recent.get(key)) {
+                return PublishedChat {
+                    id: id.clone(),
+                    duplicate: true,
+                };
+            }
+            let id = format!("m{}", self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
+            let frame = ServerMessage::Chat {
+                room,
+                id: &id,
+                from,
+                text,
+                ts_ms,
+                client_msg_id,
+            }
+            .to_json();
+            if let Some(key) = client_msg_id {
+                members.remember(key, &id);
+            }
+            // No member is not an error: the sender is always a member, and
+            // a room may empty between its send and this one.
+            let _ = members.sender.send(Arc::from(frame));
+            PublishedChat {
+                id,
+                duplicate: false,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resent_message_is_acked_with_the_first_id_and_delivered_once() {
+        let rooms = InProcessRooms::new();
+        let mut member = rooms.join("lobby");
+        let first = rooms.publish("lobby", "c1", "hi", Some("c-1"));
+        assert!(!first.duplicate);
+        let again = rooms.publish("lobby", "c2", "hi", Some("c-1"));
+        assert_eq!(
+            again,
+            PublishedChat {
+                id: first.id.clone(),
+                duplicate: true
+            }
+        );
+        let frame = member.try_recv().unwrap();
+        assert!(frame.contains("\"client_msg_id\":\"c-1\""), "{frame}");
+        assert!(member.try_recv().is_err(), "delivered once");
+        // Without an id nothing is deduplicated, and other rooms are apart.
+        assert!(!rooms.publish("lobby", "c1", "hi", None).duplicate);
+        assert!(!rooms.publish("lobby", "c1", "hi", None).duplicate);
+        assert!(!rooms.publish("ops", "c1", "hi", Some("c-1")).duplicate);
+    }
+
+    #[test]
+    fn a_room_forgets_the_oldest_ids_past_its_window() {
+        let rooms = InProcessRooms::new();
+        let _member = rooms.join("lobby");
+        for n in 0..=RECENT_IDS_PER_ROOM {
+            rooms.publish("lobby", "c1", "x", Some(&format!("c-{n}")));
         }
-        .to_json();
-        // No member is not an error: the sender is always a member, and a
-        // room may empty between its send and this one.
-        let _ = self.sender(room).send(Arc::from(frame));
-        PublishedChat { id }
+        assert!(!rooms.publish("lobby", "c1", "x", Some("c-0")).duplicate);
+        assert!(
+            rooms
+                .publish(
+                    "lobby",
+                    "c1",
+                    "x",
+                    Some(&format!("c-{RECENT_IDS_PER_ROOM}"))
+                )
+                .duplicate
+        );
     }
 }

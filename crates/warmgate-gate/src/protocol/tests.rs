@@ -15,12 +15,13 @@ fn server_frames_have_the_documented_shape() {
         value(&ServerMessage::Warming {
             state: GateState::Starting,
             phase: Some("dependencies"),
+            phases: vec!["dependencies", "services"],
             pending: &pending,
             elapsed_ms: 1200,
             hold_remaining_ms: 3800,
             seq: 4
         }),
-        json!({"type":"warming","state":"starting","phase":"dependencies","pending":["database"],
+        json!({"type":"warming","state":"starting","phase":"dependencies","phases":["dependencies","services"],"pending":["database"],
                "elapsed_ms":1200,"hold_remaining_ms":3800,"seq":4})
     );
     assert_eq!(
