@@ -1,8 +1,9 @@
 //! `cargo xtask ci`: the system programs the tests need, the format check,
-//! clippy with warnings denied, every test, the OpenTelemetry smoke test,
+//! clippy with warnings denied, every test, the web client's and page's
+//! tests, the OpenTelemetry smoke test,
 //! a quick benchmark run and WebSocket conformance. CI's `.ci/run` calls exactly this.
 
-use crate::{bench, command, conformance, otel_smoke, prerequisites};
+use crate::{bench, command, conformance, otel_smoke, prerequisites, web_test};
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
@@ -40,6 +41,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     } else {
         command::run("cargo", &["test", "--workspace", "--locked"])?;
     }
+    // The JavaScript client in Node, and the chat page in Chromium.
+    web_test::run(&[])?;
     // Spans reach a real collector (about 10 s on top of the release build,
     // which conformance reuses).
     otel_smoke::run(&[])?;

@@ -7,6 +7,8 @@
 //!   redis-server on loopback, left running for working by hand.
 //! - `cargo xtask conformance`: the Autobahn TestSuite against `/echo`.
 //! - `cargo xtask dev`: those, and the gateway running the chat plan.
+//! - `cargo xtask web-test`: the JavaScript client and the chat page, in
+//!   Node and in Chromium.
 //! - `cargo xtask otel-smoke`: spans from a release build reach a real
 //!   OpenTelemetry collector (rotel), over gRPC and HTTP.
 
@@ -21,6 +23,7 @@ mod dev;
 mod otel_smoke;
 mod prerequisites;
 mod server;
+mod web_test;
 
 use std::process::ExitCode;
 
@@ -42,6 +45,8 @@ commands:
   otel-smoke   run a release build against a real OpenTelemetry collector
                (rotel-agent, pinned, from PyPI) over gRPC and HTTP, and check
                that its spans arrive; logs in target/otel-smoke
+  web-test     the JavaScript client's tests (Node) and the chat page's browser
+               tests (Chromium through playwright-core) against warmgate
   dev          deps up, then the gateway with examples/chat.toml wired to them
                [--listen ADDR] [--admin-listen ADDR] (defaults 127.0.0.1:8080, :9090)";
 
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
         Some("deps") => deps::run(&args[1..]),
         Some("dev") => dev::run(&args[1..]),
         Some("otel-smoke") => otel_smoke::run(&args[1..]),
+        Some("web-test") => web_test::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,6 +1,6 @@
 //! Installs the system programs the tests need when they are missing:
-//! `redis-server` (Debian package `redis-server`) and PostgreSQL's
-//! `initdb` (Debian package `postgresql`). As root it installs them with
+//! `redis-server` (Debian package `redis-server`), PostgreSQL's `initdb`
+//! (Debian package `postgresql`) and `chromium` for the browser tests. As root it installs them with
 //! apt-get; otherwise it names the package to install.
 
 use anyhow::bail;
@@ -15,7 +15,7 @@ struct Prerequisite {
     elsewhere: &'static [&'static str],
 }
 
-const PREREQUISITES: [Prerequisite; 2] = [
+const PREREQUISITES: [Prerequisite; 3] = [
     Prerequisite {
         program: "redis-server",
         package: "redis-server",
@@ -25,6 +25,11 @@ const PREREQUISITES: [Prerequisite; 2] = [
         program: "initdb",
         package: "postgresql",
         elsewhere: &["/usr/lib/postgresql"],
+    },
+    Prerequisite {
+        program: "chromium",
+        package: "chromium",
+        elsewhere: &[],
     },
 ];
 

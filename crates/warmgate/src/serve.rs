@@ -76,7 +76,9 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     let drained = drained.shared();
-    let router = public_router(handle.clone()).merge(gate.router());
+    let router = public_router(handle.clone())
+        .merge(gate.router())
+        .merge(warmgate_web::router());
     let public_server = serve(public, router, serve_settings.clone(), drained.clone());
     let admin_server = serve(
         admin,

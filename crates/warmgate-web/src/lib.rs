@@ -1,0 +1,169 @@
+//! The chat page and the JavaScript client, embedded in the binary.
+//!
+//! The files live in the repository's `web/` folder, where the Node and
+//! browser tests use them as they are; this crate compiles them in, so the
+//! program serves them with no files beside it. [`router`] answers
+//! `GET /` (the page) and each file by name, with its content type, an
+//! `ETag`, and `Cache-Control: no-cache` (a browser revalidates, and a
+//! `304` costs nothing), so a new release is never hidden by a stale copy.
+
+#![forbid(unsafe_code)]
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// One embedded file.
+#[derive(Debug, Clone, Copy)]
+struct Asset {
+    path: &'static str,
+    content_type: &'static str,
+    body: &'static str,
+}
+
+macro_rules! asset {
+    ($path:literal, $file:literal, $content_type:literal) => {
+        Asset {
+            path: $path,
+            content_type: $content_type,
+            body: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../web/", $file)),
+        }
+    };
+}
+
+const ASSETS: [Asset; 6] = [
+    asset!("/", "index.html", "text/html; charset=utf-8"),
+    asset!("/index.html", "index.html", "text/html; charset=utf-8"),
+    asset!("/app.js", "app.js", "text/javascript; charset=utf-8"),
+    asset!("/style.css", "style.css", "text/css; charset=utf-8"),
+    asset!(
+        "/warmgate-client.js",
+        "warmgate-client.js",
+        "text/javascript; charset=utf-8"
+    ),
+    asset!(
+        "/warmgate-client.d.ts",
+        "warmgate-client.d.ts",
+        "application/typescript; charset=utf-8"
+    ),
+];
+
+/// The routes of the page and its files.
+pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
+    ASSETS.iter().fold(Router::new(), |router, asset| {
+        let asset = *asset;
+        router.route(
+            asset.path,
+            get(move |headers: HeaderMap| async move { serve(asset, &headers) }),
+        )
+    })
+}
+
+fn serve(asset: Asset, headers: &HeaderMap) -> Response {
+    let etag = etag(asset.body);
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.split(',').any(|tag| tag.trim() == etag));
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            )],
+            asset.body,
+        )
+            .into_response()
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        headers.insert(header::ETAG, value);
+    }
+    response
+}
+
+/// A strong `ETag`: the FNV-1a hash of the body, which changes with every
+/// edit of the file.
+fn etag(body: &str) -> String {
+    let hash = body.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!("\"{hash:016x}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    async fn get(path: &str, if_none_match: Option<&str>) -> Response {
+        let mut request = Request::get(path);
+        if let Some(tag) = if_none_match {
+            request = request.header(header::IF_NONE_MATCH, tag);
+        }
+        router::<()>()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_page_and_its_files_are_served_with_their_types() {
+        for (path, content_type, needle) in [
+            ("/", "text/html; charset=utf-8", "<html"),
+            (
+                "/app.js",
+                "text/javascript; charset=utf-8",
+                "warmgate-client.js",
+            ),
+            (
+                "/warmgate-client.js",
+                "text/javascript; charset=utf-8",
+                "export",
+            ),
+            ("/style.css", "text/css; charset=utf-8", "{"),
+        ] {
+            let response = get(path, None).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(response.headers()[header::CONTENT_TYPE], content_type);
+            assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert!(
+                String::from_utf8_lossy(&body).contains(needle),
+                "{path} lacks {needle:?}"
+            );
+        }
+        assert_eq!(
+            get("/missing.js", None).await.status(),
+            StatusCode::NOT_FOUND
+        );
+    }
+
+    #[tokio::test]
+    async fn a_matching_etag_gets_not_modified() {
+        let first = get("/app.js", None).await;
+        let tag = first.headers()[header::ETAG].to_str().unwrap().to_owned();
+        assert_eq!(
+            get("/app.js", Some(&tag)).await.status(),
+            StatusCode::NOT_MODIFIED
+        );
+        assert_eq!(
+            get("/app.js", Some("\"other\"")).await.status(),
+            StatusCode::OK
+        );
+    }
+}

@@ -1,0 +1,158 @@
+// The chat page in a real browser: Debian's Chromium, driven headless by
+// playwright-core, against the real warmgate program (WARMGATE_BIN) whose
+// plan holds clients on a pending signal check. Every wait waits on the
+// page or the server, never on the clock.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+import { startGateway, HELD_CONFIG } from './gateway.mjs';
+
+const SCREENSHOTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'img');
+
+/** @type {import('playwright-core').Browser} */
+let browser;
+
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+/** The banner, once its `data-state` is `state`. */
+async function banner(page, state) {
+  const status = page.locator(`#status[data-state="${state}"]`);
+  await status.waitFor();
+  return status;
+}
+
+test('warming, a pending message, then connected: delivered once, acked, and seen in a second context', async () => {
+  const gateway = await startGateway({ config: HELD_CONFIG });
+  try {
+    const alice = await browser.newContext({ viewport: { width: 420, height: 780 } });
+    const bob = await browser.newContext();
+    const alicePage = await alice.newPage();
+    const bobPage = await bob.newPage();
+    await alicePage.goto(gateway.publicUrl);
+    await bobPage.goto(gateway.publicUrl);
+
+    // 1. The warming banner names the pending check.
+    const warming = await banner(alicePage, 'warming');
+    assert.match(await warming.textContent(), /Warming up: waiting for app \(\d+\.\d s\)/);
+    await banner(bobPage, 'warming');
+    mkdirSync(SCREENSHOTS, { recursive: true });
+
+    // 2. A message typed while warming shows as pending.
+    await alicePage.fill('#text', 'hello from the warm-up');
+    await alicePage.press('#text', 'Enter');
+    const pending = alicePage.locator('#messages li.message.pending');
+    await pending.waitFor();
+    assert.match(await pending.textContent(), /hello from the warm-up/);
+    await alicePage.screenshot({ path: path.join(SCREENSHOTS, 'warming.png') });
+
+    // 3. The signal turns the gate ready: Connected, the message delivered
+    //    once and acked.
+    await gateway.setSignal('app', true);
+    const connected = await banner(alicePage, 'ready');
+    assert.equal((await connected.textContent()).trim(), 'Connected');
+    await alicePage.locator('#messages li.message.sent').waitFor();
+    assert.equal(await alicePage.locator('#messages li.message', { hasText: 'hello from the warm-up' }).count(), 1);
+    assert.equal(await alicePage.locator('#messages li.message.pending').count(), 0);
+
+    // 4. The second context, in the same room, receives it.
+    await bobPage.locator('#messages li.message', { hasText: 'hello from the warm-up' }).waitFor();
+    await alicePage.screenshot({ path: path.join(SCREENSHOTS, 'connected.png') });
+    await alice.close();
+    await bob.close();
+  } finally {
+    await gateway.stop();
+  }
+});
+
+test('on drain the page says the server is restarting and reconnects to a new process on the same port', async () => {
+  const first = await startGateway({ config: HELD_CONFIG });
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(first.publicUrl);
+    await first.setSignal('app', true);
+    await banner(page, 'ready');
+
+    await first.drain();
+    const restarting = await banner(page, 'reconnecting');
+    assert.match(await restarting.textContent(), /Server restarting, reconnecting in \d+\.\d s/);
+    await first.exited();
+
+    // A fresh process on the same address, ready at once.
+    const second = await startGateway({ config: '', listen: first.publicAddress });
+    try {
+      const connected = await banner(page, 'ready');
+      assert.equal((await connected.textContent()).trim(), 'Connected');
+      // No reload happened: the page kept its history object.
+      assert.equal(await page.evaluate(() => performance.getEntriesByType('navigation').length), 1);
+    } finally {
+      await second.stop();
+    }
+  } finally {
+    await context.close();
+    await first.stop();
+  }
+});
+
+test('when the gate never turns ready the page says unavailable and retries no sooner than asked', async () => {
+  const gateway = await startGateway({ config: HELD_CONFIG.replace('hold_timeout = "60s"', 'hold_timeout = "200ms"') });
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    // Every WebSocket the page opens, and each `unavailable` it receives.
+    const opened = [];
+    const refusals = [];
+    let reopened;
+    const secondConnection = new Promise((resolve) => {
+      reopened = resolve;
+    });
+    page.on('websocket', (ws) => {
+      opened.push(Date.now());
+      if (opened.length === 2) reopened();
+      ws.on('framereceived', ({ payload }) => {
+        const message = JSON.parse(String(payload));
+        if (message.type === 'unavailable') refusals.push({ at: Date.now(), retryAfterMs: message.retry_after_ms });
+      });
+    });
+    await page.goto(gateway.publicUrl);
+    const unavailable = await banner(page, 'reconnecting');
+    assert.match(await unavailable.textContent(), /Unavailable, retrying in \d+\.\d s/);
+
+    // Wait for the second connection, then compare it with what was asked.
+    // Playwright reports events a little late, which can only shorten the
+    // measured wait, hence the small allowance.
+    await secondConnection;
+    assert.ok(refusals.length >= 1, 'an unavailable frame arrived');
+    const waited = opened[1] - refusals[0].at;
+    assert.ok(
+      waited >= refusals[0].retryAfterMs - 50,
+      `retried after ${waited} ms, but the server asked for ${refusals[0].retryAfterMs} ms`,
+    );
+  } finally {
+    await context.close();
+    await gateway.stop();
+  }
+});
