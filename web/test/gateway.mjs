@@ -1,8 +1,10 @@
-// Starts the real warmgate program (WARMGATE_BIN) for the web tests, on
-// free loopback ports (or a given address), and drives its admin API.
+// Starts the real warmgate program for the web tests and drives its admin
+// API. The program is the one named by WARMGATE_BIN (`cargo xtask web-test`
+// sets it); it listens on free loopback ports unless told otherwise, with a
+// plan written to a temporary directory.
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -19,62 +21,151 @@ name = "app"
 kind = "signal"
 `;
 
+/** The same plan, but a held client is refused after 300 ms. */
+export const SHORT_HOLD_CONFIG = HELD_CONFIG.replace('hold_timeout = "60s"', 'hold_timeout = "300ms"');
+
+/** The first line warmgate prints on stdout. */
+const SERVING = /^warmgate: serving http:\/\/(\S+) \(admin http:\/\/(\S+)\)$/;
+
+/** How long warmgate may take to say where it serves. */
+const START_TIMEOUT_MS = 15_000;
+
+/** How long `stop()` waits after SIGTERM before SIGKILL (drain_grace is 8 s, plus 1 s). */
+const STOP_TIMEOUT_MS = 12_000;
+
+/** Every program started and not yet exited, killed if the tests end first. */
+const running = new Set();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /**
- * Starts warmgate with `config` (TOML text; empty for a plan that is ready
- * at once) and resolves once it says where it serves.
- * @param {{ config: string, listen?: string }} options
+ * @typedef {object} Gateway
+ * @property {string} publicUrl `http://HOST:PORT/`, where the page is served
+ * @property {string} adminUrl `http://HOST:PORT` of the admin listener
+ * @property {string} wsUrl `ws://HOST:PORT/ws`
+ * @property {string} publicAddress `HOST:PORT` of the public listener
+ * @property {string} adminAddress `HOST:PORT` of the admin listener
+ * @property {(name: string, ready: boolean) => Promise<void>} setSignal
+ * @property {() => Promise<void>} drain `POST /drain` (the same as SIGTERM)
+ * @property {() => Promise<{ code: number | null, signal: string | null }>} exited resolves when the process exits
+ * @property {() => Promise<{ code: number | null, signal: string | null }>} stop SIGTERM, then the exit
+ * @property {() => string} log what the program wrote on stderr so far
  */
-export async function startGateway({ config, listen = '127.0.0.1:0' }) {
+
+/**
+ * Starts warmgate and resolves once it says where it serves.
+ *
+ * @param {object} [options]
+ * @param {string} [options.config] the plan (TOML); empty for one that is ready at once
+ * @param {string} [options.listen] the public address, `127.0.0.1:0` by default
+ * @param {string} [options.adminListen] the admin address, `127.0.0.1:0` by default
+ * @returns {Promise<Gateway>}
+ */
+export async function startGateway({ config = HELD_CONFIG, listen = '127.0.0.1:0', adminListen = '127.0.0.1:0' } = {}) {
   const program = process.env.WARMGATE_BIN;
   if (!program) {
-    throw new Error('WARMGATE_BIN is not set: point it at a warmgate build (cargo xtask web-test does)');
+    throw new Error(
+      'WARMGATE_BIN is not set: these tests run against the real warmgate program. ' +
+        'Build it (cargo build -p warmgate) and run, from the repository root: ' +
+        'WARMGATE_BIN=target/debug/warmgate node --experimental-websocket --test web/test/',
+    );
   }
   const dir = mkdtempSync(path.join(tmpdir(), 'warmgate-web-'));
   const configPath = path.join(dir, 'warmgate.toml');
   writeFileSync(configPath, config);
-  const child = spawn(program, ['--config', configPath, '--listen', listen, '--admin-listen', '127.0.0.1:0'], {
+
+  const child = spawn(program, ['--config', configPath, '--listen', listen, '--admin-listen', adminListen], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  // Keep reading stderr (the log) so the program never blocks on a full
+  // pipe; its tail explains a failure.
   let log = '';
+  child.stderr.setEncoding('utf8');
   child.stderr.on('data', (chunk) => {
-    log += chunk;
+    log = (log + chunk).slice(-64 * 1024);
   });
-  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
-  const lines = createInterface({ input: child.stdout });
-  const first = await Promise.race([
-    new Promise((resolve) => lines.once('line', resolve)),
-    exited.then(({ code }) => {
-      throw new Error(`warmgate exited (${code}) before serving:\n${log}`);
-    }),
-  ]);
-  const match = /^warmgate: serving http:\/\/(\S+) \(admin http:\/\/(\S+)\)$/.exec(first);
-  if (!match) throw new Error(`warmgate said ${JSON.stringify(first)}`);
+  const exit = new Promise((resolve) => {
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      rmSync(dir, { recursive: true, force: true });
+      resolve({ code, signal });
+    });
+  });
+
+  let serving;
+  try {
+    serving = await firstLine(child, exit, () => log);
+  } catch (error) {
+    child.kill('SIGKILL');
+    await exit;
+    throw error;
+  }
+  const match = SERVING.exec(serving);
+  if (!match) {
+    child.kill('SIGKILL');
+    await exit;
+    throw new Error(`warmgate's first line is not "warmgate: serving http://… (admin http://…)": ${JSON.stringify(serving)}`);
+  }
   const [, publicAddress, adminAddress] = match;
   const adminUrl = `http://${adminAddress}`;
 
-  async function post(pathname, body) {
+  /** POSTs to the admin listener and checks the status. */
+  async function post(pathname, body, expected) {
     const response = await fetch(`${adminUrl}${pathname}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    if (!response.ok) throw new Error(`POST ${pathname} answered ${response.status}: ${await response.text()}`);
+    const text = await response.text();
+    if (response.status !== expected) {
+      throw new Error(`POST ${pathname} answered ${response.status} (expected ${expected}): ${text}`);
+    }
   }
 
   return {
-    publicAddress,
     publicUrl: `http://${publicAddress}/`,
-    wsUrl: `ws://${publicAddress}/ws`,
     adminUrl,
-    log: () => log,
-    setSignal: (name, ready) => post(`/signals/${name}`, { ready }),
-    drain: () => post('/drain'),
-    /** Resolves when the process has exited on its own. */
-    exited: () => exited,
-    /** SIGTERM, then the exit. */
+    wsUrl: `ws://${publicAddress}/ws`,
+    publicAddress,
+    adminAddress,
+    setSignal: (name, ready) => post(`/signals/${encodeURIComponent(name)}`, { ready }, 204),
+    drain: () => post('/drain', undefined, 202),
+    exited: () => exit,
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        // A drain with admitted clients lasts up to drain_grace; past that
+        // the program is stuck, and the tests must not hang on it.
+        const stuck = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        stuck.unref();
+        const result = await exit;
+        clearTimeout(stuck);
+        return result;
+      }
+      return exit;
     },
+    log: () => log,
   };
+}
+
+/** The program's first stdout line, or an error if it exits or stays silent. */
+function firstLine(child, exit, log) {
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    const silent = setTimeout(() => {
+      reject(new Error(`warmgate printed nothing on stdout within ${START_TIMEOUT_MS} ms; its log:\n${log()}`));
+    }, START_TIMEOUT_MS);
+    lines.once('line', (line) => {
+      clearTimeout(silent);
+      // Later lines (if any) are read and dropped, so stdout never fills.
+      lines.on('line', () => {});
+      resolve(line);
+    });
+    exit.then(({ code, signal }) => {
+      clearTimeout(silent);
+      reject(new Error(`warmgate exited (code ${code}, signal ${signal}) before serving; its log:\n${log()}`));
+    });
+  });
 }
