@@ -87,6 +87,36 @@ test('warming, a pending message, then connected: delivered once, acked, and see
   }
 });
 
+test('an optional dependency going down turns the banner to degraded, naming it, and back', async () => {
+  const config = `${HELD_CONFIG}
+[[phase.check]]
+name = "cache"
+kind = "signal"
+required = false
+`;
+  const gateway = await startGateway({ config });
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(gateway.publicUrl);
+    await banner(page, 'warming');
+    await gateway.setSignal('cache', true);
+    await gateway.setSignal('app', true);
+    await banner(page, 'ready');
+
+    await gateway.setSignal('cache', false);
+    const degraded = await banner(page, 'degraded');
+    assert.equal((await degraded.textContent()).trim(), 'Degraded: cache unavailable, messages may be delayed');
+
+    await gateway.setSignal('cache', true);
+    const connected = await banner(page, 'ready');
+    assert.equal((await connected.textContent()).trim(), 'Connected');
+  } finally {
+    await context.close();
+    await gateway.stop();
+  }
+});
+
 test('on drain the page says the server is restarting and reconnects to a new process on the same port', async () => {
   const first = await startGateway({ config: HELD_CONFIG });
   const context = await browser.newContext();

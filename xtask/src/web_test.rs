@@ -44,6 +44,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "--no-warnings=ExperimentalWarning",
         "--test",
         "--test-concurrency=1",
+        // A test waits on events; a broken client must fail, not hang CI.
+        "--test-timeout=60000",
     ];
     args.extend(tests.iter().map(String::as_str));
     command::run_with_env(
