@@ -82,6 +82,31 @@ max_connections = 20000
 max_held = 20000
 "#;
 
+/// A plan that holds every client until the signal `app` is set.
+const SIGNAL_HELD_CONFIG: &str = r#"[gate]
+hold_timeout = "60s"
+max_connections = 20000
+max_held = 20000
+
+[[phase]]
+name = "services"
+
+[[phase.check]]
+name = "app"
+kind = "signal"
+"#;
+
+/// The WebSocket URL of `path` on `server`.
+fn ws_url(server: &Server, path: &str) -> String {
+    format!("ws://{}{path}", server.public)
+}
+
+/// The admin URL that sets warmgate's signal `app`.
+fn signal_url(server: &Server) -> anyhow::Result<String> {
+    let admin = server.admin.context("warmgate printed no admin address")?;
+    Ok(format!("http://{admin}/signals/app"))
+}
+
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let quick = match args {
         [] => false,
@@ -300,6 +325,22 @@ impl Bench {
         })
     }
 
+    /// Runs the load generator against `server` with the arguments `args`
+    /// makes from it, stops the server (whatever the outcome), and keeps
+    /// the figures under `key`.
+    fn measure(
+        &mut self,
+        key: &str,
+        subject: Subject,
+        mut server: Server,
+        args: impl FnOnce(&Server) -> anyhow::Result<Vec<String>>,
+    ) -> anyhow::Result<()> {
+        let figures = args(&server).and_then(|args| self.loadgen(&args));
+        let _ = server.stop();
+        self.keep(key, subject, &figures?);
+        Ok(())
+    }
+
     fn keep(&mut self, key: &str, subject: Subject, figures: &Value) {
         let entry = self
             .raw
@@ -349,16 +390,17 @@ impl Bench {
                 round,
                 &[Subject::Warmgate, Subject::Reference, Subject::OldDesign],
             ) {
-                let mut server = self.ready_server(subject, &dependencies.addresses)?;
-                let figures = self.loadgen(&[
-                    "connect-sequential".into(),
-                    "--url".into(),
-                    format!("ws://{}/ws", server.public),
-                    "--count".into(),
-                    self.sizes.sequential_connects.to_string(),
-                ])?;
-                let _ = server.stop();
-                self.keep("connect", subject, &figures);
+                let server = self.ready_server(subject, &dependencies.addresses)?;
+                let count = self.sizes.sequential_connects.to_string();
+                self.measure("connect", subject, server, |server| {
+                    Ok(vec![
+                        "connect-sequential".into(),
+                        "--url".into(),
+                        ws_url(server, "/ws"),
+                        "--count".into(),
+                        count,
+                    ])
+                })?;
             }
         }
         let mut rows = Vec::new();
@@ -400,43 +442,27 @@ impl Bench {
         let clients = self.sizes.held_clients.to_string();
         for round in 0..self.sizes.rounds {
             for subject in Self::order(round, &[Subject::Warmgate, Subject::Reference]) {
-                let figures = match subject {
-                    Subject::Warmgate => {
-                        let config = format!(
-                            "{HOLDING_GATE}\n[[phase]]\nname = \"services\"\n\n[[phase.check]]\nname = \"app\"\nkind = \"signal\"\n"
-                        );
-                        let mut server = self.warmgate("held", &config)?;
-                        let admin = server.admin.context("warmgate printed no admin address")?;
-                        let figures = self.loadgen(&[
-                            "hold".into(),
-                            "--url".into(),
-                            format!("ws://{}/ws", server.public),
-                            "--clients".into(),
-                            clients.clone(),
-                            "--pid".into(),
-                            server.pid().to_string(),
-                            "--flip-post".into(),
-                            format!("http://{admin}/signals/app"),
-                        ])?;
-                        let _ = server.stop();
-                        figures
-                    }
-                    _ => {
-                        let mut server = self.reference()?;
-                        let figures = self.loadgen(&[
-                            "hold".into(),
-                            "--url".into(),
-                            format!("ws://{}/ws", server.public),
-                            "--clients".into(),
-                            clients.clone(),
-                            "--pid".into(),
-                            server.pid().to_string(),
-                        ])?;
-                        let _ = server.stop();
-                        figures
-                    }
+                let server = match subject {
+                    Subject::Warmgate => self.warmgate("held", SIGNAL_HELD_CONFIG)?,
+                    _ => self.reference()?,
                 };
-                self.keep("hold", subject, &figures);
+                self.measure("hold", subject, server, |server| {
+                    let mut args = vec![
+                        "hold".into(),
+                        "--url".into(),
+                        ws_url(server, "/ws"),
+                        "--clients".into(),
+                        clients.clone(),
+                        "--pid".into(),
+                        server.pid().to_string(),
+                    ];
+                    // warmgate holds its clients until the signal flips;
+                    // the reference admits them at once.
+                    if subject == Subject::Warmgate {
+                        args.extend(["--flip-post".into(), signal_url(server)?]);
+                    }
+                    Ok(args)
+                })?;
             }
         }
         let release_ms = self.median(
@@ -497,22 +523,23 @@ impl Bench {
             let config = format!(
                 "{HOLDING_GATE}\n[[phase]]\nname = \"dependencies\"\n\n[[phase.check]]\nname = \"database\"\nkind = \"tcp\"\naddr = \"{port}\"\n"
             );
-            let mut server = self.warmgate("detect-tcp", &config)?;
-            let figures = self.loadgen(&[
-                "hold".into(),
-                "--url".into(),
-                format!("ws://{}/ws", server.public),
-                "--clients".into(),
-                self.sizes.detect_clients.to_string(),
-                "--flip-listen".into(),
-                port.to_string(),
-                // The check has failed long enough for its backoff to reach
-                // `retry_cap`: the slowest case.
-                "--settle-ms".into(),
-                "1000".into(),
-            ])?;
-            let _ = server.stop();
-            self.keep("detect_tcp", Subject::Warmgate, &figures);
+            let server = self.warmgate("detect-tcp", &config)?;
+            let clients = self.sizes.detect_clients.to_string();
+            self.measure("detect_tcp", Subject::Warmgate, server, |server| {
+                Ok(vec![
+                    "hold".into(),
+                    "--url".into(),
+                    ws_url(server, "/ws"),
+                    "--clients".into(),
+                    clients,
+                    "--flip-listen".into(),
+                    port.to_string(),
+                    // The check has failed long enough for its backoff to
+                    // reach `retry_cap`: the slowest case.
+                    "--settle-ms".into(),
+                    "1000".into(),
+                ])
+            })?;
         }
         let p99 = self.median(
             "detect_tcp",
@@ -532,22 +559,19 @@ impl Bench {
     /// Scenario 5: `set_signal` to `ready` at a held client.
     fn detect_signal(&mut self) -> anyhow::Result<Vec<Row>> {
         for _ in 0..self.sizes.rounds {
-            let config = format!(
-                "{HOLDING_GATE}\n[[phase]]\nname = \"services\"\n\n[[phase.check]]\nname = \"app\"\nkind = \"signal\"\n"
-            );
-            let mut server = self.warmgate("detect-signal", &config)?;
-            let admin = server.admin.context("warmgate printed no admin address")?;
-            let figures = self.loadgen(&[
-                "detect-signal".into(),
-                "--url".into(),
-                format!("ws://{}/ws", server.public),
-                "--signal-url".into(),
-                format!("http://{admin}/signals/app"),
-                "--rounds".into(),
-                self.sizes.signal_rounds.to_string(),
-            ])?;
-            let _ = server.stop();
-            self.keep("detect_signal", Subject::Warmgate, &figures);
+            let server = self.warmgate("detect-signal", SIGNAL_HELD_CONFIG)?;
+            let rounds = self.sizes.signal_rounds.to_string();
+            self.measure("detect_signal", Subject::Warmgate, server, |server| {
+                Ok(vec![
+                    "detect-signal".into(),
+                    "--url".into(),
+                    ws_url(server, "/ws"),
+                    "--signal-url".into(),
+                    signal_url(server)?,
+                    "--rounds".into(),
+                    rounds,
+                ])
+            })?;
         }
         let p50 = self.median(
             "detect_signal",
@@ -587,31 +611,27 @@ impl Bench {
         let black_hole = TcpListener::bind("127.0.0.1:0").context("cannot open a port")?;
         let hanging = black_hole.local_addr()?;
         let sizes = self.sizes;
-        let load = move |public: SocketAddr| -> Vec<String> {
-            vec![
+        let load = move |server: &Server| -> anyhow::Result<Vec<String>> {
+            Ok(vec![
                 "http-load".into(),
                 "--url".into(),
-                format!("http://{public}/readyz"),
+                format!("http://{}/readyz", server.public),
                 "--connections".into(),
                 sizes.http_connections.to_string(),
                 "--seconds".into(),
                 sizes.http_seconds.to_string(),
-            ]
+            ])
         };
         for round in 0..self.sizes.rounds {
             for subject in Self::order(round, &[Subject::Warmgate, Subject::Reference]) {
-                let mut server = self.ready_server(subject, &[])?;
-                let figures = self.loadgen(&load(server.public))?;
-                let _ = server.stop();
-                self.keep("readyz", subject, &figures);
+                let server = self.ready_server(subject, &[])?;
+                self.measure("readyz", subject, server, load)?;
             }
             let config = format!(
                 "{READY_CONFIG}\n[[phase.check]]\nname = \"auth\"\nkind = \"http\"\nurl = \"http://{hanging}/health\"\nrequired = false\ntimeout = \"60s\"\n"
             );
-            let mut server = self.warmgate("readyz-hanging", &config)?;
-            let figures = self.loadgen(&load(server.public))?;
-            let _ = server.stop();
-            self.keep("readyz_hanging", Subject::Warmgate, &figures);
+            let server = self.warmgate("readyz-hanging", &config)?;
+            self.measure("readyz_hanging", Subject::Warmgate, server, load)?;
         }
         drop(black_hole);
         let warmgate = self.median("readyz", Subject::Warmgate, "/requests_per_second", "rps");
@@ -646,16 +666,17 @@ impl Bench {
     fn echo(&mut self) -> anyhow::Result<Vec<Row>> {
         for round in 0..self.sizes.rounds {
             for subject in Self::order(round, &[Subject::Warmgate, Subject::Reference]) {
-                let mut server = self.ready_server(subject, &[])?;
-                let figures = self.loadgen(&[
-                    "echo".into(),
-                    "--url".into(),
-                    format!("ws://{}/echo", server.public),
-                    "--count".into(),
-                    self.sizes.echo_round_trips.to_string(),
-                ])?;
-                let _ = server.stop();
-                self.keep("echo", subject, &figures);
+                let server = self.ready_server(subject, &[])?;
+                let count = self.sizes.echo_round_trips.to_string();
+                self.measure("echo", subject, server, |server| {
+                    Ok(vec![
+                        "echo".into(),
+                        "--url".into(),
+                        ws_url(server, "/echo"),
+                        "--count".into(),
+                        count,
+                    ])
+                })?;
             }
         }
         let mut rows = Vec::new();
