@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod jwks;
 pub mod otlp;
 
 use std::net::SocketAddr;
@@ -135,8 +136,8 @@ impl GatewayBuilder {
         }
         command
             .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -259,6 +260,11 @@ impl Gateway {
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().unwrap()
     }
 
     /// What the process has logged so far.
@@ -416,6 +422,20 @@ impl Gateway {
         subprotocols: &[&str],
         headers: &[(&'static str, &str)],
     ) -> WsClient {
+        match self.try_ws(path, subprotocols, headers).await {
+            Ok(client) => client,
+            Err((status, body)) => panic!("the upgrade was refused with {status}: {body}"),
+        }
+    }
+
+    /// Like [`Gateway::ws_with_headers`], but a refused upgrade is the
+    /// error: its HTTP status and its body (JSON when it is JSON).
+    pub async fn try_ws(
+        &self,
+        path: &str,
+        subprotocols: &[&str],
+        headers: &[(&'static str, &str)],
+    ) -> Result<WsClient, (u16, Value)> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let url = format!("ws://{}{path}", self.public);
         let mut request = url.into_client_request().unwrap();
@@ -428,20 +448,30 @@ impl Gateway {
         for (name, value) in headers {
             request.headers_mut().insert(*name, value.parse().unwrap());
         }
-        let (stream, response) = within(
+        let connected = within(
             "the WebSocket handshake",
             tokio_tungstenite::connect_async(request),
         )
-        .await
-        .unwrap();
+        .await;
+        let (stream, response) = match connected {
+            Ok(connected) => connected,
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response.body().clone().unwrap_or_default();
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                return Err((status, value));
+            }
+            Err(other) => panic!("the WebSocket handshake failed: {other}"),
+        };
         let subprotocol = response
             .headers()
             .get("Sec-WebSocket-Protocol")
             .map(|value| value.to_str().unwrap().to_owned());
-        WsClient {
+        Ok(WsClient {
             stream,
             subprotocol,
-        }
+        })
     }
 }
 

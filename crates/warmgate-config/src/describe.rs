@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::{CheckConfig, Config, ProbeConfig};
+use crate::{AuthConfig, CheckConfig, Config, JwtKeys, ProbeConfig};
 
 impl Config {
     /// A multi-line summary: the listeners, the gate settings, then each phase
@@ -18,6 +18,12 @@ impl Config {
         let _ = writeln!(text, "config {}", self.source);
         let _ = writeln!(text, "  listen = {}", self.listen);
         let _ = writeln!(text, "  admin_listen = {}", self.admin_listen);
+        let guard = if self.admin_token.is_some() {
+            "set (admin requests need it)"
+        } else {
+            "none"
+        };
+        let _ = writeln!(text, "  admin_token = {guard}");
         let _ = writeln!(text, "gate");
         let _ = writeln!(
             text,
@@ -45,6 +51,41 @@ impl Config {
             format!("{:?}", gate.allowed_origins)
         };
         let _ = writeln!(text, "  allowed_origins = {origins}");
+        let _ = writeln!(
+            text,
+            "  messages_per_second = {} (burst {})",
+            gate.messages_per_second, gate.message_burst
+        );
+        let _ = writeln!(text, "auth");
+        match &self.auth {
+            AuthConfig::None => {
+                let _ = writeln!(text, "  mode = none (clients are not authenticated)");
+            }
+            AuthConfig::Jwt(jwt) => {
+                let _ = writeln!(
+                    text,
+                    "  mode = jwt, algorithms {}",
+                    jwt.algorithms.join(", ")
+                );
+                let keys = match &jwt.keys {
+                    JwtKeys::Jwks(url) => format!("JWKS {url}"),
+                    JwtKeys::Secret(_) => "a shared secret from the environment".to_owned(),
+                };
+                let _ = writeln!(text, "  keys = {keys}");
+                let _ = writeln!(
+                    text,
+                    "  issuer = {}, audience = {}",
+                    jwt.issuer.as_deref().unwrap_or("any"),
+                    jwt.audience.as_deref().unwrap_or("any")
+                );
+                let _ = writeln!(
+                    text,
+                    "  leeway = {}, allow_query_token = {}",
+                    human(jwt.leeway),
+                    jwt.allow_query_token
+                );
+            }
+        }
         let _ = writeln!(text, "telemetry");
         let _ = writeln!(
             text,
@@ -98,6 +139,7 @@ fn describe_check(check: &CheckConfig) -> String {
     let target = match &check.probe {
         ProbeConfig::Tcp { addr } => format!("tcp {addr}"),
         ProbeConfig::Signal => "signal".to_owned(),
+        ProbeConfig::Jwks => "jwks (the keys of [auth])".to_owned(),
         ProbeConfig::Postgres { url } => format!("postgres {url}"),
         ProbeConfig::Redis { url } => format!("redis {url}"),
         ProbeConfig::Http {

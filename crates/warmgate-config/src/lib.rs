@@ -12,6 +12,7 @@
 
 #![forbid(unsafe_code)]
 
+mod auth;
 mod describe;
 mod error;
 mod model;
@@ -21,6 +22,10 @@ mod telemetry;
 mod validate;
 mod values;
 
+pub use self::auth::{
+    AuthConfig, DEFAULT_LEEWAY, JWT_ALGORITHMS, JwtConfig, JwtKeys, MAX_LEEWAY,
+    MIN_ADMIN_TOKEN_BYTES, MIN_SECRET_BYTES, SecretText,
+};
 pub use self::error::{ConfigError, Location};
 pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};
 pub use self::secret::SecretUrl;

@@ -15,7 +15,7 @@ use warmgate_core::{CheckSpec, PhaseSpec, Plan, PlanError};
 
 use crate::error::Origin;
 use crate::values::ProbeKind;
-use crate::{ConfigError, SecretUrl, TelemetryConfig, raw, validate};
+use crate::{AuthConfig, ConfigError, SecretText, SecretUrl, TelemetryConfig, raw, validate};
 
 /// The whole config file, with every default filled in.
 ///
@@ -36,6 +36,12 @@ pub struct Config {
     /// The startup phases, in reporting order.
     pub phases: Vec<PhaseConfig>,
     pub telemetry: TelemetryConfig,
+    /// The `[auth]` table. Default: no authentication.
+    pub auth: AuthConfig,
+    /// The token admin requests must carry (`Authorization: Bearer`), from
+    /// `admin_token` or the variable `admin_token_env` names. Required when
+    /// `admin_listen` is not on loopback.
+    pub admin_token: Option<SecretText>,
 }
 
 /// The `[gate]` table: how the gate as a whole behaves, and the settings of
@@ -94,6 +100,12 @@ pub struct GateConfig {
     /// trailing slash, no default port (`:443` for https, `:80` for http),
     /// and an international domain name in its ASCII (punycode) form.
     pub allowed_origins: Vec<String>,
+    /// The steady rate of the per-connection message limit (a token
+    /// bucket), in messages per second. Default 20.
+    pub messages_per_second: usize,
+    /// How many messages a connection may send at once before the rate
+    /// applies. Default 40.
+    pub message_burst: usize,
 }
 
 /// One `[[phase]]`: a named group of checks, reported together.
@@ -155,6 +167,9 @@ pub enum ProbeConfig {
         /// Text the response body must contain.
         expect_body: Option<String>,
     },
+    /// Passes when the JWKS of `[auth]` is fetched and has a usable key;
+    /// each pass stores the keys, so this is also their refresh.
+    Jwks,
 }
 
 // === impl Config ===
@@ -262,6 +277,15 @@ impl GateConfig {
     /// The default `max_message_bytes`: 65536 (64 KiB).
     pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
+    /// The default `messages_per_second`: 20.
+    pub const DEFAULT_MESSAGES_PER_SECOND: usize = 20;
+    /// The default `message_burst`: 40.
+    pub const DEFAULT_MESSAGE_BURST: usize = 40;
+    /// The values accepted for `messages_per_second`.
+    pub const MESSAGE_RATE_RANGE: RangeInclusive<usize> = 1..=100_000;
+    /// The values accepted for `message_burst`.
+    pub const MESSAGE_BURST_RANGE: RangeInclusive<usize> = 1..=1_000_000;
+
     /// The longest `retry_after` accepted: 1 hour.
     pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60 * 60);
     /// The values accepted for `max_connections` and `max_held`.
@@ -286,6 +310,8 @@ impl Default for GateConfig {
             max_held: Self::DEFAULT_MAX_HELD,
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,
             allowed_origins: Vec::new(),
+            messages_per_second: Self::DEFAULT_MESSAGES_PER_SECOND,
+            message_burst: Self::DEFAULT_MESSAGE_BURST,
         }
     }
 }
@@ -302,7 +328,7 @@ impl CheckConfig {
 
 impl ProbeConfig {
     /// The kind's name as written in the file and reported in snapshots:
-    /// `tcp`, `signal`, `postgres`, `redis` or `http`.
+    /// `tcp`, `signal`, `postgres`, `redis`, `http` or `jwks`.
     pub fn kind(&self) -> &'static str {
         let kind = match self {
             ProbeConfig::Tcp { .. } => ProbeKind::Tcp,
@@ -310,6 +336,7 @@ impl ProbeConfig {
             ProbeConfig::Postgres { .. } => ProbeKind::Postgres,
             ProbeConfig::Redis { .. } => ProbeKind::Redis,
             ProbeConfig::Http { .. } => ProbeKind::Http,
+            ProbeConfig::Jwks => ProbeKind::Jwks,
         };
         kind.name()
     }

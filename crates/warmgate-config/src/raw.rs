@@ -21,8 +21,9 @@ use toml::Spanned;
 use crate::ConfigError;
 use crate::error::Origin;
 use crate::values::{
-    ClientCount, ListenAddress, MessageBytes, Name, NonZeroDuration, OriginList, OtlpEndpoint,
-    ProbeKind, RetryAfter, StatusList, TcpTarget, Threshold,
+    AuthMode, ClientCount, ListenAddress, MessageBurst, MessageBytes, MessageRate, Name,
+    NonZeroDuration, OriginList, OtlpEndpoint, ProbeKind, RetryAfter, StatusList, TcpTarget,
+    Threshold,
 };
 use crate::{LogFormat, OtlpProtocol};
 
@@ -38,6 +39,51 @@ pub(crate) struct RawConfig {
     pub(crate) phase: Vec<Spanned<RawPhase>>,
     #[serde(default)]
     pub(crate) telemetry: RawTelemetry,
+    pub(crate) admin_token: Option<Spanned<String>>,
+    pub(crate) admin_token_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(crate) auth: RawAuth,
+}
+
+/// The `[auth]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table of auth settings")]
+pub(crate) struct RawAuth {
+    pub(crate) mode: Option<Spanned<AuthMode>>,
+    pub(crate) algorithms: Option<Spanned<Vec<String>>>,
+    pub(crate) jwks_url: Option<Spanned<String>>,
+    pub(crate) jwks_url_env: Option<Spanned<String>>,
+    pub(crate) secret_env: Option<Spanned<String>>,
+    pub(crate) issuer: Option<Spanned<String>>,
+    pub(crate) audience: Option<Spanned<String>>,
+    pub(crate) leeway: Option<Spanned<String>>,
+    pub(crate) allow_query_token: Option<Spanned<bool>>,
+}
+
+impl RawAuth {
+    /// The keys that are present, with where they are.
+    pub(crate) fn present_keys(&self) -> Vec<(&'static str, Range<usize>)> {
+        [
+            ("mode", self.mode.as_ref().map(Spanned::span)),
+            ("algorithms", self.algorithms.as_ref().map(Spanned::span)),
+            ("jwks_url", self.jwks_url.as_ref().map(Spanned::span)),
+            (
+                "jwks_url_env",
+                self.jwks_url_env.as_ref().map(Spanned::span),
+            ),
+            ("secret_env", self.secret_env.as_ref().map(Spanned::span)),
+            ("issuer", self.issuer.as_ref().map(Spanned::span)),
+            ("audience", self.audience.as_ref().map(Spanned::span)),
+            ("leeway", self.leeway.as_ref().map(Spanned::span)),
+            (
+                "allow_query_token",
+                self.allow_query_token.as_ref().map(Spanned::span),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, span)| Some((key, span?)))
+        .collect()
+    }
 }
 
 /// The `[telemetry]` table.
@@ -69,6 +115,8 @@ pub(crate) struct RawGate {
     pub(crate) max_held: Option<ClientCount>,
     pub(crate) max_message_bytes: Option<MessageBytes>,
     pub(crate) allowed_origins: Option<OriginList>,
+    pub(crate) messages_per_second: Option<MessageRate>,
+    pub(crate) message_burst: Option<MessageBurst>,
 }
 
 /// One `[[phase]]` table.

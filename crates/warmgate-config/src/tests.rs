@@ -95,6 +95,8 @@ fn embedded_default_parses_to_one_signal_check() {
                 }],
             }],
             telemetry: crate::TelemetryConfig::default(),
+            auth: crate::AuthConfig::None,
+            admin_token: None,
         }
     );
     let plan = config.plan();
@@ -298,11 +300,11 @@ fn unknown_key_lists_expected_keys() {
 fn unknown_keys_are_refused_in_every_table() {
     assert_eq!(
         error("listen = \"127.0.0.1:1\"\nlisten_port = 1\n"),
-        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase`, `telemetry` (line 2, column 1)"
+        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase`, `telemetry`, `admin_token`, `admin_token_env`, `auth` (line 2, column 1)"
     );
     assert_eq!(
         error("[gate]\nhold_timout = \"1s\"\n"),
-        "test.toml: gate.hold_timout: unknown key `hold_timout`, expected one of `startup_deadline`, `retry_cap`, `hold_timeout`, `warming_interval`, `retry_after`, `drain_grace`, `handshake_timeout`, `ping_interval`, `max_connections`, `max_held`, `max_message_bytes`, `allowed_origins` (line 2, column 1)"
+        "test.toml: gate.hold_timout: unknown key `hold_timout`, expected one of `startup_deadline`, `retry_cap`, `hold_timeout`, `warming_interval`, `retry_after`, `drain_grace`, `handshake_timeout`, `ping_interval`, `max_connections`, `max_held`, `max_message_bytes`, `allowed_origins`, `messages_per_second`, `message_burst` (line 2, column 1)"
     );
     assert!(error("[[phase]]\nname = \"p\"\nchecks = []\n").starts_with(
         "test.toml: phase[0].checks: unknown key `checks`, expected `name` or `check`"
@@ -326,7 +328,7 @@ fn odd_keys_are_quoted_and_kept_on_one_line() {
 fn unknown_kind_lists_the_kinds() {
     assert_eq!(
         error(&one_check("kind = \"mysql\"")),
-        r#"test.toml: phase[0].check[0].kind: unknown kind "mysql", expected "tcp", "signal", "postgres", "redis" or "http" (line 6, column 8)"#
+        r#"test.toml: phase[0].check[0].kind: unknown kind "mysql", expected "tcp", "signal", "postgres", "redis", "http" or "jwks" (line 6, column 8)"#
     );
 }
 
@@ -340,10 +342,9 @@ fn wrong_types_say_what_was_expected() {
         error(&one_check("kind = \"signal\"\nrequired = \"yes\"")),
         r#"test.toml: phase[0].check[0].required: invalid type: string "yes", expected a boolean (line 7, column 12)"#
     );
-    assert!(
-        error(&one_check("kind = 1"))
-            .contains(r#"expected a check kind: "tcp", "signal", "postgres", "redis" or "http""#)
-    );
+    assert!(error(&one_check("kind = 1")).contains(
+        r#"expected a check kind: "tcp", "signal", "postgres", "redis", "http" or "jwks""#
+    ));
     assert!(
         error("[gate]\nretry_cap = [1]\n")
             .starts_with("test.toml: gate.retry_cap: invalid type: sequence")
@@ -496,7 +497,7 @@ fn missing_required_keys_are_named() {
     );
     assert_eq!(
         error(&one_check("")),
-        r#"test.toml: phase[0].check[0].kind: missing key `kind`, expected "tcp", "signal", "postgres", "redis" or "http" (line 4, column 1)"#
+        r#"test.toml: phase[0].check[0].kind: missing key `kind`, expected "tcp", "signal", "postgres", "redis", "http" or "jwks" (line 4, column 1)"#
     );
 }
 
@@ -569,6 +570,7 @@ fn describe_lists_listeners_gate_phases_and_checks() {
         r#"config test.toml
   listen = 0.0.0.0:8080
   admin_listen = 127.0.0.1:9091
+  admin_token = none
 gate
   startup_deadline = 30s
   retry_cap = 250ms
@@ -582,6 +584,9 @@ gate
   max_held = 10000
   max_message_bytes = 65536
   allowed_origins = [] (any origin)
+  messages_per_second = 20 (burst 40)
+auth
+  mode = none (clients are not authenticated)
 telemetry
   log_format = text
   otlp_endpoint = none (no trace export)
@@ -811,6 +816,8 @@ fn gate_defaults_are_the_documented_values() {
             max_held: 10_000,
             max_message_bytes: 65_536,
             allowed_origins: vec![],
+            messages_per_second: 20,
+            message_burst: 40,
         }
     );
     // The embedded default.toml writes every default out.
@@ -1154,4 +1161,110 @@ fn sampler_arguments_from_text_are_checked() {
         Err("invalid sampler argument \"half\", expected a fraction from 0 to 1".to_owned())
     );
     assert!(crate::TraceSampler::parse_arg("NaN").is_err());
+}
+
+// === [auth] and the admin token ===
+
+const JWKS_CHECK: &str =
+    "[[phase]]\nname = \"dependencies\"\n[[phase.check]]\nname = \"auth\"\nkind = \"jwks\"\n";
+
+#[test]
+fn auth_defaults_to_none_and_refuses_keys_without_jwt() {
+    assert_eq!(parse("").auth, crate::AuthConfig::None);
+    assert_eq!(
+        error("[auth]\njwks_url = \"https://auth.example.com/jwks.json\"\n"),
+        "test.toml: auth.jwks_url: key `jwks_url` has no effect while `mode = \"none\"`, expected `mode = \"jwt\"` beside it (line 2, column 12)"
+    );
+    assert!(error("[auth]\nmode = \"oauth\"\n").contains("expected \"none\" or \"jwt\""));
+}
+
+#[test]
+fn jwt_with_a_jwks_needs_a_jwks_check_and_the_reverse() {
+    let text = format!(
+        "[auth]\nmode = \"jwt\"\njwks_url = \"https://auth.example.com/jwks.json\"\nissuer = \"https://auth.example.com/\"\naudience = \"chat\"\nleeway = \"10s\"\n{JWKS_CHECK}"
+    );
+    let config = parse(&text);
+    let crate::AuthConfig::Jwt(jwt) = &config.auth else {
+        panic!("expected jwt, got {:?}", config.auth);
+    };
+    assert_eq!(jwt.algorithms, ["RS256", "ES256"]);
+    assert_eq!(jwt.issuer.as_deref(), Some("https://auth.example.com/"));
+    assert_eq!(jwt.audience.as_deref(), Some("chat"));
+    assert_eq!(jwt.leeway, Duration::from_secs(10));
+    assert!(!jwt.allow_query_token);
+    assert_eq!(config.phases[0].checks[0].probe, ProbeConfig::Jwks);
+
+    assert_eq!(
+        error("[auth]\nmode = \"jwt\"\njwks_url = \"https://auth.example.com/jwks.json\"\n"),
+        "test.toml: auth.jwks_url: the keys come from a JWKS, but no check loads it: expected a check with `kind = \"jwks\"` in a phase (the gate is not ready until it passes) (line 3, column 12)"
+    );
+    assert_eq!(
+        error(JWKS_CHECK),
+        "test.toml: phase[0].check[0].kind: kind \"jwks\" loads the keys of `[auth]`, expected `[auth]` with `mode = \"jwt\"` and `jwks_url` or `jwks_url_env` (line 3, column 1)"
+    );
+}
+
+#[test]
+fn jwt_key_sources_and_algorithms_must_agree() {
+    assert!(error("[auth]\nmode = \"jwt\"\n").contains("`mode = \"jwt\"` needs keys"));
+    assert!(
+        error(&format!("[auth]\nmode = \"jwt\"\nalgorithms = [\"HS256\"]\njwks_url = \"https://a.example/jwks\"\n{JWKS_CHECK}"))
+            .contains("HMAC algorithms (HS*) cannot be checked with a public JWKS")
+    );
+    assert!(
+        error(&format!("[auth]\nmode = \"jwt\"\nalgorithms = [\"RS257\"]\njwks_url = \"https://a.example/jwks\"\n{JWKS_CHECK}"))
+            .contains("unknown algorithm \"RS257\"")
+    );
+    assert!(
+        error(&format!("[auth]\nmode = \"jwt\"\njwks_url = \"https://a.example/jwks\"\nsecret_env = \"X\"\n{JWKS_CHECK}"))
+            .contains("`jwks_url` and `secret_env` are both set")
+    );
+    assert!(
+        error(&format!("[auth]\nmode = \"jwt\"\njwks_url = \"https://a.example/jwks\"\nleeway = \"1h\"\n{JWKS_CHECK}"))
+            .contains("expected a duration from \"0s\" to \"5m\"")
+    );
+    assert!(
+        error("[auth]\nmode = \"jwt\"\nsecret_env = \"WARMGATE_TEST_UNSET_SECRET\"\n")
+            .contains("environment variable \"WARMGATE_TEST_UNSET_SECRET\" is not set or empty")
+    );
+}
+
+#[test]
+fn a_short_hmac_secret_is_refused_without_repeating_it() {
+    // Tests cannot set variables (unsafe code is forbidden); HOME is set and
+    // shorter than 32 bytes on any machine these tests run on.
+    let home = std::env::var("HOME").unwrap();
+    assert!(
+        home.len() < 32,
+        "HOME is unusually long: this test needs a short one"
+    );
+    let message = error("[auth]\nmode = \"jwt\"\nsecret_env = \"HOME\"\n");
+    assert!(message.contains("expected at least 32"), "{message}");
+    assert!(!message.contains(&home), "{message}");
+}
+
+#[test]
+fn an_admin_listener_off_loopback_needs_a_token() {
+    assert_eq!(
+        error("admin_listen = \"0.0.0.0:9090\"\n"),
+        "test.toml: admin_listen: the admin listener 0.0.0.0:9090 is not on loopback, and it can drain the process and set signals: expected `admin_token` or `admin_token_env` to guard it, or a loopback address such as \"127.0.0.1:9090\" (line 1, column 16)"
+    );
+    let config = parse("admin_listen = \"0.0.0.0:9090\"\nadmin_token = \"0123456789abcdef0123\"\n");
+    assert_eq!(
+        config.admin_token.as_ref().map(|t| t.expose()),
+        Some("0123456789abcdef0123")
+    );
+    assert!(!format!("{config:?}").contains("0123456789abcdef0123"));
+    assert!(error("admin_token = \"short\"\n").contains("at least 16 visible ASCII characters"));
+
+    // A flag that moves the listener later is checked the same way.
+    let mut config = parse("");
+    config.admin_listen = "10.0.0.5:9090".parse().unwrap();
+    assert!(
+        config
+            .check_admin_exposure()
+            .unwrap_err()
+            .to_string()
+            .contains("is not on loopback")
+    );
 }

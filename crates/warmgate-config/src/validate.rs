@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::auth;
 use crate::error::Origin;
 use crate::raw::{RawCheck, RawConfig, RawGate, RawPhase, RawTelemetry};
 use crate::values::{KindNames, Name, NonZeroDuration, ProbeKind};
@@ -22,8 +23,15 @@ use crate::{
 };
 
 /// Applies defaults and rules to the raw file.
-pub(crate) fn config(raw: RawConfig, origin: &Origin<'_>) -> Result<Config, ConfigError> {
+pub(crate) fn config(mut raw: RawConfig, origin: &Origin<'_>) -> Result<Config, ConfigError> {
     let (listen, admin_listen) = listeners(&raw, origin)?;
+    let admin_token = auth::admin_token(&raw, origin)?;
+    let raw_auth = std::mem::take(&mut raw.auth);
+    let check_spans: Vec<Vec<Range<usize>>> = raw
+        .phase
+        .iter()
+        .map(|phase| phase.get_ref().check.iter().map(Spanned::span).collect())
+        .collect();
     let mut names = UniqueNames::default();
     let phases = raw
         .phase
@@ -34,14 +42,36 @@ pub(crate) fn config(raw: RawConfig, origin: &Origin<'_>) -> Result<Config, Conf
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    Ok(Config {
+    let auth = auth::check_jwks_wiring(
+        auth::auth(&raw_auth, origin)?,
+        &raw_auth,
+        &phases,
+        &check_spans,
+        origin,
+    )?;
+    let config = Config {
         source: origin.file.to_owned(),
         listen,
         admin_listen,
         gate: gate(raw.gate),
         phases,
         telemetry: telemetry(raw.telemetry, origin)?,
-    })
+        auth,
+        admin_token,
+    };
+    if let Err(error) = config.check_admin_exposure() {
+        // The same words, located at the key in the file.
+        let message = match error {
+            ConfigError::Invalid { message, .. } => message,
+            other => other.to_string(),
+        };
+        return Err(origin.invalid(
+            "admin_listen",
+            &message,
+            raw.admin_listen.as_ref().map(Spanned::span),
+        ));
+    }
+    Ok(config)
 }
 
 /// The `[telemetry]` table. The sampler's name and argument are checked
@@ -133,6 +163,10 @@ fn gate(raw: RawGate) -> GateConfig {
         allowed_origins: raw.allowed_origins.map_or(default.allowed_origins, |list| {
             list.0.into_iter().map(|origin| origin.0).collect()
         }),
+        messages_per_second: raw
+            .messages_per_second
+            .map_or(default.messages_per_second, |n| n.0),
+        message_burst: raw.message_burst.map_or(default.message_burst, |n| n.0),
     }
 }
 
@@ -247,6 +281,7 @@ fn probe(
                 .clone(),
         },
         ProbeKind::Signal => ProbeConfig::Signal,
+        ProbeKind::Jwks => ProbeConfig::Jwks,
         ProbeKind::Postgres => ProbeConfig::Postgres {
             url: secret_url(raw, kind, path, &span, origin)?,
         },

@@ -56,6 +56,16 @@ pub(crate) type MessageBytes = Bounded<
     { *GateConfig::MESSAGE_BYTES_RANGE.end() },
 >;
 
+/// `messages_per_second`: the steady rate of the per-connection limit.
+pub(crate) type MessageRate =
+    Bounded<{ *GateConfig::MESSAGE_RATE_RANGE.start() }, { *GateConfig::MESSAGE_RATE_RANGE.end() }>;
+
+/// `message_burst`: how many messages may come at once.
+pub(crate) type MessageBurst = Bounded<
+    { *GateConfig::MESSAGE_BURST_RANGE.start() },
+    { *GateConfig::MESSAGE_BURST_RANGE.end() },
+>;
+
 /// `retry_after`: a duration greater than zero and at most
 /// [`GateConfig::MAX_RETRY_AFTER`], since clients wait this long (and up to
 /// half again) before they come back.
@@ -79,6 +89,7 @@ pub(crate) enum ProbeKind {
     Postgres,
     Redis,
     Http,
+    Jwks,
 }
 
 const DURATION_EXPECTED: &str = "a duration such as \"250ms\" or \"5s\"";
@@ -365,12 +376,13 @@ impl<'de> Deserialize<'de> for OriginList {
 // === impl ProbeKind ===
 
 impl ProbeKind {
-    pub(crate) const ALL: [ProbeKind; 5] = [
+    pub(crate) const ALL: [ProbeKind; 6] = [
         ProbeKind::Tcp,
         ProbeKind::Signal,
         ProbeKind::Postgres,
         ProbeKind::Redis,
         ProbeKind::Http,
+        ProbeKind::Jwks,
     ];
 
     /// The name written in the file and reported in snapshots.
@@ -381,6 +393,7 @@ impl ProbeKind {
             ProbeKind::Postgres => "postgres",
             ProbeKind::Redis => "redis",
             ProbeKind::Http => "http",
+            ProbeKind::Jwks => "jwks",
         }
     }
 
@@ -390,7 +403,7 @@ impl ProbeKind {
     pub(crate) fn keys(self) -> &'static [&'static str] {
         match self {
             ProbeKind::Tcp => &["addr"],
-            ProbeKind::Signal => &[],
+            ProbeKind::Signal | ProbeKind::Jwks => &[],
             ProbeKind::Postgres | ProbeKind::Redis => &["url", "url_env"],
             ProbeKind::Http => &["url", "url_env", "expect_status", "expect_body"],
         }
@@ -403,7 +416,7 @@ impl ProbeKind {
             ProbeKind::Postgres => &["postgres", "postgresql"],
             ProbeKind::Redis => &["redis"],
             ProbeKind::Http => &["http", "https"],
-            ProbeKind::Tcp | ProbeKind::Signal => &[],
+            ProbeKind::Tcp | ProbeKind::Signal | ProbeKind::Jwks => &[],
         }
     }
 
@@ -412,7 +425,11 @@ impl ProbeKind {
     pub(crate) fn default_failure_threshold(self) -> u32 {
         match self {
             ProbeKind::Signal => 1,
-            ProbeKind::Tcp | ProbeKind::Postgres | ProbeKind::Redis | ProbeKind::Http => 3,
+            ProbeKind::Tcp
+            | ProbeKind::Postgres
+            | ProbeKind::Redis
+            | ProbeKind::Http
+            | ProbeKind::Jwks => 3,
         }
     }
 }
@@ -443,6 +460,24 @@ impl<'de> Deserialize<'de> for ProbeKind {
                 .into_iter()
                 .find(|kind| kind.name() == text)
                 .ok_or_else(|| format!("unknown kind {text:?}, expected {KindNames}"))
+        })
+    }
+}
+
+/// `[auth] mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AuthMode {
+    None,
+    Jwt,
+}
+
+impl<'de> Deserialize<'de> for AuthMode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "\"none\" or \"jwt\"";
+        deserialize_text(deserializer, EXPECTED, |text| match text {
+            "none" => Ok(AuthMode::None),
+            "jwt" => Ok(AuthMode::Jwt),
+            _ => Err(format!("unknown mode {text:?}, expected {EXPECTED}")),
         })
     }
 }

@@ -85,6 +85,9 @@ pub enum DevServerError {
     /// The settings file of an existing server is missing a value or malformed.
     #[error("`{}` is not a usable devserver settings file: {reason}", path.display())]
     BadSettingsFile { path: PathBuf, reason: String },
+    /// A signing key could not be made, read or used.
+    #[error("signing key: {reason}")]
+    SigningKey { reason: String },
 }
 
 impl DevServerError {

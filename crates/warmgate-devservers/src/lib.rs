@@ -13,6 +13,10 @@
 //! uses the newest PostgreSQL under `/usr/lib/postgresql`, else the one on
 //! the `PATH`, and whichever `redis-server` is on the `PATH`.
 //!
+//! For the auth service, [`SigningKey`] stands in for an identity provider:
+//! it makes an ES256 key, publishes it as a JWKS document and signs tokens,
+//! so tests and `cargo xtask chaos` can run a real JWKS endpoint.
+//!
 //! Reading order: [`Postgres`], [`Redis`], then [`ScratchDir`] and
 //! [`generate_password`], and the one error type, [`DevServerError`].
 
@@ -21,12 +25,14 @@
 mod command;
 mod ephemeral;
 mod error;
+mod jwks;
 mod postgres;
 mod redis;
 mod settings_file;
 
 pub use self::ephemeral::{ScratchDir, generate_password};
 pub use self::error::DevServerError;
+pub use self::jwks::{SigningKey, TokenClaims, jwks_document};
 pub use self::postgres::Postgres;
 pub use self::redis::Redis;
 

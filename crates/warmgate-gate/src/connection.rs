@@ -12,7 +12,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
 use fastwebsockets::{Frame, Payload, WebSocket, WebSocketWrite};
@@ -26,12 +26,14 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use warmgate_auth::Identity;
 use warmgate_core::{GateState, Snapshot};
 use warmgate_engine::SnapshotRx;
 
 use crate::frames::{FrameReader, Incoming};
 use crate::measure::ConnectionMeter;
 use crate::protocol::{ClientMessage, DEFAULT_ROOM, ErrorCode, ServerMessage, UnavailableReason};
+use crate::rate_limit::{MessageRateLimit, Verdict};
 use crate::settings::{MAX_BUFFERED_BYTES, MAX_BUFFERED_MESSAGES, jittered_millis};
 use crate::trace_context;
 use crate::tracker::{HeldGuard, OpenGuard};
@@ -57,6 +59,7 @@ impl Route {
 
 const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_GOING_AWAY: u16 = 1001;
+const CLOSE_POLICY_VIOLATION: u16 = 1008;
 const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 
 /// The most rooms one connection may be in.
@@ -95,6 +98,21 @@ struct Connection {
     frames: Frames,
     upgraded_at: Instant,
     meter: ConnectionMeter,
+    /// Who the token said the client is; `None` without `[auth]`.
+    identity: Option<Identity>,
+    /// When the token expires, leeway included.
+    token_expires: Option<Instant>,
+    rate_limit: MessageRateLimit,
+}
+
+/// When a token that expires at `expires_at` (wall clock) stops being
+/// accepted, on tokio's clock: `exp` plus the leeway, as the check at the
+/// upgrade allowed.
+fn token_deadline(expires_at: SystemTime, leeway: Duration) -> Instant {
+    let remaining = expires_at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + remaining + leeway
 }
 
 /// A message a held client sent, kept for after admission.
@@ -124,6 +142,9 @@ pub(crate) fn span(id: &str, route: Route, headers: &HeaderMap) -> tracing::Span
         outcome = tracing::field::Empty,
         waited_ms = tracing::field::Empty,
         close_code = tracing::field::Empty,
+        sub = tracing::field::Empty,
+        auth = tracing::field::Empty,
+        auth_error = tracing::field::Empty,
     );
     if let Some((parent, source)) = trace_context::remote_parent(headers) {
         span.record("trace_parent", source.as_str());
@@ -140,9 +161,16 @@ pub(crate) async fn run(
     gate: Arc<GateInner>,
     route: Route,
     id: String,
+    identity: Option<Identity>,
     upgraded_at: Instant,
     open: Option<OpenGuard>,
 ) {
+    let gate_leeway = gate.authenticator.leeway();
+    let rate_limit = MessageRateLimit::new(
+        gate.settings.messages_per_second,
+        gate.settings.message_burst,
+        Instant::now(),
+    );
     let (read, writer) = ws.split(tokio::io::split);
     let reader = FrameReader::new(read, gate.settings.max_message_bytes);
     let frames: Frames = Box::pin(futures_util::stream::unfold(
@@ -160,6 +188,11 @@ pub(crate) async fn run(
         frames,
         upgraded_at,
         meter: ConnectionMeter::new(route.path()),
+        token_expires: identity
+            .as_ref()
+            .map(|identity| token_deadline(identity.expires_at, gate_leeway)),
+        identity,
+        rate_limit,
     };
     {
         let ended = match open {
@@ -447,6 +480,12 @@ impl Connection {
         let mut unanswered_pings = 0u8;
         let drain_deadline = tokio::time::sleep(Duration::MAX);
         tokio::pin!(drain_deadline);
+        let token_expiry = match self.token_expires {
+            Some(at) => tokio::time::sleep_until(at),
+            // Never fires; the branch is disabled without a token anyway.
+            None => tokio::time::sleep(Duration::MAX),
+        };
+        tokio::pin!(token_expiry);
         let mut draining = false;
         if snapshot.state == GateState::Draining {
             // The gate turned from ready to draining between the hold and now.
@@ -479,6 +518,9 @@ impl Connection {
                     }
                     last_pushed = now;
                 }
+                () = &mut token_expiry, if self.token_expires.is_some() => {
+                    return self.token_expired().await;
+                }
                 () = &mut drain_deadline, if draining => {
                     tracing::debug!("drain grace over; closing with 1001");
                     self.close(CLOSE_GOING_AWAY, "server restarting").await;
@@ -509,7 +551,20 @@ impl Connection {
                 }
                 incoming = self.frames.next() => {
                     unanswered_pings = 0;
-                    let handled = match incoming.unwrap_or(Incoming::Gone) {
+                    let incoming = incoming.unwrap_or(Incoming::Gone);
+                    if matches!(incoming, Incoming::Text(_) | Incoming::Binary(_)) && self.route == Route::Ws {
+                        match self.rate_limit.check(Instant::now()) {
+                            Verdict::Allow => {}
+                            Verdict::Refuse => {
+                                if self.rate_limited(&incoming).await.is_err() {
+                                    return admitted_end(None);
+                                }
+                                continue;
+                            }
+                            Verdict::Close => return self.flooded().await,
+                        }
+                    }
+                    let handled = match incoming {
                         Incoming::Text(text) => self.on_text(text, &mut rooms).await,
                         Incoming::Binary(bytes) => self.on_binary(bytes).await,
                         other => match self.control(other).await {
@@ -523,6 +578,57 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Refuses one message past the rate limit, naming its
+    /// `client_msg_id` when it has one.
+    async fn rate_limited(&mut self, incoming: &Incoming) -> Result<(), Gone> {
+        crate::measure::rate_limited(false);
+        if self.rate_limit.refused_in_a_row() == 1 {
+            tracing::info!(
+                messages_per_second = self.gate.settings.messages_per_second,
+                message_burst = self.gate.settings.message_burst,
+                "client is sending faster than the rate limit; refusing messages"
+            );
+        }
+        let client_msg_id = match incoming {
+            Incoming::Text(text) => client_msg_id_of(text),
+            _ => None,
+        };
+        let message = format!(
+            "message refused: at most {} messages per second (bursts of {}); slow down or the connection closes",
+            self.gate.settings.messages_per_second, self.gate.settings.message_burst
+        );
+        self.send_error_for(ErrorCode::RateLimited, &message, client_msg_id.as_deref())
+            .await
+    }
+
+    /// Closes a client that kept sending a whole burst past the limit.
+    async fn flooded(&mut self) -> Ended {
+        crate::measure::rate_limited(true);
+        tracing::warn!(
+            messages_per_second = self.gate.settings.messages_per_second,
+            message_burst = self.gate.settings.message_burst,
+            "client kept flooding past the rate limit; closing with 1008"
+        );
+        self.close(CLOSE_POLICY_VIOLATION, "rate limit exceeded")
+            .await;
+        admitted_end(Some(CLOSE_POLICY_VIOLATION))
+    }
+
+    /// Ends a session whose token expired: an `error` frame, then 1008.
+    async fn token_expired(&mut self) -> Ended {
+        tracing::info!("the client's token expired; closing with 1008");
+        let sent = self
+            .send_error(
+                ErrorCode::TokenExpired,
+                "your token expired: reconnect with a fresh one",
+            )
+            .await;
+        if sent.is_ok() {
+            self.close(CLOSE_POLICY_VIOLATION, "token expired").await;
+        }
+        admitted_end(Some(CLOSE_POLICY_VIOLATION))
     }
 
     async fn start_draining(&mut self, deadline: Pin<&mut tokio::time::Sleep>) -> Result<(), Gone> {
@@ -561,10 +667,14 @@ impl Connection {
                 if !self.join(&room, rooms).await? {
                     return Ok(());
                 }
+                let from = self
+                    .identity
+                    .as_ref()
+                    .map_or(self.id.as_str(), |identity| identity.subject.as_str());
                 let published =
                     self.gate
                         .session
-                        .publish(&room, &self.id, &text, client_msg_id.as_deref());
+                        .publish(&room, from, &text, client_msg_id.as_deref());
                 if published.duplicate {
                     tracing::debug!(
                         room,
@@ -657,11 +767,26 @@ impl Connection {
     /// Sends an `error` frame on `/ws`; `/echo` stays transparent and sends
     /// none.
     async fn send_error(&mut self, code: ErrorCode, message: &str) -> Result<(), Gone> {
+        self.send_error_for(code, message, None).await
+    }
+
+    /// [`Connection::send_error`] about one message, named by its
+    /// `client_msg_id`.
+    async fn send_error_for(
+        &mut self,
+        code: ErrorCode,
+        message: &str,
+        client_msg_id: Option<&str>,
+    ) -> Result<(), Gone> {
         if self.route == Route::Echo {
             return Ok(());
         }
-        self.send_text(&ServerMessage::Error { code, message }.to_json())
-            .await
+        let frame = ServerMessage::Error {
+            code,
+            message,
+            client_msg_id,
+        };
+        self.send_text(&frame.to_json()).await
     }
 
     async fn write(&mut self, frame: Frame<'_>) -> Result<(), Gone> {
@@ -699,6 +824,18 @@ impl Connection {
         })
         .await;
     }
+}
+
+/// The `client_msg_id` of a message, if it is JSON with one; read without
+/// parsing the whole message.
+fn client_msg_id_of(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct WithId {
+        client_msg_id: Option<String>,
+    }
+    serde_json::from_str::<WithId>(text)
+        .ok()
+        .and_then(|with| with.client_msg_id)
 }
 
 fn admitted_end(close_code: Option<u16>) -> Ended {

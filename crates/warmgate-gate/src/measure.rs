@@ -12,6 +12,24 @@ use crate::protocol::UnavailableReason;
 pub const CONNECTION_WAIT_SECONDS: &str = "warmgate_connection_wait_seconds";
 pub const CONNECTIONS: &str = "warmgate_connections";
 pub const CONNECTIONS_TOTAL: &str = "warmgate_connections_total";
+pub const AUTH_REFUSALS_TOTAL: &str = "warmgate_auth_refusals_total";
+pub const RATE_LIMITED_TOTAL: &str = "warmgate_rate_limited_total";
+
+/// Every `error` code of a refused token, for registering its series up
+/// front (see `warmgate_auth::AuthError::code`).
+const AUTH_REFUSAL_CODES: [&str; 11] = [
+    "missing_token",
+    "malformed_token",
+    "token_expired",
+    "token_not_yet_valid",
+    "invalid_signature",
+    "unknown_key",
+    "algorithm_not_accepted",
+    "wrong_issuer",
+    "wrong_audience",
+    "query_token_refused",
+    "auth_unavailable",
+];
 
 /// The buckets of [`CONNECTION_WAIT_SECONDS`]: from 100 us (an admission
 /// on a ready gate) to 10 s (past any sane hold).
@@ -77,6 +95,32 @@ pub(crate) fn init() {
         metrics::counter!(CONNECTIONS_TOTAL, "outcome" => outcome).increment(0);
     }
     metrics::counter!(CONNECTIONS_TOTAL, "outcome" => LEFT_WHILE_HELD).increment(0);
+    metrics::describe_counter!(
+        AUTH_REFUSALS_TOTAL,
+        "WebSocket upgrades refused for their token (401) or for keys not loaded yet (503), by error"
+    );
+    for code in AUTH_REFUSAL_CODES {
+        metrics::counter!(AUTH_REFUSALS_TOTAL, "error" => code).increment(0);
+    }
+    metrics::describe_counter!(
+        RATE_LIMITED_TOTAL,
+        "messages refused by the per-connection rate limit (action refused), and connections closed with 1008 for flooding (action closed)"
+    );
+    for action in ["refused", "closed"] {
+        metrics::counter!(RATE_LIMITED_TOTAL, "action" => action).increment(0);
+    }
+}
+
+/// Counts an upgrade refused for its token.
+pub(crate) fn auth_refused(code: &'static str) {
+    metrics::counter!(AUTH_REFUSALS_TOTAL, "error" => code).increment(1);
+}
+
+/// Counts a message refused by the rate limit, or a connection closed for
+/// flooding.
+pub(crate) fn rate_limited(closed: bool) {
+    let action = if closed { "closed" } else { "refused" };
+    metrics::counter!(RATE_LIMITED_TOTAL, "action" => action).increment(1);
 }
 
 // === impl ConnectionMeter ===

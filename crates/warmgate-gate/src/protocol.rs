@@ -43,6 +43,12 @@ pub enum ErrorCode {
     UnsupportedBinary,
     /// The connection read a room's messages too slowly and missed some.
     Lagged,
+    /// The client sent faster than `messages_per_second` allows; the
+    /// message was not processed. A client that keeps on is closed with
+    /// 1008.
+    RateLimited,
+    /// The client's token expired; the connection closes with 1008.
+    TokenExpired,
 }
 
 /// Every frame the server sends on `/ws`.
@@ -87,6 +93,10 @@ pub enum ServerMessage<'a> {
     Error {
         code: ErrorCode,
         message: &'a str,
+        /// The `client_msg_id` of the message refused, when it had one, so
+        /// the client can stop resending it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<&'a str>,
     },
     Chat {
         room: &'a str,

@@ -28,6 +28,10 @@ pub struct GateSettings {
     /// When not empty, a browser `Origin` outside this list is refused with
     /// 403 before the upgrade. Entries are `scheme://host[:port]`.
     pub allowed_origins: Vec<String>,
+    /// The steady rate of each `/ws` connection's message limit.
+    pub messages_per_second: usize,
+    /// How many messages a `/ws` connection may send at once.
+    pub message_burst: usize,
 }
 
 impl Default for GateSettings {
@@ -42,6 +46,8 @@ impl Default for GateSettings {
             max_held: 10_000,
             max_message_bytes: 64 * 1024,
             allowed_origins: Vec::new(),
+            messages_per_second: 20,
+            message_burst: 40,
         }
     }
 }

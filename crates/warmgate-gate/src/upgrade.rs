@@ -4,7 +4,10 @@
 //! Every malformed upgrade gets a one-line answer saying why: 400 for a
 //! request that cannot be a WebSocket handshake (not GET, no valid key),
 //! 426 for one that asks for the wrong thing (no upgrade, wrong version),
-//! 403 for a browser origin outside `allowed_origins`.
+//! 403 for a browser origin outside `allowed_origins`. With `[auth]`, a
+//! client without a valid token gets 401 with a JSON body saying what was
+//! wrong (`{"error": "token_expired", "message": "..."}`), or 503 while the
+//! keys to check it are not loaded yet; it is never held or admitted.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use tokio::time::Instant;
 use tracing::Instrument as _;
+use warmgate_auth::{AuthError, Authenticator, BEARER_SUBPROTOCOL_PREFIX};
 use warmgate_engine::ReadinessHandle;
 
 use crate::connection::{self, Route};
@@ -31,6 +35,7 @@ pub(crate) struct GateInner {
     pub(crate) handle: ReadinessHandle,
     pub(crate) settings: Arc<GateSettings>,
     pub(crate) session: Arc<dyn ChatSession>,
+    pub(crate) authenticator: Authenticator,
     pub(crate) counts: ConnectionCounts,
     next_connection: AtomicU64,
     /// A random prefix so connection ids differ across restarts.
@@ -53,10 +58,13 @@ impl std::fmt::Debug for Gate {
 }
 
 impl Gate {
+    /// A gate; `authenticator` checks each client's token before the
+    /// upgrade ([`Authenticator::disabled`] admits everyone).
     pub fn new(
         handle: ReadinessHandle,
         settings: GateSettings,
         session: Arc<dyn ChatSession>,
+        authenticator: Authenticator,
     ) -> Self {
         crate::measure::init();
         Self {
@@ -64,6 +72,7 @@ impl Gate {
                 handle,
                 settings: Arc::new(settings),
                 session,
+                authenticator,
                 counts: ConnectionCounts::default(),
                 next_connection: AtomicU64::new(0),
                 instance: fastrand::u32(..),
@@ -92,18 +101,18 @@ impl Gate {
 }
 
 async fn ws_route(State(gate): State<Gate>, request: Request) -> Response {
-    upgrade(&gate, Route::Ws, request)
+    upgrade(&gate, Route::Ws, request).await
 }
 
 async fn echo_route(State(gate): State<Gate>, request: Request) -> Response {
-    upgrade(&gate, Route::Echo, request)
+    upgrade(&gate, Route::Echo, request).await
 }
 
 /// Why an upgrade request was refused: the status and a one-line reason.
 #[derive(Debug)]
-pub(crate) struct Refusal {
-    pub(crate) status: StatusCode,
-    pub(crate) message: String,
+pub struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
 }
 
 fn refusal(status: StatusCode, message: &str) -> Refusal {
@@ -133,7 +142,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
+async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
     if let Err(response) = check_handshake(
         request.method(),
         request.headers(),
@@ -142,6 +151,31 @@ fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
         return response.into_response();
     }
     let offers_subprotocol = offers_subprotocol(request.headers());
+    if !offers_subprotocol && offers_bearer_subprotocol(request.headers()) {
+        // A browser fails the connection unless the server selects one of
+        // the offered subprotocols, and the token must never be echoed.
+        return refusal(
+            StatusCode::BAD_REQUEST,
+            "a `bearer.<token>` subprotocol must be offered beside `warmgate.v1`, which the server selects",
+        )
+        .into_response();
+    }
+    let id = gate.next_connection_id();
+    let span = connection::span(&id, route, request.headers());
+    let identity = match gate
+        .inner
+        .authenticator
+        .authenticate(request.headers(), request.uri().query())
+        .instrument(span.clone())
+        .await
+    {
+        Ok(identity) => identity,
+        Err(error) => return span.in_scope(|| auth_refusal(&error)),
+    };
+    if let Some(identity) = &identity {
+        span.record("sub", identity.subject.as_str());
+        span.record("auth", identity.source.as_str());
+    }
     let (response, upgrade_future) = match fastwebsockets::upgrade::upgrade(&mut request) {
         Ok(upgrade) => upgrade,
         Err(error) => {
@@ -149,9 +183,7 @@ fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
                 .into_response();
         }
     };
-    let id = gate.next_connection_id();
     let upgraded_at = Instant::now();
-    let span = connection::span(&id, route, request.headers());
     // Counted from the upgrade on, so a flood of upgrades meets the limit
     // before any of them has used much memory.
     let open = gate
@@ -161,7 +193,7 @@ fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
     let inner = Arc::clone(&gate.inner);
     let task = async move {
         match upgrade_future.await {
-            Ok(ws) => connection::run(ws, inner, route, id, upgraded_at, open).await,
+            Ok(ws) => connection::run(ws, inner, route, id, identity, upgraded_at, open).await,
             Err(error) => {
                 tracing::Span::current().record("outcome", "left_during_upgrade");
                 tracing::debug!(%error, "client left during the upgrade");
@@ -189,6 +221,62 @@ fn offers_subprotocol(headers: &HeaderMap) -> bool {
         .any(|offered| offered.trim() == SUBPROTOCOL)
 }
 
+/// True when the client offers a `bearer.<token>` subprotocol entry.
+fn offers_bearer_subprotocol(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|offered| {
+            offered
+                .trim()
+                .get(..BEARER_SUBPROTOCOL_PREFIX.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(BEARER_SUBPROTOCOL_PREFIX))
+        })
+}
+
+/// The answer to a request whose token was refused: 401 with a JSON body
+/// naming the problem, or 503 when the keys are not loaded yet. Neither
+/// repeats the token.
+fn auth_refusal(error: &AuthError) -> Response {
+    let code = error.code();
+    let message = error.to_string();
+    crate::measure::auth_refused(code);
+    let span = tracing::Span::current();
+    span.record("outcome", "unauthorized");
+    span.record("auth_error", code);
+    let status = if error.is_unavailable() {
+        tracing::warn!(
+            error = code,
+            message,
+            "WebSocket upgrade refused with 503: {message}"
+        );
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        tracing::info!(
+            error = code,
+            "WebSocket upgrade refused with 401: {message}"
+        );
+        StatusCode::UNAUTHORIZED
+    };
+    let body = serde_json::json!({ "error": code, "message": message });
+    let mut response = (status, axum::Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = if matches!(error, AuthError::MissingToken) {
+            HeaderValue::from_static("Bearer realm=\"warmgate\"")
+        } else {
+            HeaderValue::from_static("Bearer realm=\"warmgate\", error=\"invalid_token\"")
+        };
+        headers.insert(header::WWW_AUTHENTICATE, challenge);
+    } else {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
 /// True when a comma-separated header lists `token`, ignoring case.
 fn header_lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     headers
@@ -200,8 +288,9 @@ fn header_lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> b
 }
 
 /// Checks everything about the upgrade request that the client could have
-/// got wrong, answering the first problem found.
-pub(crate) fn check_handshake(
+/// got wrong, answering the first problem found. Public so that the fuzz
+/// targets can reach it; the gate calls it for every upgrade.
+pub fn check_handshake(
     method: &Method,
     headers: &HeaderMap,
     allowed_origins: &[String],

@@ -1,7 +1,9 @@
 //! The admin endpoints: the verbose snapshot, signals, drain and metrics.
 //!
 //! The admin listener binds to loopback by default because the verbose
-//! snapshot carries error text that can name internal hosts.
+//! snapshot carries error text that can name internal hosts. Off loopback
+//! the program requires an admin token, and [`require_admin_token`] makes
+//! every admin request carry it.
 
 use std::sync::Arc;
 
@@ -38,6 +40,59 @@ pub fn admin_router(handle: ReadinessHandle, render_metrics: RenderMetrics) -> R
         .route("/signals/{name}", post(set_signal))
         .route("/drain", post(drain))
         .with_state(handle)
+}
+
+/// Wraps the admin routes so that every request must carry
+/// `Authorization: Bearer <token>`; others get 401 with a JSON body. The
+/// comparison takes the same time wherever the tokens differ.
+pub fn require_admin_token(router: Router, token: &str) -> Router {
+    let expected: Arc<[u8]> = Arc::from(token.as_bytes());
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let expected = Arc::clone(&expected);
+            async move {
+                let presented = request
+                    .headers()
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| {
+                        let (scheme, token) = value.trim().split_once(' ')?;
+                        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+                    });
+                if presented.is_some_and(|token| same_bytes(token.as_bytes(), &expected)) {
+                    return next.run(request).await;
+                }
+                tracing::warn!(
+                    method = %request.method(),
+                    path = request.uri().path(),
+                    token_present = presented.is_some(),
+                    "admin request refused with 401: it lacks the admin token"
+                );
+                let body = json!({
+                    "error": "unauthorized",
+                    "message": "admin requests need `Authorization: Bearer <admin token>`",
+                });
+                let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                response.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer realm=\"warmgate-admin\""),
+                );
+                response
+            }
+        },
+    ))
+}
+
+/// Compares two byte strings in time that depends on their lengths only.
+fn same_bytes(presented: &[u8], expected: &[u8]) -> bool {
+    if presented.len() != expected.len() {
+        return false;
+    }
+    presented
+        .iter()
+        .zip(expected)
+        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+        == 0
 }
 
 /// An admin request that could not be carried out.

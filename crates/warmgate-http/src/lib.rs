@@ -22,7 +22,7 @@ mod events;
 mod public;
 mod serve;
 
-pub use self::admin::{RenderMetrics, admin_router};
+pub use self::admin::{RenderMetrics, admin_router, require_admin_token};
 pub use self::public::public_router;
 pub use self::serve::{LISTEN_BACKLOG, ServeSettings, bind_listener, serve};
 

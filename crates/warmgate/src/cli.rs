@@ -58,6 +58,8 @@ impl RunArgs {
         if let Some(admin_listen) = self.admin_listen {
             config.admin_listen = admin_listen;
         }
+        // Checked again: the flag may have moved the listener off loopback.
+        config.check_admin_exposure()?;
         Ok(config)
     }
 }

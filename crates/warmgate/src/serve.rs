@@ -14,11 +14,14 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
-use warmgate_config::Config;
+use warmgate_auth::{Algorithm, AuthSettings, Authenticator, KeySource};
+use warmgate_config::{AuthConfig, Config, JwtKeys};
 use warmgate_core::GateState;
 use warmgate_engine::ReadinessHandle;
 use warmgate_gate::{Gate, GateSettings, InProcessRooms};
-use warmgate_http::{ServeSettings, admin_router, bind_listener, public_router, serve};
+use warmgate_http::{
+    ServeSettings, admin_router, bind_listener, public_router, require_admin_token, serve,
+};
 
 use crate::wiring::{LISTENER_SIGNALS, spawn_engine};
 
@@ -29,7 +32,9 @@ const CLOSE_MARGIN: Duration = Duration::from_secs(1);
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     // Before anything records, so no early sample is lost.
     let render_metrics = crate::metrics::install()?;
-    let handle = spawn_engine(&config).context("cannot start the readiness engine")?;
+    let authenticator = authenticator(&config).context("cannot set up client authentication")?;
+    let handle =
+        spawn_engine(&config, &authenticator).context("cannot start the readiness engine")?;
     let public = bind("public", config.listen).await?;
     let admin = bind("admin", config.admin_listen).await?;
     let public_addr = public
@@ -40,7 +45,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot read the admin address")?;
     let settings = gate_settings(&config);
     let drain_grace = settings.drain_grace;
-    let gate = Gate::new(handle.clone(), settings, Arc::new(InProcessRooms::new()));
+    let gate = Gate::new(
+        handle.clone(),
+        settings,
+        Arc::new(InProcessRooms::new()),
+        authenticator,
+    );
     let counts = gate.counts();
     let serve_settings = ServeSettings {
         header_read_timeout: config.gate.handshake_timeout,
@@ -80,12 +90,11 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         .merge(gate.router())
         .merge(warmgate_web::router());
     let public_server = serve(public, router, serve_settings.clone(), drained.clone());
-    let admin_server = serve(
-        admin,
-        admin_router(handle.clone(), render_metrics),
-        serve_settings,
-        drained,
-    );
+    let mut admin_routes = admin_router(handle.clone(), render_metrics);
+    if let Some(token) = &config.admin_token {
+        admin_routes = require_admin_token(admin_routes, token.expose());
+    }
+    let admin_server = serve(admin, admin_routes, serve_settings, drained);
     let grace_over = async {
         draining(handle.clone()).await;
         tokio::time::sleep(drain_grace + CLOSE_MARGIN).await;
@@ -115,7 +124,40 @@ fn gate_settings(config: &Config) -> GateSettings {
         max_held: gate.max_held,
         max_message_bytes: gate.max_message_bytes,
         allowed_origins: gate.allowed_origins.clone(),
+        messages_per_second: gate.messages_per_second,
+        message_burst: gate.message_burst,
     }
+}
+
+/// The authenticator `[auth]` asks for.
+fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
+    let AuthConfig::Jwt(jwt) = &config.auth else {
+        return Ok(Authenticator::disabled());
+    };
+    let algorithms = jwt
+        .algorithms
+        .iter()
+        .map(|name| {
+            name.parse::<Algorithm>()
+                .with_context(|| format!("algorithm {name} is not supported"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = match &jwt.keys {
+        JwtKeys::Jwks(url) => KeySource::Jwks {
+            url: url.expose().to_owned(),
+            target: url.redacted().to_owned(),
+        },
+        JwtKeys::Secret(secret) => KeySource::Secret(secret.expose().as_bytes().to_vec()),
+    };
+    let settings = AuthSettings {
+        algorithms,
+        keys,
+        issuer: jwt.issuer.clone(),
+        audience: jwt.audience.clone(),
+        leeway: jwt.leeway,
+        allow_query_token: jwt.allow_query_token,
+    };
+    Ok(Authenticator::new(settings)?)
 }
 
 async fn bind(which: &str, addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {

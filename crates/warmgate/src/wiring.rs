@@ -2,6 +2,7 @@
 //! check, and the signals the application sets.
 
 use anyhow::Context as _;
+use warmgate_auth::Authenticator;
 use warmgate_config::{Config, ProbeConfig};
 use warmgate_engine::{EngineBuilder, EngineSettings, ProbeSchedule, ReadinessHandle};
 use warmgate_probes::{HttpProbe, PostgresProbe, Probe, ProbeError, RedisProbe, TcpProbe};
@@ -11,7 +12,10 @@ use warmgate_probes::{HttpProbe, PostgresProbe, Probe, ProbeError, RedisProbe, T
 pub(crate) const LISTENER_SIGNALS: [&str; 2] = ["http_listener", "websocket_integration"];
 
 /// Spawns the engine for `config`. Must run inside the tokio runtime.
-pub(crate) fn spawn_engine(config: &Config) -> anyhow::Result<ReadinessHandle> {
+pub(crate) fn spawn_engine(
+    config: &Config,
+    authenticator: &Authenticator,
+) -> anyhow::Result<ReadinessHandle> {
     let settings = EngineSettings {
         retry_cap: config.gate.retry_cap,
         ..EngineSettings::default()
@@ -22,7 +26,7 @@ pub(crate) fn spawn_engine(config: &Config) -> anyhow::Result<ReadinessHandle> {
             timeout: check.timeout,
             interval: check.interval,
         };
-        builder = match probe_for(&check.probe)
+        builder = match probe_for(&check.probe, authenticator)
             .with_context(|| format!("check `{}` cannot be set up", check.name))?
         {
             Some(probe) => builder.probe(&check.name, schedule, probe)?,
@@ -33,9 +37,22 @@ pub(crate) fn spawn_engine(config: &Config) -> anyhow::Result<ReadinessHandle> {
 }
 
 /// The probe for a probed kind, or `None` for a signal.
-fn probe_for(probe: &ProbeConfig) -> Result<Option<Box<dyn Probe>>, ProbeError> {
+fn probe_for(
+    probe: &ProbeConfig,
+    authenticator: &Authenticator,
+) -> Result<Option<Box<dyn Probe>>, ProbeError> {
     Ok(Some(match probe {
         ProbeConfig::Signal => return Ok(None),
+        // The config allows a `jwks` check only with a JWKS in `[auth]`.
+        ProbeConfig::Jwks => match authenticator.jwks_probe() {
+            Some(probe) => Box::new(probe),
+            None => {
+                return Err(ProbeError::InvalidTarget {
+                    target: "jwks".to_owned(),
+                    reason: "[auth] has no JWKS to load".to_owned(),
+                });
+            }
+        },
         ProbeConfig::Tcp { addr } => Box::new(TcpProbe::new(addr.clone())),
         ProbeConfig::Postgres { url } => {
             Box::new(PostgresProbe::new(url.expose(), url.redacted())?)

@@ -55,9 +55,18 @@ fn server_frames_have_the_documented_shape() {
     assert_eq!(
         value(&ServerMessage::Error {
             code: ErrorCode::BufferFull,
-            message: "m"
+            message: "m",
+            client_msg_id: None,
         }),
         json!({"type":"error","code":"buffer_full","message":"m"})
+    );
+    assert_eq!(
+        value(&ServerMessage::Error {
+            code: ErrorCode::RateLimited,
+            message: "m",
+            client_msg_id: Some("c-9"),
+        }),
+        json!({"type":"error","code":"rate_limited","message":"m","client_msg_id":"c-9"})
     );
     assert_eq!(
         value(&ServerMessage::Ack {

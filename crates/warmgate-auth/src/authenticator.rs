@@ -1,0 +1,334 @@
+//! The authenticator: from an upgrade request to a verified [`Identity`].
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwapOption;
+use http::HeaderMap;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use tokio::time::Instant;
+
+use crate::extract::{
+    BearerToken, TokenSource, decode_token_header, shape_error, token_from_request,
+};
+use crate::jwks::{JwksClient, JwksProbe};
+use crate::keys::{KeySet, Lookup};
+use crate::settings::algorithm_names;
+use crate::{AuthError, AuthSettings, KeySource};
+
+/// An unknown `kid` triggers a refresh at most this often.
+pub const UNKNOWN_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a refresh for an unknown `kid` may hold the handshake.
+const UNKNOWN_KEY_REFRESH_TIMEOUT: Duration = Duration::from_secs(2);
+/// The longest `sub` accepted: it names the client in chat and spans.
+const MAX_SUBJECT_BYTES: usize = 256;
+
+/// Who a verified token says the client is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's `sub`.
+    pub subject: String,
+    /// The token's `exp`.
+    pub expires_at: SystemTime,
+    /// Where the token was found.
+    pub source: TokenSource,
+}
+
+/// Checks the tokens of upgrade requests. Cheap to clone; a disabled one
+/// (`[auth] mode = "none"`) lets everyone in anonymously.
+#[derive(Clone, Debug)]
+pub struct Authenticator {
+    inner: Option<Arc<Inner>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    settings: AuthSettings,
+    keys: ArcSwapOption<KeySetHandle>,
+    pub(crate) jwks: Option<JwksClient>,
+    /// When the last refresh for an unknown `kid` started.
+    last_unknown_key_refresh: std::sync::Mutex<Option<Instant>>,
+}
+
+/// A loaded key set; a newtype so `Inner` can derive `Debug`.
+pub(crate) struct KeySetHandle(KeySet);
+
+impl std::fmt::Debug for KeySetHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet")
+            .field("keys", &self.0.len())
+            .field("kids", &self.0.kids())
+            .finish()
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+}
+
+impl Authenticator {
+    /// No authentication: every client is admitted anonymously.
+    pub fn disabled() -> Authenticator {
+        Authenticator { inner: None }
+    }
+
+    /// Checks tokens as `settings` say. With a shared secret the keys are
+    /// ready at once; with a JWKS they load on the first success of the
+    /// [`JwksProbe`] from [`Authenticator::jwks_probe`].
+    pub fn new(settings: AuthSettings) -> Result<Authenticator, AuthError> {
+        let (keys, jwks) = match &settings.keys {
+            KeySource::Secret(secret) => (
+                Some(Arc::new(KeySetHandle(KeySet::from_secret(secret)))),
+                None,
+            ),
+            KeySource::Jwks { url, target } => (None, Some(JwksClient::new(url, target)?)),
+        };
+        Ok(Authenticator {
+            inner: Some(Arc::new(Inner {
+                settings,
+                keys: ArcSwapOption::new(keys),
+                jwks,
+                last_unknown_key_refresh: std::sync::Mutex::new(None),
+            })),
+        })
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// The leeway allowed on `exp`; zero when disabled.
+    pub fn leeway(&self) -> Duration {
+        self.inner
+            .as_ref()
+            .map_or(Duration::ZERO, |inner| inner.settings.leeway)
+    }
+
+    /// The readiness check that loads and refreshes the JWKS; `None` unless
+    /// the keys come from a JWKS.
+    pub fn jwks_probe(&self) -> Option<JwksProbe> {
+        let inner = self.inner.as_ref()?;
+        inner.jwks.as_ref()?;
+        Some(JwksProbe {
+            inner: Arc::clone(inner),
+        })
+    }
+
+    /// The identity of the client making this upgrade request: `Ok(None)`
+    /// when authentication is disabled, an error saying what was wrong
+    /// otherwise.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<Identity>, AuthError> {
+        let Some(inner) = &self.inner else {
+            return Ok(None);
+        };
+        let (token, source) = token_from_request(headers, query, inner.settings.allow_query_token)?
+            .ok_or(AuthError::MissingToken)?;
+        inner.verify(&token, source).await.map(Some)
+    }
+}
+
+impl Inner {
+    async fn verify(
+        &self,
+        token: &BearerToken,
+        source: TokenSource,
+    ) -> Result<Identity, AuthError> {
+        let token = token.expose();
+        let header = decode_token_header(token)?;
+        let algorithm = header.alg;
+        if !self.settings.algorithms.contains(&algorithm) {
+            return Err(AuthError::AlgorithmNotAccepted {
+                algorithm: format!("{algorithm:?}"),
+                accepted: algorithm_names(&self.settings.algorithms),
+            });
+        }
+        let kid = header.kid.as_deref();
+        match self.verify_with_loaded_keys(token, kid, algorithm) {
+            Err(AuthError::UnknownKey { kid }) if self.may_refresh_for_unknown_key() => {
+                tracing::info!(kid, "a token names an unknown key id; refreshing the JWKS");
+                match tokio::time::timeout(
+                    UNKNOWN_KEY_REFRESH_TIMEOUT,
+                    self.refresh_keys("unknown_kid"),
+                )
+                .await
+                {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "JWKS refresh for an unknown key id failed")
+                    }
+                    Err(_) => tracing::warn!(
+                        timeout_ms = UNKNOWN_KEY_REFRESH_TIMEOUT.as_millis() as u64,
+                        "JWKS refresh for an unknown key id timed out"
+                    ),
+                }
+                self.verify_with_loaded_keys(token, Some(&kid), algorithm)
+            }
+            other => other,
+        }
+        .map(|(subject, expires_at)| Identity {
+            subject,
+            expires_at,
+            source,
+        })
+    }
+
+    /// True at most once per [`UNKNOWN_KEY_REFRESH_INTERVAL`], and only for
+    /// keys from a JWKS.
+    fn may_refresh_for_unknown_key(&self) -> bool {
+        if self.jwks.is_none() {
+            return false;
+        }
+        let now = Instant::now();
+        let mut last = self
+            .last_unknown_key_refresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *last {
+            Some(at) if now.duration_since(at) < UNKNOWN_KEY_REFRESH_INTERVAL => false,
+            _ => {
+                *last = Some(now);
+                true
+            }
+        }
+    }
+
+    fn verify_with_loaded_keys(
+        &self,
+        token: &str,
+        kid: Option<&str>,
+        algorithm: Algorithm,
+    ) -> Result<(String, SystemTime), AuthError> {
+        let keys = self.keys.load_full().ok_or(AuthError::KeysUnavailable)?;
+        let candidates = match keys.0.lookup(kid, algorithm) {
+            Lookup::UnknownKid => {
+                return Err(AuthError::UnknownKey {
+                    kid: printable(kid.unwrap_or_default()),
+                });
+            }
+            Lookup::Keys(candidates) => candidates,
+        };
+        if candidates.is_empty() {
+            return Err(AuthError::InvalidSignature);
+        }
+        let validation = self.validation(algorithm);
+        let mut last_error = AuthError::InvalidSignature;
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+                Ok(data) => return subject_and_expiry(data.claims),
+                Err(error) => {
+                    last_error = refusal(&error);
+                    // Only a signature mismatch is worth trying the next
+                    // key for; anything else is about the token itself.
+                    if last_error != AuthError::InvalidSignature {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_error)
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = self.settings.leeway.as_secs();
+        validation.validate_nbf = true;
+        let mut required: HashSet<String> = ["exp", "sub"].map(str::to_owned).into();
+        match &self.settings.issuer {
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.insert("iss".to_owned());
+            }
+            None => validation.iss = None,
+        }
+        match &self.settings.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.insert("aud".to_owned());
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.required_spec_claims = required;
+        validation
+    }
+
+    /// Fetches the JWKS and stores its keys; logs when the key ids change.
+    pub(crate) async fn refresh_keys(&self, trigger: &'static str) -> Result<(), AuthError> {
+        let Some(jwks) = &self.jwks else {
+            return Ok(());
+        };
+        let keys = jwks.fetch(&self.settings.algorithms).await?;
+        let new_kids: Vec<String> = keys.kids().into_iter().map(str::to_owned).collect();
+        let previous = self.keys.swap(Some(Arc::new(KeySetHandle(keys))));
+        let old_kids: Option<Vec<String>> = previous
+            .as_ref()
+            .map(|old| old.0.kids().into_iter().map(str::to_owned).collect());
+        if old_kids.as_ref() != Some(&new_kids) {
+            tracing::info!(
+                url = jwks.target(),
+                trigger,
+                keys = new_kids.len(),
+                kids = ?new_kids,
+                first_load = old_kids.is_none(),
+                "JWKS keys loaded"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The claims a session needs, checked for shape.
+fn subject_and_expiry(claims: Claims) -> Result<(String, SystemTime), AuthError> {
+    if claims.sub.is_empty() || claims.sub.len() > MAX_SUBJECT_BYTES {
+        return Err(AuthError::malformed(format!(
+            "the token's sub must be 1 to {MAX_SUBJECT_BYTES} bytes"
+        )));
+    }
+    if claims.sub.chars().any(char::is_control) {
+        return Err(AuthError::malformed(
+            "the token's sub has control characters",
+        ));
+    }
+    let expires_at = UNIX_EPOCH
+        .checked_add(Duration::from_secs(claims.exp))
+        .ok_or_else(|| AuthError::malformed("the token's exp is out of range"))?;
+    Ok((claims.sub, expires_at))
+}
+
+/// The refusal for a failed `decode`, in words that never quote the token.
+fn refusal(error: &jsonwebtoken::errors::Error) -> AuthError {
+    match error.kind() {
+        ErrorKind::ExpiredSignature => AuthError::TokenExpired,
+        ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
+        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
+            "iss" => AuthError::WrongIssuer,
+            "aud" => AuthError::WrongAudience,
+            other => AuthError::malformed(format!("the token has no `{}` claim", printable(other))),
+        },
+        ErrorKind::InvalidSignature
+        | ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidRsaKey(_)
+        | ErrorKind::InvalidKeyFormat
+        | ErrorKind::Crypto(_) => AuthError::InvalidSignature,
+        _ => AuthError::malformed(format!("the token's claims are {}", shape_error(error))),
+    }
+}
+
+/// Client-chosen text made safe for a message: printable ASCII, at most 64
+/// characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(64)
+        .collect()
+}
