@@ -6,6 +6,7 @@
 mod auth;
 mod foundation;
 mod gate;
+mod hardening;
 mod logs;
 mod metrics;
 mod probes;
