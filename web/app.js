@@ -34,7 +34,11 @@ function currentRoom() {
   return roomInput.value.trim() || DEFAULT_ROOM;
 }
 
-const client = new WarmgateClient(socketUrl(location), { room: currentRoom() });
+// A page that signs its users in defines `window.warmgateToken` (a function
+// returning a JWT, or a promise of one) before loading this script; each
+// connection attempt asks it for a fresh token.
+const tokenProvider = typeof globalThis.warmgateToken === 'function' ? globalThis.warmgateToken : undefined;
+const client = new WarmgateClient(socketUrl(location), { room: currentRoom(), token: tokenProvider });
 
 // === what the banner knows ===
 

@@ -72,13 +72,21 @@ export interface DrainingMessage {
   reconnect_after_ms: number;
 }
 
-export type ErrorCode = 'invalid_message' | 'buffer_full' | 'unsupported_binary' | 'lagged';
+export type ErrorCode =
+  | 'invalid_message'
+  | 'buffer_full'
+  | 'unsupported_binary'
+  | 'lagged'
+  | 'rate_limited'
+  | 'token_expired';
 
 /** A refused message or a missed one; the connection stays open. */
 export interface ErrorMessage {
   type: 'error';
   code: ErrorCode;
   message: string;
+  /** The refused message's id, when the error is about one message. */
+  client_msg_id?: string;
 }
 
 /** A message in a room this connection is in (our own included). */
@@ -178,6 +186,8 @@ export interface WarmgateClientEventMap {
   message: CustomEvent<ServerMessage | { type: string; [field: string]: unknown }>;
   state: CustomEvent<StateDetail>;
   close: CustomEvent<CloseDetail>;
+  /** The token provider threw or rejected; the client backs off and retries. */
+  tokenerror: CustomEvent<{ error: unknown }>;
 }
 
 /** What the client needs of a WebSocket implementation. */
@@ -214,6 +224,12 @@ export interface WarmgateClientOptions {
   baseBackoffMs?: number;
   /** The server's `max_message_bytes`: `send()` refuses larger frames. Default 65536. */
   maxMessageBytes?: number;
+  /**
+   * Called before every connection attempt for a fresh token (a JWT), sent
+   * as the subprotocol `bearer.<token>` beside `warmgate.v1`. A provider
+   * that throws or rejects fires `tokenerror` and the client backs off.
+   */
+  token?: () => string | null | undefined | Promise<string | null | undefined>;
 }
 
 type Listener<E> = ((this: WarmgateClient, event: E) => void) | { handleEvent(event: E): void };
@@ -272,6 +288,7 @@ export declare class WarmgateClient extends EventTarget {
 
 /** `warmgate.v1`, offered on every connection. */
 export declare const SUBPROTOCOL: 'warmgate.v1';
+export declare const BEARER_PREFIX: 'bearer.';
 /** `lobby`: every client is in it from admission. */
 export declare const DEFAULT_ROOM: 'lobby';
 export declare const MAX_ROOM_CHARS: 64;

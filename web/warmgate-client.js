@@ -23,6 +23,9 @@
 /** The subprotocol offered on every connection. */
 export const SUBPROTOCOL = 'warmgate.v1';
 
+/** The subprotocol prefix that carries a token: `bearer.<token>`. */
+export const BEARER_PREFIX = 'bearer.';
+
 /** The room every `/ws` client is in from admission. */
 export const DEFAULT_ROOM = 'lobby';
 
@@ -158,6 +161,10 @@ export class WarmgateClient extends EventTarget {
   #baseBackoffMs;
   #maxBackoffMs;
   #maxMessageBytes;
+  /** @type {null | (() => unknown)} */
+  #tokenProvider;
+  /** Counts token requests, so an answer to a superseded one is dropped. */
+  #tokenRequest = 0;
 
   /** @type {'connecting' | 'warming' | 'ready' | 'degraded' | 'reconnecting' | 'offline'} */
   #state = 'offline';
@@ -203,6 +210,11 @@ export class WarmgateClient extends EventTarget {
    * @param {number} [options.maxBackoffMs]
    * @param {number} [options.baseBackoffMs]
    * @param {number} [options.maxMessageBytes] the server's `max_message_bytes`
+   * @param {() => (string | null | undefined | Promise<string | null | undefined>)} [options.token]
+   *   called before every connection attempt for a fresh token (a JWT); it
+   *   travels as the subprotocol `bearer.<token>` beside `warmgate.v1`,
+   *   because browsers cannot set headers on a WebSocket. A provider that
+   *   throws or rejects fires `tokenerror` and the client backs off.
    */
   constructor(url, options = {}) {
     super();
@@ -216,7 +228,11 @@ export class WarmgateClient extends EventTarget {
       maxBackoffMs = 30000,
       baseBackoffMs = 500,
       maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+      token = null,
     } = options;
+    if (token !== null && typeof token !== 'function') {
+      throw new TypeError('options.token is a function that returns a token (or a promise of one)');
+    }
     const parsed = new URL(String(url));
     if (parsed.protocol !== 'ws:' && parsed.protocol !== 'wss:') {
       throw new TypeError(`a warmgate URL is ws: or wss:, not ${parsed.protocol} (${parsed.href})`);
@@ -239,6 +255,7 @@ export class WarmgateClient extends EventTarget {
     this.#maxBackoffMs = maxBackoffMs;
     this.#baseBackoffMs = baseBackoffMs;
     this.#maxMessageBytes = maxMessageBytes;
+    this.#tokenProvider = token;
   }
 
   // === public API ===
@@ -348,11 +365,46 @@ export class WarmgateClient extends EventTarget {
 
   // === connection ===
 
+  /** One connection attempt: a fresh token first, when there is a provider. */
   #open() {
     this.#timer = null;
+    if (this.#tokenProvider === null) {
+      this.#openSocket([SUBPROTOCOL]);
+      return;
+    }
+    this.#tokenRequest += 1;
+    const request = this.#tokenRequest;
+    this.#setState('connecting', null);
+    const current = () => !this.#stopped && request === this.#tokenRequest;
+    let pending;
+    try {
+      pending = Promise.resolve(this.#tokenProvider());
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    pending.then(
+      (token) => {
+        if (!current()) return;
+        const protocols = [SUBPROTOCOL];
+        if (typeof token === 'string' && token !== '') protocols.push(`${BEARER_PREFIX}${token}`);
+        try {
+          this.#openSocket(protocols);
+        } catch {
+          // `#openSocket` turned offline already; nobody awaits this.
+        }
+      },
+      (error) => {
+        if (!current()) return;
+        this.dispatchEvent(new CustomEvent('tokenerror', { detail: { error } }));
+        this.#scheduleReconnect(this.#delay(null, false));
+      },
+    );
+  }
+
+  #openSocket(protocols) {
     let socket;
     try {
-      socket = new this.#WebSocket(this.#url, [SUBPROTOCOL]);
+      socket = new this.#WebSocket(this.#url, protocols);
     } catch (error) {
       // Only a URL the platform refuses gets here (say, ws: from an https:
       // page): retrying cannot help.

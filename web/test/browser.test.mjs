@@ -10,7 +10,9 @@ import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
-import { startGateway, HELD_CONFIG } from './gateway.mjs';
+import { createServer } from 'node:http';
+
+import { startGateway, freePort, HELD_CONFIG, AUTH_CONFIG, AUTH_ENV, hs256Token } from './gateway.mjs';
 
 const SCREENSHOTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'img');
 
@@ -181,6 +183,77 @@ test('when the gate never turns ready the page says unavailable and retries no s
       waited >= refusals[0].retryAfterMs - 50,
       `retried after ${waited} ms, but the server asked for ${refusals[0].retryAfterMs} ms`,
     );
+  } finally {
+    await context.close();
+    await gateway.stop();
+  }
+});
+
+/** Serves `html` at `/` on a free loopback port; resolves to its origin and a stop function. */
+async function servePage(html) {
+  const server = createServer((request, response) => {
+    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    response.end(html);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  return { origin, stop: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+test('a page from another origin cannot open a WebSocket when allowed_origins is set; the own page can', async () => {
+  const port = await freePort();
+  const ownOrigin = `http://127.0.0.1:${port}`;
+  const gateway = await startGateway({
+    config: `[gate]\nallowed_origins = ["${ownOrigin}"]\n`,
+    listen: `127.0.0.1:${port}`,
+  });
+  // A page on another origin that tries to open a WebSocket to warmgate
+  // and reports how it went.
+  const attacker = await servePage(`<!doctype html><title>elsewhere</title><script>
+    const socket = new WebSocket('ws://127.0.0.1:${port}/ws', ['warmgate.v1']);
+    window.outcome = new Promise((resolve) => {
+      socket.onopen = () => resolve('open');
+      socket.onclose = (event) => resolve('closed ' + event.code);
+    });
+  </script>`);
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(attacker.origin);
+    assert.equal(await page.evaluate(() => window.outcome), 'closed 1006');
+    // The browser does not show the status to the page; warmgate's log does.
+    assert.match(gateway.log(), new RegExp(`origin ${attacker.origin} is not allowed|origin="${attacker.origin}"|origin=${attacker.origin}`));
+    assert.match(gateway.log(), /refused with 403/);
+
+    // The chat page served by warmgate itself is on the allowed origin.
+    const own = await context.newPage();
+    await own.goto(`${ownOrigin}/`);
+    await banner(own, 'ready');
+  } finally {
+    await context.close();
+    await attacker.stop();
+    await gateway.stop();
+  }
+});
+
+test('the chat page asks window.warmgateToken for a token and connects as its subject', async () => {
+  const gateway = await startGateway({ config: AUTH_CONFIG, env: AUTH_ENV });
+  const context = await browser.newContext();
+  try {
+    const signedIn = await context.newPage();
+    await signedIn.exposeFunction('mintToken', () => hs256Token('ada'));
+    await signedIn.addInitScript(() => {
+      window.warmgateToken = () => window.mintToken();
+    });
+    await signedIn.goto(gateway.publicUrl);
+    await banner(signedIn, 'ready');
+
+    // Without a token the upgrade is refused (401), so the page never
+    // connects and keeps retrying.
+    const anonymous = await context.newPage();
+    await anonymous.goto(gateway.publicUrl);
+    await banner(anonymous, 'reconnecting');
+    assert.match(gateway.log(), /refused with 401/);
   } finally {
     await context.close();
     await gateway.stop();

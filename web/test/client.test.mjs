@@ -18,7 +18,14 @@ import WarmgateClientDefault, {
   reconnectDelay,
   DEFAULT_RETRY_AFTER_MS,
 } from '../warmgate-client.js';
-import { startGateway, HELD_CONFIG, SHORT_HOLD_CONFIG } from './gateway.mjs';
+import {
+  startGateway,
+  HELD_CONFIG,
+  SHORT_HOLD_CONFIG,
+  AUTH_CONFIG,
+  AUTH_ENV,
+  hs256Token,
+} from './gateway.mjs';
 
 if (typeof globalThis.WebSocket !== 'function') {
   throw new Error('no global WebSocket: on Node 20 run with `node --experimental-websocket --test web/test/`');
@@ -488,4 +495,64 @@ test('message ids are unique per client, even with the jitter pinned', () => {
   assert.throws(() => a.send('x', 'r'.repeat(65)), RangeError);
   assert.throws(() => a.send('x'.repeat(70 * 1024)), RangeError);
   assert.throws(() => new WarmgateClient('http://127.0.0.1:9/ws'), TypeError);
+});
+
+// === authentication ===
+
+test('a token provider is asked before every attempt; its sub is the chat sender; a failing one backs off', async () => {
+  const gateway = await startGateway({ config: AUTH_CONFIG, env: AUTH_ENV });
+  const clients = [];
+  try {
+    let asked = 0;
+    const { RecordingWebSocket, sockets } = recordingWebSocket();
+    const client = new WarmgateClient(gateway.wsUrl, {
+      WebSocket: RecordingWebSocket,
+      token: async () => {
+        asked += 1;
+        return hs256Token('ada');
+      },
+    });
+    clients.push(client);
+    const ready = waitFor(client, 'ready');
+    client.connect();
+    await ready;
+    assert.equal(asked, 1);
+    // The token went as a subprotocol; the server selected only warmgate.v1.
+    assert.equal(sockets[0].protocol, 'warmgate.v1');
+    const echoed = waitFor(client, 'chat', (chat) => chat.text === 'signed');
+    client.send('signed');
+    assert.equal((await echoed).detail.from, 'ada');
+
+    // Refused before the upgrade (401): Node reports it as an error, the
+    // client backs off and asks for a token again on the next attempt.
+    let refusedAsked = 0;
+    const refused = new WarmgateClient(gateway.wsUrl, {
+      token: () => {
+        refusedAsked += 1;
+        return hs256Token('mallory', 300, 'not-the-secret-not-the-secret-0000');
+      },
+      baseBackoffMs: 20,
+      maxBackoffMs: 40,
+    });
+    clients.push(refused);
+    const secondAttempt = waitFor(refused, 'state', (state) => state.state === 'connecting' && refusedAsked >= 2);
+    refused.connect();
+    await secondAttempt;
+    assert.notEqual(refused.state, 'ready');
+
+    // A provider that fails fires tokenerror and the client reconnects later.
+    const failing = new WarmgateClient(gateway.wsUrl, {
+      token: () => Promise.reject(new Error('signed out')),
+      baseBackoffMs: 20,
+    });
+    clients.push(failing);
+    const tokenError = waitFor(failing, 'tokenerror');
+    const reconnecting = waitFor(failing, 'state', (state) => state.state === 'reconnecting');
+    failing.connect();
+    assert.equal((await tokenError).detail.error.message, 'signed out');
+    await reconnecting;
+  } finally {
+    for (const client of clients) client.close();
+    await gateway.stop();
+  }
 });

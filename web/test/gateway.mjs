@@ -4,6 +4,8 @@
 // plan written to a temporary directory.
 
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -23,6 +25,41 @@ kind = "signal"
 
 /** The same plan, but a held client is refused after 300 ms. */
 export const SHORT_HOLD_CONFIG = HELD_CONFIG.replace('hold_timeout = "60s"', 'hold_timeout = "300ms"');
+
+/** The HMAC secret of `AUTH_CONFIG`, given to warmgate through the environment. */
+export const AUTH_SECRET = 'web-tests-only-secret-0123456789abcdef';
+
+/** A plan that is ready at once and asks every client for an HS256 JWT. */
+export const AUTH_CONFIG = `[auth]
+mode = "jwt"
+algorithms = ["HS256"]
+secret_env = "WARMGATE_WEB_TEST_SECRET"
+leeway = "0s"
+`;
+
+/** The environment `AUTH_CONFIG` needs. */
+export const AUTH_ENV = { WARMGATE_WEB_TEST_SECRET: AUTH_SECRET };
+
+/**
+ * An HS256 JWT for `sub`, signed with `AUTH_SECRET`, valid for
+ * `lifetimeSeconds`.
+ */
+export function hs256Token(sub, lifetimeSeconds = 300, secret = AUTH_SECRET) {
+  const encode = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode({ sub, iat: now, exp: now + lifetimeSeconds })}`;
+  const signature = createHmac('sha256', secret).update(unsigned).digest('base64url');
+  return `${unsigned}.${signature}`;
+}
+
+/** A loopback port that was free a moment ago. */
+export async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 /** The first line warmgate prints on stdout. */
 const SERVING = /^warmgate: serving http:\/\/(\S+) \(admin http:\/\/(\S+)\)$/;
@@ -60,9 +97,15 @@ process.once('exit', () => {
  * @param {string} [options.config] the plan (TOML); empty for one that is ready at once
  * @param {string} [options.listen] the public address, `127.0.0.1:0` by default
  * @param {string} [options.adminListen] the admin address, `127.0.0.1:0` by default
+ * @param {Record<string, string>} [options.env] more environment variables
  * @returns {Promise<Gateway>}
  */
-export async function startGateway({ config = HELD_CONFIG, listen = '127.0.0.1:0', adminListen = '127.0.0.1:0' } = {}) {
+export async function startGateway({
+  config = HELD_CONFIG,
+  listen = '127.0.0.1:0',
+  adminListen = '127.0.0.1:0',
+  env = {},
+} = {}) {
   const program = process.env.WARMGATE_BIN;
   if (!program) {
     throw new Error(
@@ -77,6 +120,7 @@ export async function startGateway({ config = HELD_CONFIG, listen = '127.0.0.1:0
 
   const child = spawn(program, ['--config', configPath, '--listen', listen, '--admin-listen', adminListen], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   running.add(child);
   // Keep reading stderr (the log) so the program never blocks on a full
