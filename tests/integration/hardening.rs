@@ -18,7 +18,12 @@ async fn with_an_admin_token_every_admin_request_needs_it() {
         .spawn()
         .await;
     let client = http_client();
-    for (method, path) in [("GET", "/readiness"), ("GET", "/metrics"), ("POST", "/signals/app"), ("POST", "/drain")] {
+    for (method, path) in [
+        ("GET", "/readiness"),
+        ("GET", "/metrics"),
+        ("POST", "/signals/app"),
+        ("POST", "/drain"),
+    ] {
         let url = gateway.admin_url(path);
         let request = match method {
             "GET" => client.get(&url),
@@ -49,7 +54,11 @@ async fn with_an_admin_token_every_admin_request_needs_it() {
         .await
         .unwrap();
     assert!(set.status().is_success(), "{}", set.status());
-    gateway.events().await.until(|s| s["state"] == "ready").await;
+    gateway
+        .events()
+        .await
+        .until(|s| s["state"] == "ready")
+        .await;
     // The public listener needs no token: probes and clients use it.
     assert_eq!(gateway.get("/readyz").await.status, 200);
     assert!(!gateway.log().contains(ADMIN_TOKEN));
@@ -86,7 +95,9 @@ fn memory_kib(pid: u32, field: &str) -> u64 {
 }
 
 fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 #[tokio::test]
@@ -105,7 +116,9 @@ async fn five_thousand_half_open_handshakes_are_freed_by_handshake_timeout_in_bo
 
     let mut streams = Vec::with_capacity(HALF_OPEN);
     for _ in 0..HALF_OPEN {
-        let mut stream = tokio::net::TcpStream::connect(gateway.public).await.unwrap();
+        let mut stream = tokio::net::TcpStream::connect(gateway.public)
+            .await
+            .unwrap();
         // The start of an upgrade request that never ends.
         stream
             .write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
@@ -118,7 +131,10 @@ async fn five_thousand_half_open_handshakes_are_freed_by_handshake_timeout_in_bo
         for mut stream in streams {
             let mut rest = Vec::new();
             let _ = stream.read_to_end(&mut rest).await;
-            assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"), "{rest:?}");
+            assert!(
+                rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"),
+                "{rest:?}"
+            );
         }
     })
     .await;
@@ -133,7 +149,11 @@ async fn five_thousand_half_open_handshakes_are_freed_by_handshake_timeout_in_bo
         "peak memory grew by {grown} KiB for {HALF_OPEN} half-open handshakes"
     );
     // Every socket is closed again, and the gateway still serves.
-    assert!(open_fds(pid) <= fds_before + 8, "{} fds open, {fds_before} before", open_fds(pid));
+    assert!(
+        open_fds(pid) <= fds_before + 8,
+        "{} fds open, {fds_before} before",
+        open_fds(pid)
+    );
     assert_eq!(gateway.get("/livez").await.status, 200);
     eprintln!("peak memory grew by {grown} KiB for {HALF_OPEN} half-open handshakes");
 }

@@ -13,7 +13,7 @@ use warmgate_devservers::{SigningKey, TokenClaims, jwks_document};
 pub const ISSUER: &str = "https://auth.test/";
 pub const AUDIENCE: &str = "chat";
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Published {
     document: Mutex<String>,
     requests: AtomicUsize,
@@ -21,6 +21,7 @@ struct Published {
 }
 
 /// A JWKS server on a free loopback port.
+#[derive(Debug)]
 pub struct JwksServer {
     url: String,
     published: Arc<Published>,

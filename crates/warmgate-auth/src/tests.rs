@@ -1,1 +1,293 @@
+#![allow(clippy::unwrap_used)]
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderValue};
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::json;
+use warmgate_devservers::{SigningKey, TokenClaims, jwks_document};
+
+use crate::keys::{KeySet, Lookup};
+use crate::{
+    Algorithm, AuthError, AuthSettings, Authenticator, KeySource, TokenSource, decode_token_header,
+    token_from_request,
+};
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, HeaderValue::from_str(value).unwrap());
+    }
+    map
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn hs256(claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+fn secret_authenticator(
+    issuer: Option<&str>,
+    audience: Option<&str>,
+    leeway: u64,
+) -> Authenticator {
+    Authenticator::new(AuthSettings {
+        algorithms: vec![Algorithm::HS256],
+        keys: KeySource::Secret(SECRET.to_vec()),
+        issuer: issuer.map(str::to_owned),
+        audience: audience.map(str::to_owned),
+        leeway: Duration::from_secs(leeway),
+        allow_query_token: false,
+    })
+    .unwrap()
+}
+
+async fn verify(authenticator: &Authenticator, token: &str) -> Result<String, AuthError> {
+    let request = headers(&[("authorization", &format!("Bearer {token}"))]);
+    authenticator
+        .authenticate(&request, None)
+        .await
+        .map(|identity| identity.unwrap().subject)
+}
+
+// === extraction ===
+
+#[test]
+fn the_token_is_found_in_the_header_then_the_subprotocol_then_the_query() {
+    let (token, source) =
+        token_from_request(&headers(&[("authorization", "Bearer a.b.c")]), None, false)
+            .unwrap()
+            .unwrap();
+    assert_eq!(
+        (token.expose(), source),
+        ("a.b.c", TokenSource::AuthorizationHeader)
+    );
+
+    let offered = headers(&[("sec-websocket-protocol", "warmgate.v1, bearer.x.y.z")]);
+    let (token, source) = token_from_request(&offered, None, false).unwrap().unwrap();
+    assert_eq!(
+        (token.expose(), source),
+        ("x.y.z", TokenSource::Subprotocol)
+    );
+
+    let (token, source) = token_from_request(&HeaderMap::new(), Some("room=a&token=q.r.s"), true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (token.expose(), source),
+        ("q.r.s", TokenSource::QueryParameter)
+    );
+
+    assert_eq!(
+        token_from_request(&HeaderMap::new(), Some("room=a"), false).unwrap(),
+        None
+    );
+}
+
+#[test]
+fn bad_token_placements_are_refused_with_a_reason() {
+    let refused =
+        |map: HeaderMap, query: Option<&str>| token_from_request(&map, query, false).unwrap_err();
+    assert_eq!(
+        refused(HeaderMap::new(), Some("token=a.b.c")),
+        AuthError::QueryTokenRefused
+    );
+    assert_eq!(
+        refused(headers(&[("authorization", "Basic abc")]), None).code(),
+        "malformed_token"
+    );
+    assert_eq!(
+        refused(headers(&[("authorization", "Bearer ")]), None).code(),
+        "malformed_token"
+    );
+    let two = headers(&[
+        ("sec-websocket-protocol", "bearer.a, warmgate.v1"),
+        ("sec-websocket-protocol", "bearer.b"),
+    ]);
+    assert!(refused(two, None).to_string().contains("more than one"));
+    let long = format!("Bearer {}", "a".repeat(crate::MAX_TOKEN_BYTES + 1));
+    assert!(
+        refused(headers(&[("authorization", &long)]), None)
+            .to_string()
+            .contains("longer than")
+    );
+}
+
+#[test]
+fn a_token_never_shows_in_debug_output_or_errors() {
+    let secret = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl";
+    let (token, _) = token_from_request(
+        &headers(&[("authorization", &format!("Bearer {secret}"))]),
+        None,
+        false,
+    )
+    .unwrap()
+    .unwrap();
+    assert!(!format!("{token:?}").contains("eyJ"));
+    let error = decode_token_header("not.a.jwt-at-all").unwrap_err();
+    assert!(!error.to_string().contains("jwt-at-all"), "{error}");
+}
+
+// === keys ===
+
+#[test]
+fn a_jwks_keeps_usable_public_keys_and_skips_the_rest() {
+    let key = SigningKey::generate("k1").unwrap();
+    let mut document: serde_json::Value = serde_json::from_str(&jwks_document(&[&key])).unwrap();
+    let keys = document["keys"].as_array_mut().unwrap();
+    keys.push(json!({"kty": "oct", "kid": "shared", "k": "c2VjcmV0"}));
+    keys.push(json!({"kty": "RSA", "kid": "broken"}));
+    keys.push(json!("not a key"));
+    let set = KeySet::from_jwks(document.to_string().as_bytes(), &[Algorithm::ES256]).unwrap();
+    assert_eq!(set.kids(), ["k1"]);
+    assert!(
+        matches!(set.lookup(Some("k1"), Algorithm::ES256), Lookup::Keys(keys) if keys.len() == 1)
+    );
+    assert!(matches!(
+        set.lookup(Some("k2"), Algorithm::ES256),
+        Lookup::UnknownKid
+    ));
+    // The key is EC: an RS256 token naming it finds no usable key.
+    assert!(
+        matches!(set.lookup(Some("k1"), Algorithm::RS256), Lookup::Keys(keys) if keys.is_empty())
+    );
+
+    for bad in [&b"{}"[..], b"[]", b"{\"keys\": []}", b"\xff"] {
+        assert!(KeySet::from_jwks(bad, &[Algorithm::ES256]).is_err());
+    }
+    // A JWKS of only symmetric keys is refused even for HS256.
+    let oct = json!({"keys": [{"kty": "oct", "kid": "s", "k": "c2VjcmV0"}]}).to_string();
+    assert!(KeySet::from_jwks(oct.as_bytes(), &[Algorithm::HS256]).is_err());
+}
+
+// === validation ===
+
+#[tokio::test]
+async fn a_valid_token_gives_its_subject_and_expiry() {
+    let authenticator = secret_authenticator(Some("iss-a"), Some("chat"), 0);
+    let exp = now() + 60;
+    let token = hs256(json!({"sub": "ada", "exp": exp, "iss": "iss-a", "aud": "chat"}));
+    let request = headers(&[("authorization", &format!("Bearer {token}"))]);
+    let identity = authenticator
+        .authenticate(&request, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(identity.subject, "ada");
+    assert_eq!(identity.expires_at, UNIX_EPOCH + Duration::from_secs(exp));
+    assert_eq!(identity.source, TokenSource::AuthorizationHeader);
+}
+
+#[tokio::test]
+async fn each_kind_of_bad_token_gets_its_own_error() {
+    let authenticator = secret_authenticator(Some("iss-a"), Some("chat"), 5);
+    let t = now();
+    let cases = [
+        (
+            json!({"sub": "a", "exp": t - 60, "iss": "iss-a", "aud": "chat"}),
+            "token_expired",
+        ),
+        (
+            json!({"sub": "a", "exp": t + 60, "nbf": t + 60, "iss": "iss-a", "aud": "chat"}),
+            "token_not_yet_valid",
+        ),
+        (
+            json!({"sub": "a", "exp": t + 60, "iss": "iss-b", "aud": "chat"}),
+            "wrong_issuer",
+        ),
+        (
+            json!({"sub": "a", "exp": t + 60, "aud": "chat"}),
+            "wrong_issuer",
+        ),
+        (
+            json!({"sub": "a", "exp": t + 60, "iss": "iss-a", "aud": "billing"}),
+            "wrong_audience",
+        ),
+        (
+            json!({"exp": t + 60, "iss": "iss-a", "aud": "chat"}),
+            "malformed_token",
+        ),
+        (
+            json!({"sub": "", "exp": t + 60, "iss": "iss-a", "aud": "chat"}),
+            "malformed_token",
+        ),
+        (
+            json!({"sub": "a\nb", "exp": t + 60, "iss": "iss-a", "aud": "chat"}),
+            "malformed_token",
+        ),
+        (
+            json!({"sub": "a", "iss": "iss-a", "aud": "chat"}),
+            "malformed_token",
+        ),
+    ];
+    for (claims, expected) in cases {
+        let error = verify(&authenticator, &hs256(claims.clone()))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), expected, "{claims}: {error}");
+    }
+    // Within the leeway, an expired token still passes.
+    let token = hs256(json!({"sub": "a", "exp": t - 2, "iss": "iss-a", "aud": "chat"}));
+    assert_eq!(verify(&authenticator, &token).await.unwrap(), "a");
+
+    // Another secret: a bad signature. Another alg: not accepted.
+    let forged = jsonwebtoken::encode(
+        &Header::default(),
+        &json!({"sub": "a", "exp": t + 60, "iss": "iss-a", "aud": "chat"}),
+        &EncodingKey::from_secret(b"another secret, another secret!!"),
+    )
+    .unwrap();
+    assert_eq!(
+        verify(&authenticator, &forged).await.unwrap_err(),
+        AuthError::InvalidSignature
+    );
+    let hs512 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS512),
+        &json!({"sub": "a", "exp": t + 60}),
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    assert_eq!(
+        verify(&authenticator, &hs512).await.unwrap_err().code(),
+        "algorithm_not_accepted"
+    );
+    // `alg: none` is never accepted.
+    let none = format!("{}.{}.", "eyJhbGciOiJub25lIn0", "eyJzdWIiOiJhIn0");
+    assert!(verify(&authenticator, &none).await.is_err());
+}
+
+#[tokio::test]
+async fn without_loaded_keys_a_jwks_authenticator_answers_unavailable() {
+    let key = SigningKey::generate("k1").unwrap();
+    let authenticator = Authenticator::new(AuthSettings {
+        algorithms: vec![Algorithm::ES256],
+        keys: KeySource::Jwks {
+            url: "http://127.0.0.1:9/jwks.json".to_owned(),
+            target: "http://127.0.0.1:9/jwks.json".to_owned(),
+        },
+        issuer: None,
+        audience: None,
+        leeway: Duration::ZERO,
+        allow_query_token: false,
+    })
+    .unwrap();
+    let token = key.sign(&TokenClaims::expiring_in("ada", 60)).unwrap();
+    let error = verify(&authenticator, &token).await.unwrap_err();
+    assert_eq!(error, AuthError::KeysUnavailable);
+    assert!(error.is_unavailable());
+    assert!(authenticator.jwks_probe().is_some());
+    assert!(Authenticator::disabled().jwks_probe().is_none());
+}

@@ -1198,6 +1198,10 @@ fn jwt_with_a_jwks_needs_a_jwks_check_and_the_reverse() {
         error("[auth]\nmode = \"jwt\"\njwks_url = \"https://auth.example.com/jwks.json\"\n"),
         "test.toml: auth.jwks_url: the keys come from a JWKS, but no check loads it: expected a check with `kind = \"jwks\"` in a phase (the gate is not ready until it passes) (line 3, column 12)"
     );
+    assert!(
+        error(&format!("{text}required = false\n"))
+            .contains("phase[0].check[0].required: a `jwks` check cannot be optional")
+    );
     assert_eq!(
         error(JWKS_CHECK),
         "test.toml: phase[0].check[0].kind: kind \"jwks\" loads the keys of `[auth]`, expected `[auth]` with `mode = \"jwt\"` and `jwks_url` or `jwks_url_env` (line 3, column 1)"
