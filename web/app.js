@@ -36,8 +36,13 @@ function currentRoom() {
 
 // A page that signs its users in defines `window.warmgateToken` (a function
 // returning a JWT, or a promise of one) before loading this script; each
-// connection attempt asks it for a fresh token.
-const tokenProvider = typeof globalThis.warmgateToken === 'function' ? globalThis.warmgateToken : undefined;
+// connection attempt asks it for a fresh token. Without one, a token stored
+// in `sessionStorage` under `warmgate.token` is used, which is how a
+// developer tries the page against a gateway that asks for tokens.
+const tokenProvider =
+  typeof globalThis.warmgateToken === 'function'
+    ? globalThis.warmgateToken
+    : () => globalThis.sessionStorage?.getItem('warmgate.token') ?? null;
 const client = new WarmgateClient(socketUrl(location), { room: currentRoom(), token: tokenProvider });
 
 // === what the banner knows ===

@@ -34,6 +34,7 @@ use crate::frames::{FrameReader, Incoming};
 use crate::measure::ConnectionMeter;
 use crate::protocol::{ClientMessage, DEFAULT_ROOM, ErrorCode, ServerMessage, UnavailableReason};
 use crate::rate_limit::{MessageRateLimit, Verdict};
+use crate::session::ChatSender;
 use crate::settings::{MAX_BUFFERED_BYTES, MAX_BUFFERED_MESSAGES, jittered_millis};
 use crate::trace_context;
 use crate::tracker::{HeldGuard, OpenGuard};
@@ -667,14 +668,20 @@ impl Connection {
                 if !self.join(&room, rooms).await? {
                     return Ok(());
                 }
-                let from = self
-                    .identity
-                    .as_ref()
-                    .map_or(self.id.as_str(), |identity| identity.subject.as_str());
+                let sender = match &self.identity {
+                    Some(identity) => ChatSender {
+                        name: &identity.subject,
+                        authenticated: true,
+                    },
+                    None => ChatSender {
+                        name: &self.id,
+                        authenticated: false,
+                    },
+                };
                 let published =
                     self.gate
                         .session
-                        .publish(&room, from, &text, client_msg_id.as_deref());
+                        .publish(&room, sender, &text, client_msg_id.as_deref());
                 if published.duplicate {
                     tracing::debug!(
                         room,

@@ -30,7 +30,7 @@ mod trace_context;
 mod tracker;
 mod upgrade;
 
-pub use self::session::{ChatSession, InProcessRooms, PublishedChat};
+pub use self::session::{ChatSender, ChatSession, InProcessRooms, PublishedChat};
 pub use self::settings::GateSettings;
 pub use self::tracker::ConnectionCounts;
 pub use self::upgrade::{Gate, Refusal, SUBPROTOCOL, check_handshake};

@@ -8,7 +8,9 @@
 //! A client resends its un-acked messages after a reconnect, with the same
 //! `client_msg_id`. Each room remembers the last [`RECENT_IDS_PER_ROOM`]
 //! ids it accepted, and a message whose id it has seen is acked again with
-//! the first one's server id but not delivered twice.
+//! the first one's server id but not delivered twice. For an authenticated
+//! sender the ids are the sender's own: another user reusing an id (which
+//! `chat` frames show to the whole room) cannot suppress its messages.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,17 +31,31 @@ pub struct PublishedChat {
     pub duplicate: bool,
 }
 
+/// Who sends a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatSender<'a> {
+    /// The `from` of the message: the token's `sub`, or the connection id
+    /// of an anonymous client.
+    pub name: &'a str,
+    /// True when `name` is an authenticated identity, stable across
+    /// reconnects, that `client_msg_id`s can be scoped to. An anonymous
+    /// client's name changes on every connection, so its ids are looked up
+    /// room-wide.
+    pub authenticated: bool,
+}
+
 /// The application session that admitted clients talk to.
 pub trait ChatSession: Send + Sync + 'static {
     /// Subscribes to a room's frames (JSON `chat` frames, ready to send).
     fn join(&self, room: &str) -> broadcast::Receiver<Arc<str>>;
 
-    /// Publishes `text` from `from` to every member of `room`, unless the
-    /// room already accepted a message with the same `client_msg_id`.
+    /// Publishes `text` from `sender` to every member of `room`, unless the
+    /// room already accepted a message with the same `client_msg_id` from
+    /// the same authenticated sender (or from anyone, for an anonymous one).
     fn publish(
         &self,
         room: &str,
-        from: &str,
+        sender: ChatSender<'_>,
         text: &str,
         client_msg_id: Option<&str>,
     ) -> PublishedChat;
@@ -116,10 +132,20 @@ impl ChatSession for InProcessRooms {
     fn publish(
         &self,
         room: &str,
-        from: &str,
+        sender: ChatSender<'_>,
         text: &str,
         client_msg_id: Option<&str>,
     ) -> PublishedChat {
+        let from = sender.name;
+        // A NUL cannot be in a `sub` (control characters are refused), so
+        // the scoped key cannot collide with another sender's.
+        let dedup_key = client_msg_id.map(|id| {
+            if sender.authenticated {
+                format!("{from}\u{0}{id}")
+            } else {
+                id.to_owned()
+            }
+        });
         let ts_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| {
@@ -128,7 +154,7 @@ impl ChatSession for InProcessRooms {
         // The id check, the remembering and the send happen under one lock,
         // so two copies of one message racing in never both go out.
         self.with_room(room, |members| {
-            if let Some(id) = client_msg_id.and_then(|key| members.recent.get(key)) {
+            if let Some(id) = dedup_key.as_ref().and_then(|key| members.recent.get(key)) {
                 return PublishedChat {
                     id: id.clone(),
                     duplicate: true,
@@ -144,7 +170,7 @@ impl ChatSession for InProcessRooms {
                 client_msg_id,
             }
             .to_json();
-            if let Some(key) = client_msg_id {
+            if let Some(key) = &dedup_key {
                 members.remember(key, &id);
             }
             // No member is not an error: the sender is always a member, and
@@ -162,13 +188,51 @@ impl ChatSession for InProcessRooms {
 mod tests {
     use super::*;
 
+    fn anonymous(name: &str) -> ChatSender<'_> {
+        ChatSender {
+            name,
+            authenticated: false,
+        }
+    }
+
+    fn user(name: &str) -> ChatSender<'_> {
+        ChatSender {
+            name,
+            authenticated: true,
+        }
+    }
+
+    #[test]
+    fn an_authenticated_sender_cannot_suppress_another_ones_message_by_reusing_its_id() {
+        let rooms = InProcessRooms::new();
+        let mut member = rooms.join("lobby");
+        assert!(
+            !rooms
+                .publish("lobby", user("mallory"), "first", Some("c-1"))
+                .duplicate
+        );
+        assert!(
+            !rooms
+                .publish("lobby", user("ada"), "mine", Some("c-1"))
+                .duplicate
+        );
+        assert!(
+            rooms
+                .publish("lobby", user("ada"), "mine", Some("c-1"))
+                .duplicate
+        );
+        assert!(member.try_recv().unwrap().contains("first"));
+        assert!(member.try_recv().unwrap().contains("mine"));
+        assert!(member.try_recv().is_err());
+    }
+
     #[test]
     fn a_resent_message_is_acked_with_the_first_id_and_delivered_once() {
         let rooms = InProcessRooms::new();
         let mut member = rooms.join("lobby");
-        let first = rooms.publish("lobby", "c1", "hi", Some("c-1"));
+        let first = rooms.publish("lobby", anonymous("c1"), "hi", Some("c-1"));
         assert!(!first.duplicate);
-        let again = rooms.publish("lobby", "c2", "hi", Some("c-1"));
+        let again = rooms.publish("lobby", anonymous("c2"), "hi", Some("c-1"));
         assert_eq!(
             again,
             PublishedChat {
@@ -180,9 +244,21 @@ mod tests {
         assert!(frame.contains("\"client_msg_id\":\"c-1\""), "{frame}");
         assert!(member.try_recv().is_err(), "delivered once");
         // Without an id nothing is deduplicated, and other rooms are apart.
-        assert!(!rooms.publish("lobby", "c1", "hi", None).duplicate);
-        assert!(!rooms.publish("lobby", "c1", "hi", None).duplicate);
-        assert!(!rooms.publish("ops", "c1", "hi", Some("c-1")).duplicate);
+        assert!(
+            !rooms
+                .publish("lobby", anonymous("c1"), "hi", None)
+                .duplicate
+        );
+        assert!(
+            !rooms
+                .publish("lobby", anonymous("c1"), "hi", None)
+                .duplicate
+        );
+        assert!(
+            !rooms
+                .publish("ops", anonymous("c1"), "hi", Some("c-1"))
+                .duplicate
+        );
     }
 
     #[test]
@@ -190,14 +266,18 @@ mod tests {
         let rooms = InProcessRooms::new();
         let _member = rooms.join("lobby");
         for n in 0..=RECENT_IDS_PER_ROOM {
-            rooms.publish("lobby", "c1", "x", Some(&format!("c-{n}")));
+            rooms.publish("lobby", anonymous("c1"), "x", Some(&format!("c-{n}")));
         }
-        assert!(!rooms.publish("lobby", "c1", "x", Some("c-0")).duplicate);
+        assert!(
+            !rooms
+                .publish("lobby", anonymous("c1"), "x", Some("c-0"))
+                .duplicate
+        );
         assert!(
             rooms
                 .publish(
                     "lobby",
-                    "c1",
+                    anonymous("c1"),
                     "x",
                     Some(&format!("c-{RECENT_IDS_PER_ROOM}"))
                 )
