@@ -146,7 +146,7 @@ impl GatewayBuilder {
         let log = Arc::new(Mutex::new(String::new()));
         let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
         let log_sink = Arc::clone(&log);
-        tokio::spawn(async move {
+        let log_reader = tokio::spawn(async move {
             while let Ok(Some(line)) = stderr.next_line().await {
                 let mut log = log_sink.lock().unwrap();
                 log.push_str(&line);
@@ -164,6 +164,7 @@ impl GatewayBuilder {
         Gateway {
             child,
             log,
+            log_reader: Some(log_reader),
             _stdout: stdout,
             public,
             admin,
@@ -192,6 +193,8 @@ fn parse_serving_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
 pub struct Gateway {
     child: Child,
     log: Arc<Mutex<String>>,
+    /// Reads stderr into `log` until the process closes it.
+    log_reader: Option<tokio::task::JoinHandle<()>>,
     _stdout: BufReader<ChildStdout>,
     pub public: SocketAddr,
     pub admin: SocketAddr,
@@ -272,9 +275,13 @@ impl Gateway {
         self.log.lock().unwrap().clone()
     }
 
-    /// Waits for the process to exit.
+    /// Waits for the process to exit, and for its last log lines.
     pub async fn exit_status(&mut self) -> ExitStatus {
-        within("warmgate to exit", self.child.wait()).await.unwrap()
+        let status = within("warmgate to exit", self.child.wait()).await.unwrap();
+        if let Some(reader) = self.log_reader.take() {
+            within("the rest of the log", reader).await.unwrap();
+        }
+        status
     }
 }
 
