@@ -1,11 +1,13 @@
-//! `cargo xtask dev`: PostgreSQL and Redis (through `deps up`), then the
-//! gateway running `examples/chat.toml` wired to them.
+//! `cargo xtask dev`: PostgreSQL and Redis (through `deps up`), a stand-in
+//! auth service, then the gateway running `examples/chat.toml` wired to
+//! them.
 //!
-//! The chat plan's `auth` check points at the gateway's own `/livez`, a
-//! route that answers, standing in for an auth service; its two service
+//! The auth service is `warmgate-jwks-server` publishing a key made here
+//! (kept in `target/dev`); a token signed with it, valid for a day, is
+//! printed for trying the chat page or a client. The plan's two service
 //! signals are set through the admin listener once the gateway serves,
-//! standing in for the application that would set them. `websocket_integration`
-//! the gateway sets itself.
+//! standing in for the application that would set them.
+//! `websocket_integration` the gateway sets itself.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,10 +16,19 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
+use warmgate_devservers::{SigningKey, TokenClaims};
+
 use crate::command::workspace_root;
 use crate::deps::deps_up;
+use crate::server::{Server, target_dir};
 
 const SERVICE_SIGNALS: [&str; 2] = ["agent_supervisor", "websocket_bridge"];
+
+/// The key id, issuer and audience of the dev tokens; the last two are the
+/// ones `examples/chat.toml` accepts.
+const DEV_KID: &str = "dev";
+const DEV_ISSUER: &str = "https://auth.example.com/";
+const DEV_AUDIENCE: &str = "chat";
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut listen: SocketAddr = "127.0.0.1:8080".parse()?;
@@ -40,8 +51,39 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
 
     let deps = deps_up()?;
-    let auth_url = format!("http://{listen}/livez");
-    println!("dev: starting the gateway with examples/chat.toml (auth check -> {auth_url})");
+    let dev_dir = target_dir().join("dev");
+    std::fs::create_dir_all(&dev_dir)
+        .with_context(|| format!("cannot create {}", dev_dir.display()))?;
+    let key_file = dev_dir.join("auth-key.der");
+    let key = SigningKey::generate(DEV_KID)?;
+    key.write(&key_file)?;
+    let mut jwks_command = Command::new("cargo");
+    jwks_command
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "warmgate-bench-servers",
+            "--bin",
+            "warmgate-jwks-server",
+            "--",
+        ])
+        .arg("--key-file")
+        .arg(&key_file)
+        .args(["--kid", DEV_KID])
+        .current_dir(workspace_root());
+    let auth_service = Server::spawn(
+        jwks_command,
+        "warmgate-jwks-server",
+        &dev_dir.join("jwks-server.log"),
+    )?;
+    let auth_url = format!("http://{}/.well-known/jwks.json", auth_service.public);
+    let token = key.sign(
+        &TokenClaims::expiring_in("dev-user", 24 * 3600)
+            .issuer(DEV_ISSUER)
+            .audience(DEV_AUDIENCE),
+    )?;
+    println!("dev: starting the gateway with examples/chat.toml (auth service {auth_url})");
     let mut gateway = Command::new("cargo")
         .args([
             "run",
@@ -84,6 +126,12 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     println!(
         "dev: set {}; watch readiness with `curl http://{listen}/readiness/events`",
         SERVICE_SIGNALS.join(" and ")
+    );
+    println!(
+        "dev: a token for `dev-user`, valid for a day:\n  {token}\n\
+         dev: for the chat page at http://{listen}/, run in the browser console\n  \
+         sessionStorage.setItem('warmgate.token', '{token}')\n\
+         and reload; other clients send `Authorization: Bearer <token>`"
     );
     println!("dev: Ctrl-C stops the gateway; `cargo xtask deps down` stops PostgreSQL and Redis");
     // Relay anything else the gateway prints until it exits.
