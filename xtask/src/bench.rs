@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::{Map, Value, json};
 
-use crate::command;
+use crate::machine::{Machine, today};
 use crate::server::{Server, release_program, target_dir, wait_until_ready};
 
 use self::report::Row;
@@ -118,19 +118,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let sizes = if quick { QUICK } else { FULL };
     let started = Instant::now();
-    command::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "warmgate",
-            "-p",
-            "warmgate-loadgen",
-            "-p",
-            "warmgate-bench-servers",
-        ],
-    )?;
+    crate::server::release_build_with_tools()?;
     let dir = target_dir().join("bench");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -149,7 +137,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     rows.extend(bench.echo()?);
     rows.extend(bench.snapshot_read(quick)?);
 
-    let machine = machine();
+    let machine = Machine::read().to_json();
     let date = today();
     let results = json!({
         "date": date,
@@ -825,44 +813,6 @@ fn divan_median_ns(output: &str, bench: &str) -> Option<f64> {
         _ => return None,
     };
     Some(number * scale)
-}
-
-/// The machine's cores, CPU model and kernel.
-fn machine() -> Value {
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned());
-    let kernel = command_output("uname", &["-sr"]).unwrap_or_else(|| "unknown".to_owned());
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("MemTotal:"))
-                .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or_else(
-            || "unknown".to_owned(),
-            |kib| format!("{} GiB", kib / (1024 * 1024)),
-        );
-    json!({ "cores": cores, "cpu": cpu, "kernel": kernel, "memory": memory })
-}
-
-fn today() -> String {
-    command_output("date", &["-u", "+%Y-%m-%d"]).unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn command_output(program: &str, args: &[&str]) -> Option<String> {
-    let output = Command::new(program).args(args).output().ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
 #[cfg(test)]

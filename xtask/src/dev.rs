@@ -9,10 +9,9 @@
 //! standing in for the application that would set them.
 //! `websocket_integration` the gateway sets itself.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 
@@ -20,7 +19,7 @@ use warmgate_devservers::{SigningKey, TokenClaims};
 
 use crate::command::workspace_root;
 use crate::deps::deps_up;
-use crate::server::{Server, target_dir};
+use crate::server::{Server, http_request, target_dir};
 
 const SERVICE_SIGNALS: [&str; 2] = ["agent_supervisor", "websocket_bridge"];
 
@@ -145,25 +144,11 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A minimal HTTP/1.1 POST with a JSON body; succeeds on any 2xx.
+/// POSTs a JSON body to the admin listener; succeeds on any 2xx.
 fn post_json(addr: SocketAddr, path: &str, body: &str) -> anyhow::Result<()> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .with_context(|| format!("cannot connect to the admin listener at {addr}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status_line = response.lines().next().unwrap_or_default();
-    let status = status_line.split_whitespace().nth(1).unwrap_or_default();
-    if !status.starts_with('2') {
-        bail!(
-            "POST {path} answered {status_line:?}: {}",
-            response.lines().last().unwrap_or_default()
-        );
+    let (status, answer) = http_request(addr, "POST", path, Some(body))?;
+    if !(200..300).contains(&status) {
+        bail!("POST {path} answered {status}: {answer}");
     }
     Ok(())
 }

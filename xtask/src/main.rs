@@ -1,6 +1,10 @@
 //! `cargo xtask`: project automation, one module per command.
 //!
 //! - `cargo xtask bench [--quick]`: the benchmarks, against the floor.
+//! - `cargo xtask chaos`: faults injected into a real system under chat
+//!   load; `docs/reliability.md`.
+//! - `cargo xtask soak [--minutes M]`: memory and descriptors flat under
+//!   churn; `docs/reliability.md`.
 //! - `cargo xtask ci`: exactly what CI runs (format check, clippy with
 //!   warnings denied, every test).
 //! - `cargo xtask deps up|down|status`: a throwaway PostgreSQL and
@@ -15,14 +19,17 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod chaos;
 mod ci;
 mod command;
 mod conformance;
 mod deps;
 mod dev;
+mod machine;
 mod otel_smoke;
 mod prerequisites;
 mod server;
+mod soak;
 mod web_test;
 
 use std::process::ExitCode;
@@ -34,6 +41,10 @@ commands:
                and a replica of the old design; writes target/bench/results.json
                and regenerates docs/benchmarks.md [--quick: small, one round,
                report in target/bench only]
+  chaos        PostgreSQL, Redis, an auth service and a release build under chat
+               load while Redis is killed, PostgreSQL stopped, the auth service
+               hung, and warmgate sent SIGTERM; judges every client and probe and
+               rewrites its section of docs/reliability.md [--auth jwt|none]
   ci           run what CI runs: cargo fmt --check, clippy -D warnings, all tests
   conformance  run the Autobahn TestSuite cases (kosoku) against /echo of a
                release build; fails on any FAILED case; report in target/autobahn
@@ -45,6 +56,10 @@ commands:
   otel-smoke   run a release build against a real OpenTelemetry collector
                (rotel-agent, pinned, from PyPI) over gRPC and HTTP, and check
                that its spans arrive; logs in target/otel-smoke
+  soak         the same system under churn, chat and signal flips for M minutes
+               (default 10); fails unless warmgate's RSS and open descriptors stay
+               within 5 % after warm-up; rewrites its section of docs/reliability.md
+               [--minutes M] [--auth jwt|none]
   web-test     the JavaScript client's tests (Node) and the chat page's browser
                tests (Chromium through playwright-core) against warmgate
   dev          deps up, then the gateway with examples/chat.toml wired to them
@@ -54,11 +69,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
+        Some("chaos") => chaos::run(&args[1..]),
         Some("ci") => ci::run(&args[1..]),
         Some("conformance") => conformance::run(&args[1..]),
         Some("deps") => deps::run(&args[1..]),
         Some("dev") => dev::run(&args[1..]),
         Some("otel-smoke") => otel_smoke::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("web-test") => web_test::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");

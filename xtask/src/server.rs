@@ -29,6 +29,24 @@ pub(crate) fn release_build() -> anyhow::Result<PathBuf> {
     Ok(release_program("warmgate"))
 }
 
+/// The release builds of warmgate, the load generator and the comparison
+/// and stand-in servers, for the commands that run them all.
+pub(crate) fn release_build_with_tools() -> anyhow::Result<()> {
+    crate::command::run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "-p",
+            "warmgate",
+            "-p",
+            "warmgate-loadgen",
+            "-p",
+            "warmgate-bench-servers",
+        ],
+    )
+}
+
 /// A program of the release build.
 pub(crate) fn release_program(name: &str) -> PathBuf {
     target_dir().join("release").join(name)
@@ -226,4 +244,81 @@ pub(crate) fn target_dir() -> PathBuf {
         Some(dir) => workspace_root().join(dir),
         None => workspace_root().join("target"),
     }
+}
+
+impl Server {
+    /// The exit status if the process has exited, without waiting.
+    pub(crate) fn exited(&mut self) -> anyhow::Result<Option<ExitStatus>> {
+        self.child
+            .try_wait()
+            .context("cannot ask whether the server runs")
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `TERM`, …) to the process.
+    pub(crate) fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .with_context(|| format!("cannot run `kill -{signal}`"))?;
+        if !sent.success() {
+            bail!("`kill -{signal} {pid}` failed with {sent}");
+        }
+        Ok(())
+    }
+}
+
+/// One HTTP/1.1 request on a new connection (`Connection: close`), with a
+/// JSON body when `body` is given; returns the status and the body.
+/// Bodies are small here, so neither chunked nor compressed answers are
+/// handled beyond reading to the end.
+pub(crate) fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let body = body.unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status_line = head.lines().next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .with_context(|| format!("not an HTTP status line: {status_line:?}"))?;
+    let chunked = head
+        .lines()
+        .any(|line| line.eq_ignore_ascii_case("transfer-encoding: chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+/// The payload of a chunked body.
+fn dechunk(mut body: &str) -> String {
+    let mut payload = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        payload.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    payload
 }

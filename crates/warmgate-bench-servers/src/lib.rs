@@ -1,4 +1,5 @@
-//! Servers for `cargo xtask bench` to compare warmgate against; not part of
+//! Servers for `cargo xtask bench` to compare warmgate against, and a
+//! stand-in auth service for `cargo xtask chaos` and `soak`; not part of
 //! the product.
 //!
 //! - `warmgate-reference`: bare fastwebsockets on axum, the floor. On
@@ -7,8 +8,10 @@
 //!   static 200.
 //! - `warmgate-old-design`: a replica of the design warmgate replaces, which
 //!   validated readiness inside every handshake (see `old_design.rs`).
+//! - `warmgate-jwks-server`: one signing key's public half as a JWKS
+//!   document at `/.well-known/jwks.json` (see `jwks_server.rs`).
 //!
-//! Both print `NAME: serving http://ADDR` on stdout once they listen, as
+//! All print `NAME: serving http://ADDR` on stdout once they listen, as
 //! warmgate does, so the harness finds them the same way.
 
 #![forbid(unsafe_code)]

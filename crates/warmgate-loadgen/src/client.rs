@@ -11,9 +11,9 @@ use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 pub(crate) type Ws = WebSocketStream<TcpStream>;
 
@@ -63,6 +63,70 @@ pub(crate) async fn connect(target: &Target) -> anyhow::Result<Ws> {
             .await
             .context("the WebSocket handshake failed")?;
     Ok(ws)
+}
+
+/// Why [`connect_as`] got no WebSocket.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// The TCP connection was not accepted (nothing listens).
+    NoConnection(String),
+    /// The server answered the upgrade with this status and body.
+    Http { status: u16, body: String },
+    /// The connection opened but the handshake broke off without an
+    /// answer.
+    Broken(String),
+}
+
+/// Opens a WebSocket to `target`, sending `Authorization: Bearer TOKEN`
+/// when `bearer` is given, and tells a refusal apart from a broken
+/// connection.
+pub(crate) async fn connect_as(target: &Target, bearer: Option<&str>) -> Result<Ws, Refused> {
+    let stream = TcpStream::connect(target.addr).await.map_err(|error| {
+        Refused::NoConnection(format!("cannot connect to {}: {error}", target.addr))
+    })?;
+    let _ = stream.set_nodelay(true);
+    let mut request = format!("ws://{}{}", target.addr, target.path)
+        .into_client_request()
+        .map_err(|error| Refused::Broken(format!("cannot build the request: {error}")))?;
+    if let Some(token) = bearer {
+        let value = format!("Bearer {token}").parse().map_err(|error| {
+            Refused::Broken(format!("the token is not a header value: {error}"))
+        })?;
+        request.headers_mut().insert("authorization", value);
+    }
+    match tokio_tungstenite::client_async_with_config(request, stream, Some(config())).await {
+        Ok((ws, _response)) => Ok(ws),
+        Err(tungstenite::Error::Http(response)) => Err(Refused::Http {
+            status: response.status().as_u16(),
+            body: response
+                .body()
+                .as_deref()
+                .map(|body| String::from_utf8_lossy(body).into_owned())
+                .unwrap_or_default(),
+        }),
+        Err(error) => Err(Refused::Broken(format!("the handshake failed: {error}"))),
+    }
+}
+
+/// Closes the connection from our side and reads until the server has
+/// closed too (at most `CLOSE_WAIT`), so that the server has let go of it
+/// by the time this returns. Returns the close code the server echoed.
+pub(crate) async fn leave(ws: &mut Ws) -> Option<u16> {
+    const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+    let _ = ws.close(None).await;
+    let drained = async {
+        let mut code = None;
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                code = frame.map(|frame| u16::from(frame.code));
+            }
+        }
+        code
+    };
+    tokio::time::timeout(CLOSE_WAIT, drained)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// The `type` of the next text message, skipping pings and pongs.

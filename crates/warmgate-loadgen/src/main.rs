@@ -1,6 +1,6 @@
 //! `warmgate-loadgen`: drives real clients over loopback for
-//! `cargo xtask bench`, one scenario per run, and prints its figures as one
-//! JSON object on stdout.
+//! `cargo xtask bench`, `chaos` and `soak`, one scenario per run, and
+//! prints its figures as one JSON object on stdout.
 //!
 //! Every time is taken on the client side with a monotonic clock, per
 //! client, and summarised as p50, p99 and max (see `stats`). The harness
@@ -8,8 +8,16 @@
 
 #![forbid(unsafe_code)]
 
+mod chaos;
+mod chat;
+mod churn;
 mod client;
+mod clock;
+mod probes;
+mod soak;
 mod stats;
+mod timeline;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,6 +106,13 @@ enum Scenario {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+    /// Chat clients in rooms, churn (with bad credentials when
+    /// authenticating), probes and the state timeline, until stdin closes:
+    /// the load of `cargo xtask chaos`.
+    ChatLoad(chaos::ChatLoadArguments),
+    /// Chat, churn and signal-flip cycles for a set time, sampling the
+    /// server's memory and descriptors: the load of `cargo xtask soak`.
+    Soak(soak::SoakArguments),
 }
 
 fn main() -> std::process::ExitCode {
@@ -161,6 +176,8 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             rounds,
         } => detect_signal(&Target::parse(&url)?, &signal_url, rounds).await,
         Scenario::Echo { url, count, size } => echo(&Target::parse(&url)?, count, size).await,
+        Scenario::ChatLoad(arguments) => chaos::run(arguments).await,
+        Scenario::Soak(arguments) => soak::run(arguments).await,
         Scenario::HttpLoad {
             url,
             connections,

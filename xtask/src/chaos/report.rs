@@ -1,0 +1,162 @@
+//! `docs/reliability.md`: each command (`chaos`, `soak`) rewrites its own
+//! section between `<!-- NAME:begin -->` and `<!-- NAME:end -->`, keeping
+//! the other's and any hand-written text; and the pieces both sections
+//! share: checks with pass or fail.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::command::workspace_root;
+
+/// One judged property.
+#[derive(Debug, Clone)]
+pub(crate) struct Check {
+    pub(crate) name: String,
+    pub(crate) passed: bool,
+    /// A required check failing fails the command; the others are reported.
+    pub(crate) required: bool,
+    pub(crate) figures: String,
+}
+
+impl Check {
+    pub(crate) fn required(name: &str, passed: bool, figures: String) -> Check {
+        Check {
+            name: name.to_owned(),
+            passed,
+            required: true,
+            figures,
+        }
+    }
+
+    pub(crate) fn reported(name: &str, passed: bool, figures: String) -> Check {
+        Check {
+            required: false,
+            ..Check::required(name, passed, figures)
+        }
+    }
+
+    fn verdict(&self) -> &'static str {
+        match (self.passed, self.required) {
+            (true, _) => "pass",
+            (false, true) => "**FAIL**",
+            (false, false) => "not met (reported only)",
+        }
+    }
+}
+
+/// The checks as a Markdown table.
+pub(crate) fn checks_table(checks: &[Check]) -> String {
+    let mut table = String::from("| check | result | figures |\n|---|---|---|\n");
+    for check in checks {
+        table.push_str(&format!(
+            "| {} | {} | {} |\n",
+            check.name,
+            check.verdict(),
+            check.figures.replace('|', "\\|").replace('\n', " ")
+        ));
+    }
+    table
+}
+
+/// The checks on the console.
+pub(crate) fn print_checks(command: &str, checks: &[Check]) {
+    for check in checks {
+        println!(
+            "{command}: [{}] {}: {}",
+            check.verdict(),
+            check.name,
+            check.figures
+        );
+    }
+}
+
+/// The required checks that failed, by name.
+pub(crate) fn failed(checks: &[Check]) -> Vec<&str> {
+    checks
+        .iter()
+        .filter(|check| check.required && !check.passed)
+        .map(|check| check.name.as_str())
+        .collect()
+}
+
+const SKELETON: &str = "# Reliability
+
+How warmgate behaves when its dependencies fail under load, and over
+time. Both sections below are measured on real processes (PostgreSQL,
+Redis, a stand-in auth service, the release build of warmgate and the load
+generator, each a process of its own) and rewritten by the command named
+in them; text outside the markers is kept.
+
+";
+
+/// Replaces the `name` section of `docs/reliability.md` with `body`
+/// (creating the file, or appending the section under `heading`, when
+/// missing); returns the file's path.
+pub(crate) fn write_section(name: &str, heading: &str, body: &str) -> anyhow::Result<PathBuf> {
+    let path = workspace_root().join("docs").join("reliability.md");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| SKELETON.to_owned());
+    let updated = replace_section(&text, name, heading, body);
+    std::fs::write(&path, updated).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+fn replace_section(text: &str, name: &str, heading: &str, body: &str) -> String {
+    let begin = format!("<!-- {name}:begin -->");
+    let end = format!("<!-- {name}:end -->");
+    let section = format!("{begin}\n{}\n{end}", body.trim_end());
+    match (marker_line(text, &begin), marker_line(text, &end)) {
+        (Some(start), Some(stop)) if start < stop => {
+            format!("{}{section}{}", &text[..start], &text[stop + end.len()..])
+        }
+        _ => format!("{}\n\n## {heading}\n\n{section}\n", text.trim_end()),
+    }
+}
+
+/// Where `marker` stands alone on a line (a mention of it in prose does not
+/// count).
+fn marker_line(text: &str, marker: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == marker {
+            return Some(offset);
+        }
+        offset += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_section_is_replaced_and_the_rest_kept() {
+        let text = "# R\n\nintro\n\n## Chaos\n\n<!-- chaos:begin -->\nold\n<!-- chaos:end -->\n\nnotes\n\n## Soak\n\n<!-- soak:begin -->\nsoak\n<!-- soak:end -->\n";
+        let updated = replace_section(text, "chaos", "Chaos", "new\n");
+        assert_eq!(
+            updated,
+            "# R\n\nintro\n\n## Chaos\n\n<!-- chaos:begin -->\nnew\n<!-- chaos:end -->\n\nnotes\n\n## Soak\n\n<!-- soak:begin -->\nsoak\n<!-- soak:end -->\n"
+        );
+    }
+
+    #[test]
+    fn a_marker_mentioned_in_prose_is_not_a_boundary() {
+        let text =
+            "see `<!-- chaos:begin -->` below\n\n<!-- chaos:begin -->\nold\n<!-- chaos:end -->\n";
+        let updated = replace_section(text, "chaos", "Chaos", "new");
+        assert_eq!(
+            updated,
+            "see `<!-- chaos:begin -->` below\n\n<!-- chaos:begin -->\nnew\n<!-- chaos:end -->\n"
+        );
+    }
+
+    #[test]
+    fn a_missing_section_is_appended() {
+        let updated = replace_section("# R\n\nintro\n", "soak", "Soak", "figures");
+        assert_eq!(
+            updated,
+            "# R\n\nintro\n\n## Soak\n\n<!-- soak:begin -->\nfigures\n<!-- soak:end -->\n"
+        );
+    }
+}
