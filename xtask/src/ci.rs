@@ -1,9 +1,10 @@
 //! `cargo xtask ci`: the system programs the tests need, the format check,
 //! clippy with warnings denied, every test, the web client's and page's
-//! tests, the OpenTelemetry smoke test,
-//! a quick benchmark run and WebSocket conformance. CI's `.ci/run` calls exactly this.
+//! tests, the OpenTelemetry smoke test, a quick benchmark run, the chaos
+//! run, a one-minute soak and WebSocket conformance. CI's `.ci/run` calls
+//! exactly this.
 
-use crate::{bench, command, conformance, otel_smoke, prerequisites, web_test};
+use crate::{bench, chaos, command, conformance, otel_smoke, prerequisites, soak, web_test};
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
@@ -49,6 +50,10 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     // The benchmark harness, small: it shows the harness works; CI never
     // judges a timing.
     bench::run(&["--quick".to_owned()])?;
+    // Faults under authenticated load (about 80 s), and a short soak
+    // (about 75 s): both judge behaviour, and the probes' 50 ms bound.
+    chaos::run(&[])?;
+    soak::run(&["--minutes".to_owned(), "1".to_owned()])?;
     // WebSocket conformance last: it ends on its own "N passed, N failed".
     conformance::run(&[])
 }
