@@ -1,10 +1,10 @@
 //! `cargo xtask ci`: the system programs the tests need, the format check,
-//! clippy with warnings denied, every test, the web client's and page's
-//! tests, the OpenTelemetry smoke test, a quick benchmark run, the chaos
-//! run, a one-minute soak and WebSocket conformance. CI's `.ci/run` calls
-//! exactly this.
+//! clippy with warnings denied, every test, a short fuzz of every target,
+//! the web client's and page's tests, the OpenTelemetry smoke test, a
+//! quick benchmark run, the chaos run, a one-minute soak and WebSocket
+//! conformance. CI's `.ci/run` calls exactly this.
 
-use crate::{bench, chaos, command, conformance, otel_smoke, prerequisites, soak, web_test};
+use crate::{bench, chaos, command, conformance, fuzz, otel_smoke, prerequisites, soak, web_test};
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
@@ -42,6 +42,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     } else {
         command::run("cargo", &["test", "--workspace", "--locked"])?;
     }
+    // Every fuzz target for 20 s (about 4 minutes with the instrumented
+    // build); a crash fails CI and leaves its input in fuzz/regressions.
+    fuzz::run(&["--seconds".to_owned(), "20".to_owned()])?;
     // The JavaScript client in Node, and the chat page in Chromium.
     web_test::run(&[])?;
     // Spans reach a real collector (about 10 s on top of the release build,

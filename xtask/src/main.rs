@@ -13,6 +13,8 @@
 //! - `cargo xtask dev`: those, and the gateway running the chat plan.
 //! - `cargo xtask web-test`: the JavaScript client and the chat page, in
 //!   Node and in Chromium.
+//! - `cargo xtask fuzz [--seconds N] [--target NAME]`: coverage-guided
+//!   fuzzing of every parser that sees outside input (`docs/fuzzing.md`).
 //! - `cargo xtask otel-smoke`: spans from a release build reach a real
 //!   OpenTelemetry collector (rotel), over gRPC and HTTP.
 
@@ -25,6 +27,7 @@ mod command;
 mod conformance;
 mod deps;
 mod dev;
+mod fuzz;
 mod machine;
 mod otel_smoke;
 mod prerequisites;
@@ -53,6 +56,8 @@ commands:
                target/devdeps/env; they keep running until `deps down`
   deps down    stop them and remove target/devdeps
   deps status  show whether each one runs, its port and its URL (password masked)
+  fuzz         build the fuzz targets (libFuzzer, stable toolchain) and run each one
+               [--seconds N (default 60)] [--target NAME]... [--merge] [--jobs N]
   otel-smoke   run a release build against a real OpenTelemetry collector
                (rotel-agent, pinned, from PyPI) over gRPC and HTTP, and check
                that its spans arrive; logs in target/otel-smoke
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance::run(&args[1..]),
         Some("deps") => deps::run(&args[1..]),
         Some("dev") => dev::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("otel-smoke") => otel_smoke::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("web-test") => web_test::run(&args[1..]),

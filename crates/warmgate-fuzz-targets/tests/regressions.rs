@@ -1,0 +1,74 @@
+//! One test per crash the fuzzer found: the input, kept as found in
+//! `fuzz/regressions/<target>/`, replayed through its target's body. A
+//! fixed crash is a [`regression!`]; one in code not fixed yet is an
+//! [`open_regression!`], ignored with the reason, so it shows in every test
+//! run until it is fixed. `docs/fuzzing.md` says how a crash gets here.
+
+mod common;
+
+use common::fuzz_dir;
+
+/// A test replaying `fuzz/regressions/<target>/<file>`, which must pass.
+/// The file is read at compile time, so a missing one fails the build.
+#[allow(unused_macros)]
+macro_rules! regression {
+    ($test:ident, $target:literal, $file:literal) => {
+        #[test]
+        fn $test() {
+            common::replay(
+                $target,
+                concat!("fuzz/regressions/", $target, "/", $file),
+                include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../fuzz/regressions/",
+                    $target,
+                    "/",
+                    $file
+                )),
+            );
+        }
+    };
+}
+
+/// [`regression!`] for a crash not fixed yet: ignored, with the reason.
+#[allow(unused_macros)]
+macro_rules! open_regression {
+    ($test:ident, $target:literal, $file:literal, $reason:literal) => {
+        #[test]
+        #[ignore = $reason]
+        fn $test() {
+            common::replay(
+                $target,
+                concat!("fuzz/regressions/", $target, "/", $file),
+                include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../../fuzz/regressions/",
+                    $target,
+                    "/",
+                    $file
+                )),
+            );
+        }
+    };
+}
+
+// The reproductions, one line each.
+
+#[test]
+fn every_reproduction_has_a_test() {
+    let this_file = include_str!("regressions.rs");
+    for target in warmgate_fuzz_targets::TARGETS {
+        let dir = fuzz_dir().join("regressions").join(target.name);
+        for file in common::files(&dir) {
+            let name = file
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            assert!(
+                this_file.contains(&format!("\"{}\", \"{name}\"", target.name)),
+                "{} has no regression! or open_regression! line in tests/regressions.rs",
+                file.display()
+            );
+        }
+    }
+}

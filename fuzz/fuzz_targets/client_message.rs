@@ -1,0 +1,6 @@
+//! The `client_message` fuzz target: libFuzzer around
+//! [`warmgate_fuzz_targets::client_message::fuzz`], which says what it checks.
+
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| warmgate_fuzz_targets::client_message::fuzz(data));
