@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use warmgate_devservers::{SigningKey, TokenClaims};
 use warmgate_tests::jwks::{AUDIENCE, ISSUER, JwksServer, auth_config, token};
 use warmgate_tests::otlp::OtlpReceiver;
-use warmgate_tests::{Gateway, Message, within};
+use warmgate_tests::{Gateway, Message, WsClient, within};
 
 /// A gateway whose only checks are the signal `app` (set here) and the
 /// JWKS, waited until ready.
@@ -29,6 +29,27 @@ fn config(jwks: &JwksServer, extra_auth: &str, gate: &str) -> String {
 
 fn bearer(token: &str) -> String {
     format!("Bearer {token}")
+}
+
+/// Opens `/ws` with `token` in the `Authorization` header.
+async fn with_token(gateway: &Gateway, token: &str) -> WsClient {
+    gateway
+        .ws_with_headers(
+            "/ws",
+            &["warmgate.v1"],
+            &[("authorization", &bearer(token))],
+        )
+        .await
+}
+
+/// The refusal of an upgrade with `token` in the `Authorization` header.
+async fn refused_token(gateway: &Gateway, token: &str) -> (u16, Value) {
+    refused(
+        gateway,
+        &["warmgate.v1"],
+        &[("authorization", &bearer(token))],
+    )
+    .await
 }
 
 async fn refused(
@@ -171,9 +192,7 @@ async fn a_valid_token_admits_by_header_or_subprotocol_and_its_sub_is_the_chat_s
     let gateway = ready_gateway(&jwks, "", "").await;
 
     let ada = token(&key, "ada", 60);
-    let mut by_header = gateway
-        .ws_with_headers("/ws", &["warmgate.v1"], &[("authorization", &bearer(&ada))])
-        .await;
+    let mut by_header = with_token(&gateway, &ada).await;
     assert_eq!(by_header.next_json().await["type"], "ready");
 
     // A browser's way: the token as a subprotocol entry, never echoed.
@@ -225,12 +244,7 @@ async fn the_gate_waits_for_the_jwks_and_refuses_with_503_until_it_loads() {
     assert_ne!(readiness["state"], "ready", "{readiness}");
 
     let valid = token(&key, "ada", 60);
-    let (status, body) = refused(
-        &gateway,
-        &["warmgate.v1"],
-        &[("authorization", &bearer(&valid))],
-    )
-    .await;
+    let (status, body) = refused_token(&gateway, &valid).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (503, "auth_unavailable")
@@ -238,13 +252,7 @@ async fn the_gate_waits_for_the_jwks_and_refuses_with_503_until_it_loads() {
 
     jwks.hang(false);
     events.until(|s| s["state"] == "ready").await;
-    let mut client = gateway
-        .ws_with_headers(
-            "/ws",
-            &["warmgate.v1"],
-            &[("authorization", &bearer(&valid))],
-        )
-        .await;
+    let mut client = with_token(&gateway, &valid).await;
     assert_eq!(client.next_json().await["type"], "ready");
 }
 
@@ -270,24 +278,13 @@ async fn an_unknown_key_id_refreshes_the_jwks_at_most_once_a_minute() {
     // new one makes warmgate fetch the JWKS again, and it is admitted.
     jwks.publish(&[&old_key, &new_key]);
     let rotated = token(&new_key, "ada", 60);
-    let mut client = gateway
-        .ws_with_headers(
-            "/ws",
-            &["warmgate.v1"],
-            &[("authorization", &bearer(&rotated))],
-        )
-        .await;
+    let mut client = with_token(&gateway, &rotated).await;
     assert_eq!(client.next_json().await["type"], "ready");
     assert_eq!(jwks.requests(), fetched_at_start + 1);
 
     // Within the minute, another unknown kid is refused without a fetch.
     let forged = token(&unknown_key, "mallory", 60);
-    let (status, body) = refused(
-        &gateway,
-        &["warmgate.v1"],
-        &[("authorization", &bearer(&forged))],
-    )
-    .await;
+    let (status, body) = refused_token(&gateway, &forged).await;
     assert_eq!(
         (status, body["error"].as_str().unwrap()),
         (401, "unknown_key")
@@ -302,13 +299,7 @@ async fn a_token_that_expires_during_the_session_ends_it_with_token_expired_and_
     let gateway = ready_gateway(&jwks, "", "").await;
     // Valid for one more second (exp is in whole seconds, leeway is 0).
     let short = token(&key, "ada", 1);
-    let mut client = gateway
-        .ws_with_headers(
-            "/ws",
-            &["warmgate.v1"],
-            &[("authorization", &bearer(&short))],
-        )
-        .await;
+    let mut client = with_token(&gateway, &short).await;
     assert_eq!(client.next_json().await["type"], "ready");
     let error = client.until_type("error").await.pop().unwrap();
     assert_eq!(error["code"], "token_expired");
@@ -344,13 +335,7 @@ async fn no_token_appears_in_logs_spans_metrics_snapshots_or_errors() {
     let expiring_token = token(&key, "barbara", 1);
     let mut errors = Vec::new();
 
-    let mut by_header = gateway
-        .ws_with_headers(
-            "/ws",
-            &["warmgate.v1"],
-            &[("authorization", &bearer(&header_token))],
-        )
-        .await;
+    let mut by_header = with_token(&gateway, &header_token).await;
     let mut by_subprotocol = gateway
         .ws_with(
             "/ws",
@@ -358,13 +343,7 @@ async fn no_token_appears_in_logs_spans_metrics_snapshots_or_errors() {
         )
         .await;
     let mut by_query = gateway.ws(&format!("/ws?token={query_token}")).await;
-    let mut expiring = gateway
-        .ws_with_headers(
-            "/ws",
-            &["warmgate.v1"],
-            &[("authorization", &bearer(&expiring_token))],
-        )
-        .await;
+    let mut expiring = with_token(&gateway, &expiring_token).await;
     for client in [
         &mut by_header,
         &mut by_subprotocol,
@@ -373,12 +352,7 @@ async fn no_token_appears_in_logs_spans_metrics_snapshots_or_errors() {
     ] {
         errors.push(client.next_json().await.to_string());
     }
-    let refusal = refused(
-        &gateway,
-        &["warmgate.v1"],
-        &[("authorization", &bearer(&bad_token))],
-    )
-    .await;
+    let refusal = refused_token(&gateway, &bad_token).await;
     errors.push(refusal.1.to_string());
     let refusal = refused(
         &gateway,
@@ -441,13 +415,7 @@ async fn a_flood_past_the_rate_limit_gets_rate_limited_then_1008() {
     let jwks = JwksServer::start(&[&key]).await;
     let gateway = ready_gateway(&jwks, "", "messages_per_second = 1\nmessage_burst = 3").await;
     let valid = token(&key, "ada", 60);
-    let mut client = gateway
-        .ws_with_headers(
-            "/ws",
-            &["warmgate.v1"],
-            &[("authorization", &bearer(&valid))],
-        )
-        .await;
+    let mut client = with_token(&gateway, &valid).await;
     assert_eq!(client.next_json().await["type"], "ready");
     for n in 0..3 {
         client
