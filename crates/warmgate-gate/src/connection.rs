@@ -626,9 +626,10 @@ impl Connection {
                 "your token expired: reconnect with a fresh one",
             )
             .await;
-        if sent.is_ok() {
-            self.close(CLOSE_POLICY_VIOLATION, "token expired").await;
+        if sent.is_err() {
+            return admitted_end(None);
         }
+        self.close(CLOSE_POLICY_VIOLATION, "token expired").await;
         admitted_end(Some(CLOSE_POLICY_VIOLATION))
     }
 
