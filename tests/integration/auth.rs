@@ -15,11 +15,7 @@ async fn ready_gateway(jwks: &JwksServer, extra_auth: &str, gate: &str) -> Gatew
         .spawn()
         .await;
     gateway.set_signal("app", true).await;
-    gateway
-        .events()
-        .await
-        .until(|s| s["state"] == "ready")
-        .await;
+    gateway.until_ready().await;
     gateway
 }
 
@@ -267,11 +263,7 @@ async fn an_unknown_key_id_refreshes_the_jwks_at_most_once_a_minute() {
         + &auth_config(jwks.url(), "").replace("interval = \"1s\"", "interval = \"1h\"");
     let gateway = Gateway::builder().config(config).spawn().await;
     gateway.set_signal("app", true).await;
-    gateway
-        .events()
-        .await
-        .until(|s| s["state"] == "ready")
-        .await;
+    gateway.until_ready().await;
     let fetched_at_start = jwks.requests();
 
     // The auth service rotates its key; the first token signed with the
@@ -322,11 +314,7 @@ async fn no_token_appears_in_logs_spans_metrics_snapshots_or_errors() {
         .spawn()
         .await;
     gateway.set_signal("app", true).await;
-    gateway
-        .events()
-        .await
-        .until(|s| s["state"] == "ready")
-        .await;
+    gateway.until_ready().await;
 
     let header_token = token(&key, "ada", 60);
     let subprotocol_token = token(&key, "grace", 60);

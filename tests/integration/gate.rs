@@ -21,11 +21,7 @@ async fn gateway(gate: &str) -> Gateway {
 async fn ready_gateway(gate: &str) -> Gateway {
     let gateway = gateway(gate).await;
     gateway.set_signal("app", true).await;
-    gateway
-        .events()
-        .await
-        .until(|s| s["state"] == "ready")
-        .await;
+    gateway.until_ready().await;
     gateway
 }
 

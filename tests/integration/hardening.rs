@@ -54,11 +54,7 @@ async fn with_an_admin_token_every_admin_request_needs_it() {
         .await
         .unwrap();
     assert!(set.status().is_success(), "{}", set.status());
-    gateway
-        .events()
-        .await
-        .until(|s| s["state"] == "ready")
-        .await;
+    gateway.until_ready().await;
     // The public listener needs no token: probes and clients use it.
     assert_eq!(gateway.get("/readyz").await.status, 200);
     assert!(!gateway.log().contains(ADMIN_TOKEN));

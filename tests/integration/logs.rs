@@ -54,11 +54,7 @@ async fn the_gcp_format_writes_cloud_logging_json_with_spans() {
 /// Runs `gateway` until ready, drains it, and returns its log as JSON
 /// lines, asserting that the state change was among them.
 async fn json_log_of_a_run(mut gateway: Gateway) -> Vec<serde_json::Value> {
-    gateway
-        .events()
-        .await
-        .until(|s| s["state"] == "ready")
-        .await;
+    gateway.until_ready().await;
     gateway.terminate();
     assert!(gateway.exit_status().await.success());
     let lines = json_lines(&gateway.log());

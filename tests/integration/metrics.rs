@@ -236,11 +236,7 @@ async fn metrics_are_prometheus_text_with_every_series_from_the_start() {
     );
 
     gateway.set_signal("app", true).await;
-    gateway
-        .events()
-        .await
-        .until(|snapshot| snapshot["state"] == "ready")
-        .await;
+    gateway.until_ready().await;
     let ready = scrape(&gateway).await;
     for (name, kind) in METRICS {
         assert_eq!(
@@ -397,11 +393,7 @@ async fn scraping_never_runs_a_check() {
         .spawn()
         .await;
     gateway.set_signal("app", true).await;
-    gateway
-        .events()
-        .await
-        .until(|snapshot| snapshot["state"] == "ready")
-        .await;
+    gateway.until_ready().await;
     let attempts = |verbose: Value| {
         verbose["checks"]
             .as_array()

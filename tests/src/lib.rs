@@ -250,6 +250,15 @@ impl Gateway {
         assert_eq!(reply.status, 204, "{}", reply.text);
     }
 
+    /// Waits until the gate reports `ready`: the event stream starts with
+    /// the current snapshot, so a change that came first is not missed.
+    pub async fn until_ready(&self) {
+        self.events()
+            .await
+            .until(|snapshot| snapshot["state"] == "ready")
+            .await;
+    }
+
     /// Opens the public event stream.
     pub async fn events(&self) -> EventStream {
         EventStream::connect(&self.public_url("/readiness/events")).await

@@ -10,10 +10,12 @@ use common::fuzz_dir;
 
 /// A test replaying `fuzz/regressions/<target>/<file>`, which must pass.
 /// The file is read at compile time, so a missing one fails the build.
+/// Attributes before the name go on the test.
 #[allow(unused_macros)]
 macro_rules! regression {
-    ($test:ident, $target:literal, $file:literal) => {
+    ($(#[$attribute:meta])* $test:ident, $target:literal, $file:literal) => {
         #[test]
+        $(#[$attribute])*
         fn $test() {
             common::replay(
                 $target,
@@ -34,21 +36,12 @@ macro_rules! regression {
 #[allow(unused_macros)]
 macro_rules! open_regression {
     ($test:ident, $target:literal, $file:literal, $reason:literal) => {
-        #[test]
-        #[ignore = $reason]
-        fn $test() {
-            common::replay(
-                $target,
-                concat!("fuzz/regressions/", $target, "/", $file),
-                include_bytes!(concat!(
-                    env!("CARGO_MANIFEST_DIR"),
-                    "/../../fuzz/regressions/",
-                    $target,
-                    "/",
-                    $file
-                )),
-            );
-        }
+        regression!(
+            #[ignore = $reason]
+            $test,
+            $target,
+            $file
+        );
     };
 }
 
