@@ -121,6 +121,35 @@ async fn messages_sent_while_held_are_processed_in_order_after_admission() {
 }
 
 #[tokio::test]
+async fn clients_released_together_get_each_others_first_messages_whatever_order_they_run_in() {
+    let gateway = gateway(r#"hold_timeout = "30s""#).await;
+    let mut listener = gateway.ws("/ws").await;
+    assert_eq!(listener.next_json().await["type"], "warming");
+    // Eight more held clients, each with a chat buffered: all nine are
+    // released by one flip, and each sender's message goes out as soon as
+    // its own task is admitted, maybe before the listener's task runs.
+    let mut senders = Vec::new();
+    for n in 0..8 {
+        let mut sender = gateway.ws("/ws").await;
+        assert_eq!(sender.next_json().await["type"], "warming");
+        sender
+            .send_json(json!({"type": "chat", "text": format!("from {n}"), "client_msg_id": format!("s-{n}")}))
+            .await;
+        senders.push(sender);
+    }
+    gateway.set_signal("app", true).await;
+    listener.until_type("ready").await;
+    let mut texts = Vec::new();
+    while texts.len() < 8 {
+        let frame = listener.until_type("chat").await;
+        texts.push(frame.last().unwrap()["text"].as_str().unwrap().to_owned());
+    }
+    texts.sort();
+    let expected: Vec<String> = (0..8).map(|n| format!("from {n}")).collect();
+    assert_eq!(texts, expected);
+}
+
+#[tokio::test]
 async fn a_full_hold_buffer_refuses_messages_and_reports_what_was_not_processed() {
     let gateway = gateway(r#"hold_timeout = "1s""#).await;
     let mut client = gateway.ws("/ws").await;

@@ -238,12 +238,21 @@ impl Connection {
         if snapshot.state == GateState::Draining {
             return self.refuse(UnavailableReason::Draining, &snapshot, 0).await;
         }
-        let mut buffered = Vec::new();
-        let mut waited = None;
+        let mut held = None;
         if !snapshot.state.admits_traffic() {
-            let Some(held) = self.gate.counts.try_hold(self.gate.settings.max_held) else {
+            let Some(guard) = self.gate.counts.try_hold(self.gate.settings.max_held) else {
                 return self.refuse(UnavailableReason::Capacity, &snapshot, 0).await;
             };
+            held = Some(guard);
+        }
+        // A `/ws` client is in `lobby` from here, held or not: clients held
+        // together are released together, and a message one of them sends
+        // right after `ready` must reach the others whatever order their
+        // tasks run in. What arrives while it is held is sent after `ready`.
+        let lobby = (self.route == Route::Ws).then(|| self.gate.session.join(DEFAULT_ROOM));
+        let mut buffered = Vec::new();
+        let mut waited = None;
+        if let Some(held) = held {
             let hold_span = tracing::info_span!(
                 "hold",
                 hold_timeout_ms = self.gate.settings.hold_timeout.as_millis() as i64,
@@ -258,7 +267,7 @@ impl Connection {
                 Err(ended) => return ended,
             }
         }
-        self.admitted(snapshot_rx, buffered, waited).await
+        self.admitted(snapshot_rx, lobby, buffered, waited).await
     }
 
     // === hold ===
@@ -421,11 +430,13 @@ impl Connection {
 
     // === admitted ===
 
-    /// Serves an admitted client. `waited` is how long it was held, or
-    /// `None` when the gate was ready at connect.
+    /// Serves an admitted client. `lobby` is its membership of the default
+    /// room (`/ws` only); `waited` is how long it was held, or `None` when
+    /// the gate was ready at connect.
     async fn admitted(
         &mut self,
         mut snapshot_rx: SnapshotRx,
+        lobby: Option<tokio::sync::broadcast::Receiver<Arc<str>>>,
         buffered: Vec<Buffered>,
         waited: Option<Duration>,
     ) -> Ended {
@@ -457,11 +468,8 @@ impl Connection {
             }
         }
         let mut rooms: StreamMap<String, BroadcastStream<Arc<str>>> = StreamMap::new();
-        if self.route == Route::Ws {
-            rooms.insert(
-                DEFAULT_ROOM.to_owned(),
-                BroadcastStream::new(self.gate.session.join(DEFAULT_ROOM)),
-            );
+        if let Some(lobby) = lobby {
+            rooms.insert(DEFAULT_ROOM.to_owned(), BroadcastStream::new(lobby));
         }
         for message in buffered {
             let handled = match message {
