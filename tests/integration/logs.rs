@@ -91,3 +91,16 @@ log_format = "text"
         .await;
     json_log_of_a_run(gateway).await;
 }
+
+#[tokio::test]
+async fn an_invalid_rust_log_refuses_to_start_and_says_which_variable() {
+    let stderr = warmgate_tests::refused_start(
+        &["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "warmgate=loud")],
+    )
+    .await;
+    assert!(
+        stderr.contains(r#"RUST_LOG: cannot parse "warmgate=loud""#),
+        "{stderr}"
+    );
+}

@@ -34,6 +34,24 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
     }
 }
 
+/// Runs the program with `args` and `env`, expecting it to refuse to
+/// start: it must exit unsuccessfully without serving (nothing on stdout).
+/// Returns what it wrote to stderr.
+pub async fn refused_start(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut command = tokio::process::Command::new(program());
+    command.args(args).envs(env.iter().copied());
+    let output = within("warmgate to refuse to start", command.output())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "it started: {stderr}");
+    assert!(
+        output.stdout.is_empty(),
+        "it must not have served: {stderr}"
+    );
+    stderr
+}
+
 /// A fresh directory for one test's files.
 pub fn scratch_dir() -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);

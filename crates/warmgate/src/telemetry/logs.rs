@@ -42,9 +42,31 @@ pub(crate) fn log_format(configured: LogFormat, env: Env<'_>) -> Result<LogForma
     }
 }
 
-/// The layer that writes log lines, filtered by `RUST_LOG`.
-pub(crate) fn layer(format: LogFormat, gcp_project: Option<String>) -> BoxedLayer {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// The environment variable that filters log lines.
+pub(crate) const LOG_FILTER_ENV: &str = "RUST_LOG";
+
+/// The log filter: `RUST_LOG`'s directives on top of `info`. A directive
+/// that does not parse is an error naming the variable, not a silent
+/// fallback: an operator who asked for `debug` must not get `info` unseen.
+pub(crate) fn log_filter(env: Env<'_>) -> Result<EnvFilter, String> {
+    let directives = env(LOG_FILTER_ENV).unwrap_or_default();
+    EnvFilter::builder()
+        .with_default_directive(tracing::level_filters::LevelFilter::INFO.into())
+        .parse(directives.trim())
+        .map_err(|error| {
+            format!(
+                "{LOG_FILTER_ENV}: cannot parse {directives:?}: {error} (a filter is comma-separated \
+                 directives such as `info` or `warmgate_gate=debug,info`)"
+            )
+        })
+}
+
+/// The layer that writes log lines, filtered by `filter`.
+pub(crate) fn layer(
+    format: LogFormat,
+    filter: EnvFilter,
+    gcp_project: Option<String>,
+) -> BoxedLayer {
     let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
         LogFormat::Text => layer
@@ -182,5 +204,40 @@ impl Visit for JsonFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.0
             .insert(field.name().into(), Value::String(format!("{value:?}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter_with(value: Option<&str>) -> Result<String, String> {
+        let value = value.map(str::to_owned);
+        let env = move |name: &str| (name == LOG_FILTER_ENV).then(|| value.clone()).flatten();
+        log_filter(&env).map(|filter| filter.to_string())
+    }
+
+    #[test]
+    fn without_rust_log_the_filter_is_info() {
+        assert_eq!(filter_with(None).unwrap(), "info");
+        assert_eq!(filter_with(Some("  ")).unwrap(), "info");
+    }
+
+    #[test]
+    fn rust_log_directives_are_taken() {
+        let filter = filter_with(Some("warmgate_gate=debug,warn")).unwrap();
+        assert!(filter.contains("warmgate_gate=debug"), "{filter}");
+        assert!(filter.contains("warn"), "{filter}");
+    }
+
+    #[test]
+    fn an_invalid_rust_log_is_an_error_naming_the_variable() {
+        let error = filter_with(Some("warmgate=loud")).unwrap_err();
+        assert!(
+            error.starts_with("RUST_LOG: cannot parse \"warmgate=loud\""),
+            "{error}"
+        );
+        assert!(error.contains("such as `info`"), "{error}");
+        assert!(!error.contains('\n'), "{error}");
     }
 }

@@ -52,6 +52,7 @@ pub(crate) fn process_env(name: &str) -> Option<String> {
 pub(crate) fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
     let env: Env<'_> = &process_env;
     let format = logs::log_format(config.log_format, env)?;
+    let log_filter = logs::log_filter(env)?;
     let settings = traces::TraceSettings::resolve(config, env)?;
     let gcp_project = config
         .gcp_project
@@ -74,7 +75,7 @@ pub(crate) fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
             .with_filter(targets)
     });
     tracing_subscriber::registry()
-        .with(logs::layer(format, gcp_project.clone()))
+        .with(logs::layer(format, log_filter, gcp_project.clone()))
         .with(trace_layer)
         .try_init()
         .map_err(|error| format!("cannot install logging: {error}"))?;
