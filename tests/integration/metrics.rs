@@ -234,6 +234,15 @@ async fn metrics_are_prometheus_text_with_every_series_from_the_start() {
         scrape_at_start.value(r#"warmgate_connections{route="/echo",stage="held"}"#),
         0.0
     );
+    for outcome in ["left_while_held", "left_during_upgrade"] {
+        assert_eq!(
+            scrape_at_start.value(&format!(
+                "warmgate_connections_total{{outcome=\"{outcome}\"}}"
+            )),
+            0.0,
+            "{outcome}"
+        );
+    }
 
     gateway.set_signal("app", true).await;
     gateway.until_ready().await;

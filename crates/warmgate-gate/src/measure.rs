@@ -43,6 +43,7 @@ const ROUTES: [&str; 2] = ["/ws", "/echo"];
 const HELD: &str = "held";
 const ADMITTED: &str = "admitted";
 const LEFT_WHILE_HELD: &str = "left_while_held";
+const LEFT_DURING_UPGRADE: &str = "left_during_upgrade";
 
 /// Every reason a client is refused, for registering its series up front.
 const REFUSALS: [UnavailableReason; 4] = [
@@ -94,7 +95,9 @@ pub(crate) fn init() {
         let _ = metrics::histogram!(CONNECTION_WAIT_SECONDS, "outcome" => outcome);
         metrics::counter!(CONNECTIONS_TOTAL, "outcome" => outcome).increment(0);
     }
-    metrics::counter!(CONNECTIONS_TOTAL, "outcome" => LEFT_WHILE_HELD).increment(0);
+    for outcome in [LEFT_WHILE_HELD, LEFT_DURING_UPGRADE] {
+        metrics::counter!(CONNECTIONS_TOTAL, "outcome" => outcome).increment(0);
+    }
     metrics::describe_counter!(
         AUTH_REFUSALS_TOTAL,
         "WebSocket upgrades refused for their token (401) or for keys not loaded yet (503), by error"
@@ -109,6 +112,12 @@ pub(crate) fn init() {
     for action in ["refused", "closed"] {
         metrics::counter!(RATE_LIMITED_TOTAL, "action" => action).increment(0);
     }
+}
+
+/// Counts a client answered with 101 that went away before the upgrade
+/// completed: it never became a connection, but it was accepted.
+pub(crate) fn left_during_upgrade() {
+    metrics::counter!(CONNECTIONS_TOTAL, "outcome" => LEFT_DURING_UPGRADE).increment(1);
 }
 
 /// Counts an upgrade refused for its token.

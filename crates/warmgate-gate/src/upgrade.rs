@@ -200,6 +200,7 @@ async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
             Ok(ws) => connection::run(ws, inner, route, id, identity, upgraded_at, open).await,
             Err(error) => {
                 tracing::Span::current().record("outcome", "left_during_upgrade");
+                crate::measure::left_during_upgrade();
                 tracing::debug!(%error, "client left during the upgrade");
             }
         }
