@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use serde_json::{Map, Value, json};
 
+use crate::auth_service::AuthService;
 use crate::machine::{Machine, today};
 use crate::server::{Server, release_program, target_dir, wait_until_ready};
 
@@ -75,6 +76,33 @@ name = "http_listener"
 kind = "signal"
 "#;
 
+/// The key id, issuer and audience of scenario 10's tokens.
+const BENCH_KID: &str = "bench-1";
+const BENCH_ISSUER: &str = "https://auth.bench.test/";
+const BENCH_AUDIENCE: &str = "chat";
+
+/// [`READY_CONFIG`] with every client authenticated: an ES256 token
+/// checked against the JWKS at `jwks_url`, loaded by a `jwks` check.
+fn jwt_ready_config(jwks_url: &str) -> String {
+    format!(
+        r#"[auth]
+mode = "jwt"
+algorithms = ["ES256"]
+jwks_url = "{jwks_url}"
+issuer = "{BENCH_ISSUER}"
+audience = "{BENCH_AUDIENCE}"
+
+[[phase]]
+name = "dependencies"
+
+[[phase.check]]
+name = "auth"
+kind = "jwks"
+
+{READY_CONFIG}"#
+    )
+}
+
 /// Room for ten thousand held clients, held long enough to connect them all.
 const HOLDING_GATE: &str = r#"[gate]
 hold_timeout = "60s"
@@ -125,6 +153,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut bench = Bench {
         dir,
         sizes,
+        auth_service: None,
         raw: Map::new(),
         figures: Map::new(),
     };
@@ -201,6 +230,8 @@ fn sizes_text(sizes: &Sizes, quick: bool) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Subject {
     Warmgate,
+    /// warmgate with `[auth]`: every client sends a token.
+    WarmgateJwt,
     Reference,
     OldDesign,
 }
@@ -209,6 +240,7 @@ impl Subject {
     fn name(self) -> &'static str {
         match self {
             Subject::Warmgate => "warmgate",
+            Subject::WarmgateJwt => "warmgate_jwt",
             Subject::Reference => "reference",
             Subject::OldDesign => "old_design",
         }
@@ -218,6 +250,8 @@ impl Subject {
 struct Bench {
     dir: PathBuf,
     sizes: Sizes,
+    /// The stand-in auth service of scenario 10, while it runs.
+    auth_service: Option<AuthService>,
     /// Every loadgen output, by scenario and subject, one per round.
     raw: Map<String, Value>,
     /// Every named figure (medians over rounds).
@@ -263,6 +297,12 @@ impl Bench {
     ) -> anyhow::Result<Server> {
         let server = match subject {
             Subject::Warmgate => self.warmgate("ready", READY_CONFIG)?,
+            Subject::WarmgateJwt => {
+                let Some(auth_service) = &self.auth_service else {
+                    bail!("scenario 10 needs the auth service, and it is not running");
+                };
+                self.warmgate("ready-jwt", &jwt_ready_config(&auth_service.jwks_url()))?
+            }
             Subject::Reference => self.reference()?,
             Subject::OldDesign => self.old_design(dependencies)?,
         };
@@ -370,58 +410,89 @@ impl Bench {
 
     // === scenarios ===
 
-    /// Scenarios 1 and 8: sequential connects to the `ready` frame.
+    /// Scenarios 1, 8 and 10: sequential connects to the `ready` frame.
     fn connect(&mut self) -> anyhow::Result<Vec<Row>> {
         let dependencies = Dependencies::start(3)?;
+        self.auth_service = Some(AuthService::start(
+            Command::new(release_program("warmgate-jwks-server")),
+            &self.dir,
+            BENCH_KID,
+        )?);
+        let measured = self.connect_rounds(&dependencies);
+        if let Some(mut auth_service) = self.auth_service.take() {
+            let _ = auth_service.server.stop();
+        }
+        measured?;
+        let mut rows = Vec::new();
+        let mut old_design_rows = Vec::new();
+        let mut authenticated_rows = Vec::new();
+        for (figure, target) in [("p50", 1.10), ("p99", 1.25)] {
+            let pointer = format!("/connect_to_ready/{figure}_us");
+            let unit = format!("{figure}, µs");
+            let mut median = |subject| self.median("connect", subject, &pointer, figure);
+            let warmgate = median(Subject::Warmgate);
+            let reference = median(Subject::Reference);
+            let old_design = median(Subject::OldDesign);
+            let authenticated = median(Subject::WarmgateJwt);
+            rows.push(Row::ratio(
+                "1",
+                "gate ready: TCP connect to `ready` frame",
+                &unit,
+                warmgate,
+                ("reference", reference),
+                target,
+            ));
+            old_design_rows.push(Row::report(
+                "8",
+                "old design's replica, gate ready: connect to `ready`",
+                &unit,
+                warmgate,
+                ("old design", old_design),
+            ));
+            authenticated_rows.push(Row::compared(
+                "10",
+                "gate ready, `[auth]` on: ES256 token checked, connect to `ready`",
+                &unit,
+                authenticated,
+                ("warmgate without `[auth]`", warmgate),
+            ));
+        }
+        rows.extend(old_design_rows);
+        rows.extend(authenticated_rows);
+        Ok(rows)
+    }
+
+    fn connect_rounds(&mut self, dependencies: &Dependencies) -> anyhow::Result<()> {
+        let subjects = [
+            Subject::Warmgate,
+            Subject::WarmgateJwt,
+            Subject::Reference,
+            Subject::OldDesign,
+        ];
         for round in 0..self.sizes.rounds {
-            for subject in Self::order(
-                round,
-                &[Subject::Warmgate, Subject::Reference, Subject::OldDesign],
-            ) {
+            for subject in Self::order(round, &subjects) {
                 let server = self.ready_server(subject, &dependencies.addresses)?;
                 let count = self.sizes.sequential_connects.to_string();
+                let auth_arguments = match (&self.auth_service, subject) {
+                    (Some(auth_service), Subject::WarmgateJwt) => {
+                        auth_service.loadgen_arguments(BENCH_ISSUER, BENCH_AUDIENCE)
+                    }
+                    _ => Vec::new(),
+                };
                 self.measure("connect", subject, server, |server| {
-                    Ok(vec![
+                    let mut args = vec![
                         "connect-sequential".into(),
                         "--url".into(),
                         ws_url(server, "/ws"),
                         "--count".into(),
                         count,
-                    ])
+                    ];
+                    args.extend(auth_arguments);
+                    Ok(args)
                 })?;
             }
         }
-        let mut rows = Vec::new();
-        for (figure, pointer, target) in [
-            ("p50", "/connect_to_ready/p50_us", 1.10),
-            ("p99", "/connect_to_ready/p99_us", 1.25),
-        ] {
-            let warmgate = self.median("connect", Subject::Warmgate, pointer, figure);
-            let reference = self.median("connect", Subject::Reference, pointer, figure);
-            rows.push(Row::ratio(
-                "1",
-                "gate ready: TCP connect to `ready` frame",
-                &format!("{figure}, µs"),
-                warmgate,
-                ("reference", reference),
-                target,
-            ));
-        }
-        for (figure, pointer) in [
-            ("p50", "/connect_to_ready/p50_us"),
-            ("p99", "/connect_to_ready/p99_us"),
-        ] {
-            let warmgate = self.median("connect", Subject::Warmgate, pointer, figure);
-            let old = self.median("connect", Subject::OldDesign, pointer, figure);
-            rows.push(Row::report(
-                "8",
-                "old design's replica, gate ready: connect to `ready`",
-                &format!("{figure}, µs"),
-                warmgate,
-                ("old design", old),
-            ));
-        }
-        Ok(rows)
+        Ok(())
     }
 
     /// Scenarios 2 and 3: ten thousand held clients released by a signal,

@@ -271,14 +271,14 @@ fn inject_faults(
 
     // 3. The auth service hangs: its check times out.
     marks.mark("auth_hung");
-    stack.jwks.signal("STOP")?;
+    stack.auth_service.server.signal("STOP")?;
     let hung = stack.wait_for_state("not_ready", |snapshot| snapshot["state"] == "not_ready");
     if hung.is_ok() {
         let _ = dwell(stack, HOLDING_FAULT);
     }
     marks.mark("auth_resumed");
     // Resumed whatever happened, so a failure leaves nothing stopped.
-    stack.jwks.signal("CONT")?;
+    stack.auth_service.server.signal("CONT")?;
     hung?;
     stack.wait_for_state("ready", is_ready)?;
     dwell(stack, RECOVERED)?;

@@ -15,11 +15,10 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 
-use warmgate_devservers::{SigningKey, TokenClaims};
-
+use crate::auth_service::AuthService;
 use crate::command::workspace_root;
 use crate::deps::deps_up;
-use crate::server::{Server, http_request, target_dir};
+use crate::server::{http_request, target_dir};
 
 const SERVICE_SIGNALS: [&str; 2] = ["agent_supervisor", "websocket_bridge"];
 
@@ -53,9 +52,6 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let dev_dir = target_dir().join("dev");
     std::fs::create_dir_all(&dev_dir)
         .with_context(|| format!("cannot create {}", dev_dir.display()))?;
-    let key_file = dev_dir.join("auth-key.der");
-    let key = SigningKey::generate(DEV_KID)?;
-    key.write(&key_file)?;
     let mut jwks_command = Command::new("cargo");
     jwks_command
         .args([
@@ -67,21 +63,10 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             "warmgate-jwks-server",
             "--",
         ])
-        .arg("--key-file")
-        .arg(&key_file)
-        .args(["--kid", DEV_KID])
         .current_dir(workspace_root());
-    let auth_service = Server::spawn(
-        jwks_command,
-        "warmgate-jwks-server",
-        &dev_dir.join("jwks-server.log"),
-    )?;
-    let auth_url = format!("http://{}/.well-known/jwks.json", auth_service.public);
-    let token = key.sign(
-        &TokenClaims::expiring_in("dev-user", 24 * 3600)
-            .issuer(DEV_ISSUER)
-            .audience(DEV_AUDIENCE),
-    )?;
+    let auth_service = AuthService::start(jwks_command, &dev_dir, DEV_KID)?;
+    let auth_url = auth_service.jwks_url();
+    let token = auth_service.token("dev-user", DEV_ISSUER, DEV_AUDIENCE, 24 * 3600)?;
     println!("dev: starting the gateway with examples/chat.toml (auth service {auth_url})");
     let mut gateway = Command::new("cargo")
         .args([

@@ -20,6 +20,7 @@
 
 #![forbid(unsafe_code)]
 
+mod auth_service;
 mod bench;
 mod chaos;
 mod ci;

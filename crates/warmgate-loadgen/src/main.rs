@@ -51,6 +51,10 @@ enum Scenario {
         /// Connects made first and not counted.
         #[arg(long, default_value_t = 50)]
         warmup: usize,
+        /// With a key, every connect sends `Authorization: Bearer` with
+        /// one good token (signed before the first connect).
+        #[command(flatten)]
+        auth: tokens::AuthArguments,
     },
     /// Opens `clients` WebSockets and holds them; optionally measures the
     /// server's RSS, then releases them with a flip and times each `ready`.
@@ -141,8 +145,14 @@ fn main() -> std::process::ExitCode {
 
 async fn run(scenario: Scenario) -> anyhow::Result<Value> {
     match scenario {
-        Scenario::ConnectSequential { url, count, warmup } => {
-            connect_sequential(&Target::parse(&url)?, count, warmup).await
+        Scenario::ConnectSequential {
+            url,
+            count,
+            warmup,
+            auth,
+        } => {
+            let token = tokens::Tokens::new(&auth)?.token(tokens::Credential::Good, "bench")?;
+            connect_sequential(&Target::parse(&url)?, token.as_deref(), count, warmup).await
         }
         Scenario::Hold {
             url,
@@ -195,11 +205,24 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
 
 // === connect ===
 
-async fn connect_sequential(target: &Target, count: usize, warmup: usize) -> anyhow::Result<Value> {
+/// Connects one after another, each to its `ready` frame, with `bearer`
+/// as the token when given.
+async fn connect_sequential(
+    target: &Target,
+    bearer: Option<&str>,
+    count: usize,
+    warmup: usize,
+) -> anyhow::Result<Value> {
     let mut samples = Vec::with_capacity(count);
     for index in 0..warmup + count {
         let started = Instant::now();
-        let mut ws = client::connect(target).await?;
+        let mut ws = match client::connect_as(target, bearer).await {
+            Ok(ws) => ws,
+            Err(client::Refused::Http { status, body }) => {
+                bail!("the upgrade was refused with {status}: {body}")
+            }
+            Err(client::Refused::NoConnection(why) | client::Refused::Broken(why)) => bail!(why),
+        };
         let kind = client::next_type(&mut ws).await?;
         let elapsed = started.elapsed();
         if kind != "ready" {

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
-use warmgate_devservers::{Postgres, Redis, ScratchDir, SigningKey, generate_password};
+use warmgate_devservers::{Postgres, Redis, ScratchDir, generate_password};
 
+use crate::auth_service::AuthService;
 use crate::server::{Server, http_request, release_program};
 
 /// The key id of the auth service's key.
@@ -147,11 +148,10 @@ kind = "signal"
 #[derive(Debug)]
 pub(crate) struct Stack {
     pub(crate) warmgate: Server,
-    pub(crate) jwks: Server,
+    pub(crate) auth_service: AuthService,
     pub(crate) postgres: Postgres,
     pub(crate) redis: Redis,
     pub(crate) auth: Auth,
-    pub(crate) key_file: PathBuf,
     pub(crate) warmgate_log: PathBuf,
     /// Holds the databases' files; removed when the stack drops.
     _scratch: ScratchDir,
@@ -166,21 +166,12 @@ impl Stack {
         let postgres = Postgres::start_new(&scratch.path().join("postgres"))?;
         let redis = Redis::start_new(&scratch.path().join("redis"), Some(&generate_password()))?;
 
-        let key_file = dir.join("auth-key.der");
-        SigningKey::generate(KID)?.write(&key_file)?;
-        let mut jwks_command = Command::new(release_program("warmgate-jwks-server"));
-        jwks_command.arg("--key-file").arg(&key_file).args([
-            "--kid",
+        let auth_service = AuthService::start(
+            Command::new(release_program("warmgate-jwks-server")),
+            dir,
             KID,
-            "--listen",
-            "127.0.0.1:0",
-        ]);
-        let jwks = Server::spawn(
-            jwks_command,
-            "warmgate-jwks-server",
-            &dir.join("jwks-server.log"),
         )?;
-        let auth_url = format!("http://{}/.well-known/jwks.json", jwks.public);
+        let auth_url = auth_service.jwks_url();
 
         let config_file = dir.join("warmgate.toml");
         std::fs::write(&config_file, config(auth))
@@ -199,11 +190,10 @@ impl Stack {
         )?;
         let stack = Stack {
             warmgate,
-            jwks,
+            auth_service,
             postgres,
             redis,
             auth,
-            key_file,
             warmgate_log,
             _scratch: scratch,
         };
@@ -235,16 +225,7 @@ impl Stack {
     pub(crate) fn auth_arguments(&self) -> Vec<String> {
         match self.auth {
             Auth::None => Vec::new(),
-            Auth::Jwt => vec![
-                "--auth-key-file".into(),
-                self.key_file.display().to_string(),
-                "--auth-kid".into(),
-                KID.into(),
-                "--auth-issuer".into(),
-                ISSUER.into(),
-                "--auth-audience".into(),
-                AUDIENCE.into(),
-            ],
+            Auth::Jwt => self.auth_service.loadgen_arguments(ISSUER, AUDIENCE),
         }
     }
 
