@@ -299,6 +299,49 @@ async fn a_token_that_expires_during_the_session_ends_it_with_token_expired_and_
 }
 
 #[tokio::test]
+async fn a_token_that_expires_while_its_client_is_held_ends_the_hold_with_token_expired_and_1008() {
+    let key = SigningKey::generate("k1").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    let mut gateway = Gateway::builder()
+        .config(config(&jwks, "", r#"hold_timeout = "30s""#))
+        .spawn()
+        .await;
+    // The keys are loaded, and only the signal `app` (never set) holds the
+    // gate back.
+    let mut events = gateway.events().await;
+    events.until(|s| s["pending"] == json!(["app"])).await;
+    // Valid for one more second (exp is in whole seconds, leeway is 0).
+    let short = token(&key, "ada", 1);
+    let mut client = with_token(&gateway, &short).await;
+    assert_eq!(client.next_json().await["type"], "warming");
+    let frames = client.until_type("error").await;
+    assert!(
+        frames.iter().all(|frame| frame["type"] != "ready"),
+        "never admitted: {frames:?}"
+    );
+    assert_eq!(frames.last().unwrap()["code"], "token_expired");
+    assert_eq!(client.close_frame().await.0, 1008);
+
+    let metrics = gateway.admin_get("/metrics").await.text;
+    assert!(
+        metrics.contains(r#"warmgate_connections_total{outcome="token_expired_while_held"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"warmgate_connections{route="/ws",stage="held"} 0"#),
+        "{metrics}"
+    );
+    // The whole log is read once the process has exited.
+    gateway.terminate();
+    assert!(gateway.exit_status().await.success());
+    let log = gateway.log();
+    assert!(
+        log.contains("a held client's token expired before the gate admitted it"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
 async fn no_token_appears_in_logs_spans_metrics_snapshots_or_errors() {
     let key = SigningKey::generate("k1").unwrap();
     let impostor = SigningKey::generate("k1").unwrap();

@@ -2,9 +2,10 @@
 //! drain.
 //!
 //! **Invariant:** a held client always ends admitted (`ready`) or told why
-//! not (`unavailable` with a reason and a retry hint, then close 1013); the
-//! only silent endings are the client's own (it closed, broke the protocol
-//! or vanished).
+//! not (`unavailable` with a reason and a retry hint, then close 1013; or,
+//! when its token expires while held, `error` `token_expired`, then close
+//! 1008); the only silent endings are the client's own (it closed, broke
+//! the protocol or vanished).
 //!
 //! Each connection is one task. It reads the client's frames through a
 //! stream (so a pending read survives every `select!`), owns the write
@@ -80,6 +81,8 @@ enum Outcome {
     Unavailable(UnavailableReason),
     /// The client left (closed, vanished, or broke the protocol) while held.
     LeftWhileHeld,
+    /// The client's token expired while it was held: told so, closed 1008.
+    TokenExpiredWhileHeld,
 }
 
 /// The end of a connection: why, and the close code sent, if any.
@@ -209,6 +212,7 @@ pub(crate) async fn run(
             Outcome::Admitted => "admitted".to_owned(),
             Outcome::Unavailable(reason) => format!("unavailable:{}", reason.as_str()),
             Outcome::LeftWhileHeld => "left_while_held".to_owned(),
+            Outcome::TokenExpiredWhileHeld => "token_expired_while_held".to_owned(),
         };
         span.record("outcome", outcome.as_str());
         // Usually done already, before the last frame; this covers a
@@ -289,6 +293,8 @@ impl Connection {
             held_at + settings.warming_interval,
             settings.warming_interval,
         );
+        let token_expiry = self.token_expiry();
+        tokio::pin!(token_expiry);
         let mut buffered_bytes = 0;
         let current = Arc::clone(&snapshot_rx.borrow());
         if self.send_warming(&current, held_at).await.is_err() {
@@ -313,6 +319,9 @@ impl Connection {
                     if self.send_warming(&snapshot, held_at).await.is_err() {
                         return Err(left());
                     }
+                }
+                () = &mut token_expiry, if self.token_expires.is_some() => {
+                    return Err(self.token_expired_while_held(buffered.len()).await);
                 }
                 () = &mut deadline => {
                     let snapshot = Arc::clone(&snapshot_rx.borrow());
@@ -489,11 +498,7 @@ impl Connection {
         let mut unanswered_pings = 0u8;
         let drain_deadline = tokio::time::sleep(Duration::MAX);
         tokio::pin!(drain_deadline);
-        let token_expiry = match self.token_expires {
-            Some(at) => tokio::time::sleep_until(at),
-            // Never fires; the branch is disabled without a token anyway.
-            None => tokio::time::sleep(Duration::MAX),
-        };
+        let token_expiry = self.token_expiry();
         tokio::pin!(token_expiry);
         let mut draining = false;
         if snapshot.state == GateState::Draining {
@@ -625,9 +630,37 @@ impl Connection {
         admitted_end(Some(CLOSE_POLICY_VIOLATION))
     }
 
+    /// Fires when the client's token expires, leeway included; never
+    /// without a token (and its `select!` branches are disabled then).
+    fn token_expiry(&self) -> tokio::time::Sleep {
+        match self.token_expires {
+            Some(at) => tokio::time::sleep_until(at),
+            None => tokio::time::sleep(Duration::MAX),
+        }
+    }
+
     /// Ends a session whose token expired: an `error` frame, then 1008.
     async fn token_expired(&mut self) -> Ended {
         tracing::info!("the client's token expired; closing with 1008");
+        self.end_expired_token(Outcome::Admitted).await
+    }
+
+    /// Ends a held client whose token expired before the gate admitted it:
+    /// admitting it would only end it at once.
+    async fn token_expired_while_held(&mut self, unprocessed: usize) -> Ended {
+        let waited = self.upgraded_at.elapsed();
+        self.meter.token_expired_while_held(waited);
+        let waited_ms = millis(waited);
+        tracing::Span::current().record("waited_ms", waited_ms as i64);
+        tracing::info!(
+            waited_ms,
+            unprocessed,
+            "a held client's token expired before the gate admitted it; closing with 1008"
+        );
+        self.end_expired_token(Outcome::TokenExpiredWhileHeld).await
+    }
+
+    async fn end_expired_token(&mut self, outcome: Outcome) -> Ended {
         let sent = self
             .send_error(
                 ErrorCode::TokenExpired,
@@ -635,10 +668,16 @@ impl Connection {
             )
             .await;
         if sent.is_err() {
-            return admitted_end(None);
+            return Ended {
+                outcome,
+                close_code: None,
+            };
         }
         self.close(CLOSE_POLICY_VIOLATION, "token expired").await;
-        admitted_end(Some(CLOSE_POLICY_VIOLATION))
+        Ended {
+            outcome,
+            close_code: Some(CLOSE_POLICY_VIOLATION),
+        }
     }
 
     async fn start_draining(&mut self, deadline: Pin<&mut tokio::time::Sleep>) -> Result<(), Gone> {

@@ -44,6 +44,7 @@ const HELD: &str = "held";
 const ADMITTED: &str = "admitted";
 const LEFT_WHILE_HELD: &str = "left_while_held";
 const LEFT_DURING_UPGRADE: &str = "left_during_upgrade";
+const TOKEN_EXPIRED_WHILE_HELD: &str = "token_expired_while_held";
 
 /// Every reason a client is refused, for registering its series up front.
 const REFUSALS: [UnavailableReason; 4] = [
@@ -88,7 +89,9 @@ pub(crate) fn init() {
             metrics::gauge!(CONNECTIONS, "route" => route, "stage" => stage).set(0.0);
         }
     }
-    let decided = std::iter::once(ADMITTED).chain(REFUSALS.map(refused_outcome));
+    let decided = [ADMITTED, TOKEN_EXPIRED_WHILE_HELD]
+        .into_iter()
+        .chain(REFUSALS.map(refused_outcome));
     for outcome in decided {
         // Registering the handle is enough for the exporter to render the
         // histogram with zero counts.
@@ -178,6 +181,12 @@ impl ConnectionMeter {
         self.decide(refused_outcome(reason), waited);
     }
 
+    /// The client's token expired while it was held, `waited` after its
+    /// upgrade.
+    pub(crate) fn token_expired_while_held(&mut self, waited: Duration) {
+        self.decide(TOKEN_EXPIRED_WHILE_HELD, waited);
+    }
+
     fn decide(&mut self, outcome: &'static str, waited: Duration) {
         // The old stage goes first, so the client is never counted twice.
         self.stage = None;
@@ -197,8 +206,8 @@ impl ConnectionMeter {
         metrics::counter!(CONNECTIONS_TOTAL, "outcome" => self.outcome()).increment(1);
     }
 
-    /// The `outcome` label: `admitted`, `unavailable:<reason>`, or
-    /// `left_while_held`.
+    /// The `outcome` label: `admitted`, `unavailable:<reason>`,
+    /// `token_expired_while_held`, or `left_while_held`.
     pub(crate) fn outcome(&self) -> &'static str {
         self.decided.unwrap_or(LEFT_WHILE_HELD)
     }
