@@ -48,8 +48,10 @@ pub(crate) struct Inner {
     settings: AuthSettings,
     keys: ArcSwapOption<KeySetHandle>,
     pub(crate) jwks: Option<JwksClient>,
-    /// When the last refresh for an unknown `kid` started.
-    last_unknown_key_refresh: std::sync::Mutex<Option<Instant>>,
+    /// When the last refresh for an unknown `kid` started. Held across
+    /// that refresh, so that a request meeting an unknown `kid` meanwhile
+    /// waits for its keys instead of being refused.
+    unknown_key_refresh: tokio::sync::Mutex<Option<Instant>>,
 }
 
 /// A loaded key set; a newtype so `Inner` can derive `Debug`.
@@ -92,7 +94,7 @@ impl Authenticator {
                 settings,
                 keys: ArcSwapOption::new(keys),
                 jwks,
-                last_unknown_key_refresh: std::sync::Mutex::new(None),
+                unknown_key_refresh: tokio::sync::Mutex::new(None),
             })),
         })
     }
@@ -152,23 +154,8 @@ impl Inner {
         }
         let kid = header.kid.as_deref();
         match self.verify_with_loaded_keys(token, kid, algorithm) {
-            Err(AuthError::UnknownKey { kid }) if self.may_refresh_for_unknown_key() => {
-                tracing::info!(kid, "a token names an unknown key id; refreshing the JWKS");
-                match tokio::time::timeout(
-                    UNKNOWN_KEY_REFRESH_TIMEOUT,
-                    self.refresh_keys("unknown_kid"),
-                )
-                .await
-                {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => {
-                        tracing::warn!(%error, "JWKS refresh for an unknown key id failed")
-                    }
-                    Err(_) => tracing::warn!(
-                        timeout_ms = UNKNOWN_KEY_REFRESH_TIMEOUT.as_millis() as u64,
-                        "JWKS refresh for an unknown key id timed out"
-                    ),
-                }
+            Err(AuthError::UnknownKey { kid }) if self.jwks.is_some() => {
+                self.refresh_for_unknown_key(&kid).await;
                 self.verify_with_loaded_keys(token, Some(&kid), algorithm)
             }
             other => other,
@@ -180,23 +167,38 @@ impl Inner {
         })
     }
 
-    /// True at most once per [`UNKNOWN_KEY_REFRESH_INTERVAL`], and only for
-    /// keys from a JWKS.
-    fn may_refresh_for_unknown_key(&self) -> bool {
-        if self.jwks.is_none() {
-            return false;
-        }
-        let now = Instant::now();
-        let mut last = self
-            .last_unknown_key_refresh
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match *last {
-            Some(at) if now.duration_since(at) < UNKNOWN_KEY_REFRESH_INTERVAL => false,
-            _ => {
-                *last = Some(now);
-                true
+    /// Brings the keys up to date for a token naming `kid`, which the
+    /// loaded keys do not have, within [`UNKNOWN_KEY_REFRESH_TIMEOUT`]:
+    /// - a refresh already under way is waited for, not refused;
+    /// - a refresh that started after `kid` was met is enough;
+    /// - otherwise the JWKS is fetched, at most once per
+    ///   [`UNKNOWN_KEY_REFRESH_INTERVAL`].
+    async fn refresh_for_unknown_key(&self, kid: &str) {
+        let met_at = Instant::now();
+        let refresh = async {
+            let mut last = self.unknown_key_refresh.lock().await;
+            match *last {
+                Some(started) if started >= met_at => return,
+                Some(started) if met_at.duration_since(started) < UNKNOWN_KEY_REFRESH_INTERVAL => {
+                    return;
+                }
+                _ => {}
             }
+            *last = Some(Instant::now());
+            tracing::info!(kid, "a token names an unknown key id; refreshing the JWKS");
+            if let Err(error) = self.refresh_keys("unknown_kid").await {
+                tracing::warn!(%error, "JWKS refresh for an unknown key id failed");
+            }
+        };
+        if tokio::time::timeout(UNKNOWN_KEY_REFRESH_TIMEOUT, refresh)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                kid,
+                timeout_ms = UNKNOWN_KEY_REFRESH_TIMEOUT.as_millis() as u64,
+                "JWKS refresh for an unknown key id timed out; the token is refused"
+            );
         }
     }
 

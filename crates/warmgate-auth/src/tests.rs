@@ -291,3 +291,131 @@ async fn without_loaded_keys_a_jwks_authenticator_answers_unavailable() {
     assert!(authenticator.jwks_probe().is_some());
     assert!(Authenticator::disabled().jwks_probe().is_none());
 }
+
+/// A JWKS endpoint on loopback, in plain HTTP/1.1, that counts its
+/// requests and answers only while it is open.
+struct GatedJwks {
+    url: String,
+    document: std::sync::Arc<std::sync::Mutex<String>>,
+    requests: tokio::sync::watch::Receiver<usize>,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl GatedJwks {
+    async fn start(keys: &[&SigningKey]) -> GatedJwks {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let document = std::sync::Arc::new(std::sync::Mutex::new(jwks_document(keys)));
+        let (requests_tx, requests) = tokio::sync::watch::channel(0);
+        let (open, open_rx) = tokio::sync::watch::channel(true);
+        let served = std::sync::Arc::clone(&document);
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let served = std::sync::Arc::clone(&served);
+                let requests_tx = requests_tx.clone();
+                let mut open_rx = open_rx.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buffer = [0_u8; 1024];
+                    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                        let read = stream.read(&mut buffer).await.unwrap();
+                        if read == 0 {
+                            return;
+                        }
+                        head.extend_from_slice(&buffer[..read]);
+                    }
+                    requests_tx.send_modify(|count| *count += 1);
+                    open_rx.wait_for(|open| *open).await.unwrap();
+                    let body = served.lock().unwrap().clone();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    stream.write_all(response.as_bytes()).await.unwrap();
+                });
+            }
+        });
+        GatedJwks {
+            url,
+            document,
+            requests,
+            open,
+        }
+    }
+
+    fn publish(&self, keys: &[&SigningKey]) {
+        *self.document.lock().unwrap() = jwks_document(keys);
+    }
+
+    async fn until_requests(&mut self, count: usize) {
+        self.requests.wait_for(|seen| *seen >= count).await.unwrap();
+    }
+
+    fn requests(&self) -> usize {
+        *self.requests.borrow()
+    }
+}
+
+#[tokio::test]
+async fn requests_meeting_an_unknown_key_id_during_a_refresh_wait_for_it_instead_of_being_refused()
+{
+    let old_key = SigningKey::generate("2026-10").unwrap();
+    let new_key = SigningKey::generate("2026-11").unwrap();
+    let unpublished = SigningKey::generate("never-published").unwrap();
+    let mut jwks = GatedJwks::start(&[&old_key]).await;
+    let authenticator = Authenticator::new(AuthSettings {
+        algorithms: vec![Algorithm::ES256],
+        keys: KeySource::Jwks {
+            url: jwks.url.clone(),
+            target: jwks.url.clone(),
+        },
+        issuer: None,
+        audience: None,
+        leeway: Duration::ZERO,
+        allow_query_token: false,
+    })
+    .unwrap();
+    let mut probe = authenticator.jwks_probe().unwrap();
+    warmgate_probes::Probe::probe(&mut probe).await.unwrap();
+    assert_eq!(jwks.requests(), 1);
+
+    // The auth service rotates its key and is slow to answer. The first
+    // token under the new key starts a refresh.
+    jwks.publish(&[&old_key, &new_key]);
+    jwks.open.send_replace(false);
+    let first = {
+        let authenticator = authenticator.clone();
+        let token = new_key.sign(&TokenClaims::expiring_in("ada", 60)).unwrap();
+        tokio::spawn(async move { verify(&authenticator, &token).await })
+    };
+    jwks.until_requests(2).await;
+    // A second one arrives while that refresh is under way. This test
+    // runs on one thread: yielding lets it run until it waits for the
+    // refresh (it does no IO before that).
+    let second = {
+        let authenticator = authenticator.clone();
+        let token = new_key.sign(&TokenClaims::expiring_in("bob", 60)).unwrap();
+        tokio::spawn(async move { verify(&authenticator, &token).await })
+    };
+    for _ in 0..8 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!second.is_finished(), "it waits for the refresh");
+    jwks.open.send_replace(true);
+    assert_eq!(first.await.unwrap().unwrap(), "ada");
+    assert_eq!(second.await.unwrap().unwrap(), "bob");
+    assert_eq!(jwks.requests(), 2, "one fetch served both");
+
+    // Within the minute, a kid nobody publishes is refused without a fetch.
+    let forged = unpublished
+        .sign(&TokenClaims::expiring_in("mallory", 60))
+        .unwrap();
+    assert!(matches!(
+        verify(&authenticator, &forged).await,
+        Err(AuthError::UnknownKey { .. })
+    ));
+    assert_eq!(jwks.requests(), 2);
+}
