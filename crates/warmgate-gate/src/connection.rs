@@ -555,7 +555,7 @@ impl Connection {
                     let sent = match frame {
                         Ok(frame) => self.send_text(&frame).await,
                         Err(BroadcastStreamRecvError::Lagged(n_missed)) => {
-                            let message = format!("missed {n_missed} messages in room `{room}` because this connection read too slowly");
+                            let message = format!("missed {n_missed} messages in room `{room}`: more came, while this connection was held or read slowly, than the room buffers");
                             self.send_error(ErrorCode::Lagged, &message).await
                         }
                     };

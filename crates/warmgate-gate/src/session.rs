@@ -61,8 +61,8 @@ pub trait ChatSession: Send + Sync + 'static {
     ) -> PublishedChat;
 }
 
-/// How many frames a room buffers for a member that reads slowly before
-/// that member starts missing them (and is told so).
+/// How many frames a room buffers for a member that reads slowly (or is
+/// still held) before that member starts missing them (and is told so).
 const ROOM_BUFFER: usize = 1024;
 
 /// How many `client_msg_id`s a room remembers to drop resent duplicates:
