@@ -97,6 +97,33 @@ async fn a_closed_dependency_holds_the_gate_until_it_opens_and_the_signal_is_set
 }
 
 #[tokio::test]
+async fn a_signal_set_through_the_admin_listener_is_visible_as_soon_as_it_answers() {
+    let gateway = Gateway::builder()
+        .config(warmgate_tests::app_signal_plan("", ""))
+        .spawn()
+        .await;
+    // No wait on an event anywhere below: each answer came after the
+    // snapshot that shows it.
+    gateway.set_signal("app", true).await;
+    assert_eq!(gateway.get("/readiness").await.json["state"], "ready");
+    assert_eq!(gateway.get("/readyz").await.status, 200);
+    for round in 0..10 {
+        let reason = format!("restarting, round {round}");
+        let body = json!({"ready": false, "reason": reason}).to_string();
+        assert_eq!(gateway.admin_post("/signals/app", &body).await.status, 204);
+        let verbose = gateway.admin_get("/readiness").await.json;
+        let app = verbose["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|check| check["name"] == "app")
+            .unwrap()
+            .clone();
+        assert_eq!(app["last_error"], reason.as_str(), "{verbose}");
+    }
+}
+
+#[tokio::test]
 async fn the_embedded_default_plan_is_ready_without_any_outside_service() {
     let gateway = Gateway::builder().spawn().await;
     let mut events = gateway.events().await;

@@ -28,6 +28,8 @@ pub(crate) enum Message {
         check: CheckId,
         ready: bool,
         reason: Option<String>,
+        /// Told once the signal is applied and its snapshot published.
+        applied: Option<oneshot::Sender<()>>,
     },
     /// The application asked to drain.
     DrainRequested,
@@ -125,6 +127,7 @@ impl Engine {
                 check,
                 ready,
                 reason,
+                applied,
             } => {
                 let outcome = if ready {
                     CheckOutcome::Passed
@@ -142,6 +145,10 @@ impl Engine {
                     latency: Duration::ZERO,
                     at,
                 });
+                if let Some(applied) = applied {
+                    // The caller may have stopped waiting; that is fine.
+                    let _ = applied.send(());
+                }
             }
             Message::DrainRequested => self.apply(Event::DrainRequested { at }),
         }

@@ -18,4 +18,7 @@ pub enum EngineError {
     /// The engine task has ended, so the request cannot be delivered.
     #[error("the readiness engine has stopped")]
     EngineStopped,
+    /// The engine took the request but did not apply it in time.
+    #[error("the readiness engine did not apply the signal within {waited_ms} ms")]
+    NotApplied { waited_ms: u64 },
 }

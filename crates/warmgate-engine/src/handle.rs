@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use warmgate_core::{CheckId, Snapshot, VerboseSnapshot};
 
@@ -119,12 +119,44 @@ impl ReadinessHandle {
     }
 
     /// Sets in-process signal check `name` to ready or not. `reason` says why
-    /// it is not ready, and is shown as the check's error.
+    /// it is not ready, and is shown as the check's error. Returns once the
+    /// engine has the request; the snapshot follows a moment later.
     pub fn set_signal(
         &self,
         name: &str,
         ready: bool,
         reason: Option<String>,
+    ) -> Result<(), EngineError> {
+        self.send_signal(name, ready, reason, None)
+    }
+
+    /// [`ReadinessHandle::set_signal`], returning only once the engine has
+    /// applied it and published the resulting snapshot, so that a read
+    /// right after sees it. Waits at most `within`.
+    pub async fn set_signal_applied(
+        &self,
+        name: &str,
+        ready: bool,
+        reason: Option<String>,
+        within: Duration,
+    ) -> Result<(), EngineError> {
+        let (applied_tx, applied_rx) = oneshot::channel();
+        self.send_signal(name, ready, reason, Some(applied_tx))?;
+        match tokio::time::timeout(within, applied_rx).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(EngineError::EngineStopped),
+            Err(_) => Err(EngineError::NotApplied {
+                waited_ms: u64::try_from(within.as_millis()).unwrap_or(u64::MAX),
+            }),
+        }
+    }
+
+    fn send_signal(
+        &self,
+        name: &str,
+        ready: bool,
+        reason: Option<String>,
+        applied: Option<oneshot::Sender<()>>,
     ) -> Result<(), EngineError> {
         let check = match self.signals.get(name) {
             Some(check) => *check,
@@ -145,6 +177,7 @@ impl ReadinessHandle {
                 check,
                 ready,
                 reason,
+                applied,
             })
             .map_err(|_| EngineError::EngineStopped)
     }

@@ -312,6 +312,43 @@ async fn signals_are_checked_by_name_and_kind() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_signal_set_and_waited_for_is_in_the_snapshot_when_the_call_returns() {
+    let (probe, _script) = scripted(|_| Step::Pass);
+    let handle = spawn(probe);
+    wait_for(&handle, |s| status(s, "database") == CheckStatus::Passing).await;
+    handle
+        .set_signal_applied("agent", true, None, Duration::from_secs(1))
+        .await
+        .unwrap();
+    // No waiting: both the snapshot and the verbose view have it already.
+    assert_eq!(handle.current().state, GateState::Ready);
+    assert_eq!(status(&handle.current(), "agent"), CheckStatus::Passing);
+    handle
+        .set_signal_applied(
+            "agent",
+            false,
+            Some("restarting".into()),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+    // One failure is recorded at once (the status turns only past the
+    // failure threshold).
+    assert_eq!(
+        handle.verbose().checks[1].details.last_error.as_deref(),
+        Some("restarting")
+    );
+    assert_eq!(
+        handle
+            .set_signal_applied("nope", true, None, Duration::from_secs(1))
+            .await,
+        Err(EngineError::UnknownCheck {
+            name: "nope".into()
+        })
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_builder_refuses_a_plan_with_a_check_left_without_a_driver() {
     let error = EngineBuilder::new(plan(Duration::from_secs(1)), EngineSettings::default())
         .signal("agent")

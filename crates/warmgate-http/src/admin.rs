@@ -6,6 +6,7 @@
 //! every admin request carry it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -138,6 +139,9 @@ struct SignalBody {
 /// bloat every snapshot.
 const MAX_REASON_CHARS: usize = 512;
 
+/// How long `POST /signals/NAME` waits for the engine to apply the signal.
+const SIGNAL_APPLY_LIMIT: Duration = Duration::from_secs(5);
+
 async fn set_signal(
     State(handle): State<ReadinessHandle>,
     Path(name): Path<String>,
@@ -151,8 +155,11 @@ async fn set_signal(
     let reason = body
         .reason
         .map(|reason| reason.chars().take(MAX_REASON_CHARS).collect());
+    // Answered once the new snapshot is published: a read right after the
+    // answer sees the signal applied.
     handle
-        .set_signal(&name, body.ready, reason)
+        .set_signal_applied(&name, body.ready, reason, SIGNAL_APPLY_LIMIT)
+        .await
         .map_err(AdminError::Engine)?;
     tracing::info!(check.name = %name, ready = body.ready, "signal set through the admin endpoint");
     Ok(StatusCode::NO_CONTENT)
