@@ -441,6 +441,65 @@ async fn no_token_appears_in_logs_spans_metrics_snapshots_or_errors() {
 }
 
 #[tokio::test]
+async fn a_flood_of_bad_tokens_is_counted_in_full_but_logged_once_per_kind_and_window() {
+    let key = SigningKey::generate("k1").unwrap();
+    let impostor = SigningKey::generate("k1").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    let mut gateway = Gateway::builder()
+        .config(config(&jwks, "", ""))
+        .env("WARMGATE_LOG_FORMAT", "json")
+        .spawn()
+        .await;
+    gateway.set_signal("app", true).await;
+    gateway.until_ready().await;
+    let forged = token(&impostor, "mallory", 60);
+    for _ in 0..20 {
+        let (status, body) = refused_token(&gateway, &forged).await;
+        assert_eq!(
+            (status, body["error"].as_str().unwrap()),
+            (401, "invalid_signature")
+        );
+    }
+    for _ in 0..5 {
+        let (status, _) = refused(&gateway, &["warmgate.v1"], &[]).await;
+        assert_eq!(status, 401);
+    }
+    let metrics = gateway.admin_get("/metrics").await.text;
+    assert!(
+        metrics.contains(r#"warmgate_auth_refusals_total{error="invalid_signature"} 20"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"warmgate_auth_refusals_total{error="missing_token"} 5"#),
+        "{metrics}"
+    );
+
+    gateway.terminate();
+    assert!(gateway.exit_status().await.success());
+    let refusal_lines: Vec<Value> = gateway
+        .log()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("WebSocket upgrade refused with 401"))
+        })
+        .collect();
+    // The window is 10 s; the whole test takes far less.
+    let kinds: Vec<&str> = refusal_lines
+        .iter()
+        .map(|line| line["error"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["invalid_signature", "missing_token"],
+        "{refusal_lines:#?}"
+    );
+    assert!(refusal_lines.iter().all(|line| line["left_out"] == 0));
+}
+
+#[tokio::test]
 async fn a_flood_past_the_rate_limit_gets_rate_limited_then_1008() {
     let key = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;

@@ -21,6 +21,7 @@
 
 mod connection;
 mod frames;
+mod log_sampler;
 pub mod measure;
 pub mod protocol;
 mod rate_limit;

@@ -24,6 +24,7 @@ use warmgate_auth::{AuthError, Authenticator, BEARER_SUBPROTOCOL_PREFIX};
 use warmgate_engine::ReadinessHandle;
 
 use crate::connection::{self, Route};
+use crate::log_sampler::{LogSampler, REFUSAL_LOG_WINDOW};
 use crate::{ChatSession, ConnectionCounts, GateSettings};
 
 /// The subprotocol of the warmgate protocol. Offering it is optional; when
@@ -37,6 +38,9 @@ pub(crate) struct GateInner {
     pub(crate) session: Arc<dyn ChatSession>,
     pub(crate) authenticator: Authenticator,
     pub(crate) counts: ConnectionCounts,
+    /// Samples the log lines of refused tokens, so a flood of bad tokens
+    /// does not flood the log.
+    refusal_log: LogSampler,
     next_connection: AtomicU64,
     /// A random prefix so connection ids differ across restarts.
     instance: u32,
@@ -74,6 +78,7 @@ impl Gate {
                 session,
                 authenticator,
                 counts: ConnectionCounts::default(),
+                refusal_log: LogSampler::new(REFUSAL_LOG_WINDOW),
                 next_connection: AtomicU64::new(0),
                 instance: fastrand::u32(..),
             }),
@@ -171,7 +176,9 @@ async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
             .await
         {
             Ok(identity) => identity,
-            Err(error) => return span.in_scope(|| auth_refusal(&error)),
+            Err(error) => {
+                return span.in_scope(|| auth_refusal(&error, &gate.inner.refusal_log));
+            }
         }
     } else {
         None
@@ -243,28 +250,40 @@ fn offers_bearer_subprotocol(headers: &HeaderMap) -> bool {
 
 /// The answer to a request whose token was refused: 401 with a JSON body
 /// naming the problem, or 503 when the keys are not loaded yet. Neither
-/// repeats the token.
-fn auth_refusal(error: &AuthError) -> Response {
+/// repeats the token. Every refusal is counted and logged at debug; of each
+/// kind, one in [`REFUSAL_LOG_WINDOW`] is logged at info (or warn), with
+/// how many of its kind were left out since.
+fn auth_refusal(error: &AuthError, refusal_log: &LogSampler) -> Response {
     let code = error.code();
     let message = error.to_string();
     crate::measure::auth_refused(code);
     let span = tracing::Span::current();
     span.record("outcome", "unauthorized");
     span.record("auth_error", code);
-    let status = if error.is_unavailable() {
-        tracing::warn!(
-            error = code,
-            message,
-            "WebSocket upgrade refused with 503: {message}"
-        );
+    let unavailable = error.is_unavailable();
+    let status = if unavailable {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
-        tracing::info!(
-            error = code,
-            "WebSocket upgrade refused with 401: {message}"
-        );
         StatusCode::UNAUTHORIZED
     };
+    let status_code = status.as_u16();
+    match refusal_log.admit(code, Instant::now()) {
+        Some(left_out) if unavailable => tracing::warn!(
+            error = code,
+            message,
+            left_out,
+            "WebSocket upgrade refused with {status_code}: {message}"
+        ),
+        Some(left_out) => tracing::info!(
+            error = code,
+            left_out,
+            "WebSocket upgrade refused with {status_code}: {message}"
+        ),
+        None => tracing::debug!(
+            error = code,
+            "WebSocket upgrade refused with {status_code}: {message}"
+        ),
+    }
     let body = serde_json::json!({ "error": code, "message": message });
     let mut response = (status, axum::Json(body)).into_response();
     let headers = response.headers_mut();

@@ -1,0 +1,102 @@
+//! Keeps a flood of like events from flooding the log: of each kind, the
+//! first in a window is logged, with how many of its kind were left out
+//! since the last line; the rest are only counted (their metrics count
+//! every one).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// How often one kind of refusal may be logged.
+pub(crate) const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Debug)]
+pub(crate) struct LogSampler {
+    window: Duration,
+    kinds: Mutex<HashMap<&'static str, Window>>,
+}
+
+#[derive(Debug)]
+struct Window {
+    started: Instant,
+    left_out: u64,
+}
+
+impl LogSampler {
+    pub(crate) fn new(window: Duration) -> LogSampler {
+        LogSampler {
+            window,
+            kinds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether an event of `kind` at `now` is logged: `Some(n)` when it is,
+    /// `n` being how many of its kind were left out since the last logged
+    /// one; `None` when it is left out.
+    pub(crate) fn admit(&self, kind: &'static str, now: Instant) -> Option<u64> {
+        let mut kinds = self
+            .kinds
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match kinds.get_mut(kind) {
+            Some(window) if now.duration_since(window.started) < self.window => {
+                window.left_out += 1;
+                None
+            }
+            Some(window) => {
+                let left_out = window.left_out;
+                *window = Window {
+                    started: now,
+                    left_out: 0,
+                };
+                Some(left_out)
+            }
+            None => {
+                kinds.insert(
+                    kind,
+                    Window {
+                        started: now,
+                        left_out: 0,
+                    },
+                );
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_of_a_kind_in_each_window_is_logged_with_the_count_left_out() {
+        let sampler = LogSampler::new(Duration::from_secs(10));
+        let start = Instant::now();
+        assert_eq!(sampler.admit("invalid_signature", start), Some(0));
+        for n in 1..=5 {
+            let at = start + Duration::from_secs(n);
+            assert_eq!(sampler.admit("invalid_signature", at), None);
+        }
+        // Another kind has a window of its own.
+        assert_eq!(
+            sampler.admit("missing_token", start + Duration::from_secs(3)),
+            Some(0)
+        );
+        assert_eq!(
+            sampler.admit("invalid_signature", start + Duration::from_secs(10)),
+            Some(5)
+        );
+        assert_eq!(
+            sampler.admit("invalid_signature", start + Duration::from_secs(11)),
+            None
+        );
+        // After a quiet spell, the next one is logged at once.
+        assert_eq!(
+            sampler.admit("invalid_signature", start + Duration::from_secs(60)),
+            Some(1)
+        );
+    }
+}
