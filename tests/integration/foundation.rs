@@ -166,7 +166,8 @@ async fn environment_overrides_take_the_place_of_the_config_listeners() {
 
 #[tokio::test]
 async fn a_bad_config_names_the_file_the_key_and_what_was_expected_and_exits_non_zero() {
-    let path = scratch_dir().join("bad.toml");
+    let dir = scratch_dir();
+    let path = dir.path().join("bad.toml");
     std::fs::write(
         &path,
         "[[phase]]\nname = \"dependencies\"\n\n[[phase.check]]\nname = \"database\"\nkind = \"tcp\"\naddr = \"127.0.0.1:5432\"\ntimeout = \"5x\"\n",
@@ -188,7 +189,8 @@ async fn a_bad_config_names_the_file_the_key_and_what_was_expected_and_exits_non
 
 #[tokio::test]
 async fn check_config_prints_the_plan_or_the_error() {
-    let path = scratch_dir().join("good.toml");
+    let dir = scratch_dir();
+    let path = dir.path().join("good.toml");
     std::fs::write(&path, plan_with_a_tcp_dependency(5432)).unwrap();
     let output = tokio::process::Command::new(warmgate_tests::program())
         .arg("check-config")

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use warmgate_devservers::{Postgres, Redis};
-use warmgate_tests::{EventStream, Gateway, scratch_dir, within};
+use warmgate_tests::{EventStream, Gateway, InScratch, scratch_dir, within};
 
 /// Runs a blocking fixture call (initdb, pg_ctl, redis-server) off the
 /// async runtime.
@@ -17,24 +17,28 @@ async fn blocking<T: Send + 'static>(what: &str, work: impl FnOnce() -> T + Send
         .unwrap()
 }
 
-async fn new_postgres(started: bool) -> Postgres {
+async fn new_postgres(started: bool) -> InScratch<Postgres> {
     let dir = scratch_dir();
-    blocking("a PostgreSQL cluster", move || {
+    let path = dir.path().to_owned();
+    let postgres = blocking("a PostgreSQL cluster", move || {
         if started {
-            Postgres::start_new(&dir)
+            Postgres::start_new(&path)
         } else {
-            Postgres::prepare_without_starting(&dir)
+            Postgres::prepare_without_starting(&path)
         }
     })
     .await
-    .unwrap()
+    .unwrap();
+    InScratch::new(postgres, dir)
 }
 
-async fn new_redis(password: Option<&'static str>) -> Redis {
+async fn new_redis(password: Option<&'static str>) -> InScratch<Redis> {
     let dir = scratch_dir();
-    blocking("a Redis server", move || Redis::start_new(&dir, password))
+    let path = dir.path().to_owned();
+    let redis = blocking("a Redis server", move || Redis::start_new(&path, password))
         .await
-        .unwrap()
+        .unwrap();
+    InScratch::new(redis, dir)
 }
 
 /// One phase of checks, given as TOML tables, plus a required signal `app`

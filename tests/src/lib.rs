@@ -13,7 +13,6 @@ pub mod otlp;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +20,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
+use warmgate_devservers::ScratchDir;
 
 /// The longest any single wait may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -52,16 +52,37 @@ pub async fn refused_start(args: &[&str], env: &[(&str, &str)]) -> String {
     stderr
 }
 
-/// A fresh directory for one test's files.
-pub fn scratch_dir() -> PathBuf {
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "warmgate-test-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory for one test's files, removed when dropped.
+pub fn scratch_dir() -> ScratchDir {
+    ScratchDir::new("test").unwrap()
+}
+
+/// A server and the scratch directory that holds its files: the server is
+/// dropped (and so stopped) first, then the directory is removed.
+#[derive(Debug)]
+pub struct InScratch<T> {
+    server: T,
+    _dir: ScratchDir,
+}
+
+impl<T> InScratch<T> {
+    pub fn new(server: T, dir: ScratchDir) -> Self {
+        InScratch { server, _dir: dir }
+    }
+}
+
+impl<T> std::ops::Deref for InScratch<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.server
+    }
+}
+
+impl<T> std::ops::DerefMut for InScratch<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.server
+    }
 }
 
 /// A loopback port that was free a moment ago.
@@ -143,10 +164,13 @@ impl GatewayBuilder {
     /// Starts the program and waits for it to print where it listens.
     pub async fn spawn(self) -> Gateway {
         let mut command = Command::new(program());
+        let mut scratch = None;
         if let Some(config) = &self.config {
-            let path = scratch_dir().join("warmgate.toml");
+            let dir = scratch_dir();
+            let path = dir.path().join("warmgate.toml");
             std::fs::write(&path, config).unwrap();
             command.arg("--config").arg(path);
+            scratch = Some(dir);
         } else {
             command
                 .args(["--listen", "127.0.0.1:0"])
@@ -187,6 +211,7 @@ impl GatewayBuilder {
             public,
             admin,
             http: http_client(),
+            _scratch: scratch,
         }
     }
 }
@@ -217,6 +242,8 @@ pub struct Gateway {
     pub public: SocketAddr,
     pub admin: SocketAddr,
     http: reqwest::Client,
+    /// Holds the config file; removed with the gateway.
+    _scratch: Option<ScratchDir>,
 }
 
 /// A response's status and JSON body (`Null` when empty or not JSON).
