@@ -250,9 +250,9 @@ fn offers_bearer_subprotocol(headers: &HeaderMap) -> bool {
 
 /// The answer to a request whose token was refused: 401 with a JSON body
 /// naming the problem, or 503 when the keys are not loaded yet. Neither
-/// repeats the token. Every refusal is counted and logged at debug; of each
-/// kind, one in [`REFUSAL_LOG_WINDOW`] is logged at info (or warn), with
-/// how many of its kind were left out since.
+/// repeats the token. Every refusal is counted; of each kind, the first in
+/// each [`REFUSAL_LOG_WINDOW`] is logged at info (warn for a 503) with how
+/// many of its kind were left out since, and the others at debug.
 fn auth_refusal(error: &AuthError, refusal_log: &LogSampler) -> Response {
     let code = error.code();
     let message = error.to_string();
