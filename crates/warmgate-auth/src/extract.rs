@@ -108,7 +108,7 @@ fn subprotocol_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
             ));
         };
         for entry in value.split(',').map(str::trim) {
-            let Some(token) = strip_prefix_ignore_case(entry, BEARER_SUBPROTOCOL_PREFIX) else {
+            let Some(token) = bearer_subprotocol_token(entry) else {
                 continue;
             };
             if found.replace(token).is_some() {
@@ -119,6 +119,12 @@ fn subprotocol_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
         }
     }
     Ok(found)
+}
+
+/// The token of one subprotocol entry `bearer.<token>` (the prefix in any
+/// letter case), or `None` for any other entry.
+pub fn bearer_subprotocol_token(entry: &str) -> Option<&str> {
+    strip_prefix_ignore_case(entry, BEARER_SUBPROTOCOL_PREFIX)
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

@@ -27,8 +27,8 @@ mod settings;
 pub use self::authenticator::{Authenticator, Identity, UNKNOWN_KEY_REFRESH_INTERVAL};
 pub use self::error::AuthError;
 pub use self::extract::{
-    BEARER_SUBPROTOCOL_PREFIX, BearerToken, MAX_TOKEN_BYTES, TokenSource, decode_token_header,
-    token_from_request,
+    BEARER_SUBPROTOCOL_PREFIX, BearerToken, MAX_TOKEN_BYTES, TokenSource, bearer_subprotocol_token,
+    decode_token_header, token_from_request,
 };
 pub use self::jwks::JwksProbe;
 pub use self::settings::{Algorithm, AuthSettings, KeySource};

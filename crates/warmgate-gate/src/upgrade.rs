@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use tokio::time::Instant;
 use tracing::Instrument as _;
-use warmgate_auth::{AuthError, Authenticator, BEARER_SUBPROTOCOL_PREFIX};
+use warmgate_auth::{AuthError, Authenticator, bearer_subprotocol_token};
 use warmgate_engine::ReadinessHandle;
 
 use crate::connection::{self, Route};
@@ -225,27 +225,13 @@ async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
 
 /// True when the client lists [`SUBPROTOCOL`] in `Sec-WebSocket-Protocol`.
 fn offers_subprotocol(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|offered| offered.trim() == SUBPROTOCOL)
+    listed(headers, header::SEC_WEBSOCKET_PROTOCOL).any(|offered| offered == SUBPROTOCOL)
 }
 
 /// True when the client offers a `bearer.<token>` subprotocol entry.
 fn offers_bearer_subprotocol(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .any(|offered| {
-            offered
-                .trim()
-                .get(..BEARER_SUBPROTOCOL_PREFIX.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(BEARER_SUBPROTOCOL_PREFIX))
-        })
+    listed(headers, header::SEC_WEBSOCKET_PROTOCOL)
+        .any(|offered| bearer_subprotocol_token(offered).is_some())
 }
 
 /// The answer to a request whose token was refused: 401 with a JSON body
@@ -301,14 +287,20 @@ fn auth_refusal(error: &AuthError, refusal_log: &LogSampler) -> Response {
     response
 }
 
-/// True when a comma-separated header lists `token`, ignoring case.
-fn header_lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+/// The entries of every `name` header, each a comma-separated list, trimmed.
+/// A value that is not visible ASCII lists nothing.
+fn listed(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &str> {
     headers
         .get_all(name)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|listed| listed.trim().eq_ignore_ascii_case(token))
+        .map(str::trim)
+}
+
+/// True when a comma-separated header lists `token`, ignoring case.
+fn header_lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    listed(headers, name).any(|listed| listed.eq_ignore_ascii_case(token))
 }
 
 /// Checks everything about the upgrade request that the client could have
