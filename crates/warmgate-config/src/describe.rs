@@ -25,21 +25,8 @@ impl Config {
         };
         let _ = writeln!(text, "  admin_token = {guard}");
         let _ = writeln!(text, "gate");
-        let _ = writeln!(
-            text,
-            "  startup_deadline = {}",
-            human(self.gate.startup_deadline)
-        );
-        let _ = writeln!(text, "  retry_cap = {}", human(self.gate.retry_cap));
         let gate = &self.gate;
-        for (key, value) in [
-            ("hold_timeout", gate.hold_timeout),
-            ("warming_interval", gate.warming_interval),
-            ("retry_after", gate.retry_after),
-            ("drain_grace", gate.drain_grace),
-            ("handshake_timeout", gate.handshake_timeout),
-            ("ping_interval", gate.ping_interval),
-        ] {
+        for (key, value) in gate.durations() {
             let _ = writeln!(text, "  {key} = {}", human(value));
         }
         let _ = writeln!(text, "  max_connections = {}", gate.max_connections);

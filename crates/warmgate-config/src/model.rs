@@ -293,6 +293,20 @@ impl GateConfig {
     /// The values accepted for `max_message_bytes`: from 125 bytes (the
     /// largest control frame payload) to 16 MiB.
     pub const MESSAGE_BYTES_RANGE: RangeInclusive<usize> = 125..=16 * 1024 * 1024;
+
+    /// Every duration of the section, by its key, in file order.
+    pub fn durations(&self) -> [(&'static str, Duration); 8] {
+        [
+            ("startup_deadline", self.startup_deadline),
+            ("retry_cap", self.retry_cap),
+            ("hold_timeout", self.hold_timeout),
+            ("warming_interval", self.warming_interval),
+            ("retry_after", self.retry_after),
+            ("drain_grace", self.drain_grace),
+            ("handshake_timeout", self.handshake_timeout),
+            ("ping_interval", self.ping_interval),
+        ]
+    }
 }
 
 impl Default for GateConfig {

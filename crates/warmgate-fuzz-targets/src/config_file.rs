@@ -123,17 +123,7 @@ fn assert_config_invariants(config: &Config) {
 /// The invariant documented on [`GateConfig`], for a config from this
 /// crate; and every allowed origin is one the handshake check lets through.
 fn assert_gate_invariants(gate: &GateConfig) {
-    let durations = [
-        ("startup_deadline", gate.startup_deadline),
-        ("retry_cap", gate.retry_cap),
-        ("hold_timeout", gate.hold_timeout),
-        ("warming_interval", gate.warming_interval),
-        ("retry_after", gate.retry_after),
-        ("drain_grace", gate.drain_grace),
-        ("handshake_timeout", gate.handshake_timeout),
-        ("ping_interval", gate.ping_interval),
-    ];
-    for (key, duration) in durations {
+    for (key, duration) in gate.durations() {
         assert!(duration > Duration::ZERO, "gate.{key} is zero");
     }
     assert!(gate.retry_after <= GateConfig::MAX_RETRY_AFTER);
