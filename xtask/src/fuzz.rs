@@ -357,9 +357,6 @@ fn fuzz_one(binary: &Binary, seconds: u64) -> anyhow::Result<Report> {
     std::fs::create_dir_all(&artifacts)
         .with_context(|| format!("cannot create {}", artifacts.display()))?;
     let log_path = logs.join(format!("{}.log", binary.name));
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("cannot create {}", log_path.display()))?;
-
     let mut command = Command::new(&binary.path);
     command
         .arg(format!("-max_total_time={seconds}"))
@@ -376,13 +373,7 @@ fn fuzz_one(binary: &Binary, seconds: u64) -> anyhow::Result<Report> {
     command.arg(&scratch).arg(&committed);
     let started = Instant::now();
     println!("xtask: fuzzing {} ({})", binary.name, binary.path.display());
-    let status = command
-        .current_dir(workspace_root())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().context("cannot share the log file")?)
-        .stderr(log)
-        .status()
-        .with_context(|| format!("cannot start {}", binary.path.display()))?;
+    let status = run_logged(&mut command, binary, &log_path)?;
     let log_text = std::fs::read_to_string(&log_path).unwrap_or_default();
     let mut report = parse_log(&binary.name, &log_text);
     report.took = started.elapsed();
@@ -406,6 +397,24 @@ fn fuzz_one(binary: &Binary, seconds: u64) -> anyhow::Result<Report> {
         ));
     }
     Ok(report)
+}
+
+/// Runs `command` (`binary` with its arguments) from the workspace root,
+/// with its output in a new file at `log_path`, and waits for it.
+fn run_logged(
+    command: &mut Command,
+    binary: &Binary,
+    log_path: &Path,
+) -> anyhow::Result<std::process::ExitStatus> {
+    let log = std::fs::File::create(log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    command
+        .current_dir(workspace_root())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().context("cannot share the log file")?)
+        .stderr(log)
+        .status()
+        .with_context(|| format!("cannot start {}", binary.path.display()))
 }
 
 /// Copies each artifact of a failed run into `fuzz/regressions/<target>/`
@@ -517,24 +526,18 @@ fn merge(binary: &Binary) -> anyhow::Result<()> {
     let log_path = fuzz_target_dir()
         .join("logs")
         .join(format!("{}.merge.log", binary.name));
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("cannot create {}", log_path.display()))?;
     // Hit counts make every loop length a new feature; edges are enough
     // to tell inputs apart.
-    let status = Command::new(&binary.path)
+    let mut command = Command::new(&binary.path);
+    command
         .arg("-set_cover_merge=1")
         .arg("-use_counters=0")
         .arg(format!("-timeout={INPUT_TIMEOUT_SECONDS}"))
         .arg(format!("-merge_control_file={}", control_file.display()))
         .arg(&unused_output)
         .arg(&committed)
-        .arg(&scratch)
-        .current_dir(workspace_root())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().context("cannot share the log file")?)
-        .stderr(log)
-        .status()
-        .with_context(|| format!("cannot start {}", binary.path.display()))?;
+        .arg(&scratch);
+    let status = run_logged(&mut command, binary, &log_path)?;
     if !status.success() {
         bail!(
             "merging {}'s corpus failed with {status}; see {}",
