@@ -82,10 +82,8 @@ async fn a_connection_with_a_traceparent_joins_that_trace_and_is_flushed_at_drai
 async fn the_cloud_run_trace_header_is_the_parent_when_there_is_no_traceparent() {
     let receiver = OtlpReceiver::start().await;
     let mut gateway = held_gateway_exporting_over_http(&receiver, "").await;
+    // Answered once the state is ready: the connection below finds it so.
     gateway.set_signal("app", true).await;
-    // The signal is set; the state turns ready just after, on the engine's
-    // task, and the connection below must find it ready.
-    gateway.until_ready().await;
     // 1234567890123456789 is 0x112210f47de98115.
     let header = format!("{TRACE_ID}/1234567890123456789;o=1");
     let mut client = gateway
