@@ -182,6 +182,65 @@ async fn bad_tokens_are_refused_before_the_upgrade_with_a_reason() {
 }
 
 #[tokio::test]
+async fn a_signed_token_whose_registered_claim_has_the_wrong_json_type_is_refused_as_malformed() {
+    let key = SigningKey::generate("k1").unwrap();
+    let jwks = JwksServer::start(&[&key]).await;
+    let gateway = ready_gateway(&jwks, "", "").await;
+    let claims = TokenClaims::expiring_in("u1", 300)
+        .issuer(ISSUER)
+        .audience(AUDIENCE);
+    let far = claims.exp + 100_000_000;
+    // The published bypass: an `nbf` far ahead, written as a string, was
+    // treated as absent and the client admitted.
+    let mut as_string = serde_json::to_value(&claims).unwrap();
+    as_string["nbf"] = json!(far.to_string());
+    let (status, body) = refused_token(&gateway, &key.sign(&as_string).unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (401, "malformed_token"),
+        "{body}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("`nbf` claim is a string"),
+        "{body}"
+    );
+    // As a number, it is what it says.
+    let mut as_number = serde_json::to_value(&claims).unwrap();
+    as_number["nbf"] = json!(far);
+    let (status, body) = refused_token(&gateway, &key.sign(&as_number).unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (401, "token_not_yet_valid")
+    );
+    // Its neighbours: each registered claim with a wrong type.
+    for (name, wrong) in [
+        ("exp", json!(null)),
+        ("iat", json!("now")),
+        ("iss", json!([ISSUER])),
+        ("aud", json!({"aud": AUDIENCE})),
+        ("sub", json!(42)),
+        ("jti", json!(false)),
+    ] {
+        let mut claims = serde_json::to_value(&claims).unwrap();
+        claims[name] = wrong;
+        let (status, body) = refused_token(&gateway, &key.sign(&claims).unwrap()).await;
+        assert_eq!(
+            (status, body["error"].as_str().unwrap()),
+            (401, "malformed_token"),
+            "{name}: {body}"
+        );
+    }
+    let metrics = gateway.admin_get("/metrics").await.text;
+    assert!(
+        metrics.contains("warmgate_auth_refusals_total{error=\"malformed_token\"} 7"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn a_valid_token_admits_by_header_or_subprotocol_and_its_sub_is_the_chat_sender() {
     let key = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;

@@ -1,6 +1,5 @@
 //! The authenticator: from an upgrade request to a verified [`Identity`].
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -10,6 +9,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use tokio::time::Instant;
 
+use crate::claims::{CheckedClaims, ClaimRules, ClaimSet, check_claims};
 use crate::extract::{
     BearerToken, TokenSource, decode_token_header, shape_error, token_from_request,
 };
@@ -22,8 +22,6 @@ use crate::{AuthError, AuthSettings, KeySource};
 pub const UNKNOWN_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a refresh for an unknown `kid` may hold the handshake.
 const UNKNOWN_KEY_REFRESH_TIMEOUT: Duration = Duration::from_secs(2);
-/// The longest `sub` accepted: it names the client in chat and spans.
-const MAX_SUBJECT_BYTES: usize = 256;
 
 /// Who a verified token says the client is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,12 +62,6 @@ impl std::fmt::Debug for KeySetHandle {
             .field("kids", &self.0.kids())
             .finish()
     }
-}
-
-#[derive(serde::Deserialize)]
-struct Claims {
-    sub: String,
-    exp: u64,
 }
 
 impl Authenticator {
@@ -160,11 +152,16 @@ impl Inner {
             }
             other => other,
         }
-        .map(|(subject, expires_at)| Identity {
-            subject,
-            expires_at,
-            source,
-        })
+        .map(
+            |CheckedClaims {
+                 subject,
+                 expires_at,
+             }| Identity {
+                subject,
+                expires_at,
+                source,
+            },
+        )
     }
 
     /// Brings the keys up to date for a token naming `kid`, which the
@@ -207,7 +204,7 @@ impl Inner {
         token: &str,
         kid: Option<&str>,
         algorithm: Algorithm,
-    ) -> Result<(String, SystemTime), AuthError> {
+    ) -> Result<CheckedClaims, AuthError> {
         let keys = self.keys.load_full().ok_or(AuthError::KeysUnavailable)?;
         let candidates = match keys.0.lookup(kid, algorithm) {
             Lookup::UnknownKid => {
@@ -220,11 +217,24 @@ impl Inner {
         if candidates.is_empty() {
             return Err(AuthError::InvalidSignature);
         }
-        let validation = self.validation(algorithm);
+        let validation = signature_only(algorithm);
         let mut last_error = AuthError::InvalidSignature;
         for key in candidates {
-            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
-                Ok(data) => return subject_and_expiry(data.claims),
+            match jsonwebtoken::decode::<ClaimSet>(token, key, &validation) {
+                Ok(data) => {
+                    let rules = ClaimRules {
+                        issuer: self.settings.issuer.as_deref(),
+                        audience: self.settings.audience.as_deref(),
+                        leeway: self.settings.leeway,
+                    };
+                    return check_claims(&data.claims, &rules, unix_now());
+                }
+                Err(error) if matches!(error.kind(), ErrorKind::Json(_)) => {
+                    // The signature verified (the library reads the claims
+                    // only after it), but the library's own reading of the
+                    // registered claims failed: say which claim is wrong.
+                    return Err(unreadable_claims(token));
+                }
                 Err(error) => {
                     last_error = refusal(&error);
                     // Only a signature mismatch is worth trying the next
@@ -236,29 +246,6 @@ impl Inner {
             }
         }
         Err(last_error)
-    }
-
-    fn validation(&self, algorithm: Algorithm) -> Validation {
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = self.settings.leeway.as_secs();
-        validation.validate_nbf = true;
-        let mut required: HashSet<String> = ["exp", "sub"].map(str::to_owned).into();
-        match &self.settings.issuer {
-            Some(issuer) => {
-                validation.set_issuer(&[issuer]);
-                required.insert("iss".to_owned());
-            }
-            None => validation.iss = None,
-        }
-        match &self.settings.audience {
-            Some(audience) => {
-                validation.set_audience(&[audience]);
-                required.insert("aud".to_owned());
-            }
-            None => validation.validate_aud = false,
-        }
-        validation.required_spec_claims = required;
-        validation
     }
 
     /// Fetches the JWKS and stores its keys; logs when the key ids change.
@@ -286,36 +273,56 @@ impl Inner {
     }
 }
 
-/// The claims a session needs, checked for shape.
-fn subject_and_expiry(claims: Claims) -> Result<(String, SystemTime), AuthError> {
-    if claims.sub.is_empty() || claims.sub.len() > MAX_SUBJECT_BYTES {
-        return Err(AuthError::malformed(format!(
-            "the token's sub must be 1 to {MAX_SUBJECT_BYTES} bytes"
-        )));
+/// What the library checks: the signature, with `alg` one of ours, and
+/// nothing of the claims, which [`check_claims`] reads strictly (see the
+/// `claims` module for why).
+fn signature_only(algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.iss = None;
+    validation.aud = None;
+    validation.sub = None;
+    validation.required_spec_claims.clear();
+    validation
+}
+
+/// Why the claims of a token whose signature verified cannot be read: the
+/// type error or repeated claim [`check_claims`] finds, or a generic one.
+/// Never admits: a claim set the library cannot parse is malformed even
+/// where our own reading would pass it.
+fn unreadable_claims(token: &str) -> AuthError {
+    use base64::Engine as _;
+    let generic = || AuthError::malformed("the token's claims are not a JSON object of claims");
+    let Some(payload) = token.split('.').nth(1) else {
+        return generic();
+    };
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|json| serde_json::from_slice::<ClaimSet>(&json).ok());
+    let rules = ClaimRules {
+        issuer: None,
+        audience: None,
+        leeway: Duration::ZERO,
+    };
+    match claims.map(|claims| check_claims(&claims, &rules, 0)) {
+        Some(Err(error @ AuthError::MalformedToken { .. })) => error,
+        _ => generic(),
     }
-    if claims.sub.chars().any(char::is_control) {
-        return Err(AuthError::malformed(
-            "the token's sub has control characters",
-        ));
-    }
-    let expires_at = UNIX_EPOCH
-        .checked_add(Duration::from_secs(claims.exp))
-        .ok_or_else(|| AuthError::malformed("the token's exp is out of range"))?;
-    Ok((claims.sub, expires_at))
+}
+
+/// Seconds since the epoch; a clock before 1970 reads as 0.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
 }
 
 /// The refusal for a failed `decode`, in words that never quote the token.
 fn refusal(error: &jsonwebtoken::errors::Error) -> AuthError {
     match error.kind() {
-        ErrorKind::ExpiredSignature => AuthError::TokenExpired,
-        ErrorKind::ImmatureSignature => AuthError::TokenNotYetValid,
-        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
-        ErrorKind::InvalidAudience => AuthError::WrongAudience,
-        ErrorKind::MissingRequiredClaim(claim) => match claim.as_str() {
-            "iss" => AuthError::WrongIssuer,
-            "aud" => AuthError::WrongAudience,
-            other => AuthError::malformed(format!("the token has no `{}` claim", printable(other))),
-        },
         ErrorKind::InvalidSignature
         | ErrorKind::InvalidAlgorithm
         | ErrorKind::InvalidEcdsaKey

@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod authenticator;
+mod claims;
 mod error;
 mod extract;
 mod jwks;

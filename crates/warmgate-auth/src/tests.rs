@@ -7,6 +7,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 use warmgate_devservers::{SigningKey, TokenClaims, jwks_document};
 
+use crate::claims::{ClaimType, REGISTERED_CLAIMS};
 use crate::keys::{KeySet, Lookup};
 use crate::{
     Algorithm, AuthError, AuthSettings, Authenticator, KeySource, TokenSource, decode_token_header,
@@ -418,4 +419,297 @@ async fn requests_meeting_an_unknown_key_id_during_a_refresh_wait_for_it_instead
         Err(AuthError::UnknownKey { .. })
     ));
     assert_eq!(jwks.requests(), 2);
+}
+
+// === claim types ===
+
+/// Every JSON type but the right ones, for a claim of type `expected`.
+fn wrong_values(expected: ClaimType) -> Vec<serde_json::Value> {
+    let mut values = vec![
+        json!(null),
+        json!(true),
+        json!({"value": 1}),
+        json!(["a"]),
+        json!("1700000000"),
+        json!(1_700_000_000_u64),
+    ];
+    values.retain(|value| match expected {
+        ClaimType::NumericDate => !value.is_u64(),
+        ClaimType::String => !value.is_string(),
+        ClaimType::StringOrStrings => !value.is_string() && !value.is_array(),
+    });
+    match expected {
+        ClaimType::NumericDate => values.extend([json!(-1), json!(1.5), json!(1e30)]),
+        ClaimType::String => {}
+        ClaimType::StringOrStrings => values.extend([json!(["chat", 1]), json!([null])]),
+    }
+    values
+}
+
+#[tokio::test]
+async fn a_future_nbf_written_as_a_string_is_malformed_not_skipped() {
+    let authenticator = secret_authenticator(None, None, 0);
+    let t = now();
+    let as_string =
+        hs256(json!({"sub": "u1", "exp": t + 300, "nbf": (t + 100_000_000).to_string()}));
+    let error = verify(&authenticator, &as_string).await.unwrap_err();
+    assert_eq!(error.code(), "malformed_token", "{error}");
+    assert!(
+        error.to_string().contains("`nbf` claim is a string"),
+        "{error}"
+    );
+    let as_number = hs256(json!({"sub": "u1", "exp": t + 300, "nbf": t + 100_000_000}));
+    assert_eq!(
+        verify(&authenticator, &as_number).await.unwrap_err(),
+        AuthError::TokenNotYetValid
+    );
+}
+
+#[tokio::test]
+async fn every_registered_claim_of_a_wrong_json_type_is_malformed() {
+    let authenticator = secret_authenticator(Some("iss-a"), Some("chat"), 0);
+    let t = now();
+    let valid = json!({
+        "sub": "ada", "exp": t + 60, "nbf": t - 10, "iat": t - 10,
+        "iss": "iss-a", "aud": "chat", "jti": "j-1",
+    });
+    assert_eq!(
+        verify(&authenticator, &hs256(valid.clone())).await.unwrap(),
+        "ada"
+    );
+    let mut n_cases = 0;
+    for (name, expected) in REGISTERED_CLAIMS {
+        for wrong in wrong_values(expected) {
+            let mut claims = valid.clone();
+            claims[name] = wrong.clone();
+            let error = verify(&authenticator, &hs256(claims)).await.unwrap_err();
+            assert_eq!(error.code(), "malformed_token", "{name} = {wrong}: {error}");
+            assert!(
+                error.to_string().contains(&format!("`{name}` claim")),
+                "{error}"
+            );
+            n_cases += 1;
+        }
+    }
+    assert!(n_cases >= 7 * 5, "{n_cases}");
+    // The type is checked first: an expired token with a wrong-typed
+    // claim is malformed too, and so is one with no issuer configured.
+    let mut expired = valid.clone();
+    expired["exp"] = json!(t - 600);
+    expired["iss"] = json!(7);
+    let error = verify(&authenticator, &hs256(expired)).await.unwrap_err();
+    assert_eq!(error.code(), "malformed_token", "{error}");
+    let lenient = secret_authenticator(None, None, 0);
+    for (name, value) in [
+        ("iss", json!(7)),
+        ("aud", json!(false)),
+        ("jti", json!(null)),
+    ] {
+        let mut claims = valid.clone();
+        claims[name] = value;
+        let error = verify(&lenient, &hs256(claims)).await.unwrap_err();
+        assert_eq!(error.code(), "malformed_token", "{name}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn an_audience_array_is_accepted_when_it_includes_ours() {
+    let authenticator = secret_authenticator(None, Some("chat"), 0);
+    let t = now();
+    let token = hs256(json!({"sub": "ada", "exp": t + 60, "aud": ["billing", "chat"]}));
+    assert_eq!(verify(&authenticator, &token).await.unwrap(), "ada");
+    let token = hs256(json!({"sub": "ada", "exp": t + 60, "aud": ["billing"]}));
+    assert_eq!(
+        verify(&authenticator, &token).await.unwrap_err(),
+        AuthError::WrongAudience
+    );
+    // `iss` is one string (RFC 7519 §4.1.1), never a list to pick from.
+    let issuer = secret_authenticator(Some("iss-a"), None, 0);
+    let token = hs256(json!({"sub": "ada", "exp": t + 60, "iss": ["iss-a"]}));
+    assert_eq!(
+        verify(&issuer, &token).await.unwrap_err().code(),
+        "malformed_token"
+    );
+}
+
+/// One registered claim in a generated claim set.
+#[derive(Debug, Clone)]
+enum ClaimCase {
+    Absent,
+    /// The right type, and a value the rules accept.
+    Good,
+    /// The right type, and a value the rules refuse (for claims that have
+    /// such values).
+    BadValue,
+    /// A value of a wrong JSON type.
+    WrongType(serde_json::Value),
+}
+
+fn claim_case(expected: ClaimType) -> impl proptest::strategy::Strategy<Value = ClaimCase> {
+    use proptest::prelude::*;
+    let wrong = wrong_values(expected);
+    prop_oneof![
+        Just(ClaimCase::Absent),
+        Just(ClaimCase::Good),
+        Just(ClaimCase::BadValue),
+        proptest::sample::select(wrong).prop_map(ClaimCase::WrongType),
+    ]
+}
+
+/// The value a case gives claim `name` at time `t`: `None` when absent.
+fn claim_value(name: &str, case: &ClaimCase, t: u64) -> Option<serde_json::Value> {
+    let good = match name {
+        "exp" => json!(t + 600),
+        "nbf" | "iat" => json!(t - 600),
+        "iss" => json!("iss-a"),
+        "aud" => json!(["other", "chat"]),
+        "sub" => json!("ada"),
+        _ => json!("j-1"),
+    };
+    let bad = match name {
+        "exp" => json!(t - 600),
+        "nbf" => json!(t + 600),
+        "iss" => json!("iss-b"),
+        "aud" => json!("billing"),
+        "sub" => json!(""),
+        // `iat` and `jti` have no value the rules refuse.
+        _ => good.clone(),
+    };
+    match case {
+        ClaimCase::Absent => None,
+        ClaimCase::Good => Some(good),
+        ClaimCase::BadValue => Some(bad),
+        ClaimCase::WrongType(value) => Some(value.clone()),
+    }
+}
+
+proptest::proptest! {
+    /// A token is admitted exactly when every registered claim present has
+    /// the right type and an accepted value, and `sub`, `exp`, `iss` and
+    /// `aud` (the last two configured) are present; a wrong type is always
+    /// `malformed_token`, whatever the other claims say.
+    #[test]
+    fn a_token_is_admitted_only_when_every_registered_claim_is_right(
+        cases in proptest::collection::vec(
+            proptest::strategy::Strategy::prop_flat_map(
+                proptest::sample::select(REGISTERED_CLAIMS.to_vec()),
+                |(name, expected)| (proptest::strategy::Just(name), claim_case(expected)),
+            ),
+            0..12,
+        )
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let authenticator = secret_authenticator(Some("iss-a"), Some("chat"), 5);
+        let t = now();
+        // Later cases of a name replace earlier ones, as in the claim set.
+        let mut chosen: std::collections::BTreeMap<&str, ClaimCase> =
+            REGISTERED_CLAIMS.iter().map(|(name, _)| (*name, ClaimCase::Absent)).collect();
+        for (name, case) in cases {
+            chosen.insert(name, case);
+        }
+        let mut claims = serde_json::Map::new();
+        claims.insert("room".to_owned(), json!("lobby"));
+        for (name, case) in &chosen {
+            if let Some(value) = claim_value(name, case, t) {
+                claims.insert((*name).to_owned(), value);
+            }
+        }
+        let outcome = runtime.block_on(verify(&authenticator, &hs256(claims.clone().into())));
+
+        let wrong_type = chosen.values().any(|case| matches!(case, ClaimCase::WrongType(_)));
+        let refusable = |name: &str| !matches!(name, "iat" | "jti");
+        let bad_value = chosen
+            .iter()
+            .any(|(name, case)| matches!(case, ClaimCase::BadValue) && refusable(name));
+        let missing = ["sub", "exp", "iss", "aud"]
+            .iter()
+            .any(|name| matches!(chosen[name], ClaimCase::Absent));
+        let admissible = !wrong_type && !bad_value && !missing;
+        proptest::prop_assert_eq!(
+            outcome.is_ok(),
+            admissible,
+            "claims {} gave {:?}",
+            serde_json::Value::from(claims.clone()),
+            outcome
+        );
+        if wrong_type {
+            proptest::prop_assert_eq!(outcome.unwrap_err().code(), "malformed_token");
+        }
+    }
+}
+
+/// An HS256 token over `claims`, written as they are (duplicates kept).
+fn hs256_raw(claims: &str) -> String {
+    use base64::Engine as _;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let message = format!(
+        "{}.{}",
+        encode(br#"{"alg":"HS256","typ":"JWT"}"#),
+        encode(claims.as_bytes())
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &EncodingKey::from_secret(SECRET),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{message}.{signature}")
+}
+
+#[tokio::test]
+async fn a_registered_claim_given_twice_is_malformed_whichever_value_comes_last() {
+    let authenticator = secret_authenticator(None, None, 0);
+    let t = now();
+    let plain = hs256_raw(&format!(r#"{{"sub":"ada","exp":{}}}"#, t + 60));
+    assert_eq!(verify(&authenticator, &plain).await.unwrap(), "ada");
+    for claims in [
+        format!(
+            r#"{{"sub":"ada","exp":{},"nbf":{},"nbf":{}}}"#,
+            t + 60,
+            t + 100_000,
+            t
+        ),
+        format!(
+            r#"{{"sub":"ada","exp":{},"nbf":{},"nbf":"{}"}}"#,
+            t + 60,
+            t,
+            t + 100_000
+        ),
+        format!(r#"{{"sub":"ada","exp":{},"exp":{}}}"#, t - 600, t + 60),
+        format!(r#"{{"sub":"mallory","sub":"ada","exp":{}}}"#, t + 60),
+    ] {
+        let error = verify(&authenticator, &hs256_raw(&claims))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), "malformed_token", "{claims}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_iat_or_jti_is_malformed_too_and_a_repeated_private_claim_is_not() {
+    let authenticator = secret_authenticator(None, None, 0);
+    let t = now();
+    for (claims, expected) in [
+        (
+            format!(r#"{{"sub":"ada","exp":{},"iat":{t},"iat":"x"}}"#, t + 60),
+            Err("`iat` claim is given more than once"),
+        ),
+        (
+            format!(r#"{{"sub":"ada","exp":{},"jti":"a","jti":"b"}}"#, t + 60),
+            Err("`jti` claim is given more than once"),
+        ),
+        (
+            format!(r#"{{"sub":"ada","exp":{},"room":"a","room":"b"}}"#, t + 60),
+            Ok("ada"),
+        ),
+    ] {
+        match (verify(&authenticator, &hs256_raw(&claims)).await, expected) {
+            (Ok(subject), Ok(expected)) => assert_eq!(subject, expected),
+            (Err(error), Err(expected)) => {
+                assert_eq!(error.code(), "malformed_token");
+                assert!(error.to_string().contains(expected), "{claims}: {error}");
+            }
+            (outcome, _) => panic!("{claims}: {outcome:?}"),
+        }
+    }
 }

@@ -161,7 +161,7 @@ impl SigningKey {
     }
 
     /// A token with these claims, signed ES256 with this key's `kid`.
-    pub fn sign(&self, claims: &TokenClaims) -> Result<String, DevServerError> {
+    pub fn sign(&self, claims: &impl serde::Serialize) -> Result<String, DevServerError> {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.kid = Some(self.kid.clone());
         let key = jsonwebtoken::EncodingKey::from_ec_der(&self.pkcs8);
