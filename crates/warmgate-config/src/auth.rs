@@ -1,6 +1,7 @@
-//! The `[auth]` table, the admin token, and the rules that tie them to the
+//! The `[auth]` table, the admin tokens, and the rules that tie them to the
 //! rest of the file: a JWKS needs a `jwks` check, a `jwks` check needs a
-//! JWKS, and an admin listener off loopback needs a token.
+//! JWKS, an admin listener off loopback needs a control token, and a read
+//! token needs a control token beside it.
 //!
 //! Secrets (the HMAC secret, the admin token, a JWKS URL with a password)
 //! are held in types whose `Debug` hides them, and no error repeats them.
@@ -322,30 +323,79 @@ pub(crate) fn check_jwks_wiring(
     }
 }
 
-/// `admin_token` or `admin_token_env`.
-pub(crate) fn admin_token(
+/// The admin tokens: the control token (`admin_token` or `admin_token_env`),
+/// accepted on every admin route, and the read token (`admin_read_token` or
+/// `admin_read_token_env`), accepted on reading routes only. A read token
+/// needs a control token beside it, or the control routes would be left
+/// open while reads are guarded, and the two must differ.
+pub(crate) fn admin_tokens(
     raw: &RawConfig,
     origin: &Origin<'_>,
-) -> Result<Option<SecretText>, ConfigError> {
-    let token = match (&raw.admin_token, &raw.admin_token_env) {
+) -> Result<(Option<SecretText>, Option<SecretText>), ConfigError> {
+    let control = admin_token(
+        &raw.admin_token,
+        &raw.admin_token_env,
+        ["admin_token", "admin_token_env"],
+        origin,
+    )?;
+    let read = admin_token(
+        &raw.admin_read_token,
+        &raw.admin_read_token_env,
+        ["admin_read_token", "admin_read_token_env"],
+        origin,
+    )?;
+    let Some(read) = read else {
+        return Ok((control.map(|control| control.token), None));
+    };
+    match control {
+        None => Err(origin.invalid(
+            read.key,
+            "a read token alone would leave signals and drain unguarded, expected `admin_token` or `admin_token_env` beside it (the control token, accepted everywhere)",
+            Some(read.span),
+        )),
+        Some(control) if control.token == read.token => Err(origin.invalid(
+            read.key,
+            "the read token is the same as the control token, expected a different token so that a reader cannot drain the process",
+            Some(read.span),
+        )),
+        Some(control) => Ok((Some(control.token), Some(read.token))),
+    }
+}
+
+/// An admin token, with the key it came from and where, for errors.
+struct AdminToken {
+    token: SecretText,
+    key: &'static str,
+    span: Range<usize>,
+}
+
+/// One admin token from its two keys (the token itself, or the name of a
+/// variable holding it), with the key it came from and where.
+fn admin_token(
+    value: &Option<Spanned<String>>,
+    env: &Option<Spanned<String>>,
+    [value_key, env_key]: [&'static str; 2],
+    origin: &Origin<'_>,
+) -> Result<Option<AdminToken>, ConfigError> {
+    let token = match (value, env) {
         (None, None) => return Ok(None),
         (Some(_), Some(env)) => {
             return Err(origin.invalid(
-                "admin_token_env",
-                "both `admin_token` and `admin_token_env` are set, expected only one",
+                env_key,
+                &format!("both `{value_key}` and `{env_key}` are set, expected only one"),
                 Some(env.span()),
             ));
         }
-        (Some(token), None) => (token.get_ref().clone(), "admin_token", token.span()),
+        (Some(token), None) => (token.get_ref().clone(), value_key, token.span()),
         (None, Some(name)) => (
             environment(
                 name.get_ref(),
-                "admin_token_env",
+                env_key,
                 &name.span(),
                 origin,
                 "the admin token",
             )?,
-            "admin_token_env",
+            env_key,
             name.span(),
         ),
     };
@@ -359,7 +409,11 @@ pub(crate) fn admin_token(
             Some(span),
         ));
     }
-    Ok(Some(SecretText(value)))
+    Ok(Some(AdminToken {
+        token: SecretText(value),
+        key,
+        span,
+    }))
 }
 
 impl Config {

@@ -24,6 +24,53 @@ impl Config {
             "none"
         };
         let _ = writeln!(text, "  admin_token = {guard}");
+        if self.admin_read_token.is_some() {
+            let _ = writeln!(
+                text,
+                "  admin_read_token = set (reads metrics and readiness only)"
+            );
+        }
+        let routes = &self.routes;
+        let _ = writeln!(text, "routes");
+        for (key, on) in [
+            ("chat_page", routes.chat_page),
+            ("chat", routes.chat),
+            ("echo", routes.echo),
+            ("readiness_detail", routes.readiness_detail),
+        ] {
+            let _ = writeln!(text, "  {key} = {}", if on { "on" } else { "off (404)" });
+        }
+        let clients = &self.clients;
+        let _ = writeln!(text, "clients");
+        let proxies = if clients.trusted_proxies.is_empty() {
+            "[] (the socket's peer is the client)".to_owned()
+        } else {
+            let ranges: Vec<String> = clients
+                .trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            format!("{ranges:?}")
+        };
+        let _ = writeln!(text, "  trusted_proxies = {proxies}");
+        let limit = |limit: Option<usize>| match limit {
+            Some(limit) => limit.to_string(),
+            None => "no limit".to_owned(),
+        };
+        let _ = writeln!(
+            text,
+            "  handshakes_per_second_per_address = {}",
+            limit(
+                clients
+                    .handshakes_per_second_per_address
+                    .map(|n| n as usize)
+            )
+        );
+        let _ = writeln!(
+            text,
+            "  max_event_streams_per_address = {}",
+            limit(clients.max_event_streams_per_address)
+        );
         let _ = writeln!(text, "gate");
         let gate = &self.gate;
         for (key, value) in gate.durations() {

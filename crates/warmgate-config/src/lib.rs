@@ -5,8 +5,9 @@
 //! run anything: the engine turns [`Config::plan`] into a running machine and
 //! the probes crate turns each [`ProbeConfig`] into a probe.
 //!
-//! Reading order: `model` is what callers get; `raw` and `values` are the
-//! file as deserialized; `validate` applies defaults and rules; `describe`
+//! Reading order: `model` is what callers get (with `auth`, `edge` and
+//! `telemetry` for their tables); `raw` and `values` are the file as
+//! deserialized; `validate` applies defaults and rules; `describe`
 //! prints a config back for `warmgate check-config`; `error` words every
 //! failure.
 
@@ -14,6 +15,7 @@
 
 mod auth;
 mod describe;
+mod edge;
 mod error;
 mod model;
 mod raw;
@@ -26,6 +28,7 @@ pub use self::auth::{
     AuthConfig, DEFAULT_LEEWAY, JWT_ALGORITHMS, JwtConfig, JwtKeys, MAX_LEEWAY,
     MIN_ADMIN_TOKEN_BYTES, MIN_SECRET_BYTES, SecretText,
 };
+pub use self::edge::{ClientsConfig, RoutesConfig};
 pub use self::error::{ConfigError, Location};
 pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};
 pub use self::secret::SecretUrl;

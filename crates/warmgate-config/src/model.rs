@@ -15,7 +15,10 @@ use warmgate_core::{CheckSpec, PhaseSpec, Plan, PlanError};
 
 use crate::error::Origin;
 use crate::values::ProbeKind;
-use crate::{AuthConfig, ConfigError, SecretText, SecretUrl, TelemetryConfig, raw, validate};
+use crate::{
+    AuthConfig, ClientsConfig, ConfigError, RoutesConfig, SecretText, SecretUrl, TelemetryConfig,
+    raw, validate,
+};
 
 /// The whole config file, with every default filled in.
 ///
@@ -42,6 +45,15 @@ pub struct Config {
     /// `admin_token` or the variable `admin_token_env` names. Required when
     /// `admin_listen` is not on loopback.
     pub admin_token: Option<SecretText>,
+    /// A token accepted on the admin listener's reading routes only
+    /// (metrics, the verbose snapshot), from `admin_read_token` or
+    /// `admin_read_token_env`; set only beside `admin_token`, and different
+    /// from it.
+    pub admin_read_token: Option<SecretText>,
+    /// The `[routes]` table: which optional public routes are served.
+    pub routes: RoutesConfig,
+    /// The `[clients]` table: trusted proxies and per-address limits.
+    pub clients: ClientsConfig,
 }
 
 /// The `[gate]` table: how the gate as a whole behaves, and the settings of

@@ -21,9 +21,9 @@ use toml::Spanned;
 use crate::ConfigError;
 use crate::error::Origin;
 use crate::values::{
-    AuthMode, ClientCount, ListenAddress, MessageBurst, MessageBytes, MessageRate, Name,
-    NonZeroDuration, OriginList, OtlpEndpoint, ProbeKind, RetryAfter, StatusList, TcpTarget,
-    Threshold,
+    AuthMode, ClientCount, EventStreamCount, HandshakeRate, ListenAddress, MessageBurst,
+    MessageBytes, MessageRate, Name, NonZeroDuration, OriginList, OtlpEndpoint, ProbeKind,
+    ProxyList, RetryAfter, StatusList, TcpTarget, Threshold,
 };
 use crate::{LogFormat, OtlpProtocol};
 
@@ -41,8 +41,36 @@ pub(crate) struct RawConfig {
     pub(crate) telemetry: RawTelemetry,
     pub(crate) admin_token: Option<Spanned<String>>,
     pub(crate) admin_token_env: Option<Spanned<String>>,
+    pub(crate) admin_read_token: Option<Spanned<String>>,
+    pub(crate) admin_read_token_env: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) auth: RawAuth,
+    #[serde(default)]
+    pub(crate) routes: RawRoutes,
+    #[serde(default)]
+    pub(crate) clients: RawClients,
+}
+
+/// The `[routes]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a table of routes, each true or false"
+)]
+pub(crate) struct RawRoutes {
+    pub(crate) chat_page: Option<Spanned<bool>>,
+    pub(crate) chat: Option<Spanned<bool>>,
+    pub(crate) echo: Option<Spanned<bool>>,
+    pub(crate) readiness_detail: Option<Spanned<bool>>,
+}
+
+/// The `[clients]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table of client address settings")]
+pub(crate) struct RawClients {
+    pub(crate) trusted_proxies: Option<ProxyList>,
+    pub(crate) handshakes_per_second_per_address: Option<HandshakeRate>,
+    pub(crate) max_event_streams_per_address: Option<EventStreamCount>,
 }
 
 /// The `[auth]` table.

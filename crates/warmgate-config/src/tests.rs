@@ -97,6 +97,18 @@ fn embedded_default_parses_to_one_signal_check() {
             telemetry: crate::TelemetryConfig::default(),
             auth: crate::AuthConfig::None,
             admin_token: None,
+            admin_read_token: None,
+            routes: crate::RoutesConfig {
+                chat_page: true,
+                chat: true,
+                echo: true,
+                readiness_detail: true,
+            },
+            clients: crate::ClientsConfig {
+                trusted_proxies: vec![],
+                handshakes_per_second_per_address: None,
+                max_event_streams_per_address: None,
+            },
         }
     );
     let plan = config.plan();
@@ -300,7 +312,7 @@ fn unknown_key_lists_expected_keys() {
 fn unknown_keys_are_refused_in_every_table() {
     assert_eq!(
         error("listen = \"127.0.0.1:1\"\nlisten_port = 1\n"),
-        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase`, `telemetry`, `admin_token`, `admin_token_env`, `auth` (line 2, column 1)"
+        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase`, `telemetry`, `admin_token`, `admin_token_env`, `admin_read_token`, `admin_read_token_env`, `auth`, `routes`, `clients` (line 2, column 1)"
     );
     assert_eq!(
         error("[gate]\nhold_timout = \"1s\"\n"),
@@ -571,6 +583,15 @@ fn describe_lists_listeners_gate_phases_and_checks() {
   listen = 0.0.0.0:8080
   admin_listen = 127.0.0.1:9091
   admin_token = none
+routes
+  chat_page = on
+  chat = on
+  echo = on
+  readiness_detail = on
+clients
+  trusted_proxies = [] (the socket's peer is the client)
+  handshakes_per_second_per_address = no limit
+  max_event_streams_per_address = no limit
 gate
   startup_deadline = 30s
   retry_cap = 250ms
@@ -639,6 +660,14 @@ const CONFIG_LIKE_LINES: &[&str] = &[
     "allowed_origins = [\"https://A.example:443/\"]",
     "allowed_origins = [\"https://a.example/x\", 1]",
     "allowed_origins = \"https://a.example\"",
+    "[routes]",
+    "chat = false",
+    "chat_page = false",
+    "[clients]",
+    "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]",
+    "trusted_proxies = [\"10.0.0.1/8\"]",
+    "handshakes_per_second_per_address = 0",
+    "max_event_streams_per_address = 4",
     "phase = []",
     "check = [{}]",
     "\"é\u{0}\" = 1",
@@ -1271,4 +1300,237 @@ fn an_admin_listener_off_loopback_needs_a_token() {
             .to_string()
             .contains("is not on loopback")
     );
+}
+
+#[test]
+fn a_read_token_reads_only_and_needs_a_different_control_token_beside_it() {
+    let config = parse(
+        "admin_token = \"0123456789abcdef0123\"\nadmin_read_token = \"fedcba9876543210fedc\"\n",
+    );
+    assert_eq!(
+        config.admin_read_token.as_ref().map(|t| t.expose()),
+        Some("fedcba9876543210fedc")
+    );
+    assert!(!format!("{config:?}").contains("fedcba9876543210fedc"));
+    assert!(
+        config
+            .describe()
+            .contains("admin_read_token = set (reads metrics and readiness only)")
+    );
+    assert_eq!(parse("").admin_read_token, None);
+
+    for (text, expected) in [
+        (
+            "admin_read_token = \"fedcba9876543210fedc\"\n",
+            "test.toml: admin_read_token: a read token alone would leave signals and drain unguarded, expected `admin_token` or `admin_token_env` beside it (the control token, accepted everywhere) (line 1, column 20)",
+        ),
+        (
+            "admin_token = \"0123456789abcdef0123\"\nadmin_read_token = \"0123456789abcdef0123\"\n",
+            "test.toml: admin_read_token: the read token is the same as the control token, expected a different token so that a reader cannot drain the process (line 2, column 20)",
+        ),
+        (
+            "admin_token = \"0123456789abcdef0123\"\nadmin_read_token = \"fedcba9876543210fedc\"\nadmin_read_token_env = \"X\"\n",
+            "test.toml: admin_read_token_env: both `admin_read_token` and `admin_read_token_env` are set, expected only one (line 3, column 24)",
+        ),
+        (
+            "admin_token = \"0123456789abcdef0123\"\nadmin_read_token = \"short\"\n",
+            "test.toml: admin_read_token: the admin token must be at least 16 visible ASCII characters (no spaces), such as the output of `openssl rand -hex 32` (line 2, column 20)",
+        ),
+        (
+            "admin_token = \"0123456789abcdef0123\"\nadmin_read_token_env = \"WARMGATE_TEST_UNSET_READ_TOKEN\"\n",
+            "test.toml: admin_read_token_env: environment variable \"WARMGATE_TEST_UNSET_READ_TOKEN\" is not set or empty, expected it to hold the admin token (line 2, column 24)",
+        ),
+    ] {
+        assert_eq!(error(text), expected, "{text}");
+    }
+
+    // A read token does not make an admin listener off loopback acceptable.
+    assert!(
+        error("admin_listen = \"0.0.0.0:9090\"\nadmin_read_token = \"fedcba9876543210fedc\"\n")
+            .contains("a read token alone would leave signals and drain unguarded")
+    );
+}
+
+// === [routes] and [clients] ===
+
+#[test]
+fn routes_are_on_by_default_and_each_can_be_turned_off() {
+    assert_eq!(parse("").routes, crate::RoutesConfig::default());
+    assert_eq!(
+        Config::embedded_default().routes,
+        crate::RoutesConfig::default()
+    );
+    let routes = parse(
+        "[routes]\nchat_page = false\nchat = false\necho = false\nreadiness_detail = false\n",
+    )
+    .routes;
+    assert_eq!(
+        routes,
+        crate::RoutesConfig {
+            chat_page: false,
+            chat: false,
+            echo: false,
+            readiness_detail: false,
+        }
+    );
+    assert!(
+        parse("[routes]\nreadiness_detail = false\n")
+            .describe()
+            .contains("  readiness_detail = off (404)\n")
+    );
+}
+
+#[test]
+fn route_errors_name_the_key_value_and_expectation() {
+    for (text, expected) in [
+        (
+            "[routes]\nchat = false\n",
+            "test.toml: routes.chat_page: the chat page talks to `/ws`, which `chat = false` turns off: expected `chat_page = false` beside it, or `chat = true` (line 2, column 8)",
+        ),
+        (
+            "[routes]\nchat_page = true\nchat = false\n",
+            "test.toml: routes.chat_page: the chat page talks to `/ws`, which `chat = false` turns off: expected `chat_page = false` beside it, or `chat = true` (line 2, column 13)",
+        ),
+        (
+            "[routes]\necho = \"off\"\n",
+            "test.toml: routes.echo: invalid type: string \"off\", expected a boolean (line 2, column 8)",
+        ),
+        (
+            "[routes]\nmetrics = false\n",
+            "test.toml: routes.metrics: unknown key `metrics`, expected one of `chat_page`, `chat`, `echo`, `readiness_detail` (line 2, column 1)",
+        ),
+    ] {
+        assert_eq!(error(text), expected, "{text}");
+    }
+}
+
+#[test]
+fn clients_are_not_limited_by_default() {
+    let clients = parse("").clients;
+    assert_eq!(clients, crate::ClientsConfig::default());
+    assert_eq!(Config::embedded_default().clients, clients);
+    assert!(clients.trusted_proxies.is_empty());
+    assert_eq!(clients.handshakes_per_second_per_address, None);
+    assert_eq!(clients.max_event_streams_per_address, None);
+}
+
+#[test]
+fn clients_take_proxies_as_addresses_and_ranges_and_their_limits() {
+    let config = parse(
+        r#"[clients]
+trusted_proxies = ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::ffff:198.51.100.1", "fd00::1"]
+handshakes_per_second_per_address = 10
+max_event_streams_per_address = 4
+"#,
+    );
+    let proxies: Vec<String> = config
+        .clients
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        proxies,
+        [
+            "10.0.0.0/8",
+            "192.0.2.7/32",
+            "2001:db8::/32",
+            "198.51.100.1/32",
+            "fd00::1/128"
+        ]
+    );
+    assert_eq!(config.clients.handshakes_per_second_per_address, Some(10));
+    assert_eq!(config.clients.max_event_streams_per_address, Some(4));
+    let description = config.describe();
+    assert!(
+        description.contains("  handshakes_per_second_per_address = 10\n"),
+        "{description}"
+    );
+    assert!(
+        description.contains("  max_event_streams_per_address = 4\n"),
+        "{description}"
+    );
+    assert!(
+        description.contains("  trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7/32\""),
+        "{description}"
+    );
+    assert_eq!(
+        parse("[clients]\nhandshakes_per_second_per_address = 100000\n")
+            .clients
+            .handshakes_per_second_per_address,
+        Some(100_000)
+    );
+}
+
+#[test]
+fn client_errors_name_the_key_value_and_expectation() {
+    for (text, expected) in [
+        (
+            "[clients]\ntrusted_proxies = [\"10.0.0.5/8\"]\n",
+            "test.toml: clients.trusted_proxies[0]: invalid range \"10.0.0.5/8\" (the address has bits set past the prefix length), expected \"10.0.0.0/8\" for the range or \"10.0.0.5\" for the one address (line 2, column 20)",
+        ),
+        (
+            "[clients]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.internal\"]\n",
+            "test.toml: clients.trusted_proxies[1]: invalid address or range \"proxy.internal\", expected an IP address such as \"10.0.0.7\" or a CIDR range such as \"10.0.0.0/8\" (line 2, column 34)",
+        ),
+        (
+            "[clients]\ntrusted_proxies = [\"10.0.0.0/33\"]\n",
+            "test.toml: clients.trusted_proxies[0]: invalid address or range \"10.0.0.0/33\", expected an IP address such as \"10.0.0.7\" or a CIDR range such as \"10.0.0.0/8\" (line 2, column 20)",
+        ),
+        (
+            "[clients]\ntrusted_proxies = \"10.0.0.0/8\"\n",
+            "test.toml: clients.trusted_proxies: invalid type: string \"10.0.0.0/8\", expected a list of addresses and ranges such as [\"10.0.0.0/8\", \"192.0.2.7\"], or [] to trust no proxy (line 2, column 19)",
+        ),
+        (
+            "[clients]\nhandshakes_per_second_per_address = 0\n",
+            "test.toml: clients.handshakes_per_second_per_address: invalid value 0, expected a whole number from 1 to 100000 (line 2, column 37)",
+        ),
+        (
+            "[clients]\nmax_event_streams_per_address = 100001\n",
+            "test.toml: clients.max_event_streams_per_address: invalid value 100001, expected a whole number from 1 to 100000 (line 2, column 33)",
+        ),
+        (
+            "[clients]\nmax_event_streams = 4\n",
+            "test.toml: clients.max_event_streams: unknown key `max_event_streams`, expected one of `trusted_proxies`, `handshakes_per_second_per_address`, `max_event_streams_per_address` (line 2, column 1)",
+        ),
+    ] {
+        assert_eq!(error(text), expected, "{text}");
+    }
+}
+
+#[test]
+fn the_documented_production_gate_turns_off_the_demo_routes_and_the_public_detail() {
+    let docs = include_str!("../../../docs/configuration.md");
+    let section = docs
+        .split("## A production gate")
+        .nth(1)
+        .expect("docs/configuration.md has a production example");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap();
+    // Tests cannot set variables, so the tokens are written in.
+    let text = example
+        .replace(
+            "admin_token_env = \"WARMGATE_ADMIN_TOKEN\"",
+            "admin_token = \"0123456789abcdef0123\"",
+        )
+        .replace(
+            "admin_read_token_env = \"WARMGATE_ADMIN_READ_TOKEN\"",
+            "admin_read_token = \"fedcba9876543210fedc\"",
+        );
+    let config = parse(&text);
+    assert_eq!(
+        config.routes,
+        crate::RoutesConfig {
+            chat_page: false,
+            chat: true,
+            echo: false,
+            readiness_detail: false,
+        }
+    );
+    assert!(config.admin_token.is_some() && config.admin_read_token.is_some());
+    assert_eq!(config.clients.handshakes_per_second_per_address, Some(10));
+    assert!(!config.clients.trusted_proxies.is_empty());
 }

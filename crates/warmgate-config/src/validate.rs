@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use crate::auth;
 use crate::error::Origin;
 use crate::raw::{RawCheck, RawConfig, RawGate, RawPhase, RawTelemetry};
 use crate::values::{KindNames, Name, NonZeroDuration, ProbeKind};
@@ -21,11 +20,14 @@ use crate::{
     CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig, SamplerError,
     SecretUrl, TelemetryConfig, TraceSampler,
 };
+use crate::{auth, edge};
 
 /// Applies defaults and rules to the raw file.
 pub(crate) fn config(mut raw: RawConfig, origin: &Origin<'_>) -> Result<Config, ConfigError> {
     let (listen, admin_listen) = listeners(&raw, origin)?;
-    let admin_token = auth::admin_token(&raw, origin)?;
+    let (admin_token, admin_read_token) = auth::admin_tokens(&raw, origin)?;
+    let routes = edge::routes(&raw.routes, origin)?;
+    let clients = edge::clients(std::mem::take(&mut raw.clients));
     let raw_auth = std::mem::take(&mut raw.auth);
     let check_spans: Vec<Vec<Range<usize>>> = raw
         .phase
@@ -58,6 +60,9 @@ pub(crate) fn config(mut raw: RawConfig, origin: &Origin<'_>) -> Result<Config, 
         telemetry: telemetry(raw.telemetry, origin)?,
         auth,
         admin_token,
+        admin_read_token,
+        routes,
+        clients,
     };
     if let Err(error) = config.check_admin_exposure() {
         // The same words, located at the key in the file.

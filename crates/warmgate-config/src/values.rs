@@ -1,5 +1,5 @@
 //! The typed values of single keys: names, durations, addresses, thresholds,
-//! bounded counts, origins and check kinds.
+//! bounded counts, origins, trusted proxies and check kinds.
 //!
 //! Each type checks its own value while it is deserialized, so a bad value is
 //! reported with the key path and location that serde and toml already know.
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use crate::GateConfig;
+use crate::{ClientsConfig, GateConfig};
 
 /// A name for a phase or a check: not empty and not only whitespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +66,23 @@ pub(crate) type MessageBurst = Bounded<
     { *GateConfig::MESSAGE_BURST_RANGE.end() },
 >;
 
+/// `handshakes_per_second_per_address`.
+pub(crate) type HandshakeRate = Bounded<
+    { *ClientsConfig::HANDSHAKE_RATE_RANGE.start() },
+    { *ClientsConfig::HANDSHAKE_RATE_RANGE.end() },
+>;
+
+/// `max_event_streams_per_address`.
+pub(crate) type EventStreamCount = Bounded<
+    { *ClientsConfig::EVENT_STREAMS_RANGE.start() },
+    { *ClientsConfig::EVENT_STREAMS_RANGE.end() },
+>;
+
+/// One entry of `trusted_proxies`: an IP address (kept as a one-address
+/// range) or a CIDR range without host bits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TrustedProxy(pub(crate) ipnet::IpNet);
+
 /// `retry_after`: a duration greater than zero and at most
 /// [`GateConfig::MAX_RETRY_AFTER`], since clients wait this long (and up to
 /// half again) before they come back.
@@ -76,10 +93,23 @@ pub(crate) struct RetryAfter(pub(crate) Duration);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AllowedOrigin(pub(crate) String);
 
-/// `allowed_origins`: a list of origins. Its own type only so that a single
-/// string in place of the list is refused with a useful expectation.
+/// A list of values, such as `allowed_origins`. Its own type only so that a
+/// single string in place of the list is refused with a useful expectation,
+/// which each item type gives as [`ListItem::LIST_EXPECTED`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OriginList(pub(crate) Vec<AllowedOrigin>);
+pub(crate) struct List<T>(pub(crate) Vec<T>);
+
+/// A value that is written in a list.
+pub(crate) trait ListItem {
+    /// What the list should look like, for "expected" messages.
+    const LIST_EXPECTED: &'static str;
+}
+
+/// `allowed_origins`.
+pub(crate) type OriginList = List<AllowedOrigin>;
+
+/// `trusted_proxies`.
+pub(crate) type ProxyList = List<TrustedProxy>;
 
 /// The `kind` of a check, which decides its probe and its kind-specific keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +125,8 @@ pub(crate) enum ProbeKind {
 const DURATION_EXPECTED: &str = "a duration such as \"250ms\" or \"5s\"";
 const LISTEN_EXPECTED: &str = "an IP address and port such as \"127.0.0.1:8080\"";
 const TARGET_EXPECTED: &str = "a host and port such as \"127.0.0.1:5432\" or \"db.internal:5432\"";
+const PROXY_EXPECTED: &str =
+    "an IP address such as \"10.0.0.7\" or a CIDR range such as \"10.0.0.0/8\"";
 const ORIGIN_EXPECTED: &str =
     "an origin such as \"https://chat.example.com\" or \"http://localhost:8080\"";
 
@@ -345,32 +377,70 @@ impl<'de> Deserialize<'de> for AllowedOrigin {
     }
 }
 
-// === impl OriginList ===
+// === impl List ===
 
-impl<'de> Deserialize<'de> for OriginList {
+impl ListItem for AllowedOrigin {
+    const LIST_EXPECTED: &'static str =
+        "a list of origins such as [\"https://chat.example.com\"], or [] for any origin";
+}
+
+impl<'de, T: Deserialize<'de> + ListItem> Deserialize<'de> for List<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct OriginListVisitor;
+        struct ListVisitor<T>(PhantomData<T>);
 
-        impl<'de> Visitor<'de> for OriginListVisitor {
-            type Value = OriginList;
+        impl<'de, T: Deserialize<'de> + ListItem> Visitor<'de> for ListVisitor<T> {
+            type Value = List<T>;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(
-                    "a list of origins such as [\"https://chat.example.com\"], or [] for any origin",
-                )
+                f.write_str(T::LIST_EXPECTED)
             }
 
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OriginList, A::Error> {
-                let mut origins = Vec::new();
-                while let Some(origin) = seq.next_element()? {
-                    origins.push(origin);
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<List<T>, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
                 }
-                Ok(OriginList(origins))
+                Ok(List(items))
             }
         }
 
-        deserializer.deserialize_seq(OriginListVisitor)
+        deserializer.deserialize_seq(ListVisitor(PhantomData))
     }
+}
+
+// === impl TrustedProxy ===
+
+impl TrustedProxy {
+    /// The range `text` names, or why it names none.
+    fn parse(text: &str) -> Result<ipnet::IpNet, String> {
+        if let Ok(address) = text.parse::<std::net::IpAddr>() {
+            return Ok(ipnet::IpNet::from(address.to_canonical()));
+        }
+        let range = text
+            .parse::<ipnet::IpNet>()
+            .map_err(|_| format!("invalid address or range {text:?}, expected {PROXY_EXPECTED}"))?;
+        if range.trunc() != range {
+            // "10.0.0.5/8" is more likely a typo than a wish for the range.
+            return Err(format!(
+                "invalid range {text:?} (the address has bits set past the prefix length), expected {:?} for the range or {:?} for the one address",
+                range.trunc().to_string(),
+                range.addr().to_string()
+            ));
+        }
+        Ok(range)
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxy {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_text(deserializer, PROXY_EXPECTED, |text| {
+            TrustedProxy::parse(text).map(TrustedProxy)
+        })
+    }
+}
+
+impl ListItem for TrustedProxy {
+    const LIST_EXPECTED: &'static str = "a list of addresses and ranges such as [\"10.0.0.0/8\", \"192.0.2.7\"], or [] to trust no proxy";
 }
 
 // === impl ProbeKind ===

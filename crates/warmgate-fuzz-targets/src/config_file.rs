@@ -92,6 +92,17 @@ fn assert_inside(text: &str, location: Location, message: &str) {
 
 /// The invariant documented on [`Config`], for a config from this crate.
 fn assert_config_invariants(config: &Config) {
+    assert!(
+        config.routes.chat || !config.routes.chat_page,
+        "the chat page is served only beside the chat it talks to"
+    );
+    assert!(
+        config.admin_read_token.is_none() || config.admin_token.is_some(),
+        "a read token comes only beside a control token"
+    );
+    for proxy in &config.clients.trusted_proxies {
+        assert_eq!(*proxy, proxy.trunc(), "a trusted range has no host bits");
+    }
     let mut phase_names = HashSet::new();
     let mut check_names = HashSet::new();
     for phase in &config.phases {
