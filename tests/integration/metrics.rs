@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use warmgate_tests::{Gateway, Message, free_port};
 
 /// Every metric warmgate serves, with its Prometheus type.
-const METRICS: [(&str, &str); 9] = [
+const METRICS: [(&str, &str); 11] = [
     ("warmgate_connection_wait_seconds", "histogram"),
     ("warmgate_connections", "gauge"),
     ("warmgate_connections_total", "counter"),
@@ -19,6 +19,8 @@ const METRICS: [(&str, &str); 9] = [
     ("warmgate_check_duration_seconds", "histogram"),
     ("warmgate_check_up", "gauge"),
     ("warmgate_check_failures_total", "counter"),
+    ("warmgate_client_refusals_total", "counter"),
+    ("warmgate_event_streams", "gauge"),
 ];
 
 // === the text format ===
@@ -241,6 +243,15 @@ async fn metrics_are_prometheus_text_with_every_series_from_the_start() {
             )),
             0.0,
             "{outcome}"
+        );
+    }
+    for reason in ["handshake_rate", "event_streams"] {
+        assert_eq!(
+            scrape_at_start.value(&format!(
+                "warmgate_client_refusals_total{{reason=\"{reason}\"}}"
+            )),
+            0.0,
+            "{reason}"
         );
     }
 

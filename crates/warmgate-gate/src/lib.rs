@@ -21,7 +21,6 @@
 
 mod connection;
 mod frames;
-mod log_sampler;
 pub mod measure;
 pub mod protocol;
 mod rate_limit;

@@ -22,9 +22,9 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 use warmgate_auth::{AuthError, Authenticator, bearer_subprotocol_token};
 use warmgate_engine::ReadinessHandle;
+use warmgate_http::{LogSampler, REFUSAL_LOG_WINDOW};
 
 use crate::connection::{self, Route};
-use crate::log_sampler::{LogSampler, REFUSAL_LOG_WINDOW};
 use crate::{ChatSession, ConnectionCounts, GateSettings};
 
 /// The subprotocol of the warmgate protocol. Offering it is optional; when
@@ -88,8 +88,19 @@ impl Gate {
     /// The `/ws` and `/echo` routes, to merge into the public router. They
     /// need a server that supports upgrades (hyper's `with_upgrades`).
     pub fn router(&self) -> Router {
+        self.chat_router().merge(self.echo_router())
+    }
+
+    /// The `/ws` route alone: the chat application.
+    pub fn chat_router(&self) -> Router {
         Router::new()
             .route("/ws", any(ws_route))
+            .with_state(self.clone())
+    }
+
+    /// The `/echo` route alone.
+    pub fn echo_router(&self) -> Router {
+        Router::new()
             .route("/echo", any(echo_route))
             .with_state(self.clone())
     }

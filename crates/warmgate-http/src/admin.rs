@@ -3,7 +3,9 @@
 //! The admin listener binds to loopback by default because the verbose
 //! snapshot carries error text that can name internal hosts. Off loopback
 //! the program requires an admin token, and [`require_admin_token`] makes
-//! every admin request carry it.
+//! every admin request carry it: the control token anywhere, or a read
+//! token on the reading routes (`GET`: metrics, the verbose snapshot), so a
+//! scraper's credential cannot drain the process.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,11 +14,12 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
+use subtle::{Choice, ConstantTimeEq as _};
 use warmgate_core::VerboseSnapshot;
 use warmgate_engine::{EngineError, ReadinessHandle};
 
@@ -44,56 +47,103 @@ pub fn admin_router(handle: ReadinessHandle, render_metrics: RenderMetrics) -> R
 }
 
 /// Wraps the admin routes so that every request must carry
-/// `Authorization: Bearer <token>`; others get 401 with a JSON body. The
-/// comparison takes the same time wherever the tokens differ.
-pub fn require_admin_token(router: Router, token: &str) -> Router {
-    let expected: Arc<[u8]> = Arc::from(token.as_bytes());
+/// `Authorization: Bearer <token>`: the `control` token, accepted on every
+/// route, or the `read` token, accepted on `GET` and `HEAD` requests only
+/// (a read token elsewhere gets 403). Others get 401. Both comparisons take
+/// the same time wherever the tokens differ.
+pub fn require_admin_token(router: Router, control: &str, read: Option<&str>) -> Router {
+    let tokens = Arc::new(AdminTokens {
+        control: control.as_bytes().to_vec(),
+        read: read.map(|read| read.as_bytes().to_vec()),
+    });
     router.layer(axum::middleware::from_fn(
         move |request: axum::extract::Request, next: axum::middleware::Next| {
-            let expected = Arc::clone(&expected);
+            let tokens = Arc::clone(&tokens);
             async move {
-                let presented = request
-                    .headers()
-                    .get(axum::http::header::AUTHORIZATION)
-                    .and_then(|value| value.to_str().ok())
-                    .and_then(|value| {
-                        let (scheme, token) = value.trim().split_once(' ')?;
-                        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-                    });
-                if presented.is_some_and(|token| same_bytes(token.as_bytes(), &expected)) {
-                    return next.run(request).await;
+                let presented = bearer_token(request.headers());
+                let scope = presented.and_then(|token| tokens.scope(token.as_bytes()));
+                let reading = matches!(*request.method(), Method::GET | Method::HEAD);
+                match scope {
+                    Some(Scope::Control) => next.run(request).await,
+                    Some(Scope::Read) if reading => next.run(request).await,
+                    Some(Scope::Read) => {
+                        tracing::warn!(
+                            method = %request.method(),
+                            path = request.uri().path(),
+                            "admin request refused with 403: the read token may only read; signals and drain need the control token"
+                        );
+                        let body = json!({
+                            "error": "forbidden",
+                            "message": "this token may only read (GET: metrics, readiness); signals and drain need the admin control token",
+                        });
+                        (StatusCode::FORBIDDEN, Json(body)).into_response()
+                    }
+                    None => {
+                        tracing::warn!(
+                            method = %request.method(),
+                            path = request.uri().path(),
+                            token_present = presented.is_some(),
+                            "admin request refused with 401: it lacks the admin token"
+                        );
+                        let body = json!({
+                            "error": "unauthorized",
+                            "message": "admin requests need `Authorization: Bearer <admin token>`",
+                        });
+                        let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+                        response.headers_mut().insert(
+                            axum::http::header::WWW_AUTHENTICATE,
+                            axum::http::HeaderValue::from_static("Bearer realm=\"warmgate-admin\""),
+                        );
+                        response
+                    }
                 }
-                tracing::warn!(
-                    method = %request.method(),
-                    path = request.uri().path(),
-                    token_present = presented.is_some(),
-                    "admin request refused with 401: it lacks the admin token"
-                );
-                let body = json!({
-                    "error": "unauthorized",
-                    "message": "admin requests need `Authorization: Bearer <admin token>`",
-                });
-                let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
-                response.headers_mut().insert(
-                    axum::http::header::WWW_AUTHENTICATE,
-                    axum::http::HeaderValue::from_static("Bearer realm=\"warmgate-admin\""),
-                );
-                response
             }
         },
     ))
 }
 
-/// Compares two byte strings in time that depends on their lengths only.
-fn same_bytes(presented: &[u8], expected: &[u8]) -> bool {
-    if presented.len() != expected.len() {
-        return false;
+/// The token of an `Authorization: Bearer <token>` header.
+fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+}
+
+/// The admin tokens, as bytes.
+struct AdminTokens {
+    control: Vec<u8>,
+    read: Option<Vec<u8>>,
+}
+
+/// What a presented token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Read,
+    Control,
+}
+
+impl AdminTokens {
+    /// The scope of `presented`, if it is one of the tokens. Both tokens are
+    /// always compared, in constant time for equal lengths (`subtle`), so
+    /// the answer's timing says nothing about which one nearly matched.
+    fn scope(&self, presented: &[u8]) -> Option<Scope> {
+        let control = presented.ct_eq(&self.control);
+        let read = self
+            .read
+            .as_deref()
+            .map_or(Choice::from(0), |read| presented.ct_eq(read));
+        if bool::from(control) {
+            Some(Scope::Control)
+        } else if bool::from(read) {
+            Some(Scope::Read)
+        } else {
+            None
+        }
     }
-    presented
-        .iter()
-        .zip(expected)
-        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
-        == 0
 }
 
 /// An admin request that could not be carried out.

@@ -4,26 +4,37 @@
 //! A consumer slower than the changes may skip intermediate snapshots (the
 //! `id`, which is the `seq`, then jumps), but never sees them out of order.
 //! The stream ends after the `draining` snapshot, so open streams never hold
-//! up a graceful shutdown.
+//! up a graceful shutdown. Each open stream counts against its client's
+//! address (see [`ClientLimits`]) until it ends or its client leaves.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures_util::Stream;
+use axum::response::{IntoResponse, Response};
 use warmgate_core::GateState;
 use warmgate_engine::{ReadinessHandle, SnapshotRx};
+
+use crate::ClientLimits;
+use crate::client_limits::EventStreamSlot;
 
 /// How often a comment line keeps idle proxies from closing the stream.
 const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 
 pub(crate) async fn readiness_events(
-    State(handle): State<ReadinessHandle>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    State((handle, client_limits)): State<(ReadinessHandle, ClientLimits)>,
+    request: Request,
+) -> Response {
+    let slot = match client_limits.open_event_stream(&request) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.into_response(),
+    };
+    // The slot lives in the stream's state, so it is released when the
+    // stream ends or the client goes away and hyper drops the body.
     let stream = futures_util::stream::unfold(
-        (handle.subscribe(), false),
-        |(mut snapshot_rx, finished): (SnapshotRx, bool)| async move {
+        (handle.subscribe(), false, slot),
+        |(mut snapshot_rx, finished, slot): (SnapshotRx, bool, EventStreamSlot)| async move {
             if finished || snapshot_rx.changed().await.is_err() {
                 return None;
             }
@@ -38,12 +49,14 @@ pub(crate) async fn readiness_events(
                         .data(format!("cannot encode snapshot: {error}"))
                 });
             let finished = snapshot.state == GateState::Draining;
-            Some((Ok(event), (snapshot_rx, finished)))
+            Some((Ok::<_, Infallible>(event), (snapshot_rx, finished, slot)))
         },
     );
-    Sse::new(stream).keep_alive(
-        KeepAlive::new()
-            .interval(KEEP_ALIVE_INTERVAL)
-            .text("keep-alive"),
-    )
+    Sse::new(stream)
+        .keep_alive(
+            KeepAlive::new()
+                .interval(KEEP_ALIVE_INTERVAL)
+                .text("keep-alive"),
+        )
+        .into_response()
 }

@@ -2,14 +2,23 @@
 //!
 //! Two routers, one per listener:
 //! - [`public_router`]: the probe endpoints Kubernetes and Cloud Run call
-//!   (`/livez`, `/readyz`, `/startupz`), the public snapshot (`/readiness`)
-//!   and its Server-Sent Events stream (`/readiness/events`);
+//!   (`/livez`, `/readyz`, `/startupz`), and unless turned off the public
+//!   snapshot (`/readiness`) and its Server-Sent Events stream
+//!   (`/readiness/events`);
 //! - [`admin_router`]: the verbose snapshot, signal setting and drain, on a
-//!   listener that is loopback-only by default.
+//!   listener that is loopback-only by default, guarded by
+//!   [`require_admin_token`] with a control token and an optional read
+//!   token.
+//!
+//! [`ClientLimits`] are the public listener's per-client-address limits
+//! (handshakes per second, open event streams), with the address taken
+//! from the socket or, behind trusted proxies, from `X-Forwarded-For`.
+//! [`LogSampler`] keeps floods of refusals from flooding the log.
 //!
 //! [`serve`] runs a router on a listener: HTTP/1.1 with upgrades (for the
-//! WebSocket gate), `TCP_NODELAY`, a deadline on reading request heads so
-//! slow or half-open clients cannot pin memory, and graceful shutdown.
+//! WebSocket gate), `TCP_NODELAY`, the peer's address in each request, a
+//! deadline on reading request heads so slow or half-open clients cannot
+//! pin memory, and graceful shutdown.
 //!
 //! Every handler reads a published snapshot through the
 //! [`warmgate_engine::ReadinessHandle`]; none ever runs or waits on a check.
@@ -18,12 +27,19 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod client_address;
+mod client_limits;
 mod events;
+mod log_sampler;
 mod public;
 mod serve;
 
 pub use self::admin::{RenderMetrics, admin_router, require_admin_token};
-pub use self::public::public_router;
+pub use self::client_limits::{
+    CLIENT_REFUSALS_TOTAL, ClientLimitSettings, ClientLimits, EVENT_STREAMS,
+};
+pub use self::log_sampler::{LogSampler, REFUSAL_LOG_WINDOW};
+pub use self::public::{PublicSettings, public_router};
 pub use self::serve::{LISTEN_BACKLOG, ServeSettings, bind_listener, serve};
 
 #[cfg(test)]

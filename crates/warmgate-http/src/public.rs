@@ -1,4 +1,8 @@
 //! The public endpoints: probes, the snapshot, and its event stream.
+//!
+//! The probes are always served; the snapshot and its stream name every
+//! check and its kind, so an operator can turn them off (they then answer
+//! 404, like any unknown path).
 
 use axum::Json;
 use axum::Router;
@@ -10,18 +14,46 @@ use serde_json::json;
 use warmgate_core::Snapshot;
 use warmgate_engine::ReadinessHandle;
 
+use crate::ClientLimits;
 use crate::events::readiness_events;
+
+/// What the public router serves besides the probes.
+#[derive(Debug, Clone)]
+pub struct PublicSettings {
+    /// Serve `GET /readiness` and `GET /readiness/events`. Default true.
+    pub readiness_detail: bool,
+    /// The per-address limits; the event stream counts against them.
+    pub client_limits: ClientLimits,
+}
+
+impl Default for PublicSettings {
+    fn default() -> Self {
+        Self {
+            readiness_detail: true,
+            client_limits: ClientLimits::default(),
+        }
+    }
+}
 
 /// The routes of the public listener. Later features (the WebSocket gate)
 /// merge their routes into this router.
-pub fn public_router(handle: ReadinessHandle) -> Router {
-    Router::new()
+pub fn public_router(handle: ReadinessHandle, settings: &PublicSettings) -> Router {
+    let probes = Router::new()
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
         .route("/startupz", get(startupz))
-        .route("/readiness", get(readiness))
+        .with_state(handle.clone());
+    if !settings.readiness_detail {
+        return probes;
+    }
+    let events = Router::new()
         .route("/readiness/events", get(readiness_events))
-        .with_state(handle)
+        .with_state((handle.clone(), settings.client_limits.clone()));
+    probes.merge(events).merge(
+        Router::new()
+            .route("/readiness", get(readiness))
+            .with_state(handle),
+    )
 }
 
 fn status_for(ok: bool) -> StatusCode {

@@ -1,14 +1,19 @@
 //! Serving a router on a TCP listener, with the limits a public edge needs.
+//!
+//! Each request carries its connection's peer address as
+//! `ConnectInfo<SocketAddr>` in its extensions, for the per-address limits.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
+use tower::ServiceExt as _;
 
 /// How connections are served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,8 +66,8 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _peer)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(error) => {
                         tracing::warn!(%error, "cannot accept a connection; retrying shortly");
                         tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
@@ -71,7 +76,12 @@ pub async fn serve(
                 };
                 // Small frames (a `ready`, an echo) must leave at once.
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
+                let service = TowerToHyperService::new(router.clone().map_request(
+                    move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                        request.extensions_mut().insert(ConnectInfo(peer));
+                        request
+                    },
+                ));
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades();

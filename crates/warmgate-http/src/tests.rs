@@ -15,7 +15,7 @@ use warmgate_core::{CheckSpec, GateState, PhaseSpec, Plan};
 use warmgate_engine::{EngineBuilder, EngineSettings, ProbeSchedule, ReadinessHandle};
 use warmgate_probes::TcpProbe;
 
-use crate::{RenderMetrics, admin_router, public_router};
+use crate::{PublicSettings, RenderMetrics, admin_router, public_router, require_admin_token};
 
 fn no_metrics() -> RenderMetrics {
     std::sync::Arc::new(String::new)
@@ -84,7 +84,7 @@ async fn wait_for_state(handle: &ReadinessHandle, state: GateState) {
 #[tokio::test]
 async fn probes_follow_the_state() {
     let handle = handle().await;
-    let public = public_router(handle.clone());
+    let public = public_router(handle.clone(), &PublicSettings::default());
     let admin = admin_router(handle.clone(), no_metrics());
 
     let (status, body) = call(&public, Method::GET, "/readyz", "").await;
@@ -127,7 +127,7 @@ async fn the_public_snapshot_hides_diagnostics_that_the_admin_one_shows() {
         .await
         .unwrap();
     let (status, public) = call(
-        &public_router(handle.clone()),
+        &public_router(handle.clone(), &PublicSettings::default()),
         Method::GET,
         "/readiness",
         "",
@@ -198,7 +198,7 @@ async fn the_event_stream_sends_the_current_snapshot_then_each_change_then_ends_
         .uri("/readiness/events")
         .body(Body::empty())
         .unwrap();
-    let response = public_router(handle.clone())
+    let response = public_router(handle.clone(), &PublicSettings::default())
         .oneshot(request)
         .await
         .unwrap();
@@ -279,4 +279,155 @@ async fn metrics_render_on_each_scrape_as_prometheus_text() {
         assert_eq!(body, format!("# TYPE renders counter\nrenders {n}\n"));
     }
     assert_eq!(n_renders.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn the_public_readiness_detail_can_be_turned_off_and_the_probes_stay() {
+    let handle = handle().await;
+    let settings = PublicSettings {
+        readiness_detail: false,
+        ..PublicSettings::default()
+    };
+    let public = public_router(handle.clone(), &settings);
+    for path in ["/readiness", "/readiness/events"] {
+        let (status, _) = call(&public, Method::GET, path, "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (status, _) = call(&public, Method::GET, "/readyz", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = call(&public, Method::GET, "/startupz", "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = call(&public, Method::GET, "/livez", "").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let public = public_router(handle, &PublicSettings::default());
+    let (status, _) = call(&public, Method::GET, "/readiness", "").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+const CONTROL_TOKEN: &str = "0123456789abcdef-control";
+const READ_TOKEN: &str = "fedcba9876543210-read";
+
+async fn call_with_token(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, json)
+}
+
+#[tokio::test]
+async fn a_read_token_reads_metrics_and_readiness_but_cannot_set_signals_or_drain() {
+    let handle = handle().await;
+    let admin = require_admin_token(
+        admin_router(handle.clone(), no_metrics()),
+        CONTROL_TOKEN,
+        Some(READ_TOKEN),
+    );
+    for path in ["/metrics", "/readiness"] {
+        let (status, _) = call_with_token(&admin, Method::GET, path, Some(READ_TOKEN), "").await;
+        assert_eq!(status, StatusCode::OK, "GET {path}");
+    }
+    for path in ["/signals/agent", "/drain"] {
+        let (status, body) = call_with_token(
+            &admin,
+            Method::POST,
+            path,
+            Some(READ_TOKEN),
+            r#"{"ready":true}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "POST {path}");
+        assert_eq!(body["error"], "forbidden");
+        assert_eq!(
+            body["message"],
+            "this token may only read (GET: metrics, readiness); signals and drain need the admin control token"
+        );
+    }
+    assert_ne!(handle.current().state, GateState::Draining);
+
+    // No token, or another one, is 401 on every route.
+    for token in [None, Some("fedcba9876543210-reae"), Some("")] {
+        let (status, body) = call_with_token(&admin, Method::GET, "/metrics", token, "").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert_eq!(body["error"], "unauthorized");
+    }
+
+    // The control token is accepted everywhere.
+    let (status, _) =
+        call_with_token(&admin, Method::GET, "/readiness", Some(CONTROL_TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = call_with_token(
+        &admin,
+        Method::POST,
+        "/signals/agent",
+        Some(CONTROL_TOKEN),
+        r#"{"ready":true}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) =
+        call_with_token(&admin, Method::POST, "/drain", Some(CONTROL_TOKEN), "").await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    wait_for_state(&handle, GateState::Draining).await;
+}
+
+#[tokio::test]
+async fn without_a_read_token_only_the_control_token_opens_the_admin_routes() {
+    let handle = handle().await;
+    let admin = require_admin_token(admin_router(handle, no_metrics()), CONTROL_TOKEN, None);
+    let (status, _) = call_with_token(&admin, Method::GET, "/metrics", Some(READ_TOKEN), "").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) =
+        call_with_token(&admin, Method::GET, "/metrics", Some(CONTROL_TOKEN), "").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn event_streams_past_the_per_address_maximum_get_429() {
+    let handle = handle().await;
+    let settings = PublicSettings {
+        readiness_detail: true,
+        client_limits: crate::ClientLimits::new(crate::ClientLimitSettings {
+            max_event_streams: Some(1),
+            ..crate::ClientLimitSettings::default()
+        }),
+    };
+    let public = public_router(handle, &settings);
+    let stream_request = || {
+        let mut request = Request::builder()
+            .uri("/readiness/events")
+            .body(Body::empty())
+            .unwrap();
+        let peer: std::net::SocketAddr = "198.51.100.4:40000".parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        request
+    };
+    let open = public.clone().oneshot(stream_request()).await.unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    let refused = public.clone().oneshot(stream_request()).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers()["retry-after"], "5");
+    // The client leaves: hyper drops the body, and the place is free.
+    drop(open);
+    let again = public.clone().oneshot(stream_request()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
 }

@@ -8,10 +8,12 @@
 //! `drain_grace`. Once every WebSocket has closed (or the grace is over) the
 //! listeners stop and the process exits 0.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::Router;
 use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
 use warmgate_auth::{Algorithm, AuthSettings, Authenticator, KeySource};
@@ -20,7 +22,8 @@ use warmgate_core::GateState;
 use warmgate_engine::ReadinessHandle;
 use warmgate_gate::{Gate, GateSettings, InProcessRooms};
 use warmgate_http::{
-    ServeSettings, admin_router, bind_listener, public_router, require_admin_token, serve,
+    ClientLimitSettings, ClientLimits, PublicSettings, ServeSettings, admin_router, bind_listener,
+    public_router, require_admin_token, serve,
 };
 
 use crate::wiring::{LISTENER_SIGNALS, spawn_engine};
@@ -86,13 +89,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         }
     };
     let drained = drained.shared();
-    let router = public_router(handle.clone())
-        .merge(gate.router())
-        .merge(warmgate_web::router());
+    let router = public_routes(&config, &handle, &gate);
     let public_server = serve(public, router, serve_settings.clone(), drained.clone());
     let mut admin_routes = admin_router(handle.clone(), render_metrics);
     if let Some(token) = &config.admin_token {
-        admin_routes = require_admin_token(admin_routes, token.expose());
+        let read_token = config.admin_read_token.as_ref().map(|read| read.expose());
+        admin_routes = require_admin_token(admin_routes, token.expose(), read_token);
     }
     let admin_server = serve(admin, admin_routes, serve_settings, drained);
     let grace_over = async {
@@ -109,6 +111,37 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("drained; exiting");
     Ok(())
+}
+
+/// The public listener's routes, as `[routes]` turns them on, behind the
+/// per-address limits of `[clients]`.
+fn public_routes(config: &Config, handle: &ReadinessHandle, gate: &Gate) -> Router {
+    let routes = &config.routes;
+    let clients = &config.clients;
+    let client_limits = ClientLimits::new(ClientLimitSettings {
+        trusted_proxies: clients.trusted_proxies.clone(),
+        handshakes_per_second: clients
+            .handshakes_per_second_per_address
+            .and_then(NonZeroU32::new),
+        max_event_streams: clients.max_event_streams_per_address,
+    });
+    let settings = PublicSettings {
+        readiness_detail: routes.readiness_detail,
+        client_limits: client_limits.clone(),
+    };
+    let mut websockets = Router::new();
+    if routes.chat {
+        websockets = websockets.merge(gate.chat_router());
+    }
+    if routes.echo {
+        websockets = websockets.merge(gate.echo_router());
+    }
+    let mut router =
+        public_router(handle.clone(), &settings).merge(client_limits.limit_handshakes(websockets));
+    if routes.chat_page {
+        router = router.merge(warmgate_web::router());
+    }
+    router
 }
 
 /// The gate's settings from the `[gate]` table.

@@ -10,10 +10,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How often one kind of refusal may be logged.
-pub(crate) const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(10);
+pub const REFUSAL_LOG_WINDOW: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
-pub(crate) struct LogSampler {
+pub struct LogSampler {
     window: Duration,
     kinds: Mutex<HashMap<&'static str, Window>>,
 }
@@ -25,7 +25,7 @@ struct Window {
 }
 
 impl LogSampler {
-    pub(crate) fn new(window: Duration) -> LogSampler {
+    pub fn new(window: Duration) -> LogSampler {
         LogSampler {
             window,
             kinds: Mutex::new(HashMap::new()),
@@ -35,7 +35,7 @@ impl LogSampler {
     /// Whether an event of `kind` at `now` is logged: `Some(n)` when it is,
     /// `n` being how many of its kind were left out since the last logged
     /// one; `None` when it is left out.
-    pub(crate) fn admit(&self, kind: &'static str, now: Instant) -> Option<u64> {
+    pub fn admit(&self, kind: &'static str, now: Instant) -> Option<u64> {
         let mut kinds = self
             .kinds
             .lock()
