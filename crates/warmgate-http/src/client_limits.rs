@@ -131,12 +131,13 @@ impl ClientLimits {
 
     /// Wraps WebSocket routes (`/ws`, `/echo`) so that each request counts
     /// against its address's handshake rate, and one past it gets 429
-    /// before any other check. Without a rate, returns `router` as it is.
+    /// before any other check. Without a rate, or without routes (both
+    /// turned off), returns `router` as it is.
     pub fn limit_handshakes<S>(&self, router: Router<S>) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
     {
-        if self.inner.handshakes.is_none() {
+        if self.inner.handshakes.is_none() || !router.has_routes() {
             return router;
         }
         let limits = self.clone();

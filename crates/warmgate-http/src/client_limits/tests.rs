@@ -108,6 +108,17 @@ async fn without_a_rate_handshakes_are_not_limited() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rate_over_no_websocket_route_at_all_changes_nothing() {
+    // `[routes] chat = false` and `echo = false` beside a rate.
+    let limits = limits(Some(1), None, &[]);
+    let router = limits.limit_handshakes(Router::new());
+    assert_eq!(
+        status(&router, request_from("198.51.100.4", None)).await,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_forwarded_address_counts_only_behind_a_trusted_proxy() {
     let limits = limits(Some(1), None, &["10.0.0.0/8"]);
     let route = limited_route(&limits);
