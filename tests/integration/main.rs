@@ -11,4 +11,5 @@ mod hardening;
 mod logs;
 mod metrics;
 mod probes;
+mod secrets;
 mod traces;

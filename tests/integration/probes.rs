@@ -6,40 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use warmgate_devservers::{Postgres, Redis};
-use warmgate_tests::{EventStream, Gateway, InScratch, scratch_dir, within};
-
-/// Runs a blocking fixture call (initdb, pg_ctl, redis-server) off the
-/// async runtime.
-async fn blocking<T: Send + 'static>(what: &str, work: impl FnOnce() -> T + Send + 'static) -> T {
-    within(what, tokio::task::spawn_blocking(work))
-        .await
-        .unwrap()
-}
-
-async fn new_postgres(started: bool) -> InScratch<Postgres> {
-    let dir = scratch_dir();
-    let path = dir.path().to_owned();
-    let postgres = blocking("a PostgreSQL cluster", move || {
-        if started {
-            Postgres::start_new(&path)
-        } else {
-            Postgres::prepare_without_starting(&path)
-        }
-    })
-    .await
-    .unwrap();
-    InScratch::new(postgres, dir)
-}
-
-async fn new_redis(password: Option<&'static str>) -> InScratch<Redis> {
-    let dir = scratch_dir();
-    let path = dir.path().to_owned();
-    let redis = blocking("a Redis server", move || Redis::start_new(&path, password))
-        .await
-        .unwrap();
-    InScratch::new(redis, dir)
-}
+use warmgate_tests::{EventStream, Gateway, blocking, new_postgres, new_redis};
 
 /// One phase of checks, given as TOML tables, plus a required signal `app`
 /// so that the gate's readiness is in the test's hands.

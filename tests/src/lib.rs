@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
-use warmgate_devservers::ScratchDir;
+use warmgate_devservers::{Postgres, Redis, ScratchDir};
 
 /// The longest any single wait may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -83,6 +83,45 @@ impl<T> std::ops::DerefMut for InScratch<T> {
     fn deref_mut(&mut self) -> &mut T {
         &mut self.server
     }
+}
+
+/// Runs a blocking fixture call (initdb, pg_ctl, redis-server) off the
+/// async runtime.
+pub async fn blocking<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    within(what, tokio::task::spawn_blocking(work))
+        .await
+        .unwrap()
+}
+
+/// A fresh PostgreSQL cluster in its own scratch directory, started or
+/// only prepared.
+pub async fn new_postgres(started: bool) -> InScratch<Postgres> {
+    let dir = scratch_dir();
+    let path = dir.path().to_owned();
+    let postgres = blocking("a PostgreSQL cluster", move || {
+        if started {
+            Postgres::start_new(&path)
+        } else {
+            Postgres::prepare_without_starting(&path)
+        }
+    })
+    .await
+    .unwrap();
+    InScratch::new(postgres, dir)
+}
+
+/// A fresh Redis server in its own scratch directory, requiring
+/// `password` if given.
+pub async fn new_redis(password: Option<&'static str>) -> InScratch<Redis> {
+    let dir = scratch_dir();
+    let path = dir.path().to_owned();
+    let redis = blocking("a Redis server", move || Redis::start_new(&path, password))
+        .await
+        .unwrap();
+    InScratch::new(redis, dir)
 }
 
 /// A loopback port that was free a moment ago.

@@ -79,7 +79,7 @@ impl Authenticator {
                 Some(Arc::new(KeySetHandle(KeySet::from_secret(secret)))),
                 None,
             ),
-            KeySource::Jwks { url, target } => (None, Some(JwksClient::new(url, target)?)),
+            KeySource::Jwks { url } => (None, Some(JwksClient::new(url)?)),
         };
         Ok(Authenticator {
             inner: Some(Arc::new(Inner {

@@ -11,27 +11,37 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use warmgate_probes::{Probe, ProbeError, ProbeFuture};
+use warmgate_secret::SecretUrl;
 
 use crate::AuthError;
 use crate::authenticator::Inner;
 use crate::keys::{KeySet, MAX_JWKS_BYTES};
 use jsonwebtoken::Algorithm;
 
-/// An HTTP client for one JWKS URL.
-#[derive(Debug)]
+/// An HTTP client for one JWKS URL. The URL is read only when the request
+/// is built, so that nothing else (reqwest's `Url` prints its password and
+/// query in `Debug`) ever holds it.
 pub(crate) struct JwksClient {
     client: reqwest::Client,
-    url: reqwest::Url,
-    target: String,
+    url: SecretUrl,
+}
+
+impl std::fmt::Debug for JwksClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksClient")
+            .field("url", &self.url)
+            .finish()
+    }
 }
 
 impl JwksClient {
-    pub(crate) fn new(url: &str, target: &str) -> Result<JwksClient, AuthError> {
+    pub(crate) fn new(url: &SecretUrl) -> Result<JwksClient, AuthError> {
         // rustls needs one process-wide crypto provider; installing it twice
         // is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let url = reqwest::Url::parse(url)
-            .map_err(|error| AuthError::Jwks(format!("invalid JWKS URL {target}: {error}")))?;
+        // A parse error never repeats the text.
+        reqwest::Url::parse(url.expose())
+            .map_err(|error| AuthError::Jwks(format!("invalid JWKS URL {url}: {error}")))?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::limited(5))
             .connect_timeout(Duration::from_secs(30))
@@ -40,25 +50,25 @@ impl JwksClient {
             .map_err(|error| AuthError::Jwks(format!("cannot build the JWKS client: {error}")))?;
         Ok(JwksClient {
             client,
-            url,
-            target: target.to_owned(),
+            url: url.clone(),
         })
     }
 
+    /// The URL as logs may show it: no password, no query.
     pub(crate) fn target(&self) -> &str {
-        &self.target
+        self.url.redacted()
     }
 
     /// Fetches and reads the document. Has no timeout of its own: callers
     /// bound it.
     pub(crate) async fn fetch(&self, accepted: &[Algorithm]) -> Result<KeySet, AuthError> {
-        let failed = |what: String| AuthError::Jwks(format!("GET {} {what}", self.target));
+        let failed = |what: String| AuthError::Jwks(format!("GET {} {what}", self.url));
         let mut response = self
             .client
-            .get(self.url.clone())
+            .get(self.url.expose())
             .send()
             .await
-            .map_err(|error| failed(format!("failed: {}", innermost(&error))))?;
+            .map_err(|error| failed(format!("failed: {}", innermost(error))))?;
         if !response.status().is_success() {
             return Err(failed(format!(
                 "answered HTTP {}, expected 200 with a JWKS",
@@ -69,7 +79,7 @@ impl JwksClient {
         while let Some(chunk) = response.chunk().await.map_err(|error| {
             failed(format!(
                 "failed while reading the body: {}",
-                innermost(&error)
+                innermost(error)
             ))
         })? {
             body.extend_from_slice(&chunk);
@@ -81,15 +91,16 @@ impl JwksClient {
             }
         }
         KeySet::from_jwks(&body, accepted)
-            .map_err(|error| AuthError::Jwks(format!("{} from {}", error, self.target)))
+            .map_err(|error| AuthError::Jwks(format!("{} from {}", error, self.url)))
     }
 }
 
-/// The innermost cause: reqwest's own message repeats the whole URL, query
-/// included.
-fn innermost(error: &reqwest::Error) -> String {
+/// The innermost cause of `error`, with its URL dropped first: reqwest's
+/// own message repeats the whole URL, query included.
+fn innermost(error: reqwest::Error) -> String {
+    let error = error.without_url();
     let mut deepest = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = std::error::Error::source(&error);
     while let Some(current) = source {
         deepest = current.to_string();
         source = current.source();

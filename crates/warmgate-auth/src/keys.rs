@@ -3,6 +3,7 @@
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey};
+use warmgate_secret::SecretText;
 
 use crate::AuthError;
 
@@ -54,13 +55,13 @@ pub(crate) enum Lookup<'a> {
 
 impl KeySet {
     /// The shared secret, for the HMAC algorithms.
-    pub(crate) fn from_secret(secret: &[u8]) -> KeySet {
+    pub(crate) fn from_secret(secret: &SecretText) -> KeySet {
         KeySet {
             entries: vec![KeyEntry {
                 kid: None,
                 algorithm: None,
                 family: KeyFamily::Hmac,
-                key: DecodingKey::from_secret(secret),
+                key: DecodingKey::from_secret(secret.expose().as_bytes()),
             }],
         }
     }

@@ -1,9 +1,9 @@
 //! What the authenticator checks, built by the binary from `[auth]`.
 
-use std::fmt;
 use std::time::Duration;
 
 pub use jsonwebtoken::Algorithm;
+use warmgate_secret::{SecretText, SecretUrl};
 
 /// How tokens are checked.
 #[derive(Debug, Clone)]
@@ -22,23 +22,14 @@ pub struct AuthSettings {
     pub allow_query_token: bool,
 }
 
-/// Where the verification keys come from.
-#[derive(Clone)]
+/// Where the verification keys come from. Both kinds are secret types, so
+/// `Debug` shows the URL redacted and the secret's length only.
+#[derive(Debug, Clone)]
 pub enum KeySource {
-    /// A JWKS document, fetched by the `jwks` readiness check. `target` is
-    /// the URL as logs may show it (no password, no query).
-    Jwks { url: String, target: String },
+    /// A JWKS document, fetched by the `jwks` readiness check.
+    Jwks { url: SecretUrl },
     /// A shared secret, for the HMAC algorithms.
-    Secret(Vec<u8>),
-}
-
-impl fmt::Debug for KeySource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            KeySource::Jwks { target, .. } => f.debug_struct("Jwks").field("url", target).finish(),
-            KeySource::Secret(secret) => write!(f, "Secret(<{} bytes>)", secret.len()),
-        }
-    }
+    Secret(SecretText),
 }
 
 /// The accepted algorithms as text, for error messages.

@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderValue};
 use jsonwebtoken::{EncodingKey, Header};
 use serde_json::json;
 use warmgate_devservers::{SigningKey, TokenClaims, jwks_document};
+use warmgate_secret::{SecretText, SecretUrl};
 
 use crate::claims::{ClaimType, REGISTERED_CLAIMS};
 use crate::keys::{KeySet, Lookup};
@@ -47,7 +48,7 @@ fn secret_authenticator(
 ) -> Authenticator {
     Authenticator::new(AuthSettings {
         algorithms: vec![Algorithm::HS256],
-        keys: KeySource::Secret(SECRET.to_vec()),
+        keys: KeySource::Secret(SecretText::new(String::from_utf8(SECRET.to_vec()).unwrap())),
         issuer: issuer.map(str::to_owned),
         audience: audience.map(str::to_owned),
         leeway: Duration::from_secs(leeway),
@@ -270,14 +271,90 @@ async fn each_kind_of_bad_token_gets_its_own_error() {
     assert!(verify(&authenticator, &none).await.is_err());
 }
 
+#[test]
+fn no_secret_shows_in_the_debug_of_the_settings_or_the_authenticator() {
+    let jwks = SecretUrl::parse(
+        "https://jwks:pa55-word@auth.example.com/jwks.json?token=t0ken-value",
+        &["https"],
+    )
+    .unwrap();
+    let hmac = SecretText::new("hmac-secret-value-0123456789abcdef");
+    for keys in [
+        KeySource::Jwks { url: jwks.clone() },
+        KeySource::Secret(hmac.clone()),
+    ] {
+        let settings = AuthSettings {
+            algorithms: vec![Algorithm::ES256, Algorithm::HS256],
+            keys,
+            issuer: None,
+            audience: None,
+            leeway: Duration::ZERO,
+            allow_query_token: false,
+        };
+        let authenticator = Authenticator::new(settings.clone()).unwrap();
+        let probe = authenticator.jwks_probe();
+        let shown =
+            format!("{settings:?} {settings:#?} {authenticator:?} {authenticator:#?} {probe:?}");
+        for secret in ["pa55-word", "t0ken-value", "hmac-secret-value"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
+        }
+    }
+    let probe = Authenticator::new(AuthSettings {
+        algorithms: vec![Algorithm::ES256],
+        keys: KeySource::Jwks { url: jwks },
+        issuer: None,
+        audience: None,
+        leeway: Duration::ZERO,
+        allow_query_token: false,
+    })
+    .unwrap()
+    .jwks_probe()
+    .unwrap();
+    assert_eq!(
+        warmgate_probes::Probe::target(&probe),
+        "https://jwks:***@auth.example.com/jwks.json?…"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_jwks_fetch_names_the_url_without_its_secrets() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let url = SecretUrl::parse(
+        &format!("http://jwks:pa55-word@{addr}/jwks.json?token=t0ken-value"),
+        &["http"],
+    )
+    .unwrap();
+    let mut probe = Authenticator::new(AuthSettings {
+        algorithms: vec![Algorithm::ES256],
+        keys: KeySource::Jwks { url },
+        issuer: None,
+        audience: None,
+        leeway: Duration::ZERO,
+        allow_query_token: false,
+    })
+    .unwrap()
+    .jwks_probe()
+    .unwrap();
+    let error = warmgate_probes::Probe::probe(&mut probe).await.unwrap_err();
+    let shown = format!("{error} {error:?}");
+    assert!(
+        shown.contains(&format!("GET http://jwks:***@{addr}/jwks.json?… failed")),
+        "{shown}"
+    );
+    for secret in ["pa55-word", "t0ken-value"] {
+        assert!(!shown.contains(secret), "{secret} shown: {shown}");
+    }
+}
+
 #[tokio::test]
 async fn without_loaded_keys_a_jwks_authenticator_answers_unavailable() {
     let key = SigningKey::generate("k1").unwrap();
     let authenticator = Authenticator::new(AuthSettings {
         algorithms: vec![Algorithm::ES256],
         keys: KeySource::Jwks {
-            url: "http://127.0.0.1:9/jwks.json".to_owned(),
-            target: "http://127.0.0.1:9/jwks.json".to_owned(),
+            url: SecretUrl::parse("http://127.0.0.1:9/jwks.json", &["http"]).unwrap(),
         },
         issuer: None,
         audience: None,
@@ -370,8 +447,7 @@ async fn requests_meeting_an_unknown_key_id_during_a_refresh_wait_for_it_instead
     let authenticator = Authenticator::new(AuthSettings {
         algorithms: vec![Algorithm::ES256],
         keys: KeySource::Jwks {
-            url: jwks.url.clone(),
-            target: jwks.url.clone(),
+            url: SecretUrl::parse(&jwks.url, &["http"]).unwrap(),
         },
         issuer: None,
         audience: None,

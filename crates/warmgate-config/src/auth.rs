@@ -6,7 +6,6 @@
 //! Secrets (the HMAC secret, the admin token, a JWKS URL with a password)
 //! are held in types whose `Debug` hides them, and no error repeats them.
 
-use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use toml::Spanned;
 use crate::error::Origin;
 use crate::raw::{RawAuth, RawConfig};
 use crate::values::AuthMode;
-use crate::{Config, ConfigError, PhaseConfig, ProbeConfig, SecretUrl};
+use crate::{Config, ConfigError, PhaseConfig, ProbeConfig, SecretText, SecretUrl};
 
 /// The signing algorithms accepted in `[auth] algorithms`.
 pub const JWT_ALGORITHMS: [&str; 12] = [
@@ -66,23 +65,6 @@ pub enum JwtKeys {
     Jwks(SecretUrl),
     /// The value of the variable `secret_env` names.
     Secret(SecretText),
-}
-
-/// A secret read from the environment or the file. `Debug` shows only its
-/// length.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretText(String);
-
-impl SecretText {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretText(<{} bytes>)", self.0.len())
-    }
 }
 
 /// `[auth]` from the raw table.
@@ -210,7 +192,7 @@ fn jwt_keys(raw: &RawAuth, origin: &Origin<'_>) -> Result<JwtKeys, ConfigError> 
                             Some(span.clone()),
                         ));
                     }
-                    Ok(JwtKeys::Secret(SecretText(secret)))
+                    Ok(JwtKeys::Secret(SecretText::new(secret)))
                 }
             }
         }
@@ -410,7 +392,7 @@ fn admin_token(
         ));
     }
     Ok(Some(AdminToken {
-        token: SecretText(value),
+        token: SecretText::new(value),
         key,
         span,
     }))

@@ -19,22 +19,24 @@ mod edge;
 mod error;
 mod model;
 mod raw;
-mod secret;
 mod telemetry;
 mod validate;
 mod values;
 
 pub use self::auth::{
     AuthConfig, DEFAULT_LEEWAY, JWT_ALGORITHMS, JwtConfig, JwtKeys, MAX_LEEWAY,
-    MIN_ADMIN_TOKEN_BYTES, MIN_SECRET_BYTES, SecretText,
+    MIN_ADMIN_TOKEN_BYTES, MIN_SECRET_BYTES,
 };
 pub use self::edge::{ClientsConfig, RoutesConfig};
 pub use self::error::{ConfigError, Location};
 pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};
-pub use self::secret::SecretUrl;
 pub use self::telemetry::{
     LogFormat, OtlpProtocol, SamplerError, TelemetryConfig, TraceSampler, parse_otlp_endpoint,
 };
+
+/// The secret types live in their own crate, so that the probes and the
+/// authenticator can hold them without the config.
+pub use warmgate_secret::{SecretText, SecretUrl};
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,8 @@
 
 use std::fmt;
 
+use crate::SecretUrl;
+
 /// The `[telemetry]` table: how warmgate reports on itself.
 ///
 /// Every value here can be overridden by the environment (see
@@ -20,7 +22,7 @@ pub struct TelemetryConfig {
     pub gcp_project: Option<String>,
     /// Where spans are sent, as OTLP. `None` (the default): no exporter, and
     /// nothing waits on the network.
-    pub otlp_endpoint: Option<url::Url>,
+    pub otlp_endpoint: Option<SecretUrl>,
     /// How spans are sent. Default `http/protobuf`, as the OpenTelemetry
     /// specification recommends.
     pub otlp_protocol: OtlpProtocol,
@@ -123,15 +125,13 @@ impl<'de> serde::Deserialize<'de> for OtlpProtocol {
     }
 }
 
-/// Checks an OTLP endpoint: an `http` or `https` URL with a host.
-pub fn parse_otlp_endpoint(text: &str) -> Result<url::Url, String> {
+/// Checks an OTLP endpoint: an `http` or `https` URL with a host. It may
+/// carry a password or a token in its query, so it is held as a
+/// [`SecretUrl`] and the error never repeats it.
+pub fn parse_otlp_endpoint(text: &str) -> Result<SecretUrl, String> {
     const EXPECTED: &str = "expected an http:// or https:// URL such as \"http://localhost:4318\"";
-    let url = url::Url::parse(text)
-        .map_err(|error| format!("invalid OTLP endpoint {text:?} ({error}), {EXPECTED}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("invalid OTLP endpoint {text:?}, {EXPECTED}"));
-    }
-    Ok(url)
+    SecretUrl::parse(text, &["http", "https"])
+        .map_err(|reason| format!("invalid OTLP endpoint ({reason}), {EXPECTED}"))
 }
 
 /// The trace sampler, named as `OTEL_TRACES_SAMPLER` names it. A ratio is

@@ -1119,8 +1119,11 @@ fn telemetry_takes_an_otlp_endpoint_protocol_service_name_and_sampler() {
     );
     let telemetry = &config.telemetry;
     assert_eq!(
-        telemetry.otlp_endpoint.as_ref().map(url::Url::as_str),
-        Some("http://collector:4317/")
+        telemetry
+            .otlp_endpoint
+            .as_ref()
+            .map(crate::SecretUrl::expose),
+        Some("http://collector:4317")
     );
     assert_eq!(telemetry.otlp_protocol, crate::OtlpProtocol::Grpc);
     assert_eq!(telemetry.service_name.as_deref(), Some("chat-gateway"));
@@ -1146,11 +1149,11 @@ fn telemetry_refuses_bad_otlp_and_sampler_settings_naming_the_key() {
     let cases = [
         (
             "otlp_endpoint = \"collector:4317\"",
-            "test.toml: telemetry.otlp_endpoint: invalid OTLP endpoint \"collector:4317\", expected an http:// or https:// URL such as \"http://localhost:4318\" (line 2, column 17)",
+            "test.toml: telemetry.otlp_endpoint: invalid OTLP endpoint (URL scheme `collector` is not supported here, expected http:// or https://), expected an http:// or https:// URL such as \"http://localhost:4318\" (line 2, column 17)",
         ),
         (
             "otlp_endpoint = \"not a url\"",
-            "test.toml: telemetry.otlp_endpoint: invalid OTLP endpoint \"not a url\" (relative URL without a base), expected an http:// or https:// URL such as \"http://localhost:4318\" (line 2, column 17)",
+            "test.toml: telemetry.otlp_endpoint: invalid OTLP endpoint (invalid URL (relative URL without a base)), expected an http:// or https:// URL such as \"http://localhost:4318\" (line 2, column 17)",
         ),
         (
             "otlp_protocol = \"http/json\"",
@@ -1274,6 +1277,64 @@ fn a_short_hmac_secret_is_refused_without_repeating_it() {
     let message = error("[auth]\nmode = \"jwt\"\nsecret_env = \"HOME\"\n");
     assert!(message.contains("expected at least 32"), "{message}");
     assert!(!message.contains(&home), "{message}");
+}
+
+#[test]
+fn no_secret_shows_in_the_debug_or_the_description_of_a_config() {
+    let config = parse(
+        r#"
+admin_token = "admin-token-secret-0123"
+
+[telemetry]
+otlp_endpoint = "https://otlp:otlp-pw-secret@collector:4318/?token=otlp-query-secret"
+
+[auth]
+mode = "jwt"
+jwks_url = "https://jwks:jwks-pw-secret@auth.example.com/jwks.json?token=jwks-query-secret"
+
+[[phase]]
+name = "dependencies"
+
+[[phase.check]]
+name = "database"
+kind = "postgres"
+url = "postgres://app:pg-pw-secret@127.0.0.1:5432/app?application_name=pg-query-secret"
+
+[[phase.check]]
+name = "cache"
+kind = "redis"
+url = "redis://:redis-pw-secret@127.0.0.1:6379/?token=redis-query-secret"
+
+[[phase.check]]
+name = "api"
+kind = "http"
+url = "https://probe:http-pw-secret@api.example.com/health?token=http-query-secret"
+
+[[phase.check]]
+name = "keys"
+kind = "jwks"
+"#,
+    );
+    let shown = format!("{config:?}\n{config:#?}\n{}", config.describe());
+    for secret in [
+        "admin-token-secret",
+        "otlp-pw-secret",
+        "otlp-query-secret",
+        "jwks-pw-secret",
+        "jwks-query-secret",
+        "pg-pw-secret",
+        "pg-query-secret",
+        "redis-pw-secret",
+        "redis-query-secret",
+        "http-pw-secret",
+        "http-query-secret",
+    ] {
+        assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+    }
+    assert!(
+        shown.contains("https://otlp:***@collector:4318/?…"),
+        "{shown}"
+    );
 }
 
 #[test]

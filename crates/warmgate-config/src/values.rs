@@ -21,7 +21,7 @@ pub(crate) struct Name(pub(crate) String);
 
 /// An OTLP collector's URL (`[telemetry] otlp_endpoint`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OtlpEndpoint(pub(crate) url::Url);
+pub(crate) struct OtlpEndpoint(pub(crate) crate::SecretUrl);
 
 /// A duration written for humans ("250ms", "5s", "1m") that is greater than
 /// zero. A zero timeout, interval or cap is always a mistake in this file.

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use warmgate_secret::SecretUrl;
+
 use crate::error::{describe_io, io_cause};
 use crate::{Probe, ProbeError, ProbeFuture};
 
@@ -17,34 +19,43 @@ use crate::{Probe, ProbeError, ProbeFuture};
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// Sends `GET url` and checks the answer.
-#[derive(Debug)]
 pub struct HttpProbe {
     client: reqwest::Client,
-    url: reqwest::Url,
-    target: String,
+    /// Read only when the request is built, so that nothing else (reqwest's
+    /// `Url` prints its password and query in `Debug`) ever holds it.
+    url: SecretUrl,
     expect_status: Option<Vec<u16>>,
     expect_body: Option<String>,
 }
 
+impl std::fmt::Debug for HttpProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpProbe")
+            .field("url", &self.url)
+            .field("expect_status", &self.expect_status)
+            .field("expect_body", &self.expect_body)
+            .finish()
+    }
+}
+
 impl HttpProbe {
-    /// `url` is an `http://` or `https://` URL; `target` is how errors and
-    /// logs name it, with no password or query. `expect_status` of `None`
-    /// accepts any 2xx.
+    /// `url` is an `http://` or `https://` URL; errors and logs name it by
+    /// its redacted form. `expect_status` of `None` accepts any 2xx.
     pub fn new(
-        url: &str,
-        target: impl Into<String>,
+        url: SecretUrl,
         expect_status: Option<Vec<u16>>,
         expect_body: Option<String>,
     ) -> Result<Self, ProbeError> {
-        let target = target.into();
         let invalid = |reason: String| ProbeError::InvalidTarget {
-            target: target.clone(),
+            target: url.redacted().to_owned(),
             reason,
         };
         // rustls needs one process-wide crypto provider; installing it twice
         // is harmless, so every probe makes sure.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let url = reqwest::Url::parse(url).map_err(|error| invalid(error.to_string()))?;
+        // Checked here so that a bad URL stops the start; a parse error never
+        // repeats the text.
+        reqwest::Url::parse(url.expose()).map_err(|error| invalid(error.to_string()))?;
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::limited(5))
             .connect_timeout(Duration::from_secs(30))
@@ -54,10 +65,14 @@ impl HttpProbe {
         Ok(Self {
             client,
             url,
-            target,
             expect_status,
             expect_body,
         })
+    }
+
+    /// How errors and logs name the URL: no password, no query.
+    fn shown(&self) -> &str {
+        self.url.redacted()
     }
 
     fn status_expected(&self) -> String {
@@ -71,19 +86,20 @@ impl HttpProbe {
         }
     }
 
-    fn describe(&self, error: &reqwest::Error) -> String {
-        if let Some(io) = io_cause(error) {
-            return format!("{} to {}", describe_io(io), self.target);
+    fn describe(&self, error: reqwest::Error) -> String {
+        // reqwest's own message repeats the full URL, query included: drop
+        // it, and say what went wrong with the innermost cause.
+        let error = error.without_url();
+        if let Some(io) = io_cause(&error) {
+            return format!("{} to {}", describe_io(io), self.shown());
         }
         let mut deepest = error.to_string();
-        let mut source = std::error::Error::source(error);
+        let mut source = std::error::Error::source(&error);
         while let Some(current) = source {
             deepest = current.to_string();
             source = current.source();
         }
-        // reqwest's own message repeats the full URL, query included; the
-        // innermost cause says what went wrong without it.
-        format!("GET {} failed: {deepest}", self.target)
+        format!("GET {} failed: {deepest}", self.shown())
     }
 }
 
@@ -93,7 +109,7 @@ impl Probe for HttpProbe {
     }
 
     fn target(&self) -> String {
-        self.target.clone()
+        self.url.redacted().to_owned()
     }
 
     fn probe(&mut self) -> ProbeFuture<'_> {
@@ -101,10 +117,10 @@ impl Probe for HttpProbe {
             let failed = |message: String| ProbeError::Failed { message };
             let mut response = self
                 .client
-                .get(self.url.clone())
+                .get(self.url.expose())
                 .send()
                 .await
-                .map_err(|error| failed(self.describe(&error)))?;
+                .map_err(|error| failed(self.describe(error)))?;
             let status = response.status();
             let status_ok = match &self.expect_status {
                 Some(statuses) => statuses.contains(&status.as_u16()),
@@ -114,7 +130,7 @@ impl Probe for HttpProbe {
                 return Err(failed(format!(
                     "HTTP {} from {}, expected {}",
                     status.as_u16(),
-                    self.target,
+                    self.shown(),
                     self.status_expected()
                 )));
             }
@@ -126,7 +142,7 @@ impl Probe for HttpProbe {
                 match response
                     .chunk()
                     .await
-                    .map_err(|error| failed(self.describe(&error)))?
+                    .map_err(|error| failed(self.describe(error)))?
                 {
                     Some(chunk) => body.extend_from_slice(&chunk),
                     None => break,
@@ -139,7 +155,7 @@ impl Probe for HttpProbe {
                 Err(failed(format!(
                     "HTTP {} from {} has no {expected:?} in the first {} KiB of its body",
                     status.as_u16(),
-                    self.target,
+                    self.shown(),
                     MAX_BODY_BYTES / 1024
                 )))
             }

@@ -8,6 +8,10 @@
 //! Probes: `tcp`, `postgres` (`SELECT 1`), `redis` (`PING`) and `http`
 //! (`GET`). In-process `signal` checks have no probe; the application sets
 //! them.
+//!
+//! The URL probes hold their URL as a [`SecretUrl`] and read
+//! [`SecretUrl::expose`] only in the call that connects; their `Debug`,
+//! their `target` and their errors show the redacted form.
 
 #![forbid(unsafe_code)]
 
@@ -24,6 +28,7 @@ pub use self::postgres::PostgresProbe;
 pub use self::probe::{Probe, ProbeFuture};
 pub use self::redis::RedisProbe;
 pub use self::tcp::TcpProbe;
+pub use warmgate_secret::SecretUrl;
 
 #[cfg(test)]
 mod tests;

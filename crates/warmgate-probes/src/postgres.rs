@@ -2,6 +2,7 @@
 
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
+use warmgate_secret::SecretUrl;
 
 use crate::error::{describe_io, io_cause};
 use crate::{Probe, ProbeError, ProbeFuture};
@@ -13,34 +14,35 @@ use crate::{Probe, ProbeError, ProbeFuture};
 /// over loopback, a private network, a Unix socket or a proxy such as the
 /// Cloud SQL Auth Proxy.
 pub struct PostgresProbe {
-    config: tokio_postgres::Config,
-    target: String,
+    /// Turned into a connection config only when connecting.
+    url: SecretUrl,
+    /// Host and port, for "connection refused to 127.0.0.1:5433".
+    address: String,
     connection: Option<(Client, JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for PostgresProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresProbe")
-            .field("target", &self.target)
+            .field("url", &self.url)
             .field("connected", &self.connection.is_some())
             .finish()
     }
 }
 
 impl PostgresProbe {
-    /// `url` is a `postgres://` URL or a key=value string; `target` is how
-    /// errors and logs name it, with no password.
-    pub fn new(url: &str, target: impl Into<String>) -> Result<Self, ProbeError> {
-        let target = target.into();
-        let config =
-            url.parse()
-                .map_err(|error: tokio_postgres::Error| ProbeError::InvalidTarget {
-                    target: target.clone(),
-                    reason: error.to_string(),
-                })?;
+    /// `url` is a `postgres://` URL; errors and logs name it by its
+    /// redacted form.
+    pub fn new(url: SecretUrl) -> Result<Self, ProbeError> {
+        // Parsed here so that a bad URL stops the start; the config is
+        // dropped, and built again for each connection.
+        let config = connection_config(&url).map_err(|reason| ProbeError::InvalidTarget {
+            target: url.redacted().to_owned(),
+            reason,
+        })?;
         Ok(Self {
-            config,
-            target,
+            address: address(&config),
+            url,
             connection: None,
         })
     }
@@ -50,22 +52,30 @@ impl PostgresProbe {
             return format!("{} (SQLSTATE {})", db.message(), db.code().code());
         }
         if let Some(io) = io_cause(error) {
-            return format!("{} to {}", describe_io(io), self.address());
+            return format!("{} to {}", describe_io(io), self.address);
         }
         error.to_string()
     }
+}
 
-    /// Host and port, for "connection refused to 127.0.0.1:5433".
-    fn address(&self) -> String {
-        let host = match self.config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-            #[cfg(unix)]
-            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
-            None => "localhost".to_owned(),
-        };
-        let port = self.config.get_ports().first().copied().unwrap_or(5432);
-        format!("{host}:{port}")
-    }
+/// The connection config from the URL. tokio-postgres's parse errors name
+/// an option, never its value.
+fn connection_config(url: &SecretUrl) -> Result<tokio_postgres::Config, String> {
+    url.expose()
+        .parse()
+        .map_err(|error: tokio_postgres::Error| error.to_string())
+}
+
+/// Host and port, for "connection refused to 127.0.0.1:5433".
+fn address(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}")
 }
 
 impl Drop for PostgresProbe {
@@ -82,7 +92,7 @@ impl Probe for PostgresProbe {
     }
 
     fn target(&self) -> String {
-        self.target.clone()
+        self.url.redacted().to_owned()
     }
 
     fn probe(&mut self) -> ProbeFuture<'_> {
@@ -92,8 +102,10 @@ impl Probe for PostgresProbe {
             let (client, task) = match self.connection.take() {
                 Some(connection) => connection,
                 None => {
+                    let config = connection_config(&self.url)
+                        .map_err(|message| ProbeError::Failed { message })?;
                     let (client, connection) =
-                        self.config
+                        config
                             .connect(NoTls)
                             .await
                             .map_err(|error| ProbeError::Failed {

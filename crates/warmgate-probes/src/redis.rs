@@ -3,6 +3,7 @@
 
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
+use warmgate_secret::SecretUrl;
 
 use crate::error::{describe_io, io_cause};
 use crate::{Probe, ProbeError, ProbeFuture};
@@ -11,32 +12,38 @@ use crate::{Probe, ProbeError, ProbeFuture};
 /// URL's password, and `SELECT` of its database) is kept between attempts
 /// and dropped after any failure or cancellation.
 pub struct RedisProbe {
-    client: redis::Client,
-    target: String,
+    /// Turned into a client (whose `Debug` shows the password) only when
+    /// connecting.
+    url: SecretUrl,
+    /// Host and port, for "connection refused to 127.0.0.1:6380".
+    address: String,
     connection: Option<MultiplexedConnection>,
 }
 
 impl std::fmt::Debug for RedisProbe {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisProbe")
-            .field("target", &self.target)
+            .field("url", &self.url)
             .field("connected", &self.connection.is_some())
             .finish()
     }
 }
 
 impl RedisProbe {
-    /// `url` is a `redis://` URL; `target` is how errors and logs name it,
-    /// with no password.
-    pub fn new(url: &str, target: impl Into<String>) -> Result<Self, ProbeError> {
-        let target = target.into();
-        let client = redis::Client::open(url).map_err(|error| ProbeError::InvalidTarget {
-            target: target.clone(),
-            reason: error.to_string(),
-        })?;
+    /// `url` is a `redis://` URL; errors and logs name it by its redacted
+    /// form.
+    pub fn new(url: SecretUrl) -> Result<Self, ProbeError> {
+        // Opened here so that a bad URL stops the start; redis's errors
+        // never repeat the URL. The client is dropped, and opened again
+        // for each connection.
+        let client =
+            redis::Client::open(url.expose()).map_err(|error| ProbeError::InvalidTarget {
+                target: url.redacted().to_owned(),
+                reason: error.to_string(),
+            })?;
         Ok(Self {
-            client,
-            target,
+            address: client.get_connection_info().addr().to_string(),
+            url,
             connection: None,
         })
     }
@@ -47,16 +54,24 @@ impl RedisProbe {
                 .code()
                 .is_some_and(|code| code == "WRONGPASS" || code == "NOAUTH")
         {
-            return format!("authentication failed for {}: {error}", self.target);
+            return format!("authentication failed for {}: {error}", self.url);
         }
         if let Some(io) = io_cause(error) {
-            return format!("{} to {}", describe_io(io), self.address());
+            return format!("{} to {}", describe_io(io), self.address);
         }
         error.to_string()
     }
 
-    fn address(&self) -> String {
-        self.client.get_connection_info().addr().to_string()
+    async fn connect(&self) -> redis::RedisResult<MultiplexedConnection> {
+        // The engine's timeout bounds every attempt, so the client's own
+        // timeouts are off: they would cut in first with a vaguer message.
+        redis::Client::open(self.url.expose())?
+            .get_multiplexed_async_connection_with_config(
+                &AsyncConnectionConfig::new()
+                    .set_connection_timeout(None)
+                    .set_response_timeout(None),
+            )
+            .await
     }
 }
 
@@ -66,27 +81,16 @@ impl Probe for RedisProbe {
     }
 
     fn target(&self) -> String {
-        self.target.clone()
+        self.url.redacted().to_owned()
     }
 
     fn probe(&mut self) -> ProbeFuture<'_> {
         Box::pin(async move {
             let mut connection = match self.connection.take() {
                 Some(connection) => connection,
-                // The engine's timeout bounds every attempt, so the
-                // client's own timeouts are off: they would cut in first
-                // with a vaguer message.
-                None => self
-                    .client
-                    .get_multiplexed_async_connection_with_config(
-                        &AsyncConnectionConfig::new()
-                            .set_connection_timeout(None)
-                            .set_response_timeout(None),
-                    )
-                    .await
-                    .map_err(|error| ProbeError::Failed {
-                        message: self.describe(&error),
-                    })?,
+                None => self.connect().await.map_err(|error| ProbeError::Failed {
+                    message: self.describe(&error),
+                })?,
             };
             let reply: String = redis::cmd("PING")
                 .query_async(&mut connection)
@@ -96,10 +100,7 @@ impl Probe for RedisProbe {
                 })?;
             if reply != "PONG" {
                 return Err(ProbeError::Failed {
-                    message: format!(
-                        "PING to {} answered {reply:?}, expected \"PONG\"",
-                        self.target
-                    ),
+                    message: format!("PING to {} answered {reply:?}, expected \"PONG\"", self.url),
                 });
             }
             self.connection = Some(connection);

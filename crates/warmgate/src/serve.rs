@@ -176,11 +176,10 @@ fn authenticator(config: &Config) -> anyhow::Result<Authenticator> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let keys = match &jwt.keys {
-        JwtKeys::Jwks(url) => KeySource::Jwks {
-            url: url.expose().to_owned(),
-            target: url.redacted().to_owned(),
-        },
-        JwtKeys::Secret(secret) => KeySource::Secret(secret.expose().as_bytes().to_vec()),
+        // Both stay in their secret types down to the JWKS request and the
+        // HMAC key.
+        JwtKeys::Jwks(url) => KeySource::Jwks { url: url.clone() },
+        JwtKeys::Secret(secret) => KeySource::Secret(secret.clone()),
     };
     let settings = AuthSettings {
         algorithms,

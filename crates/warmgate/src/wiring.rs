@@ -54,17 +54,16 @@ fn probe_for(
             }
         },
         ProbeConfig::Tcp { addr } => Box::new(TcpProbe::new(addr.clone())),
-        ProbeConfig::Postgres { url } => {
-            Box::new(PostgresProbe::new(url.expose(), url.redacted())?)
-        }
-        ProbeConfig::Redis { url } => Box::new(RedisProbe::new(url.expose(), url.redacted())?),
+        // The URLs stay secret down to the probes, which read them only to
+        // connect.
+        ProbeConfig::Postgres { url } => Box::new(PostgresProbe::new(url.clone())?),
+        ProbeConfig::Redis { url } => Box::new(RedisProbe::new(url.clone())?),
         ProbeConfig::Http {
             url,
             expect_status,
             expect_body,
         } => Box::new(HttpProbe::new(
-            url.expose(),
-            url.redacted(),
+            url.clone(),
             expect_status.clone(),
             expect_body.clone(),
         )?),

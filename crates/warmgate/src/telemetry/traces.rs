@@ -16,14 +16,27 @@
 //! Headers, timeout and compression come from the `OTEL_EXPORTER_OTLP_*`
 //! variables, which the exporter reads itself. With no endpoint anywhere,
 //! no exporter exists and nothing waits on the network.
+//!
+//! The endpoint is a [`SecretUrl`]: logs and errors show it redacted. A user
+//! and password in it are sent as an `Authorization: Basic` header, so the
+//! exporter's HTTP client never holds them in the URL it connects to (and
+//! logs at `debug`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use base64::Engine as _;
+
 use opentelemetry::KeyValue;
-use opentelemetry_otlp::{SpanExporter, WithExportConfig as _};
+use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
+use opentelemetry_otlp::{
+    SpanExporter, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-use warmgate_config::{OtlpProtocol, TelemetryConfig, TraceSampler, parse_otlp_endpoint};
+use warmgate_config::{
+    OtlpProtocol, SecretText, SecretUrl, TelemetryConfig, TraceSampler, parse_otlp_endpoint,
+};
 
 /// Reads one environment variable; an empty value counts as unset, as the
 /// OpenTelemetry specification asks.
@@ -43,7 +56,7 @@ pub(crate) struct TraceSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TraceExport {
     /// The URL handed to the exporter: for HTTP, the full `/v1/traces` URL.
-    pub(crate) endpoint: String,
+    pub(crate) endpoint: SecretUrl,
     pub(crate) protocol: OtlpProtocol,
 }
 
@@ -64,9 +77,10 @@ impl TraceSettings {
             None => config.otlp_protocol,
         };
         let export = if let Some(url) = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            parse_otlp_endpoint(url.trim())
-                .map_err(|message| format!("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {message}"))?;
-            Some(url.trim().to_owned())
+            Some(
+                parse_otlp_endpoint(url.trim())
+                    .map_err(|message| format!("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: {message}"))?,
+            )
         } else if let Some(base) = env("OTEL_EXPORTER_OTLP_ENDPOINT") {
             let base = parse_otlp_endpoint(base.trim())
                 .map_err(|message| format!("OTEL_EXPORTER_OTLP_ENDPOINT: {message}"))?;
@@ -108,13 +122,20 @@ fn first_set<'n>(env: Env<'_>, names: &[&'n str]) -> Option<(&'n str, String)> {
 
 /// The URL the exporter posts to: over HTTP the base URL plus `/v1/traces`,
 /// over gRPC the base URL itself.
-fn signal_url(base: &url::Url, protocol: OtlpProtocol) -> String {
+fn signal_url(base: &SecretUrl, protocol: OtlpProtocol) -> SecretUrl {
     match protocol {
-        OtlpProtocol::Grpc => base.as_str().trim_end_matches('/').to_owned(),
-        OtlpProtocol::HttpProtobuf => {
-            format!("{}/v1/traces", base.as_str().trim_end_matches('/'))
-        }
+        OtlpProtocol::Grpc => base.clone(),
+        OtlpProtocol::HttpProtobuf => base.join_path("/v1/traces"),
     }
+}
+
+/// The `Authorization` value for a user and password: HTTP Basic.
+fn basic_authorization(user: &str, password: &SecretText) -> String {
+    let pair = format!("{user}:{}", password.expose());
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    )
 }
 
 /// The resource every span carries: the service's name, version and
@@ -201,23 +222,46 @@ pub(crate) fn provider(
         .with_sampler(sampler(settings.sampler))
         .with_resource(resource(settings, env));
     if let Some(export) = &settings.export {
-        let exporter = match export.protocol {
-            OtlpProtocol::Grpc => SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(export.endpoint.clone())
-                .build(),
-            OtlpProtocol::HttpProtobuf => SpanExporter::builder()
-                .with_http()
-                .with_endpoint(export.endpoint.clone())
-                .build(),
-        }
-        .map_err(|error| {
+        let (endpoint, credentials) = export.endpoint.split_credentials();
+        let authorization =
+            credentials.map(|(user, password)| basic_authorization(&user, &password));
+        let failed = |error: String| {
+            // The exporter's errors may quote the URL it was given, query
+            // included.
             format!(
-                "cannot set up the OTLP exporter for {} ({}): {error}",
+                "cannot set up the OTLP exporter for {} ({}): {}",
                 export.endpoint,
-                export.protocol.as_str()
+                export.protocol.as_str(),
+                error.replace(endpoint.expose(), endpoint.redacted())
             )
-        })?;
+        };
+        let exporter = match export.protocol {
+            OtlpProtocol::Grpc => {
+                let mut builder = SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(endpoint.expose());
+                if let Some(authorization) = authorization {
+                    let mut metadata = MetadataMap::new();
+                    let value = authorization.parse().map_err(|_| {
+                        failed("the user or password is not valid in a header".to_owned())
+                    })?;
+                    metadata.insert("authorization", value);
+                    builder = builder.with_metadata(metadata);
+                }
+                builder.build()
+            }
+            OtlpProtocol::HttpProtobuf => {
+                let mut builder = SpanExporter::builder()
+                    .with_http()
+                    .with_endpoint(endpoint.expose());
+                if let Some(authorization) = authorization {
+                    builder = builder
+                        .with_headers(HashMap::from([("authorization".to_owned(), authorization)]));
+                }
+                builder.build()
+            }
+        }
+        .map_err(|error| failed(error.to_string()))?;
         builder = builder.with_batch_exporter(exporter);
     }
     Ok(builder.build())
@@ -246,6 +290,14 @@ mod tests {
         })
     }
 
+    /// The export's URL (in full) and protocol.
+    fn export(settings: &TraceSettings) -> Option<(&str, OtlpProtocol)> {
+        settings
+            .export
+            .as_ref()
+            .map(|export| (export.endpoint.expose(), export.protocol))
+    }
+
     fn file(text: &str) -> TelemetryConfig {
         warmgate_config::Config::from_toml_str(text, "test.toml")
             .unwrap()
@@ -272,18 +324,18 @@ mod tests {
         let config = file("[telemetry]\notlp_endpoint = \"http://collector:4318/\"\n");
         let settings = resolve(&config, &[]).unwrap();
         assert_eq!(
-            settings.export,
-            Some(TraceExport {
-                endpoint: "http://collector:4318/v1/traces".to_owned(),
-                protocol: OtlpProtocol::HttpProtobuf,
-            })
+            export(&settings),
+            Some((
+                "http://collector:4318/v1/traces",
+                OtlpProtocol::HttpProtobuf
+            ))
         );
         let config = file(
             "[telemetry]\notlp_endpoint = \"http://collector:4317\"\notlp_protocol = \"grpc\"\n",
         );
         assert_eq!(
-            resolve(&config, &[]).unwrap().export.unwrap().endpoint,
-            "http://collector:4317"
+            export(&resolve(&config, &[]).unwrap()),
+            Some(("http://collector:4317", OtlpProtocol::Grpc))
         );
     }
 
@@ -303,11 +355,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            settings.export,
-            Some(TraceExport {
-                endpoint: "http://env:4317".to_owned(),
-                protocol: OtlpProtocol::Grpc,
-            })
+            export(&settings),
+            Some(("http://env:4317", OtlpProtocol::Grpc))
         );
         assert_eq!(settings.sampler, TraceSampler::TraceIdRatio(0.5));
         assert_eq!(settings.service_name, "from-file");
@@ -328,11 +377,53 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            settings.export,
-            Some(TraceExport {
-                endpoint: "http://traces:9999/custom".to_owned(),
-                protocol: OtlpProtocol::HttpProtobuf,
-            })
+            export(&settings),
+            Some(("http://traces:9999/custom", OtlpProtocol::HttpProtobuf))
+        );
+    }
+
+    #[test]
+    fn the_endpoint_shows_neither_password_nor_query_and_keeps_the_query_on_the_path() {
+        let settings = resolve(
+            &TelemetryConfig::default(),
+            &[(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://otlp:pa55-word@collector:4318/?token=t0ken-value",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            export(&settings),
+            Some((
+                "https://otlp:pa55-word@collector:4318/v1/traces?token=t0ken-value",
+                OtlpProtocol::HttpProtobuf
+            ))
+        );
+        let shown = format!("{settings:?} {settings:#?}");
+        assert!(
+            !shown.contains("pa55-word") && !shown.contains("t0ken-value"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("https://otlp:***@collector:4318/v1/traces?…"),
+            "{shown}"
+        );
+        let error = resolve(
+            &TelemetryConfig::default(),
+            &[(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "ftp://otlp:pa55-word@collector/",
+            )],
+        )
+        .unwrap_err();
+        assert!(!error.contains("pa55-word"), "{error}");
+    }
+
+    #[test]
+    fn a_password_in_the_endpoint_becomes_a_basic_authorization() {
+        assert_eq!(
+            basic_authorization("otlp", &SecretText::new("pa55-word")),
+            "Basic b3RscDpwYTU1LXdvcmQ="
         );
     }
 
@@ -346,7 +437,7 @@ mod tests {
             ),
             (
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
-                "OTEL_EXPORTER_OTLP_ENDPOINT: invalid OTLP endpoint \"collector:4317\", expected an http:// or https:// URL such as \"http://localhost:4318\"",
+                "OTEL_EXPORTER_OTLP_ENDPOINT: invalid OTLP endpoint (URL scheme `collector` is not supported here, expected http:// or https://), expected an http:// or https:// URL such as \"http://localhost:4318\"",
             ),
             (
                 ("OTEL_TRACES_SAMPLER", "sometimes"),

@@ -3,9 +3,14 @@
 //! A [`SecretUrl`] shows only its redacted form through `Debug` and
 //! `Display`, so printing a config, logging a check or building an error can
 //! never leak the password. The full URL is reached only through
-//! [`SecretUrl::expose`], which the probes call when they connect.
+//! [`SecretUrl::expose`], which the probes, the JWKS client and the trace
+//! exporter call when they connect.
 
 use std::fmt;
+
+use percent_encoding::percent_decode_str;
+
+use crate::SecretText;
 
 /// A URL with its password and query hidden from every printout.
 #[derive(Clone, PartialEq, Eq)]
@@ -15,9 +20,9 @@ pub struct SecretUrl {
 }
 
 impl SecretUrl {
-    /// Parses `text` as a URL with one of `schemes`. The error never repeats
-    /// the text, which may hold a password.
-    pub(crate) fn parse(text: &str, schemes: &[&str]) -> Result<Self, String> {
+    /// Parses `text` as a URL with one of `schemes` and a host. The error
+    /// never repeats the text, which may hold a password.
+    pub fn parse(text: &str, schemes: &[&str]) -> Result<Self, String> {
         let parsed = url::Url::parse(text).map_err(|error| format!("invalid URL ({error})"))?;
         if !schemes.contains(&parsed.scheme()) {
             let expected = schemes
@@ -39,8 +44,8 @@ impl SecretUrl {
         })
     }
 
-    /// The full URL, password included. Only a probe connecting should read
-    /// it.
+    /// The full URL, password and query included. Only the call that
+    /// connects should read it.
     pub fn expose(&self) -> &str {
         &self.url
     }
@@ -49,6 +54,51 @@ impl SecretUrl {
     /// `?…`: safe for logs, snapshots and errors.
     pub fn redacted(&self) -> &str {
         &self.redacted
+    }
+
+    /// The URL with `path` appended to its path, the query kept: for an
+    /// OTLP base URL and its `/v1/traces`.
+    pub fn join_path(&self, path: &str) -> SecretUrl {
+        // The text parsed once already, so it parses again.
+        let Ok(mut url) = url::Url::parse(&self.url) else {
+            return self.clone();
+        };
+        let joined = format!(
+            "{}/{}",
+            url.path().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        url.set_path(&joined);
+        SecretUrl {
+            url: url.to_string(),
+            redacted: redact(&url),
+        }
+    }
+}
+
+impl SecretUrl {
+    /// The URL without its user name and password, and those two
+    /// (percent-decoded), for a client that should send them in a header
+    /// rather than hold them in the URL it connects to (and logs).
+    pub fn split_credentials(&self) -> (SecretUrl, Option<(String, SecretText)>) {
+        let Ok(mut url) = url::Url::parse(&self.url) else {
+            return (self.clone(), None);
+        };
+        if url.username().is_empty() && url.password().is_none() {
+            return (self.clone(), None);
+        }
+        let decode = |text: &str| percent_decode_str(text).decode_utf8_lossy().into_owned();
+        let user = decode(url.username());
+        let password = SecretText::new(decode(url.password().unwrap_or("")));
+        // Clearing both fails only for URLs that cannot have them, and this
+        // one has them.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let bare = SecretUrl {
+            url: url.to_string(),
+            redacted: redact(&url),
+        };
+        (bare, Some((user, password)))
     }
 }
 
