@@ -76,6 +76,11 @@ impl Config {
         for (key, value) in gate.durations() {
             let _ = writeln!(text, "  {key} = {}", human(value));
         }
+        let _ = writeln!(
+            text,
+            "  shutdown_delay = {} (after SIGTERM, not SIGINT)",
+            human(gate.shutdown_delay)
+        );
         let _ = writeln!(text, "  max_connections = {}", gate.max_connections);
         let _ = writeln!(text, "  max_held = {}", gate.max_held);
         let _ = writeln!(text, "  max_message_bytes = {}", gate.max_message_bytes);

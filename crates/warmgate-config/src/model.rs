@@ -62,8 +62,9 @@ pub struct Config {
 /// Each default is also a `DEFAULT_*` constant, and each bound a constant, so
 /// other crates need not repeat the numbers.
 ///
-/// Invariant, for a config that came from this crate: every duration is
-/// greater than zero, `retry_after` is at most [`GateConfig::MAX_RETRY_AFTER`],
+/// Invariant, for a config that came from this crate: every duration but
+/// `shutdown_delay` is greater than zero, `shutdown_delay` is at most
+/// `drain_grace`, `retry_after` is at most [`GateConfig::MAX_RETRY_AFTER`],
 /// `max_connections` and `max_held` are within
 /// [`GateConfig::CLIENT_COUNT_RANGE`], `max_message_bytes` is within
 /// [`GateConfig::MESSAGE_BYTES_RANGE`], and every allowed origin is
@@ -87,6 +88,12 @@ pub struct GateConfig {
     /// closed with 1001 when this has passed. Default 8s, inside Cloud Run's
     /// 10s between SIGTERM and SIGKILL.
     pub drain_grace: Duration,
+    /// After SIGTERM (and `POST /drain`; not after SIGINT), the listeners
+    /// stay open at least this long, answering as draining, so that clients
+    /// a load balancer still routes here are told to come back rather than
+    /// refused. Default 1s, or `drain_grace` if that is shorter; zero for
+    /// none. Invariant: at most `drain_grace`.
+    pub shutdown_delay: Duration,
     /// A connection that has not completed its HTTP upgrade request within
     /// this is dropped. Default 10s.
     pub handshake_timeout: Duration,
@@ -278,6 +285,9 @@ impl GateConfig {
     pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(2);
     /// The default `drain_grace`: 8s.
     pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(8);
+    /// The default `shutdown_delay`: 1s (or `drain_grace`, if shorter).
+    /// kube-apiserver's `--shutdown-delay-duration` is the same idea.
+    pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(1);
     /// The default `handshake_timeout`: 10s.
     pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
     /// The default `ping_interval`: 20s.
@@ -306,7 +316,8 @@ impl GateConfig {
     /// largest control frame payload) to 16 MiB.
     pub const MESSAGE_BYTES_RANGE: RangeInclusive<usize> = 125..=16 * 1024 * 1024;
 
-    /// Every duration of the section, by its key, in file order.
+    /// Every duration of the section that must be greater than zero, by its
+    /// key, in file order: all but `shutdown_delay`, which may be zero.
     pub fn durations(&self) -> [(&'static str, Duration); 8] {
         [
             ("startup_deadline", self.startup_deadline),
@@ -330,6 +341,7 @@ impl Default for GateConfig {
             warming_interval: Self::DEFAULT_WARMING_INTERVAL,
             retry_after: Self::DEFAULT_RETRY_AFTER,
             drain_grace: Self::DEFAULT_DRAIN_GRACE,
+            shutdown_delay: Self::DEFAULT_SHUTDOWN_DELAY,
             handshake_timeout: Self::DEFAULT_HANDSHAKE_TIMEOUT,
             ping_interval: Self::DEFAULT_PING_INTERVAL,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,

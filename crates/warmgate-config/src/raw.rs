@@ -23,7 +23,7 @@ use crate::error::Origin;
 use crate::values::{
     AuthMode, ClientCount, EventStreamCount, HandshakeRate, ListenAddress, MessageBurst,
     MessageBytes, MessageRate, Name, NonZeroDuration, OriginList, OtlpEndpoint, ProbeKind,
-    ProxyList, RetryAfter, StatusList, TcpTarget, Threshold,
+    ProxyList, RetryAfter, ShutdownDelay, StatusList, TcpTarget, Threshold,
 };
 use crate::{LogFormat, OtlpProtocol};
 
@@ -137,6 +137,7 @@ pub(crate) struct RawGate {
     pub(crate) warming_interval: Option<NonZeroDuration>,
     pub(crate) retry_after: Option<RetryAfter>,
     pub(crate) drain_grace: Option<NonZeroDuration>,
+    pub(crate) shutdown_delay: Option<Spanned<ShutdownDelay>>,
     pub(crate) handshake_timeout: Option<NonZeroDuration>,
     pub(crate) ping_interval: Option<NonZeroDuration>,
     pub(crate) max_connections: Option<ClientCount>,

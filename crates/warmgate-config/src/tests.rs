@@ -316,7 +316,7 @@ fn unknown_keys_are_refused_in_every_table() {
     );
     assert_eq!(
         error("[gate]\nhold_timout = \"1s\"\n"),
-        "test.toml: gate.hold_timout: unknown key `hold_timout`, expected one of `startup_deadline`, `retry_cap`, `hold_timeout`, `warming_interval`, `retry_after`, `drain_grace`, `handshake_timeout`, `ping_interval`, `max_connections`, `max_held`, `max_message_bytes`, `allowed_origins`, `messages_per_second`, `message_burst` (line 2, column 1)"
+        "test.toml: gate.hold_timout: unknown key `hold_timout`, expected one of `startup_deadline`, `retry_cap`, `hold_timeout`, `warming_interval`, `retry_after`, `drain_grace`, `shutdown_delay`, `handshake_timeout`, `ping_interval`, `max_connections`, `max_held`, `max_message_bytes`, `allowed_origins`, `messages_per_second`, `message_burst` (line 2, column 1)"
     );
     assert!(error("[[phase]]\nname = \"p\"\nchecks = []\n").starts_with(
         "test.toml: phase[0].checks: unknown key `checks`, expected `name` or `check`"
@@ -601,6 +601,7 @@ gate
   drain_grace = 8s
   handshake_timeout = 10s
   ping_interval = 20s
+  shutdown_delay = 1s (after SIGTERM, not SIGINT)
   max_connections = 10000
   max_held = 10000
   max_message_bytes = 65536
@@ -839,6 +840,7 @@ fn gate_defaults_are_the_documented_values() {
             warming_interval: Duration::from_secs(1),
             retry_after: Duration::from_secs(2),
             drain_grace: Duration::from_secs(8),
+            shutdown_delay: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
             max_connections: 10_000,
@@ -1001,9 +1003,51 @@ fn retry_after_is_at_most_an_hour() {
 }
 
 #[test]
-fn gate_has_no_rules_across_its_keys() {
+fn shutdown_delay_may_be_zero_and_defaults_within_the_drain_grace() {
+    let delay = |toml: &str| parse(toml).gate.shutdown_delay;
+    assert_eq!(delay(""), Duration::from_secs(1));
+    assert_eq!(delay("[gate]\nshutdown_delay = \"0s\"\n"), Duration::ZERO);
+    assert_eq!(
+        delay("[gate]\nshutdown_delay = \"2500ms\"\n"),
+        Duration::from_millis(2500)
+    );
+    assert_eq!(
+        delay("[gate]\nshutdown_delay = \"8s\"\n"),
+        Duration::from_secs(8),
+        "as long as the default drain grace is allowed"
+    );
+    // Unset, the default never stretches a short grace.
+    assert_eq!(
+        delay("[gate]\ndrain_grace = \"300ms\"\n"),
+        Duration::from_millis(300)
+    );
+}
+
+#[test]
+fn shutdown_delay_longer_than_the_drain_grace_is_refused() {
+    assert_eq!(
+        error("[gate]\ndrain_grace = \"2s\"\nshutdown_delay = \"3s\"\n"),
+        "test.toml: gate.shutdown_delay: \"3s\" is longer than `drain_grace` (\"2s\"), expected a duration from \"0s\" to `drain_grace`: the listeners close within the drain (line 3, column 18)"
+    );
+    // The default grace (8s) is the bound when only the delay is written.
+    assert!(error("[gate]\nshutdown_delay = \"9s\"\n").starts_with(
+        "test.toml: gate.shutdown_delay: \"9s\" is longer than `drain_grace` (\"8s\")"
+    ));
+}
+
+#[test]
+fn shutdown_delay_must_be_a_duration() {
+    assert_eq!(
+        error("[gate]\nshutdown_delay = \"soon\"\n"),
+        "test.toml: gate.shutdown_delay: invalid duration \"soon\", expected a duration such as \"1s\", or \"0s\" for none (line 2, column 18)"
+    );
+}
+
+#[test]
+fn gate_has_no_rules_across_its_keys_but_the_shutdown_delay() {
     // A warming interval longer than the hold, or a long drain grace, is odd
-    // but allowed: each key stands alone.
+    // but allowed: each key stands alone, but for `shutdown_delay`, which
+    // the drain grace bounds (see above).
     let gate = parse(
         "[gate]\nhold_timeout = \"1s\"\nwarming_interval = \"10s\"\ndrain_grace = \"5m\"\nmax_held = 10\nmax_connections = 5\n",
     )

@@ -55,7 +55,7 @@ pub(crate) fn config(mut raw: RawConfig, origin: &Origin<'_>) -> Result<Config, 
         source: origin.file.to_owned(),
         listen,
         admin_listen,
-        gate: gate(raw.gate),
+        gate: gate(raw.gate, origin)?,
         phases,
         telemetry: telemetry(raw.telemetry, origin)?,
         auth,
@@ -146,18 +146,37 @@ fn listeners(
 }
 
 /// The `[gate]` table with its defaults. Every value was checked while
-/// deserializing, and no rule spans two of its keys.
-fn gate(raw: RawGate) -> GateConfig {
+/// deserializing; one rule spans two keys: `shutdown_delay` is at most
+/// `drain_grace`, so the listeners close within the drain's budget.
+fn gate(raw: RawGate, origin: &Origin<'_>) -> Result<GateConfig, ConfigError> {
     let default = GateConfig::default();
     let duration =
         |value: Option<NonZeroDuration>, default: Duration| value.map_or(default, |d| d.0);
-    GateConfig {
+    let drain_grace = duration(raw.drain_grace, default.drain_grace);
+    let shutdown_delay = match &raw.shutdown_delay {
+        // Unset, it never stretches a short grace.
+        None => default.shutdown_delay.min(drain_grace),
+        Some(delay) if delay.get_ref().0 <= drain_grace => delay.get_ref().0,
+        Some(delay) => {
+            return Err(origin.invalid(
+                "gate.shutdown_delay",
+                &format!(
+                    "{:?} is longer than `drain_grace` ({:?}), expected a duration from \"0s\" to `drain_grace`: the listeners close within the drain",
+                    humantime::format_duration(delay.get_ref().0).to_string(),
+                    humantime::format_duration(drain_grace).to_string()
+                ),
+                Some(delay.span()),
+            ));
+        }
+    };
+    Ok(GateConfig {
         startup_deadline: duration(raw.startup_deadline, default.startup_deadline),
         retry_cap: duration(raw.retry_cap, default.retry_cap),
         hold_timeout: duration(raw.hold_timeout, default.hold_timeout),
         warming_interval: duration(raw.warming_interval, default.warming_interval),
         retry_after: raw.retry_after.map_or(default.retry_after, |r| r.0),
-        drain_grace: duration(raw.drain_grace, default.drain_grace),
+        drain_grace,
+        shutdown_delay,
         handshake_timeout: duration(raw.handshake_timeout, default.handshake_timeout),
         ping_interval: duration(raw.ping_interval, default.ping_interval),
         max_connections: raw.max_connections.map_or(default.max_connections, |n| n.0),
@@ -172,7 +191,7 @@ fn gate(raw: RawGate) -> GateConfig {
             .messages_per_second
             .map_or(default.messages_per_second, |n| n.0),
         message_burst: raw.message_burst.map_or(default.message_burst, |n| n.0),
-    }
+    })
 }
 
 fn phase(

@@ -89,6 +89,11 @@ pub(crate) struct TrustedProxy(pub(crate) ipnet::IpNet);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RetryAfter(pub(crate) Duration);
 
+/// `shutdown_delay`: a duration that may be zero (no delay). That it is at
+/// most `drain_grace` is a rule across two keys, checked in `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShutdownDelay(pub(crate) Duration);
+
 /// One entry of `allowed_origins`, normalised to `scheme://host[:port]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AllowedOrigin(pub(crate) String);
@@ -199,6 +204,20 @@ impl<'de> Deserialize<'de> for RetryAfter {
                 ));
             }
             Ok(RetryAfter(duration))
+        })
+    }
+}
+
+// === impl ShutdownDelay ===
+
+impl<'de> Deserialize<'de> for ShutdownDelay {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_text(deserializer, DURATION_EXPECTED, |text| {
+            humantime::parse_duration(text)
+                .map(ShutdownDelay)
+                .map_err(|_| {
+                    format!("invalid duration {text:?}, expected a duration such as \"1s\", or \"0s\" for none")
+                })
         })
     }
 }

@@ -138,6 +138,10 @@ fn assert_gate_invariants(gate: &GateConfig) {
         assert!(duration > Duration::ZERO, "gate.{key} is zero");
     }
     assert!(gate.retry_after <= GateConfig::MAX_RETRY_AFTER);
+    assert!(
+        gate.shutdown_delay <= gate.drain_grace,
+        "gate.shutdown_delay is longer than gate.drain_grace"
+    );
     let ranges = [
         (
             "max_connections",
