@@ -13,7 +13,7 @@ use crate::claims::{CheckedClaims, ClaimRules, ClaimSet, check_claims};
 use crate::extract::{
     BearerToken, TokenSource, decode_token_header, shape_error, token_from_request,
 };
-use crate::jwks::{JwksClient, JwksProbe};
+use crate::jwks::{JwksClient, JwksProbe, KeyFetcher, KeyRefresher, Trigger};
 use crate::keys::{KeySet, Lookup};
 use crate::settings::algorithm_names;
 use crate::{AuthError, AuthSettings, KeySource};
@@ -44,24 +44,10 @@ pub struct Authenticator {
 #[derive(Debug)]
 pub(crate) struct Inner {
     settings: AuthSettings,
-    keys: ArcSwapOption<KeySetHandle>,
-    pub(crate) jwks: Option<JwksClient>,
-    /// When the last refresh for an unknown `kid` started. Held across
-    /// that refresh, so that a request meeting an unknown `kid` meanwhile
-    /// waits for its keys instead of being refused.
-    unknown_key_refresh: tokio::sync::Mutex<Option<Instant>>,
-}
-
-/// A loaded key set; a newtype so `Inner` can derive `Debug`.
-pub(crate) struct KeySetHandle(KeySet);
-
-impl std::fmt::Debug for KeySetHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySet")
-            .field("keys", &self.0.len())
-            .field("kids", &self.0.kids())
-            .finish()
-    }
+    /// Read here; written only by the key owner behind `jwks` (or once,
+    /// at construction, from a shared secret).
+    keys: Arc<ArcSwapOption<KeySet>>,
+    pub(crate) jwks: Option<KeyRefresher>,
 }
 
 impl Authenticator {
@@ -74,21 +60,34 @@ impl Authenticator {
     /// ready at once; with a JWKS they load on the first success of the
     /// [`JwksProbe`] from [`Authenticator::jwks_probe`].
     pub fn new(settings: AuthSettings) -> Result<Authenticator, AuthError> {
-        let (keys, jwks) = match &settings.keys {
-            KeySource::Secret(secret) => (
-                Some(Arc::new(KeySetHandle(KeySet::from_secret(secret)))),
-                None,
-            ),
-            KeySource::Jwks { url } => (None, Some(JwksClient::new(url)?)),
+        let fetcher: Option<Box<dyn KeyFetcher>> = match &settings.keys {
+            KeySource::Secret(_) => None,
+            KeySource::Jwks { url } => Some(Box::new(JwksClient::new(url)?)),
         };
-        Ok(Authenticator {
+        Ok(Authenticator::with_fetcher(settings, fetcher))
+    }
+
+    /// An authenticator whose keys come from `fetcher` when there is one,
+    /// and from the settings' secret otherwise.
+    pub(crate) fn with_fetcher(
+        settings: AuthSettings,
+        fetcher: Option<Box<dyn KeyFetcher>>,
+    ) -> Authenticator {
+        let secret_keys = match &settings.keys {
+            KeySource::Secret(secret) => Some(Arc::new(KeySet::from_secret(secret))),
+            KeySource::Jwks { .. } => None,
+        };
+        let keys = Arc::new(ArcSwapOption::new(secret_keys));
+        let jwks = fetcher.map(|fetcher| {
+            KeyRefresher::new(fetcher, Arc::clone(&keys), settings.algorithms.clone())
+        });
+        Authenticator {
             inner: Some(Arc::new(Inner {
                 settings,
-                keys: ArcSwapOption::new(keys),
+                keys,
                 jwks,
-                unknown_key_refresh: tokio::sync::Mutex::new(None),
             })),
-        })
+        }
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -165,37 +164,29 @@ impl Inner {
     }
 
     /// Brings the keys up to date for a token naming `kid`, which the
-    /// loaded keys do not have, within [`UNKNOWN_KEY_REFRESH_TIMEOUT`]:
-    /// - a refresh already under way is waited for, not refused;
-    /// - a refresh that started after `kid` was met is enough;
-    /// - otherwise the JWKS is fetched, at most once per
-    ///   [`UNKNOWN_KEY_REFRESH_INTERVAL`].
+    /// loaded keys do not have, within [`UNKNOWN_KEY_REFRESH_TIMEOUT`]: the
+    /// key owner answers at once when a fetch that started after `kid` was
+    /// met has completed, or when it fetched for an unknown `kid` less than
+    /// [`UNKNOWN_KEY_REFRESH_INTERVAL`] ago, and fetches otherwise. A
+    /// request meeting an unknown `kid` while a fetch runs waits for it.
     async fn refresh_for_unknown_key(&self, kid: &str) {
-        let met_at = Instant::now();
-        let refresh = async {
-            let mut last = self.unknown_key_refresh.lock().await;
-            match *last {
-                Some(started) if started >= met_at => return,
-                Some(started) if met_at.duration_since(started) < UNKNOWN_KEY_REFRESH_INTERVAL => {
-                    return;
-                }
-                _ => {}
-            }
-            *last = Some(Instant::now());
-            tracing::info!(kid, "a token names an unknown key id; refreshing the JWKS");
-            if let Err(error) = self.refresh_keys("unknown_kid").await {
-                tracing::warn!(%error, "JWKS refresh for an unknown key id failed");
-            }
+        let Some(jwks) = &self.jwks else {
+            return;
         };
-        if tokio::time::timeout(UNKNOWN_KEY_REFRESH_TIMEOUT, refresh)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
+        let trigger = Trigger::UnknownKid {
+            kid: kid.to_owned(),
+            met_at: Instant::now(),
+        };
+        match tokio::time::timeout(UNKNOWN_KEY_REFRESH_TIMEOUT, jwks.refresh(trigger)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(kid, %error, "JWKS refresh for an unknown key id failed");
+            }
+            Err(_) => tracing::warn!(
                 kid,
                 timeout_ms = UNKNOWN_KEY_REFRESH_TIMEOUT.as_millis() as u64,
                 "JWKS refresh for an unknown key id timed out; the token is refused"
-            );
+            ),
         }
     }
 
@@ -206,7 +197,7 @@ impl Inner {
         algorithm: Algorithm,
     ) -> Result<CheckedClaims, AuthError> {
         let keys = self.keys.load_full().ok_or(AuthError::KeysUnavailable)?;
-        let candidates = match keys.0.lookup(kid, algorithm) {
+        let candidates = match keys.lookup(kid, algorithm) {
             Lookup::UnknownKid => {
                 return Err(AuthError::UnknownKey {
                     kid: printable(kid.unwrap_or_default()),
@@ -246,30 +237,6 @@ impl Inner {
             }
         }
         Err(last_error)
-    }
-
-    /// Fetches the JWKS and stores its keys; logs when the key ids change.
-    pub(crate) async fn refresh_keys(&self, trigger: &'static str) -> Result<(), AuthError> {
-        let Some(jwks) = &self.jwks else {
-            return Ok(());
-        };
-        let keys = jwks.fetch(&self.settings.algorithms).await?;
-        let new_kids: Vec<String> = keys.kids().into_iter().map(str::to_owned).collect();
-        let previous = self.keys.swap(Some(Arc::new(KeySetHandle(keys))));
-        let old_kids: Option<Vec<String>> = previous
-            .as_ref()
-            .map(|old| old.0.kids().into_iter().map(str::to_owned).collect());
-        if old_kids.as_ref() != Some(&new_kids) {
-            tracing::info!(
-                url = jwks.target(),
-                trigger,
-                keys = new_kids.len(),
-                kids = ?new_kids,
-                first_load = old_kids.is_none(),
-                "JWKS keys loaded"
-            );
-        }
-        Ok(())
     }
 }
 

@@ -16,6 +16,16 @@ pub(crate) struct KeySet {
     entries: Vec<KeyEntry>,
 }
 
+/// The count and the key ids, never key material.
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet")
+            .field("keys", &self.len())
+            .field("kids", &self.kids())
+            .finish()
+    }
+}
+
 struct KeyEntry {
     kid: Option<String>,
     /// The algorithm the key is pinned to, if the JWK says.

@@ -789,3 +789,180 @@ async fn a_repeated_iat_or_jti_is_malformed_too_and_a_repeated_private_claim_is_
         }
     }
 }
+
+// === one writer for the key set ===
+
+/// A key source whose every fetch is answered by the test: each fetch
+/// hands the test a sender for its result, in the order they start.
+struct ScriptedKeys {
+    fetches_tx: tokio::sync::mpsc::UnboundedSender<tokio::sync::oneshot::Sender<KeySet>>,
+}
+
+impl crate::jwks::KeyFetcher for ScriptedKeys {
+    fn target(&self) -> &str {
+        "scripted"
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        _accepted: &'a [Algorithm],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<KeySet, AuthError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+            self.fetches_tx.send(answer_tx).unwrap();
+            answer_rx
+                .await
+                .map_err(|_| AuthError::Jwks("the script dropped this fetch".to_owned()))
+        })
+    }
+}
+
+fn scripted_authenticator() -> (Authenticator, Fetches) {
+    let (fetches_tx, fetches_rx) = tokio::sync::mpsc::unbounded_channel();
+    let settings = AuthSettings {
+        algorithms: vec![Algorithm::ES256],
+        keys: KeySource::Jwks {
+            url: SecretUrl::parse("http://auth.test/jwks.json", &["http"]).unwrap(),
+        },
+        issuer: None,
+        audience: None,
+        leeway: Duration::ZERO,
+        allow_query_token: false,
+    };
+    let authenticator =
+        Authenticator::with_fetcher(settings, Some(Box::new(ScriptedKeys { fetches_tx })));
+    (authenticator, fetches_rx)
+}
+
+fn key_set(keys: &[&SigningKey]) -> KeySet {
+    KeySet::from_jwks(jwks_document(keys).as_bytes(), &[Algorithm::ES256]).unwrap()
+}
+
+type Fetches = tokio::sync::mpsc::UnboundedReceiver<tokio::sync::oneshot::Sender<KeySet>>;
+
+/// The check's first attempt, answered with `keys`; the probe, for more.
+async fn first_load(
+    authenticator: &Authenticator,
+    fetches: &mut Fetches,
+    keys: &[&SigningKey],
+) -> crate::JwksProbe {
+    let mut probe = authenticator.jwks_probe().unwrap();
+    let attempt = tokio::spawn(async move {
+        let outcome = warmgate_probes::Probe::probe(&mut probe).await;
+        (probe, outcome)
+    });
+    fetches.recv().await.unwrap().send(key_set(keys)).unwrap();
+    let (probe, outcome) = attempt.await.unwrap();
+    outcome.unwrap();
+    probe
+}
+
+/// Lets every task that can run, run: the scripted source does no IO, so
+/// on this one-threaded runtime a few rounds reach every await.
+async fn settle() {
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_check_fetch_that_started_before_a_key_rotation_never_puts_the_old_keys_back() {
+    let old_key = SigningKey::generate("2026-10").unwrap();
+    let new_key = SigningKey::generate("2026-11").unwrap();
+    let (authenticator, mut fetches) = scripted_authenticator();
+    // The first attempt of the check loads the old key.
+    let mut probe = first_load(&authenticator, &mut fetches, &[&old_key]).await;
+
+    // The next attempt starts a fetch; the auth service answers it with
+    // the document it had before it rotated.
+    let attempt = tokio::spawn(async move { warmgate_probes::Probe::probe(&mut probe).await });
+    let stale = fetches.recv().await.unwrap();
+
+    // A token under the new key meets an unknown kid meanwhile. Its
+    // refresh waits for the fetch under way: no second fetch runs beside it.
+    let first = {
+        let authenticator = authenticator.clone();
+        let token = new_key.sign(&TokenClaims::expiring_in("ada", 60)).unwrap();
+        tokio::spawn(async move { verify(&authenticator, &token).await })
+    };
+    settle().await;
+    assert!(fetches.try_recv().is_err(), "one fetch at a time");
+    assert!(!first.is_finished(), "the handshake waits for the keys");
+
+    // The stale answer lands first; then the unknown kid gets its own
+    // fetch, which sees the rotation.
+    stale.send(key_set(&[&old_key])).unwrap();
+    attempt.await.unwrap().unwrap();
+    fetches
+        .recv()
+        .await
+        .unwrap()
+        .send(key_set(&[&old_key, &new_key]))
+        .unwrap();
+    assert_eq!(first.await.unwrap().unwrap(), "ada");
+
+    // The new key stays: a second token under it needs no fetch, and an
+    // unknown-kid refresh within the minute could not have brought it back.
+    let second = new_key.sign(&TokenClaims::expiring_in("bob", 60)).unwrap();
+    assert_eq!(verify(&authenticator, &second).await.unwrap(), "bob");
+    assert!(fetches.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn a_fetch_nobody_waits_for_any_more_is_dropped_and_never_stored() {
+    let old_key = SigningKey::generate("2026-10").unwrap();
+    let new_key = SigningKey::generate("2026-11").unwrap();
+    let (authenticator, mut fetches) = scripted_authenticator();
+    let mut probe = first_load(&authenticator, &mut fetches, &[&new_key]).await;
+
+    // An attempt past its timeout is cancelled: its fetch is dropped with
+    // it, so an answer that comes later cannot be stored.
+    let attempt = tokio::spawn(async move { warmgate_probes::Probe::probe(&mut probe).await });
+    let late = fetches.recv().await.unwrap();
+    attempt.abort();
+    let _ = attempt.await;
+    settle().await;
+    assert!(late.is_closed(), "the owner dropped the abandoned fetch");
+    assert!(late.send(key_set(&[&old_key])).is_err());
+    let token = new_key.sign(&TokenClaims::expiring_in("ada", 60)).unwrap();
+    assert_eq!(verify(&authenticator, &token).await.unwrap(), "ada");
+    assert!(fetches.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn unknown_key_ids_fetch_at_most_once_a_minute_and_requests_queued_behind_a_fetch_share_it() {
+    let old_key = SigningKey::generate("2026-10").unwrap();
+    let key = SigningKey::generate("2026-11").unwrap();
+    let unpublished = SigningKey::generate("never-published").unwrap();
+    let (authenticator, mut fetches) = scripted_authenticator();
+    first_load(&authenticator, &mut fetches, &[&old_key]).await;
+
+    // A token under a key not loaded yet starts a fetch.
+    let first = {
+        let authenticator = authenticator.clone();
+        let token = key.sign(&TokenClaims::expiring_in("ada", 60)).unwrap();
+        tokio::spawn(async move { verify(&authenticator, &token).await })
+    };
+    let answer = fetches.recv().await.unwrap();
+    // Two more meet unknown kids while it runs: they queue behind it.
+    let queued: Vec<_> = [&key, &unpublished]
+        .into_iter()
+        .map(|signer| {
+            let authenticator = authenticator.clone();
+            let token = signer.sign(&TokenClaims::expiring_in("bob", 60)).unwrap();
+            tokio::spawn(async move { verify(&authenticator, &token).await })
+        })
+        .collect();
+    settle().await;
+    answer.send(key_set(&[&old_key, &key])).unwrap();
+    assert_eq!(first.await.unwrap().unwrap(), "ada");
+    let mut outcomes = Vec::new();
+    for task in queued {
+        outcomes.push(task.await.unwrap());
+    }
+    assert_eq!(outcomes[0].as_deref(), Ok("bob"));
+    assert!(matches!(outcomes[1], Err(AuthError::UnknownKey { .. })));
+    // Within the minute, no fetch for them: one fetch served all three.
+    assert!(fetches.try_recv().is_err());
+}
