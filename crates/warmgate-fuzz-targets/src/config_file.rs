@@ -223,7 +223,12 @@ fn assert_handshake_allows(origin: &str, allowed_origins: &[String]) {
         HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
     );
     headers.insert(header::ORIGIN, origin_value);
-    if let Err(refusal) = warmgate_gate::check_handshake(&Method::GET, &headers, allowed_origins) {
+    if let Err(refusal) = warmgate_gate::check_handshake(
+        &Method::GET,
+        http::Version::HTTP_11,
+        &headers,
+        allowed_origins,
+    ) {
         panic!(
             "a browser at allowed origin {origin:?} is refused: {}",
             refusal.message

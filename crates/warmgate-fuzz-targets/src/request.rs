@@ -4,7 +4,8 @@
 //! The bytes are read as lines (`\n`, with a trailing `\r` dropped):
 //!
 //! ```text
-//! GET                      the first line is the method
+//! GET                      the first line is the method, and after a
+//!                          space `HTTP/1.0` or `HTTP/1.1` (the default)
 //! Upgrade: websocket       any `name: value` line is a header
 //! +https://chat.example    a line starting with `+` is an allowed origin
 //! ?token=abc               a line starting with `?` is the query string
@@ -15,12 +16,15 @@
 //! would have refused the request before any of our code saw it. Values may
 //! hold bytes 0x80 to 0xFF (obs-text), which HTTP allows and `to_str` refuses.
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Version};
 
 /// A request head, and the settings that go with checking it.
 #[derive(Debug, Clone, Default)]
 pub struct FuzzRequest {
     pub method: Method,
+    /// HTTP/1.1 unless the method line names HTTP/1.0: the versions hyper's
+    /// HTTP/1 server passes on.
+    pub version: Version,
     pub headers: HeaderMap,
     pub allowed_origins: Vec<String>,
     pub query: Option<String>,
@@ -29,14 +33,21 @@ pub struct FuzzRequest {
 
 impl FuzzRequest {
     /// The request the bytes describe; `None` when the first line is not a
-    /// method HTTP would carry.
+    /// method HTTP would carry, with a version hyper would pass on.
     pub fn from_bytes(data: &[u8]) -> Option<FuzzRequest> {
         let mut lines = data
             .split(|byte| *byte == b'\n')
             .map(|line| line.strip_suffix(b"\r").unwrap_or(line));
-        let method = Method::from_bytes(lines.next()?).ok()?;
+        let mut request_line = lines.next()?.splitn(2, |byte| *byte == b' ');
+        let method = Method::from_bytes(request_line.next()?).ok()?;
+        let version = match request_line.next() {
+            None | Some(b"HTTP/1.1") => Version::HTTP_11,
+            Some(b"HTTP/1.0") => Version::HTTP_10,
+            Some(_) => return None,
+        };
         let mut request = FuzzRequest {
             method,
+            version,
             ..FuzzRequest::default()
         };
         for line in lines {
@@ -59,6 +70,9 @@ impl FuzzRequest {
     /// writing seed inputs and property tests.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = self.method.as_str().as_bytes().to_vec();
+        if self.version == Version::HTTP_10 {
+            bytes.extend_from_slice(b" HTTP/1.0");
+        }
         for (name, value) in &self.headers {
             bytes.push(b'\n');
             bytes.extend_from_slice(name.as_str().as_bytes());

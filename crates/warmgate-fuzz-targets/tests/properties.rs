@@ -3,7 +3,7 @@
 //! real ones, which reach deep paths at once where a short fuzz run might
 //! not.
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Version, header};
 use proptest::prelude::*;
 use warmgate_fuzz_targets::request::FuzzRequest;
 use warmgate_fuzz_targets::{
@@ -127,6 +127,10 @@ fn method() -> impl Strategy<Value = Method> {
     ]
 }
 
+fn version() -> impl Strategy<Value = Version> {
+    prop_oneof![4 => Just(Version::HTTP_11), 1 => Just(Version::HTTP_10)]
+}
+
 fn header_name() -> impl Strategy<Value = HeaderName> {
     prop_oneof![
         3 => prop_oneof![
@@ -137,6 +141,8 @@ fn header_name() -> impl Strategy<Value = HeaderName> {
             Just(header::SEC_WEBSOCKET_PROTOCOL),
             Just(header::ORIGIN),
             Just(header::AUTHORIZATION),
+            Just(header::CONTENT_LENGTH),
+            Just(header::TRANSFER_ENCODING),
         ],
         1 => "[a-zA-Z0-9-]{1,20}".prop_filter_map("a header name", |name| HeaderName::from_bytes(name.as_bytes()).ok()),
     ]
@@ -150,6 +156,8 @@ fn header_value() -> impl Strategy<Value = HeaderValue> {
             Just("keep-alive, Upgrade"),
             Just("13"),
             Just("8"),
+            Just("0"),
+            Just("chunked"),
             Just("dGhlIHNhbXBsZSBub25jZQ=="),
             Just("warmgate.v1"),
             Just("https://chat.example.com"),
@@ -210,10 +218,11 @@ proptest! {
     #[test]
     fn check_handshake_never_panics_on_any_header_set(
         method in method(),
+        version in version(),
         headers in headers(),
         origins in allowed_origins(),
     ) {
-        handshake::check(&method, &headers, &origins);
+        handshake::check(&method, version, &headers, &origins);
     }
 
     #[test]
@@ -224,14 +233,16 @@ proptest! {
     #[test]
     fn a_request_reads_back_from_its_bytes(
         method in method(),
+        version in version(),
         headers in headers(),
         origins in proptest::collection::vec("[a-z:/.0-9]{0,30}", 0..3),
     ) {
-        let request = FuzzRequest { method, headers, allowed_origins: origins, ..FuzzRequest::default() };
+        let request = FuzzRequest { method, version, headers, allowed_origins: origins, ..FuzzRequest::default() };
         let Some(read_back) = FuzzRequest::from_bytes(&request.to_bytes()) else {
             return Err(TestCaseError::fail("the request's bytes do not read back"));
         };
         prop_assert_eq!(read_back.method, request.method);
+        prop_assert_eq!(read_back.version, request.version);
         prop_assert_eq!(read_back.allowed_origins, request.allowed_origins);
         // Values are trimmed when read, as an HTTP parser trims them.
         let trimmed = |headers: &HeaderMap| -> Vec<(String, Vec<u8>)> {
@@ -264,7 +275,20 @@ proptest! {
         if let Some(subprotocol) = subprotocol {
             headers.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(subprotocol));
         }
-        prop_assert!(check_handshake(&Method::GET, &headers, &[]).is_ok());
+        prop_assert!(check_handshake(&Method::GET, Version::HTTP_11, &headers, &[]).is_ok());
+        // The same request in HTTP/1.0, or with its key or version sent
+        // twice, or with a body, is refused.
+        prop_assert!(check_handshake(&Method::GET, Version::HTTP_10, &headers, &[]).is_err());
+        for (name, value) in [
+            (header::SEC_WEBSOCKET_KEY, "dGhlIHNhbXBsZSBub25jZQ=="),
+            (header::SEC_WEBSOCKET_VERSION, "13"),
+            (header::CONTENT_LENGTH, "1"),
+            (header::TRANSFER_ENCODING, "chunked"),
+        ] {
+            let mut twice = headers.clone();
+            twice.append(name, HeaderValue::from_static(value));
+            prop_assert!(check_handshake(&Method::GET, Version::HTTP_11, &twice, &[]).is_err());
+        }
     }
 }
 
@@ -451,6 +475,7 @@ fn config_key() -> impl Strategy<Value = &'static str> {
         "drain_grace",
         "handshake_timeout",
         "ping_interval",
+        "write_timeout",
         "max_connections",
         "max_held",
         "max_message_bytes",

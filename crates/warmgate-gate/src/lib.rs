@@ -33,4 +33,4 @@ mod upgrade;
 pub use self::session::{ChatSender, ChatSession, InProcessRooms, PublishedChat};
 pub use self::settings::GateSettings;
 pub use self::tracker::ConnectionCounts;
-pub use self::upgrade::{Gate, Refusal, SUBPROTOCOL, check_handshake};
+pub use self::upgrade::{Gate, HANDSHAKE_REFUSAL_REASONS, Refusal, SUBPROTOCOL, check_handshake};

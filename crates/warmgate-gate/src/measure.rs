@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use warmgate_http::CLIENT_REFUSALS_TOTAL;
+
 use crate::protocol::UnavailableReason;
 
 pub const CONNECTION_WAIT_SECONDS: &str = "warmgate_connection_wait_seconds";
@@ -115,12 +117,22 @@ pub(crate) fn init() {
     for action in ["refused", "closed"] {
         metrics::counter!(RATE_LIMITED_TOTAL, "action" => action).increment(0);
     }
+    // warmgate_http describes this counter and registers its own reasons.
+    for reason in crate::upgrade::HANDSHAKE_REFUSAL_REASONS {
+        metrics::counter!(CLIENT_REFUSALS_TOTAL, "reason" => reason).increment(0);
+    }
 }
 
 /// Counts a client answered with 101 that went away before the upgrade
 /// completed: it never became a connection, but it was accepted.
 pub(crate) fn left_during_upgrade() {
     metrics::counter!(CONNECTIONS_TOTAL, "outcome" => LEFT_DURING_UPGRADE).increment(1);
+}
+
+/// Counts an upgrade refused as malformed (400, 426) or from a foreign
+/// origin (403), by reason.
+pub(crate) fn handshake_refused(reason: &'static str) {
+    metrics::counter!(CLIENT_REFUSALS_TOTAL, "reason" => reason).increment(1);
 }
 
 /// Counts an upgrade refused for its token.

@@ -2,9 +2,13 @@
 //! checks, the subprotocol, and spawning the connection task.
 //!
 //! Every malformed upgrade gets a one-line answer saying why: 400 for a
-//! request that cannot be a WebSocket handshake (not GET, no valid key),
-//! 426 for one that asks for the wrong thing (no upgrade, wrong version),
-//! 403 for a browser origin outside `allowed_origins`. With `[auth]`, a
+//! request that cannot be a WebSocket handshake (not GET, not HTTP/1.1, no
+//! valid key, a key or origin sent twice, a body), 426 for one that asks
+//! for the wrong thing (no upgrade, a version other than one 13), 403 for a
+//! browser origin outside `allowed_origins`. Each is counted by reason in
+//! `warmgate_client_refusals_total` and logged once per reason and window.
+//! The request-head rules of every request (one valid `Host`) are
+//! `warmgate_http`'s, checked before any route. With `[auth]`, a
 //! client without a valid token gets 401 with a JSON body saying what was
 //! wrong (`{"error": "token_expired", "message": "..."}`), or 503 while the
 //! keys to check it are not loaded yet; it is never held or admitted.
@@ -15,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use tokio::time::Instant;
@@ -124,27 +128,51 @@ async fn echo_route(State(gate): State<Gate>, request: Request) -> Response {
     upgrade(&gate, Route::Echo, request).await
 }
 
-/// Why an upgrade request was refused: the status and a one-line reason.
+/// Why an upgrade request was refused: the status, the `reason` label it
+/// is counted and sampled under, and a one-line message for the client.
 #[derive(Debug)]
 pub struct Refusal {
     pub status: StatusCode,
+    pub reason: &'static str,
     pub message: String,
 }
 
-fn refusal(status: StatusCode, message: &str) -> Refusal {
+fn refusal(status: StatusCode, reason: &'static str, message: &str) -> Refusal {
     Refusal {
         status,
+        reason,
         message: message.to_owned(),
+    }
+}
+
+impl Refusal {
+    /// Counts the refusal, logs it if it is the first of its reason in
+    /// this [`REFUSAL_LOG_WINDOW`] (at warn for a foreign origin, which
+    /// may be an attack or a misconfigured `allowed_origins`; at info
+    /// otherwise; at debug when left out), and answers it.
+    fn answer(self, refusal_log: &LogSampler) -> Response {
+        crate::measure::handshake_refused(self.reason);
+        let status = self.status.as_u16();
+        let (reason, message) = (self.reason, self.message.as_str());
+        match refusal_log.admit(reason, Instant::now()) {
+            Some(left_out) if status == 403 => tracing::warn!(
+                reason,
+                left_out,
+                "WebSocket upgrade refused with {status}: {message}"
+            ),
+            Some(left_out) => tracing::info!(
+                reason,
+                left_out,
+                "WebSocket upgrade refused with {status}: {message}"
+            ),
+            None => tracing::debug!(reason, "WebSocket upgrade refused with {status}: {message}"),
+        }
+        self.into_response()
     }
 }
 
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
-        tracing::debug!(
-            status = self.status.as_u16(),
-            message = %self.message,
-            "WebSocket upgrade refused"
-        );
         let mut response = (self.status, format!("{}\n", self.message)).into_response();
         if self.status == StatusCode::UPGRADE_REQUIRED {
             let headers = response.headers_mut();
@@ -159,12 +187,14 @@ impl IntoResponse for Refusal {
 }
 
 async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
-    if let Err(response) = check_handshake(
+    let refusal_log = &gate.inner.refusal_log;
+    if let Err(refused) = check_handshake(
         request.method(),
+        request.version(),
         request.headers(),
         &gate.inner.settings.allowed_origins,
     ) {
-        return response.into_response();
+        return refused.answer(refusal_log);
     }
     let offers_subprotocol = offers_subprotocol(request.headers());
     if !offers_subprotocol && offers_bearer_subprotocol(request.headers()) {
@@ -172,9 +202,10 @@ async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
         // the offered subprotocols, and the token must never be echoed.
         return refusal(
             StatusCode::BAD_REQUEST,
+            "bearer_without_subprotocol",
             "a `bearer.<token>` subprotocol must be offered beside `warmgate.v1`, which the server selects",
         )
-        .into_response();
+        .answer(refusal_log);
     }
     let id = gate.next_connection_id();
     let span = connection::span(&id, route, request.headers());
@@ -201,8 +232,12 @@ async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
     let (response, upgrade_future) = match fastwebsockets::upgrade::upgrade(&mut request) {
         Ok(upgrade) => upgrade,
         Err(error) => {
-            return refusal(StatusCode::BAD_REQUEST, &format!("cannot upgrade: {error}"))
-                .into_response();
+            return refusal(
+                StatusCode::BAD_REQUEST,
+                "cannot_upgrade",
+                &format!("cannot upgrade: {error}"),
+            )
+            .answer(refusal_log);
         }
     };
     let upgraded_at = Instant::now();
@@ -314,18 +349,55 @@ fn header_lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> b
     listed(headers, name).any(|listed| listed.eq_ignore_ascii_case(token))
 }
 
+/// Every `reason` label [`check_handshake`] and the gate refuse an upgrade
+/// with, for registering their series up front.
+pub const HANDSHAKE_REFUSAL_REASONS: [&str; 10] = [
+    "not_get",
+    "http_version",
+    "not_an_upgrade",
+    "websocket_version",
+    "websocket_key",
+    "request_body",
+    "repeated_header",
+    "origin",
+    "bearer_without_subprotocol",
+    "cannot_upgrade",
+];
+
+/// Headers that an upgrade request carries at most once: RFC 6455 section
+/// 11.3 says so of the key and the version (checked with them), RFC 6454
+/// of `Origin`, and `Authorization` is not a list (RFC 9110 section 11.6.2),
+/// so a second one would leave the token to check a guess.
+const AT_MOST_ONCE: [(header::HeaderName, &str); 2] = [
+    (header::ORIGIN, "Origin"),
+    (header::AUTHORIZATION, "Authorization"),
+];
+
 /// Checks everything about the upgrade request that the client could have
-/// got wrong, answering the first problem found. Public so that the fuzz
+/// got wrong (RFC 6455 section 4.2.1), answering the first problem found.
+/// `Host` is not checked here: every request's head passes
+/// `warmgate_http`'s rules before any route. Public so that the fuzz
 /// targets can reach it; the gate calls it for every upgrade.
 pub fn check_handshake(
     method: &Method,
+    version: Version,
     headers: &HeaderMap,
     allowed_origins: &[String],
 ) -> Result<(), Refusal> {
     if method != Method::GET {
         return Err(refusal(
             StatusCode::BAD_REQUEST,
+            "not_get",
             &format!("a WebSocket upgrade must be a GET request, not {method}"),
+        ));
+    }
+    // HTTP/1.0 has no Upgrade mechanism (RFC 6455 sections 4.1 and 4.2.1),
+    // and HTTP/2 upgrades by extended CONNECT instead (RFC 8441).
+    if version != Version::HTTP_11 {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "http_version",
+            &format!("a WebSocket upgrade must be an HTTP/1.1 request, not {version:?}"),
         ));
     }
     if !header_lists(headers, header::UPGRADE, "websocket")
@@ -333,26 +405,48 @@ pub fn check_handshake(
     {
         return Err(refusal(
             StatusCode::UPGRADE_REQUIRED,
+            "not_an_upgrade",
             "this route speaks WebSocket: send `Connection: Upgrade` and `Upgrade: websocket`",
         ));
     }
-    let version = headers
-        .get(header::SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes);
-    if version != Some(b"13") {
+    let mut versions = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+    let version_ok = versions.next().map(HeaderValue::as_bytes) == Some(b"13".as_slice())
+        && versions.next().is_none();
+    if !version_ok {
         return Err(refusal(
             StatusCode::UPGRADE_REQUIRED,
-            "Sec-WebSocket-Version must be 13",
+            "websocket_version",
+            "Sec-WebSocket-Version must be 13, sent once",
         ));
     }
-    let key_ok = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .is_some_and(|key| is_websocket_key(key.as_bytes()));
+    let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+    let key_ok = keys
+        .next()
+        .is_some_and(|key| is_websocket_key(key.as_bytes()))
+        && keys.next().is_none();
     if !key_ok {
         return Err(refusal(
             StatusCode::BAD_REQUEST,
-            "Sec-WebSocket-Key must be 16 random bytes in base64 (24 characters)",
+            "websocket_key",
+            "Sec-WebSocket-Key must be 16 random bytes in base64 (24 characters), sent once",
         ));
+    }
+    // Bytes of a body would be read as the client's first frames.
+    if has_body(headers) {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "request_body",
+            "a WebSocket upgrade carries no body: send neither Transfer-Encoding nor a Content-Length other than 0",
+        ));
+    }
+    for (name, spelled) in AT_MOST_ONCE {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(refusal(
+                StatusCode::BAD_REQUEST,
+                "repeated_header",
+                &format!("the {spelled} header must not be sent more than once"),
+            ));
+        }
     }
     if !allowed_origins.is_empty() {
         if let Some(origin) = headers.get(header::ORIGIN) {
@@ -362,18 +456,30 @@ pub fn check_handshake(
                 .trim_end_matches('/')
                 .to_ascii_lowercase();
             if !allowed_origins.contains(&origin) {
-                tracing::warn!(
-                    origin,
-                    "WebSocket upgrade from an origin outside allowed_origins refused with 403"
-                );
                 return Err(refusal(
                     StatusCode::FORBIDDEN,
+                    "origin",
                     &format!("origin {origin} is not allowed to open a WebSocket here"),
                 ));
             }
         }
     }
     Ok(())
+}
+
+/// True when the request announces a body: any `Transfer-Encoding`, or a
+/// `Content-Length` other than 0. (hyper has already refused a
+/// `Content-Length` it cannot read, or two that differ.)
+fn has_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
+            .any(|length| {
+                let length = std::str::from_utf8(length.trim_ascii()).ok();
+                length.and_then(|length| length.parse::<u64>().ok()) != Some(0)
+            })
 }
 
 /// A base64 encoding of 16 bytes: 22 base64 characters and `==`.
