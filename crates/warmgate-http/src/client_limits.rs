@@ -36,7 +36,9 @@ use tokio::time::Instant;
 use crate::client_address::{client_address, limit_key};
 use crate::log_sampler::{LogSampler, REFUSAL_LOG_WINDOW};
 
-/// Requests refused with 429 by a per-address limit, by `reason`.
+/// Requests refused before their handler, by `reason`: with 429 by a
+/// per-address limit, with 400 by `request_head`'s `Host` rule, and (the
+/// gate counts these) malformed or foreign-origin WebSocket upgrades.
 pub const CLIENT_REFUSALS_TOTAL: &str = "warmgate_client_refusals_total";
 /// Open `GET /readiness/events` streams.
 pub const EVENT_STREAMS: &str = "warmgate_event_streams";
@@ -374,7 +376,7 @@ impl Clock for TokioClock {
 fn init_metrics() {
     metrics::describe_counter!(
         CLIENT_REFUSALS_TOTAL,
-        "requests refused with 429 by a per-client-address limit, by reason (handshake_rate, event_streams)"
+        "requests refused before their handler, by reason: 429 past a per-client-address limit (handshake_rate, event_streams), 400 for a missing, repeated or invalid Host (host), and WebSocket upgrades refused as malformed (400, 426) or from a foreign origin (403)"
     );
     for reason in [HANDSHAKE_RATE, EVENT_STREAMS_REASON] {
         metrics::counter!(CLIENT_REFUSALS_TOTAL, "reason" => reason).increment(0);

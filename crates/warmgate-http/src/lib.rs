@@ -18,7 +18,8 @@
 //! [`serve`] runs a router on a listener: HTTP/1.1 with upgrades (for the
 //! WebSocket gate), `TCP_NODELAY`, the peer's address in each request, a
 //! deadline on reading request heads so slow or half-open clients cannot
-//! pin memory, and graceful shutdown.
+//! pin memory, the `Host` rule of every request (`request_head`), and
+//! graceful shutdown.
 //!
 //! Every handler reads a published snapshot through the
 //! [`warmgate_engine::ReadinessHandle`]; none ever runs or waits on a check.
@@ -32,6 +33,7 @@ mod client_limits;
 mod events;
 mod log_sampler;
 mod public;
+mod request_head;
 mod serve;
 
 pub use self::admin::{RenderMetrics, admin_router, require_admin_token};
