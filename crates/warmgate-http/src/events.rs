@@ -6,11 +6,14 @@
 //! The stream ends after the `draining` snapshot, so open streams never hold
 //! up a graceful shutdown. Each open stream counts against its client's
 //! address (see [`ClientLimits`]) until it ends or its client leaves.
+//! The response tells proxies not to buffer or compress it, so each event
+//! reaches the client when it is sent.
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use warmgate_core::GateState;
@@ -52,11 +55,24 @@ pub(crate) async fn readiness_events(
             Some((Ok::<_, Infallible>(event), (snapshot_rx, finished, slot)))
         },
     );
-    Sse::new(stream)
+    let mut response = Sse::new(stream)
         .keep_alive(
             KeepAlive::new()
                 .interval(KEEP_ALIVE_INTERVAL)
                 .text("keep-alive"),
         )
-        .into_response()
+        .into_response();
+    let headers = response.headers_mut();
+    // Proxies hold events back by buffering or compressing the body: nginx
+    // (and the ingresses built on it) unless told `X-Accel-Buffering: no`,
+    // and any proxy that gzips unless told `no-transform`.
+    headers.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    response
 }
