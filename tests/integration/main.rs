@@ -12,4 +12,5 @@ mod logs;
 mod metrics;
 mod probes;
 mod secrets;
+mod shutdown;
 mod traces;

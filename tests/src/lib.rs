@@ -350,9 +350,18 @@ impl Gateway {
 
     /// Sends SIGTERM, as an orchestrator does.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends SIGINT, as Ctrl-C in a terminal does.
+    pub fn interrupt(&self) {
+        self.signal("INT");
+    }
+
+    fn signal(&self, name: &str) {
         let pid = self.child.id().unwrap().to_string();
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
             .unwrap();
         assert!(status.success());

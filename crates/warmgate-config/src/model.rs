@@ -100,6 +100,10 @@ pub struct GateConfig {
     /// How often a silent client is pinged; it is closed after two
     /// unanswered pings. Default 20s.
     pub ping_interval: Duration,
+    /// A WebSocket client that takes no byte of a frame for this long is a
+    /// slow consumer: closed with 1008 (or dropped when it cannot take the
+    /// close frame either). Default 5s.
+    pub write_timeout: Duration,
     /// Open WebSocket connections past which a new client gets `unavailable`
     /// (reason `capacity`) and close 1013. Default 10000.
     pub max_connections: usize,
@@ -292,6 +296,8 @@ impl GateConfig {
     pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
     /// The default `ping_interval`: 20s.
     pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(20);
+    /// The default `write_timeout`: 5s.
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
     /// The default `max_connections`: 10000.
     pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
     /// The default `max_held`: 10000.
@@ -318,7 +324,7 @@ impl GateConfig {
 
     /// Every duration of the section that must be greater than zero, by its
     /// key, in file order: all but `shutdown_delay`, which may be zero.
-    pub fn durations(&self) -> [(&'static str, Duration); 8] {
+    pub fn durations(&self) -> [(&'static str, Duration); 9] {
         [
             ("startup_deadline", self.startup_deadline),
             ("retry_cap", self.retry_cap),
@@ -328,6 +334,7 @@ impl GateConfig {
             ("drain_grace", self.drain_grace),
             ("handshake_timeout", self.handshake_timeout),
             ("ping_interval", self.ping_interval),
+            ("write_timeout", self.write_timeout),
         ]
     }
 }
@@ -344,6 +351,7 @@ impl Default for GateConfig {
             shutdown_delay: Self::DEFAULT_SHUTDOWN_DELAY,
             handshake_timeout: Self::DEFAULT_HANDSHAKE_TIMEOUT,
             ping_interval: Self::DEFAULT_PING_INTERVAL,
+            write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
             max_held: Self::DEFAULT_MAX_HELD,
             max_message_bytes: Self::DEFAULT_MAX_MESSAGE_BYTES,

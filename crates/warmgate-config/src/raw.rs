@@ -140,6 +140,7 @@ pub(crate) struct RawGate {
     pub(crate) shutdown_delay: Option<Spanned<ShutdownDelay>>,
     pub(crate) handshake_timeout: Option<NonZeroDuration>,
     pub(crate) ping_interval: Option<NonZeroDuration>,
+    pub(crate) write_timeout: Option<NonZeroDuration>,
     pub(crate) max_connections: Option<ClientCount>,
     pub(crate) max_held: Option<ClientCount>,
     pub(crate) max_message_bytes: Option<MessageBytes>,

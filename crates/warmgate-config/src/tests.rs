@@ -316,7 +316,7 @@ fn unknown_keys_are_refused_in_every_table() {
     );
     assert_eq!(
         error("[gate]\nhold_timout = \"1s\"\n"),
-        "test.toml: gate.hold_timout: unknown key `hold_timout`, expected one of `startup_deadline`, `retry_cap`, `hold_timeout`, `warming_interval`, `retry_after`, `drain_grace`, `shutdown_delay`, `handshake_timeout`, `ping_interval`, `max_connections`, `max_held`, `max_message_bytes`, `allowed_origins`, `messages_per_second`, `message_burst` (line 2, column 1)"
+        "test.toml: gate.hold_timout: unknown key `hold_timout`, expected one of `startup_deadline`, `retry_cap`, `hold_timeout`, `warming_interval`, `retry_after`, `drain_grace`, `shutdown_delay`, `handshake_timeout`, `ping_interval`, `write_timeout`, `max_connections`, `max_held`, `max_message_bytes`, `allowed_origins`, `messages_per_second`, `message_burst` (line 2, column 1)"
     );
     assert!(error("[[phase]]\nname = \"p\"\nchecks = []\n").starts_with(
         "test.toml: phase[0].checks: unknown key `checks`, expected `name` or `check`"
@@ -601,6 +601,7 @@ gate
   drain_grace = 8s
   handshake_timeout = 10s
   ping_interval = 20s
+  write_timeout = 5s
   shutdown_delay = 1s (after SIGTERM, not SIGINT)
   max_connections = 10000
   max_held = 10000
@@ -818,13 +819,14 @@ fn url_kinds_refuse_bad_urls_without_repeating_them() {
 
 // === the WebSocket gate's settings ===
 
-const GATE_DURATION_KEYS: [&str; 6] = [
+const GATE_DURATION_KEYS: [&str; 7] = [
     "hold_timeout",
     "warming_interval",
     "retry_after",
     "drain_grace",
     "handshake_timeout",
     "ping_interval",
+    "write_timeout",
 ];
 
 #[test]
@@ -843,6 +845,7 @@ fn gate_defaults_are_the_documented_values() {
             shutdown_delay: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
+            write_timeout: Duration::from_secs(5),
             max_connections: 10_000,
             max_held: 10_000,
             max_message_bytes: 65_536,
@@ -865,6 +868,7 @@ retry_after = "1h"
 drain_grace = "25s"
 handshake_timeout = "3s"
 ping_interval = "1m"
+write_timeout = "750ms"
 max_connections = 1_000_000
 max_held = 1
 max_message_bytes = 125
@@ -881,6 +885,7 @@ allowed_origins = ["https://chat.example.com", "http://localhost:8080"]
             drain_grace: Duration::from_secs(25),
             handshake_timeout: Duration::from_secs(3),
             ping_interval: Duration::from_secs(60),
+            write_timeout: Duration::from_millis(750),
             max_connections: 1_000_000,
             max_held: 1,
             max_message_bytes: 125,

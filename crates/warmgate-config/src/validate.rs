@@ -179,6 +179,7 @@ fn gate(raw: RawGate, origin: &Origin<'_>) -> Result<GateConfig, ConfigError> {
         shutdown_delay,
         handshake_timeout: duration(raw.handshake_timeout, default.handshake_timeout),
         ping_interval: duration(raw.ping_interval, default.ping_interval),
+        write_timeout: duration(raw.write_timeout, default.write_timeout),
         max_connections: raw.max_connections.map_or(default.max_connections, |n| n.0),
         max_held: raw.max_held.map_or(default.max_held, |n| n.0),
         max_message_bytes: raw

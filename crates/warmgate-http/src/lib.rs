@@ -42,7 +42,7 @@ pub use self::client_limits::{
 };
 pub use self::log_sampler::{LogSampler, REFUSAL_LOG_WINDOW};
 pub use self::public::{PublicSettings, public_router};
-pub use self::serve::{LISTEN_BACKLOG, ServeSettings, bind_listener, serve};
+pub use self::serve::{HttpActivity, LISTEN_BACKLOG, ServeSettings, bind_listener, serve};
 
 #[cfg(test)]
 mod tests;

@@ -2,15 +2,27 @@
 //!
 //! Each request carries its connection's peer address as
 //! `ConnectInfo<SocketAddr>` in its extensions, for the per-address limits.
+//!
+//! At shutdown the listener closes (logged as `stopped listening`, with the
+//! time), requests in flight are answered, and every other connection is
+//! closed: an idle keep-alive connection, or one that has sent only part of
+//! a request head, never holds the exit. [`HttpActivity`] counts the
+//! requests in flight, for the drain's log line.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt as _;
@@ -44,17 +56,39 @@ pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// say), so that the loop does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
+/// At shutdown, how often a connection with no request in flight is looked
+/// at again before it is closed: long enough for hyper to flush the end of
+/// a response it has just finished, short enough that a client that sent
+/// half a request head is gone at once.
+const UNFINISHED_CONNECTION_WAIT: Duration = Duration::from_millis(100);
+
+/// The HTTP requests in flight on the listeners served with it: from the
+/// moment a whole request head has arrived until the response's body has
+/// been sent (an event stream's to its end). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct HttpActivity {
+    requests_in_flight: Arc<AtomicUsize>,
+}
+
+impl HttpActivity {
+    /// Requests being answered now, on every listener served with this.
+    pub fn requests_in_flight(&self) -> usize {
+        self.requests_in_flight.load(Ordering::Acquire)
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then stops
-/// accepting and waits for in-flight HTTP requests to finish. Upgraded
-/// connections (WebSockets) are detached from HTTP and are not waited for
-/// here; the gate tracks them.
+/// accepting, logs `stopped listening`, waits for the requests in flight to
+/// be answered and closes every other connection. Upgraded connections
+/// (WebSockets) are detached from HTTP and are not waited for here; the gate
+/// tracks them.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     settings: ServeSettings,
     shutdown: impl Future<Output = ()>,
+    activity: HttpActivity,
 ) {
-    let router = crate::request_head::require_valid_host(router);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -77,12 +111,25 @@ pub async fn serve(
                 };
                 // Small frames (a `ready`, an echo) must leave at once.
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone().map_request(
-                    move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                let in_flight = InFlight {
+                    connection: Arc::default(),
+                    total: Arc::clone(&activity.requests_in_flight),
+                };
+                let connection_in_flight = Arc::clone(&in_flight.connection);
+                let router = router.clone();
+                // hyper calls this as soon as a whole request head has
+                // arrived, so the count starts there.
+                let service = hyper::service::service_fn(
+                    move |mut request: axum::http::Request<Incoming>| {
                         request.extensions_mut().insert(ConnectInfo(peer));
-                        request
+                        let counted = in_flight.enter();
+                        let response = router.clone().oneshot(request);
+                        async move {
+                            let response = response.await?;
+                            Ok::<_, Infallible>(response.map(|body| CountedBody { body, _counted: counted }))
+                        }
                     },
-                ));
+                );
                 let connection = builder
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades();
@@ -94,11 +141,28 @@ pub async fn serve(
                         let _ = stop_rx.wait_for(|stop| *stop).await;
                     };
                     let result = tokio::select! {
+                        // The connection first, so that a request whose
+                        // head has already arrived is counted before the
+                        // stop is looked at.
+                        biased;
                         result = connection.as_mut() => result,
                         () = stopped => {
-                            // Finish the request in flight, then close.
+                            // hyper closes an idle connection at once and
+                            // finishes a request in flight, but would wait
+                            // for the rest of a partial head until the head
+                            // deadline: such a connection is dropped.
                             connection.as_mut().graceful_shutdown();
-                            connection.await
+                            loop {
+                                tokio::select! {
+                                    biased;
+                                    result = connection.as_mut() => break result,
+                                    () = tokio::time::sleep(UNFINISHED_CONNECTION_WAIT) => {
+                                        if connection_in_flight.load(Ordering::Acquire) == 0 {
+                                            break Ok(());
+                                        }
+                                    }
+                                }
+                            }
                         }
                     };
                     if let Err(error) = result {
@@ -110,8 +174,89 @@ pub async fn serve(
             () = &mut shutdown => break,
         }
     }
+    let address = listener.local_addr();
     drop(listener);
+    // The moment after which a connect is refused, for whoever reads the
+    // log against their own clock (the chaos run's probes).
+    let unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    match address {
+        Ok(address) => tracing::info!(
+            listener = %address,
+            unix_ms,
+            "stopped listening; new connections are refused, requests in flight are answered, idle connections closed"
+        ),
+        Err(_) => tracing::info!(
+            unix_ms,
+            "stopped listening; new connections are refused, requests in flight are answered, idle connections closed"
+        ),
+    }
     stop_tx.send_replace(true);
     drop(alive_tx);
     let _ = alive_rx.recv().await;
+}
+
+// === impl InFlight ===
+
+/// The in-flight counts a connection's requests add to: its own, so that
+/// shutdown knows whether it may close the connection, and the listeners'
+/// total, for the log.
+#[derive(Debug, Clone)]
+struct InFlight {
+    connection: Arc<AtomicUsize>,
+    total: Arc<AtomicUsize>,
+}
+
+impl InFlight {
+    /// Counts one request until the returned value is dropped.
+    fn enter(&self) -> InFlightGuard {
+        self.connection.fetch_add(1, Ordering::AcqRel);
+        self.total.fetch_add(1, Ordering::AcqRel);
+        InFlightGuard {
+            counts: self.clone(),
+        }
+    }
+}
+
+/// One request in flight; dropped with the response's body.
+#[derive(Debug)]
+struct InFlightGuard {
+    counts: InFlight,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.counts.connection.fetch_sub(1, Ordering::AcqRel);
+        self.counts.total.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+// === impl CountedBody ===
+
+/// A response body that keeps its request counted as in flight until hyper
+/// has sent it and drops it.
+struct CountedBody {
+    body: Body,
+    _counted: InFlightGuard,
+}
+
+impl HttpBody for CountedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }

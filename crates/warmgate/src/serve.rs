@@ -5,8 +5,10 @@
 //! state turns `draining`, `/readyz` answers 503, held WebSocket clients are
 //! told `unavailable` (reason `draining`) and closed with 1013, new ones get
 //! the same, and admitted ones get `draining` and are closed with 1001 after
-//! `drain_grace`. Once every WebSocket has closed (or the grace is over) the
-//! listeners stop and the process exits 0.
+//! `drain_grace`. The listeners stay open for `shutdown_delay` (not after
+//! SIGINT: a terminal wants its prompt back) and until every WebSocket has
+//! closed, then stop; once the HTTP requests in flight are answered (or the
+//! grace plus a second is over) the process exits 0.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -16,14 +18,15 @@ use anyhow::Context as _;
 use axum::Router;
 use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use warmgate_auth::{Algorithm, AuthSettings, Authenticator, KeySource};
 use warmgate_config::{AuthConfig, Config, JwtKeys};
 use warmgate_core::GateState;
 use warmgate_engine::ReadinessHandle;
 use warmgate_gate::{Gate, GateSettings, InProcessRooms};
 use warmgate_http::{
-    ClientLimitSettings, ClientLimits, PublicSettings, ServeSettings, admin_router, bind_listener,
-    public_router, require_admin_token, serve,
+    ClientLimitSettings, ClientLimits, HttpActivity, PublicSettings, ServeSettings, admin_router,
+    bind_listener, public_router, require_admin_token, serve,
 };
 
 use crate::wiring::{LISTENER_SIGNALS, spawn_engine};
@@ -75,37 +78,68 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot set the built-in signal `{name}`"))?;
         }
     }
-    tokio::spawn(drain_on_os_signal(handle.clone(), drain_grace));
+    let shutdown_delay = config.gate.shutdown_delay;
+    let (interrupted_tx, mut interrupted_rx) = watch::channel(false);
+    tokio::spawn(drain_on_os_signal(
+        handle.clone(),
+        drain_grace,
+        shutdown_delay,
+        interrupted_tx,
+    ));
 
     // Both listeners keep serving while draining (so probes see 503 and new
-    // WebSocket clients are told `draining`), and stop once every WebSocket
-    // has closed: held clients at once, admitted ones by `drain_grace`.
+    // WebSocket clients are told `draining`): for `shutdown_delay` at least,
+    // since a load balancer may route here for a moment after SIGTERM, and
+    // until every WebSocket has closed (held clients at once, admitted ones
+    // by `drain_grace`, which the config keeps no shorter than the delay).
     let drained = {
         let handle = handle.clone();
         let counts = counts.clone();
         async move {
             draining(handle).await;
+            tokio::select! {
+                () = tokio::time::sleep(shutdown_delay) => {}
+                _ = interrupted_rx.wait_for(|interrupted| *interrupted) => {}
+            }
             counts.all_closed().await;
         }
     };
     let drained = drained.shared();
+    let activity = HttpActivity::default();
     let router = public_routes(&config, &handle, &gate);
-    let public_server = serve(public, router, serve_settings.clone(), drained.clone());
+    let public_server = serve(
+        public,
+        router,
+        serve_settings.clone(),
+        drained.clone(),
+        activity.clone(),
+    );
     let mut admin_routes = admin_router(handle.clone(), render_metrics);
     if let Some(token) = &config.admin_token {
         let read_token = config.admin_read_token.as_ref().map(|read| read.expose());
         admin_routes = require_admin_token(admin_routes, token.expose(), read_token);
     }
-    let admin_server = serve(admin, admin_routes, serve_settings, drained);
+    let admin_server = serve(
+        admin,
+        admin_routes,
+        serve_settings,
+        drained,
+        activity.clone(),
+    );
     let grace_over = async {
         draining(handle.clone()).await;
         tokio::time::sleep(drain_grace + CLOSE_MARGIN).await;
     };
     tokio::select! {
         ((), ()) = async { tokio::join!(public_server, admin_server) } => {}
+        // What is open, by kind: WebSockets (of them, those still held)
+        // and HTTP requests being answered. Idle and half-sent HTTP
+        // connections never hold the exit.
         () = grace_over => tracing::warn!(
             grace_ms = drain_grace.as_millis() as u64,
-            n_open = counts.open(),
+            n_websockets_open = counts.open(),
+            n_websockets_held = counts.held(),
+            n_http_requests_in_flight = activity.requests_in_flight(),
             "drain grace period over with connections still open; exiting anyway"
         ),
     }
@@ -205,21 +239,57 @@ async fn draining(handle: ReadinessHandle) {
         .await;
 }
 
-/// Turns SIGTERM or SIGINT into a drain request.
-async fn drain_on_os_signal(handle: ReadinessHandle, drain_grace: Duration) {
-    let name = wait_for_os_signal().await;
+/// Turns SIGTERM or SIGINT into a drain request. SIGINT, at any time,
+/// also cuts the shutdown delay short: whoever pressed Ctrl-C is not a load
+/// balancer that needs time to stop routing here.
+async fn drain_on_os_signal(
+    handle: ReadinessHandle,
+    drain_grace: Duration,
+    shutdown_delay: Duration,
+    interrupted_tx: watch::Sender<bool>,
+) {
+    let signal = wait_for_os_signal().await;
+    let delay = if signal == OsSignal::Interrupt {
+        interrupted_tx.send_replace(true);
+        Duration::ZERO
+    } else {
+        shutdown_delay
+    };
     tracing::warn!(
-        signal = name,
-        "shutdown signal received; readiness turns to draining, held clients are told to come back, admitted ones get {drain_grace:?}"
+        signal = signal.name(),
+        shutdown_delay_ms = delay.as_millis() as u64,
+        "shutdown signal received; readiness turns to draining, held clients are told to come back, admitted ones get {drain_grace:?}; the listeners stay open {delay:?} at least for clients still routed here"
     );
     if let Err(error) = handle.drain() {
         tracing::error!(%error, "cannot start draining; exiting without it");
         std::process::exit(1);
     }
+    if signal == OsSignal::Terminate {
+        while wait_for_os_signal().await != OsSignal::Interrupt {}
+        interrupted_tx.send_replace(true);
+    }
+}
+
+/// The signals that start a drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OsSignal {
+    /// SIGTERM, as an orchestrator sends: the shutdown delay applies.
+    Terminate,
+    /// SIGINT (Ctrl-C): no shutdown delay.
+    Interrupt,
+}
+
+impl OsSignal {
+    fn name(self) -> &'static str {
+        match self {
+            OsSignal::Terminate => "SIGTERM",
+            OsSignal::Interrupt => "SIGINT",
+        }
+    }
 }
 
 #[cfg(unix)]
-async fn wait_for_os_signal() -> &'static str {
+async fn wait_for_os_signal() -> OsSignal {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut terminate), Ok(mut interrupt)) = (
         signal(SignalKind::terminate()),
@@ -229,13 +299,13 @@ async fn wait_for_os_signal() -> &'static str {
         return std::future::pending().await;
     };
     tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => OsSignal::Terminate,
+        _ = interrupt.recv() => OsSignal::Interrupt,
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_os_signal() -> &'static str {
+async fn wait_for_os_signal() -> OsSignal {
     let _ = tokio::signal::ctrl_c().await;
-    "ctrl-c"
+    OsSignal::Interrupt
 }

@@ -1,0 +1,215 @@
+//! The first second after SIGTERM, and the end of the drain: the listeners
+//! stay open for `shutdown_delay` answering as draining (not after SIGINT),
+//! connections without a request in flight never hold the exit, and the
+//! log says when the listeners closed and, at a forced exit, what was open.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use warmgate_tests::{Gateway, app_signal_plan, within};
+
+async fn ready_gateway(gate: &str) -> Gateway {
+    let gateway = Gateway::builder()
+        .config(app_signal_plan(gate, ""))
+        .spawn()
+        .await;
+    gateway.set_signal("app", true).await;
+    gateway.until_ready().await;
+    gateway
+}
+
+/// Waits for the exit and returns how long after `signalled` it came.
+async fn exit_after(gateway: &mut Gateway, signalled: Instant) -> Duration {
+    assert!(gateway.exit_status().await.success());
+    signalled.elapsed()
+}
+
+/// Sends SIGTERM and waits until the state `draining` is published;
+/// returns when the signal was sent.
+async fn terminate_and_wait_for_draining(gateway: &Gateway) -> Instant {
+    let mut events = gateway.events().await;
+    let signalled = Instant::now();
+    gateway.terminate();
+    events
+        .until(|snapshot| snapshot["state"] == "draining")
+        .await;
+    signalled
+}
+
+/// A TCP connection that has sent `bytes` and nothing more.
+async fn sent_only(addr: SocketAddr, bytes: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes.as_bytes()).await.unwrap();
+    stream
+}
+
+/// The `unix_ms` of the `stopped listening` lines in `log`.
+fn stopped_listening(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|line| line.contains("stopped listening"))
+        .filter_map(|line| {
+            let (_, rest) = line.split_once("unix_ms=")?;
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn after_sigterm_with_nothing_connected_late_clients_are_told_draining_not_refused() {
+    // The default delay, 1 s.
+    let mut gateway = ready_gateway("").await;
+    let signalled = terminate_and_wait_for_draining(&gateway).await;
+
+    // Clients that a load balancer still routes here.
+    let mut late = gateway.ws("/ws").await;
+    let refused = late.next_json().await;
+    assert_eq!(refused["type"], "unavailable", "{refused}");
+    assert_eq!(refused["reason"], "draining", "{refused}");
+    assert!(
+        refused["retry_after_ms"].as_u64().unwrap() >= 2000,
+        "{refused}"
+    );
+    let (code, reason) = late.close_frame().await;
+    assert_eq!(code, 1013);
+    assert!(reason.contains("retry after"), "{reason}");
+    let mut transparent = gateway.ws_with("/echo", &[]).await;
+    assert_eq!(transparent.close_frame().await.0, 1013);
+    assert_eq!(gateway.get("/readyz").await.status, 503);
+    assert_eq!(gateway.get("/livez").await.status, 200);
+    assert_eq!(
+        gateway.admin_get("/readiness").await.json["state"],
+        "draining"
+    );
+
+    let took = exit_after(&mut gateway, signalled).await;
+    assert!(
+        took >= Duration::from_secs(1),
+        "exited {took:?} after SIGTERM"
+    );
+    let log = gateway.log();
+    assert_eq!(stopped_listening(&log).len(), 2, "both listeners: {log}");
+    assert!(!log.contains("connections still open"), "{log}");
+}
+
+#[tokio::test]
+async fn sigint_drains_without_the_shutdown_delay() {
+    let mut gateway = ready_gateway("drain_grace = \"30s\"\nshutdown_delay = \"20s\"").await;
+    let signalled = Instant::now();
+    gateway.interrupt();
+    let took = exit_after(&mut gateway, signalled).await;
+    assert!(
+        took < Duration::from_secs(5),
+        "exited {took:?} after SIGINT"
+    );
+    assert!(gateway.log().contains("SIGINT"));
+    assert_eq!(stopped_listening(&gateway.log()).len(), 2);
+}
+
+#[tokio::test]
+async fn sigint_during_the_shutdown_delay_cuts_it_short() {
+    let mut gateway = ready_gateway("drain_grace = \"30s\"\nshutdown_delay = \"20s\"").await;
+    let signalled = terminate_and_wait_for_draining(&gateway).await;
+    // Still listening, well inside the delay.
+    assert_eq!(gateway.get("/readyz").await.status, 503);
+    gateway.interrupt();
+    let took = exit_after(&mut gateway, signalled).await;
+    assert!(
+        took < Duration::from_secs(10),
+        "exited {took:?} after SIGTERM"
+    );
+}
+
+#[tokio::test]
+async fn a_zero_shutdown_delay_stops_listening_as_soon_as_nothing_is_open() {
+    let mut gateway = ready_gateway("drain_grace = \"30s\"\nshutdown_delay = \"0s\"").await;
+    let signalled = Instant::now();
+    gateway.terminate();
+    let took = exit_after(&mut gateway, signalled).await;
+    // The default delay would have kept it a second.
+    assert!(
+        took < Duration::from_millis(900),
+        "exited {took:?} after SIGTERM"
+    );
+    assert_eq!(stopped_listening(&gateway.log()).len(), 2);
+}
+
+#[tokio::test]
+async fn connections_without_a_request_in_flight_do_not_hold_the_drain() {
+    // Without the fix the exit waits for the force exit at the grace plus
+    // a second (11 s), since the head deadline is longer still.
+    let mut gateway = ready_gateway("drain_grace = \"10s\"\nhandshake_timeout = \"60s\"").await;
+    let host = format!("Host: {}\r\n", gateway.public);
+    let _cut_after_a_header =
+        sent_only(gateway.public, &format!("GET /readyz HTTP/1.1\r\n{host}")).await;
+    let _cut_in_the_request_line = sent_only(gateway.public, "GE").await;
+    let _cut_on_the_admin_listener = sent_only(
+        gateway.admin,
+        &format!("GET /readiness HTTP/1.1\r\nHost: {}\r\nAcc", gateway.admin),
+    )
+    .await;
+    // A keep-alive connection, idle after one answer.
+    let mut idle = sent_only(
+        gateway.public,
+        &format!("GET /livez HTTP/1.1\r\n{host}\r\n"),
+    )
+    .await;
+    let mut answer = Vec::new();
+    while !String::from_utf8_lossy(&answer).contains("alive") {
+        let mut buffer = [0; 1024];
+        let n = within("the /livez answer", idle.read(&mut buffer))
+            .await
+            .unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buffer[..n]);
+    }
+
+    let signalled = Instant::now();
+    gateway.terminate();
+    let took = exit_after(&mut gateway, signalled).await;
+    assert!(
+        took < Duration::from_secs(5),
+        "exited {took:?} after SIGTERM"
+    );
+    let log = gateway.log();
+    assert!(!log.contains("connections still open"), "{log}");
+}
+
+#[tokio::test]
+async fn the_forced_exit_names_what_was_still_open() {
+    let mut gateway = ready_gateway("drain_grace = \"1s\"").await;
+    // A request in flight: its head is whole, its body never comes.
+    let _in_flight = sent_only(
+        gateway.admin,
+        &format!(
+            "POST /signals/app HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"ready\":",
+            gateway.admin
+        ),
+    )
+    .await;
+    // An admitted WebSocket that never reads, so never answers the close.
+    let mut deaf = gateway.ws("/ws").await;
+    assert_eq!(deaf.next_json().await["type"], "ready");
+    // And a connection that sent half a head, which must not be counted.
+    let _half = sent_only(gateway.public, "GET /readyz HTTP/1.1\r\n").await;
+
+    gateway.terminate();
+    assert!(gateway.exit_status().await.success());
+    let log = gateway.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("connections still open"))
+        .unwrap_or_else(|| panic!("no forced exit: {log}"));
+    for field in [
+        "n_websockets_open=1",
+        "n_websockets_held=0",
+        "n_http_requests_in_flight=1",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+    drop(deaf);
+}
