@@ -11,6 +11,7 @@ mod hardening;
 mod logs;
 mod metrics;
 mod probes;
+mod request_heads;
 mod secrets;
 mod shutdown;
 mod traces;

@@ -245,7 +245,7 @@ async fn metrics_are_prometheus_text_with_every_series_from_the_start() {
             "{outcome}"
         );
     }
-    for reason in ["handshake_rate", "event_streams"] {
+    for reason in ["handshake_rate", "event_streams", "host", "http_version"] {
         assert_eq!(
             scrape_at_start.value(&format!(
                 "warmgate_client_refusals_total{{reason=\"{reason}\"}}"
