@@ -19,7 +19,8 @@
 //! Then it judges (no panic or crash; every connection attempt admitted,
 //! `unavailable` with a reason, or 401; every acked message delivered
 //! exactly once to every member of its room connected throughout; state
-//! transitions matching the faults; probes answered within 50 ms) and
+//! transitions matching the faults; probes answered within 50 ms until
+//! warmgate says it stopped listening, and `/readyz` 503 while it drains) and
 //! rewrites its section of `docs/reliability.md`. Raw figures and logs stay
 //! in `target/chaos`. It fails if a required check fails.
 
@@ -110,6 +111,9 @@ pub(crate) struct Run {
     /// warmgate exited before SIGTERM.
     pub(crate) died_early: bool,
     pub(crate) panics: Vec<String>,
+    /// When warmgate's first listener closed, from its `stopped listening`
+    /// log line (ms since the epoch), if it logged one.
+    pub(crate) stopped_listening_ms: Option<f64>,
     pub(crate) load: Value,
     pub(crate) seconds: f64,
 }
@@ -152,6 +156,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         exit_success,
         died_early,
         panics: stack::panics_in_log(&stack.warmgate_log),
+        stopped_listening_ms: judge::stopped_listening_ms(
+            &std::fs::read_to_string(&stack.warmgate_log).unwrap_or_default(),
+        ),
         load: load?,
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -168,6 +175,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             "aborted": run.aborted,
             "exit": run.exit,
             "panics": run.panics,
+            "stopped_listening_ms": run.stopped_listening_ms,
             "load": run.load,
         }))?,
     )

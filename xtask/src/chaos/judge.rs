@@ -149,6 +149,89 @@ fn state_changes(events: &[Value]) -> Vec<Change> {
     changes
 }
 
+/// When warmgate's first listener closed: the smallest `unix_ms` of the
+/// `stopped listening` lines in its log (text or JSON), if there is one.
+pub(crate) fn stopped_listening_ms(log: &str) -> Option<f64> {
+    log.lines()
+        .filter(|line| line.contains("stopped listening"))
+        .filter_map(|line| {
+            let (_, rest) = line.split_once("unix_ms")?;
+            let digits: String = rest
+                .trim_start_matches(['=', '"', ':', ' '])
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            digits.parse::<f64>().ok()
+        })
+        .reduce(f64::min)
+}
+
+/// One path's probes, judged against the moment warmgate stopped
+/// listening (`cutoff`): before it every probe must be answered within
+/// [`PROBE_LIMIT_MS`]; from SIGTERM until it, `wanted` is the only status
+/// (once `draining` has been published, for `/readyz`: `wanted_from`).
+#[derive(Debug, Default, PartialEq)]
+struct ProbeWindow {
+    /// Probes started before the cutoff.
+    judged: u64,
+    /// Of those, answered over the limit: `(at_ms, latency_ms)`.
+    slow: Vec<(f64, f64)>,
+    /// Of those, not answered: `(at_ms, error)`.
+    unanswered: Vec<(f64, String)>,
+    /// Probes started at or after the cutoff (a closed port is expected).
+    after_cutoff: u64,
+    /// Probes started between SIGTERM and the cutoff.
+    draining: u64,
+    /// Of those, any other answer than the wanted status, or none:
+    /// `(at_ms, what)`.
+    draining_wrong: Vec<(f64, String)>,
+}
+
+impl ProbeWindow {
+    /// `all` is the load generator's list of `[at_ms, latency_ms, status or
+    /// error]`.
+    fn judge(
+        all: &[Value],
+        cutoff: f64,
+        sigterm: Option<f64>,
+        wanted: u64,
+        wanted_from: f64,
+    ) -> ProbeWindow {
+        let mut window = ProbeWindow::default();
+        for probe in all {
+            let at = probe[0].as_f64().unwrap_or(0.0);
+            let latency = probe[1].as_f64().unwrap_or(0.0);
+            let status = probe[2].as_u64();
+            if at >= cutoff {
+                window.after_cutoff += 1;
+                continue;
+            }
+            window.judged += 1;
+            match status {
+                Some(_) if latency > PROBE_LIMIT_MS => window.slow.push((at, latency)),
+                Some(_) => {}
+                None => window
+                    .unanswered
+                    .push((at, probe[2].as_str().unwrap_or_default().to_owned())),
+            }
+            if sigterm.is_some_and(|sigterm| at >= sigterm) {
+                window.draining += 1;
+                let wrong = match status {
+                    None => Some(probe[2].as_str().unwrap_or_default().to_owned()),
+                    Some(status) if status != wanted && at >= wanted_from => {
+                        Some(format!("status {status}"))
+                    }
+                    Some(_) => None,
+                };
+                if let Some(what) = wrong {
+                    window.draining_wrong.push((at, what));
+                }
+            }
+        }
+        window
+    }
+}
+
 /// Seconds from the load's start, for the report.
 fn since(start: f64, at_ms: f64) -> String {
     format!("{:.1} s", (at_ms - start) / 1e3)
@@ -289,9 +372,9 @@ pub(crate) fn judge(run: &Run) -> Judged {
     let mut problem_samples: Vec<String> = Vec::new();
     let mut judged_attempts = 0_u64;
     let mut after_exit = 0_u64;
-    let drain_over_ms = load
-        .pointer("/chat/drain/last_closed_ms")
-        .and_then(Value::as_f64);
+    // warmgate says when it stops listening; until then every connect must
+    // be accepted.
+    let stopped_ms = run.stopped_listening_ms;
     let mut unauthorised = 0_u64;
     let mut unauthorised_refused = 0_u64;
     let mut unauthorised_admitted = 0_u64;
@@ -302,14 +385,10 @@ pub(crate) fn judge(run: &Run) -> Judged {
         let started = attempt[1].as_f64().unwrap_or(0.0);
         let ended = attempt[2].as_f64().unwrap_or(0.0);
         let outcome = attempt[3].as_str().unwrap_or_default();
-        // Once the last WebSocket has closed, the drain is over and the
-        // listeners close: a refused connection then is the server gone
-        // (the exit is noticed by polling, a little later).
-        let listener_closed = outcome == "no_connection"
-            && marks
-                .at("sigterm")
-                .is_some_and(|sigterm| started >= sigterm)
-            && drain_over_ms.is_some_and(|over| started >= over);
+        // Once warmgate has stopped listening, a refused connection is the
+        // server gone (the exit is noticed by polling, a little later).
+        let listener_closed =
+            outcome == "no_connection" && stopped_ms.is_some_and(|stopped| started >= stopped);
         if started >= exit_ms || listener_closed {
             after_exit += 1;
             continue;
@@ -374,7 +453,7 @@ pub(crate) fn judge(run: &Run) -> Judged {
         "every connection attempt ended admitted, `unavailable` with a reason, or 401; none silent",
         problem_count == 0 && chat_joined == chat_clients && !attempts.is_empty(),
         format!(
-            "{judged_attempts} churn attempts before the drain ended (and {after_exit} after it, refused by a closed port), {chat_joined} of {chat_clients} chat clients admitted; {problem_count} otherwise{}{}",
+            "{judged_attempts} churn attempts before warmgate stopped listening (and {after_exit} after it, refused by a closed port), {chat_joined} of {chat_clients} chat clients admitted; {problem_count} otherwise{}{}",
             if problems.is_empty() { String::new() } else { format!(": {problems:?}") },
             if problem_samples.is_empty() { String::new() } else { format!("; e.g. {}", problem_samples.join("; ")) }
         ),
@@ -434,63 +513,99 @@ pub(crate) fn judge(run: &Run) -> Judged {
     }
 
     // --- probes ---
+    // Strict until warmgate stopped listening; a closed port after that is
+    // the end of the drain, not a slow probe. Without the log line nothing
+    // is excused.
+    let cutoff = stopped_ms.unwrap_or(exit_ms);
+    let sigterm_ms = marks.at("sigterm");
+    let draining_seen_ms = changes
+        .iter()
+        .find(|change| change.state == "draining")
+        .map_or(f64::INFINITY, |change| change.at_ms);
     let mut probe_rows = String::new();
-    let mut probes_ok = true;
+    let mut probes_ok = stopped_ms.is_some();
+    let mut draining_ok = stopped_ms.is_some() && sigterm_ms.is_some();
     let mut probe_figures = Vec::new();
-    for path in ["/livez", "/readyz"] {
+    let mut draining_figures = Vec::new();
+    for (path, wanted, wanted_from) in [
+        ("/livez", 200, f64::NEG_INFINITY),
+        ("/readyz", 503, draining_seen_ms),
+    ] {
         let summary = load
             .pointer(&format!("/probes/paths/{}", path.replace('/', "~1")))
             .cloned()
             .unwrap_or_default();
-        let before_exit = |list: &str| -> Vec<Value> {
-            summary[list]
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter(|item| item["at_ms"].as_f64().is_some_and(|at| at < exit_ms))
-                        .cloned()
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let slow = before_exit("slow");
-        let failed = before_exit("failed");
-        let probes = number(&summary, "/probes") as u64;
-        probes_ok &= probes > 0 && slow.is_empty() && failed.is_empty();
-        let worst = slow
+        let all = summary["all"].as_array().cloned().unwrap_or_default();
+        let window = ProbeWindow::judge(&all, cutoff, sigterm_ms, wanted, wanted_from);
+        probes_ok &= window.judged > 0 && window.slow.is_empty() && window.unanswered.is_empty();
+        draining_ok &= window.draining > 0 && window.draining_wrong.is_empty();
+        let worst = window
+            .slow
             .iter()
-            .map(|item| {
-                format!(
-                    "{:.0} ms at {}",
-                    number(item, "/latency_ms"),
-                    since(start, number(item, "/at_ms"))
-                )
-            })
+            .map(|(at, latency)| format!("{latency:.0} ms at {}", since(start, *at)))
+            .chain(
+                window
+                    .unanswered
+                    .iter()
+                    .map(|(at, error)| format!("{error} at {}", since(start, *at))),
+            )
             .take(5)
             .collect::<Vec<_>>();
         let _ = writeln!(
             probe_rows,
-            "| `{path}` | {probes} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {} |",
+            "| `{path}` | {} | {:.2} ms | {:.2} ms | {:.2} ms | {} | {} | {} | {} |",
+            window.judged,
             number(&summary, "/latency/p50_us") / 1e3,
             number(&summary, "/latency/p99_us") / 1e3,
             number(&summary, "/latency/max_us") / 1e3,
-            slow.len(),
-            failed.len(),
+            window.slow.len(),
+            window.unanswered.len(),
+            window.after_cutoff,
             summary["statuses"]
         );
         probe_figures.push(format!(
-            "{path}: {probes} probes, max {:.1} ms, {} over {PROBE_LIMIT_MS} ms{}, {} unanswered before the exit",
+            "{path}: {} probes, max {:.1} ms, {} over {PROBE_LIMIT_MS} ms, {} unanswered{}; {} after",
+            window.judged,
             number(&summary, "/latency/max_us") / 1e3,
-            slow.len(),
+            window.slow.len(),
+            window.unanswered.len(),
             if worst.is_empty() { String::new() } else { format!(" ({})", worst.join(", ")) },
-            failed.len()
+            window.after_cutoff
+        ));
+        draining_figures.push(format!(
+            "{path}: {} probes, {} without {wanted}{}",
+            window.draining,
+            window.draining_wrong.len(),
+            window
+                .draining_wrong
+                .iter()
+                .take(3)
+                .map(|(at, what)| format!(" ({what} at {})", since(start, *at)))
+                .collect::<String>()
         ));
     }
+    let stopped_text = match (stopped_ms, sigterm_ms) {
+        (Some(stopped), Some(sigterm)) => format!(
+            "warmgate stopped listening {:.0} ms after SIGTERM{}",
+            stopped - sigterm,
+            if exit_ms.is_finite() {
+                format!(", {:.0} ms before its exit was seen", exit_ms - stopped)
+            } else {
+                String::new()
+            }
+        ),
+        (Some(_), None) => "warmgate stopped listening before any SIGTERM".to_owned(),
+        (None, _) => "warmgate's log has no `stopped listening` line".to_owned(),
+    };
     checks.push(Check::required(
-        "`/livez` and `/readyz` answered within 50 ms throughout",
+        "`/livez` and `/readyz` answered within 50 ms until warmgate stopped listening",
         probes_ok,
-        probe_figures.join("; "),
+        format!("{}; {stopped_text}", probe_figures.join("; ")),
+    ));
+    checks.push(Check::required(
+        "from SIGTERM until warmgate stopped listening, `/readyz` answered 503 (once `draining` was out) and `/livez` 200; no probe refused",
+        draining_ok,
+        format!("{}; {stopped_text}", draining_figures.join("; ")),
     ));
 
     // --- readiness pushes to admitted clients ---
@@ -615,7 +730,7 @@ pub(crate) fn judge(run: &Run) -> Judged {
     );
     let _ = writeln!(
         body,
-        "### Probes\n\nEach probe on a new connection, timed from the connect to the end of the answer; counted until warmgate exited.\n\n| path | probes | p50 | p99 | max | over 50 ms | unanswered | statuses |\n|---|---|---|---|---|---|---|---|\n{probe_rows}"
+        "### Probes\n\nEach probe on a new connection, timed from the connect to the end of the answer; judged until warmgate logged `stopped listening` (*after* counts the probes that started later, when a refused connect is the server gone). Latencies and statuses are over every probe.\n\n| path | probes | p50 | p99 | max | over 50 ms | unanswered | after | statuses |\n|---|---|---|---|---|---|---|---|---|\n{probe_rows}"
     );
     Judged {
         checks,
@@ -642,6 +757,58 @@ mod tests {
         let states: Vec<&str> = changes.iter().map(|change| change.state.as_str()).collect();
         assert_eq!(states, ["ready", "degraded", "ready"]);
         assert_eq!(changes[1].degraded, ["redis"]);
+    }
+
+    #[test]
+    fn the_earliest_stopped_listening_line_is_the_moment() {
+        let log = "\
+2026-11-30T10:00:00Z  INFO warmgate::serve: listeners bound
+2026-11-30T10:00:09Z  INFO warmgate_http::serve: stopped listening; new connections are refused listener=127.0.0.1:9090 unix_ms=1764500009012
+2026-11-30T10:00:09Z  INFO warmgate_http::serve: stopped listening; new connections are refused listener=127.0.0.1:8080 unix_ms=1764500009011
+{\"fields\":{\"message\":\"stopped listening\",\"unix_ms\":1764500009013}}
+";
+        assert_eq!(stopped_listening_ms(log), Some(1_764_500_009_011.0));
+        assert_eq!(stopped_listening_ms("INFO drained; exiting\n"), None);
+        assert_eq!(
+            stopped_listening_ms("{\"message\":\"stopped listening\",\"unix_ms\":42}"),
+            Some(42.0)
+        );
+    }
+
+    #[test]
+    fn probes_are_judged_strictly_until_the_listeners_closed() {
+        let all = vec![
+            json!([100.0, 1.0, 200]),
+            json!([200.0, 1.0, 200]), // SIGTERM at 150, draining seen at 210
+            json!([250.0, 2.0, 503]),
+            json!([299.0, 60.0, 503]), // slow, before the cutoff
+            json!([300.0, 0.1, "cannot connect: connection refused"]), // at the cutoff
+            json!([400.0, 0.1, "cannot connect: connection refused"]),
+        ];
+        let window = ProbeWindow::judge(&all, 300.0, Some(150.0), 503, 210.0);
+        assert_eq!(window.judged, 4);
+        assert_eq!(window.after_cutoff, 2);
+        assert_eq!(window.slow, [(299.0, 60.0)]);
+        assert!(window.unanswered.is_empty());
+        // 200 at 200 ms: after SIGTERM but before `draining` was out.
+        assert_eq!(window.draining, 3);
+        assert!(window.draining_wrong.is_empty());
+
+        // A refusal before the cutoff is unanswered and wrong while draining;
+        // a 200 once draining was out is wrong for /readyz.
+        let all = vec![
+            json!([220.0, 1.0, 200]),
+            json!([250.0, 0.1, "cannot connect: connection refused"]),
+        ];
+        let window = ProbeWindow::judge(&all, 300.0, Some(150.0), 503, 210.0);
+        assert_eq!(window.unanswered.len(), 1);
+        assert_eq!(
+            window.draining_wrong,
+            [
+                (220.0, "status 200".to_owned()),
+                (250.0, "cannot connect: connection refused".to_owned())
+            ]
+        );
     }
 
     #[test]
