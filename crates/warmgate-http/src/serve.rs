@@ -23,7 +23,7 @@ use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tower::ServiceExt as _;
 
@@ -56,10 +56,11 @@ pub fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// say), so that the loop does not spin while the condition lasts.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
-/// At shutdown, how often a connection with no request in flight is looked
-/// at again before it is closed: long enough for hyper to flush the end of
-/// a response it has just finished, short enough that a client that sent
-/// half a request head is gone at once.
+/// At shutdown, how long a connection with no request in flight may still
+/// start one before it is closed: long enough for a client that connected
+/// just before the stop to send its request, and for hyper to flush a
+/// response it has just finished; short enough that a client that sent
+/// half a request head never holds the exit.
 const UNFINISHED_CONNECTION_WAIT: Duration = Duration::from_millis(100);
 
 /// The HTTP requests in flight on the listeners served with it: from the
@@ -89,6 +90,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     activity: HttpActivity,
 ) {
+    let router = crate::request_head::require_valid_host(router);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -97,85 +99,40 @@ pub async fn serve(
     // dropped, `alive_rx` reports the end of the last connection.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let connections = Connections {
+        builder,
+        router,
+        activity,
+        alive_tx,
+        stop_rx,
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot accept a connection; retrying shortly");
-                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
-                        continue;
-                    }
-                };
-                // Small frames (a `ready`, an echo) must leave at once.
-                let _ = stream.set_nodelay(true);
-                let in_flight = InFlight {
-                    connection: Arc::default(),
-                    total: Arc::clone(&activity.requests_in_flight),
-                };
-                let connection_in_flight = Arc::clone(&in_flight.connection);
-                let router = router.clone();
-                // hyper calls this as soon as a whole request head has
-                // arrived, so the count starts there.
-                let service = hyper::service::service_fn(
-                    move |mut request: axum::http::Request<Incoming>| {
-                        request.extensions_mut().insert(ConnectInfo(peer));
-                        let counted = in_flight.enter();
-                        let response = router.clone().oneshot(request);
-                        async move {
-                            let response = response.await?;
-                            Ok::<_, Infallible>(response.map(|body| CountedBody { body, _counted: counted }))
-                        }
-                    },
-                );
-                let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades();
-                let alive_tx = alive_tx.clone();
-                let mut stop_rx = stop_rx.clone();
-                tokio::spawn(async move {
-                    tokio::pin!(connection);
-                    let stopped = async move {
-                        let _ = stop_rx.wait_for(|stop| *stop).await;
-                    };
-                    let result = tokio::select! {
-                        // The connection first, so that a request whose
-                        // head has already arrived is counted before the
-                        // stop is looked at.
-                        biased;
-                        result = connection.as_mut() => result,
-                        () = stopped => {
-                            // hyper closes an idle connection at once and
-                            // finishes a request in flight, but would wait
-                            // for the rest of a partial head until the head
-                            // deadline: such a connection is dropped.
-                            connection.as_mut().graceful_shutdown();
-                            loop {
-                                tokio::select! {
-                                    biased;
-                                    result = connection.as_mut() => break result,
-                                    () = tokio::time::sleep(UNFINISHED_CONNECTION_WAIT) => {
-                                        if connection_in_flight.load(Ordering::Acquire) == 0 {
-                                            break Ok(());
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    };
-                    if let Err(error) = result {
-                        tracing::debug!(%error, "HTTP connection ended with an error");
-                    }
-                    drop(alive_tx);
-                });
-            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => connections.spawn(stream, peer),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot accept a connection; retrying shortly");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                }
+            },
             () = &mut shutdown => break,
         }
     }
     let address = listener.local_addr();
-    drop(listener);
+    // Connections the kernel has completed but nobody has accepted yet
+    // would be reset when the listener closes, though their clients
+    // connected before the stop: they are served like the others.
+    if let Ok(listener) = listener.into_std() {
+        while let Ok((stream, peer)) = listener.accept() {
+            let stream = stream
+                .set_nonblocking(true)
+                .and_then(|()| TcpStream::from_std(stream));
+            if let Ok(stream) = stream {
+                connections.spawn(stream, peer);
+            }
+        }
+    }
     // The moment after which a connect is refused, for whoever reads the
     // log against their own clock (the chaos run's probes).
     let unix_ms = SystemTime::now()
@@ -193,8 +150,98 @@ pub async fn serve(
         ),
     }
     stop_tx.send_replace(true);
-    drop(alive_tx);
+    drop(connections);
     let _ = alive_rx.recv().await;
+}
+
+// === impl Connections ===
+
+/// What the connections of one listener share.
+struct Connections {
+    builder: hyper::server::conn::http1::Builder,
+    router: Router,
+    activity: HttpActivity,
+    alive_tx: mpsc::Sender<()>,
+    stop_rx: watch::Receiver<bool>,
+}
+
+impl Connections {
+    /// Serves one accepted connection on a task of its own, until it ends
+    /// or, after the stop, until its request in flight is answered.
+    fn spawn(&self, stream: TcpStream, peer: SocketAddr) {
+        // Small frames (a `ready`, an echo) must leave at once.
+        let _ = stream.set_nodelay(true);
+        let in_flight = InFlight {
+            connection: Arc::default(),
+            total: Arc::clone(&self.activity.requests_in_flight),
+        };
+        let connection_in_flight = Arc::clone(&in_flight.connection);
+        let router = self.router.clone();
+        // hyper calls this as soon as a whole request head has arrived, so
+        // the count starts there.
+        let service =
+            hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let counted = in_flight.enter();
+                let response = router.clone().oneshot(request);
+                async move {
+                    let response = response.await?;
+                    Ok::<_, Infallible>(response.map(|body| CountedBody {
+                        body,
+                        _counted: counted,
+                    }))
+                }
+            });
+        let connection = self
+            .builder
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let alive_tx = self.alive_tx.clone();
+        let mut stop_rx = self.stop_rx.clone();
+        tokio::spawn(async move {
+            tokio::pin!(connection);
+            let stopped = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            };
+            let result = tokio::select! {
+                // The connection first, so that a request whose head has
+                // already arrived is counted before the stop is looked at.
+                biased;
+                result = connection.as_mut() => result,
+                () = stopped => {
+                    // With no request in flight, a connection gets a moment
+                    // (one accepted just before the stop may not have sent
+                    // its request yet, one that has just answered may still
+                    // be flushing), then it is dropped: hyper would wait for
+                    // the rest of a partial head until the head deadline.
+                    let moment = tokio::time::sleep(UNFINISHED_CONNECTION_WAIT);
+                    tokio::pin!(moment);
+                    let finished = std::future::poll_fn(|cx| {
+                        if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                            return Poll::Ready(Some(result));
+                        }
+                        if connection_in_flight.load(Ordering::Acquire) > 0 {
+                            return Poll::Ready(None);
+                        }
+                        moment.as_mut().poll(cx).map(|()| Some(Ok(())))
+                    })
+                    .await;
+                    match finished {
+                        Some(result) => result,
+                        None => {
+                            // Answer the request in flight, then close.
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    }
+                }
+            };
+            if let Err(error) = result {
+                tracing::debug!(%error, "HTTP connection ended with an error");
+            }
+            drop(alive_tx);
+        });
+    }
 }
 
 // === impl InFlight ===
