@@ -14,11 +14,11 @@ fn plan(gate: &str) -> String {
     warmgate_tests::app_signal_plan(gate, cache)
 }
 
-async fn gateway(gate: &str) -> Gateway {
+pub(crate) async fn gateway(gate: &str) -> Gateway {
     Gateway::builder().config(plan(gate)).spawn().await
 }
 
-async fn ready_gateway(gate: &str) -> Gateway {
+pub(crate) async fn ready_gateway(gate: &str) -> Gateway {
     let gateway = gateway(gate).await;
     gateway.set_signal("app", true).await;
     gateway.until_ready().await;
@@ -369,28 +369,11 @@ async fn protocol_violations_close_1002() {
 
 /// A raw TCP connection that has completed the WebSocket upgrade; the 101
 /// response has been read.
-async fn raw_upgrade(gateway: &Gateway, path: &str) -> tokio::net::TcpStream {
-    let mut stream = tokio::net::TcpStream::connect(gateway.public)
+pub(crate) async fn raw_upgrade(gateway: &Gateway, path: &str) -> tokio::net::TcpStream {
+    let stream = tokio::net::TcpStream::connect(gateway.public)
         .await
         .unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        within("the 101 response", stream.read_exact(&mut byte))
-            .await
-            .unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    stream
+    warmgate_tests::raw_websocket_upgrade(stream, path).await
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ mod edge;
 mod foundation;
 mod gate;
 mod hardening;
+mod liveness;
 mod logs;
 mod metrics;
 mod probes;

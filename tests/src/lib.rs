@@ -512,6 +512,33 @@ impl std::fmt::Debug for WsClient {
 pub use tokio_tungstenite::tungstenite::Message;
 pub use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+/// Completes a WebSocket upgrade on `stream` (a raw client, for frames no
+/// library would send) and reads the 101 response; panics on any other.
+pub async fn raw_websocket_upgrade(
+    mut stream: tokio::net::TcpStream,
+    path: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        within("the 101 response", stream.read_exact(&mut byte))
+            .await
+            .unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
 impl Gateway {
     /// Opens a WebSocket on the public listener, offering `warmgate.v1`.
     pub async fn ws(&self, path: &str) -> WsClient {

@@ -8,19 +8,40 @@
 //! the protocol or vanished).
 //!
 //! Each connection is one task. It reads the client's frames through a
-//! stream (so a pending read survives every `select!`), owns the write
-//! half, and parks on its snapshot receiver and timers in between.
+//! stream (so a pending read survives every `select!`), queues its frames
+//! for a writer task (`outbox`), and parks on its snapshot receiver and
+//! timers in between.
+//!
+//! **Invariant:** no await in a connection's loop stops its timers (the
+//! hold deadline, the heartbeat, the token expiry, the pings and the drain
+//! deadline). Writing never waits: a frame is queued and written by the
+//! writer task, under a write deadline. What can wait on the client is
+//! only ever one branch of the loop's `select!`: the read of its next
+//! frame (a stream, so a frame in progress survives the other branches)
+//! and the writer's stall. The reads that add frames (room messages, the
+//! client's own messages) pause while the queue is full, so a room that
+//! outruns a reader lags (`lagged`) instead of growing the queue. Only
+//! the close handshake, at the very end, waits, and at most
+//! `CLOSE_HANDSHAKE_WAIT` in all.
+//!
+//! A client that takes no byte for `write_timeout` is a slow consumer: it
+//! is closed with 1008 (or dropped, if it cannot take the close frame
+//! either), logged once per window and counted as `slow_consumer`.
+//!
+//! Liveness: every byte read from the client counts as an answer to a
+//! ping, a frame still arriving included, since a pong cannot be sent
+//! inside another frame (RFC 6455 section 5.4).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
-use fastwebsockets::{Frame, Payload, WebSocket, WebSocketWrite};
+use fastwebsockets::{Frame, Payload, WebSocket};
 use futures_util::{Stream, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::io::WriteHalf;
 use tokio::time::Instant;
 use tokio_stream::StreamMap;
 use tokio_stream::wrappers::BroadcastStream;
@@ -30,9 +51,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use warmgate_auth::Identity;
 use warmgate_core::{GateState, Snapshot};
 use warmgate_engine::SnapshotRx;
+use warmgate_http::{LogSampler, REFUSAL_LOG_WINDOW};
 
-use crate::frames::{FrameReader, Incoming};
+use crate::frames::{BytesRead, FrameReader, Incoming};
 use crate::measure::ConnectionMeter;
+use crate::outbox::{Gone, LastProgress, Outbox, Progress, WriterState};
 use crate::protocol::{ClientMessage, DEFAULT_ROOM, ErrorCode, ServerMessage, UnavailableReason};
 use crate::rate_limit::{MessageRateLimit, Verdict};
 use crate::session::ChatSender;
@@ -67,10 +90,15 @@ const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 /// The most rooms one connection may be in.
 const MAX_ROOMS_PER_CONNECTION: usize = 16;
 
-/// How long to wait for the client's half of the closing handshake.
+/// How long the closing handshake may take in all: our close frame
+/// written, and the client's read.
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
 
-type Writer = WebSocketWrite<WriteHalf<TokioIo<Upgraded>>>;
+/// Samples the slow-consumer log lines, so a room of stalled readers does
+/// not flood the log; the metric counts every one.
+static SLOW_CONSUMER_LOG: LazyLock<LogSampler> =
+    LazyLock::new(|| LogSampler::new(REFUSAL_LOG_WINDOW));
+
 type Frames = Pin<Box<dyn Stream<Item = Incoming> + Send>>;
 
 /// How a connection ended, for its span and logs.
@@ -83,6 +111,9 @@ enum Outcome {
     LeftWhileHeld,
     /// The client's token expired while it was held: told so, closed 1008.
     TokenExpiredWhileHeld,
+    /// The client took no frame for `write_timeout`: closed 1008, or
+    /// dropped.
+    SlowConsumer,
 }
 
 /// The end of a connection: why, and the close code sent, if any.
@@ -91,15 +122,14 @@ struct Ended {
     close_code: Option<u16>,
 }
 
-/// The connection could not write: the client is gone.
-struct Gone;
-
 struct Connection {
     gate: Arc<GateInner>,
     route: Route,
     id: String,
-    writer: Writer,
+    outbox: Outbox,
     frames: Frames,
+    /// Bytes read from the client so far, frames in progress included.
+    n_read: Arc<AtomicU64>,
     upgraded_at: Instant,
     meter: ConnectionMeter,
     /// Who the token said the client is; `None` without `[auth]`.
@@ -175,7 +205,16 @@ pub(crate) async fn run(
         gate.settings.message_burst,
         Instant::now(),
     );
-    let (read, writer) = ws.split(tokio::io::split);
+    let n_read = Arc::new(AtomicU64::new(0));
+    let progress = LastProgress::new();
+    let (read, writer) = ws.split(|io| {
+        let (read, write) = tokio::io::split(io);
+        (
+            BytesRead::new(read, Arc::clone(&n_read)),
+            Progress::new(write, progress.clone()),
+        )
+    });
+    let outbox = Outbox::spawn(writer, progress, gate.settings.write_timeout);
     let reader = FrameReader::new(read, gate.settings.max_message_bytes);
     let frames: Frames = Box::pin(futures_util::stream::unfold(
         reader,
@@ -188,8 +227,9 @@ pub(crate) async fn run(
         gate,
         route,
         id,
-        writer,
+        outbox,
         frames,
+        n_read,
         upgraded_at,
         meter: ConnectionMeter::new(route.path()),
         token_expires: identity
@@ -213,6 +253,7 @@ pub(crate) async fn run(
             Outcome::Unavailable(reason) => format!("unavailable:{}", reason.as_str()),
             Outcome::LeftWhileHeld => "left_while_held".to_owned(),
             Outcome::TokenExpiredWhileHeld => "token_expired_while_held".to_owned(),
+            Outcome::SlowConsumer => "slow_consumer".to_owned(),
         };
         span.record("outcome", outcome.as_str());
         // Usually done already, before the last frame; this covers a
@@ -323,6 +364,9 @@ impl Connection {
                 () = &mut token_expiry, if self.token_expires.is_some() => {
                     return Err(self.token_expired_while_held(buffered.len()).await);
                 }
+                stopped = self.outbox.stopped() => {
+                    return Err(self.writer_stopped(stopped, Outcome::LeftWhileHeld).await);
+                }
                 () = &mut deadline => {
                     let snapshot = Arc::clone(&snapshot_rx.borrow());
                     let reason = if snapshot.state == GateState::Failed {
@@ -332,7 +376,7 @@ impl Connection {
                     };
                     return Err(self.refuse(reason, &snapshot, buffered.len()).await);
                 }
-                incoming = self.frames.next() => {
+                incoming = self.frames.next(), if self.outbox.has_room() => {
                     let incoming = incoming.unwrap_or(Incoming::Gone);
                     let message = match incoming {
                         Incoming::Text(text) => Buffered::Text(text),
@@ -496,6 +540,7 @@ impl Connection {
             settings.ping_interval,
         );
         let mut unanswered_pings = 0u8;
+        let mut n_read_at_ping = self.n_read.load(Ordering::Relaxed);
         let drain_deadline = tokio::time::sleep(Duration::MAX);
         tokio::pin!(drain_deadline);
         let token_expiry = self.token_expiry();
@@ -541,6 +586,20 @@ impl Connection {
                     return admitted_end(Some(CLOSE_GOING_AWAY));
                 }
                 _ = ping.tick() => {
+                    // Any byte since the last tick answers, a frame still
+                    // arriving included: a client cannot send a pong in
+                    // the middle of another frame.
+                    let n_read = self.n_read.load(Ordering::Relaxed);
+                    if n_read != n_read_at_ping {
+                        n_read_at_ping = n_read;
+                        unanswered_pings = 0;
+                    }
+                    if !self.outbox.is_empty() {
+                        // The client has not taken our last frames, pings
+                        // included, so it cannot have answered them; the
+                        // write deadline judges a client that does not read.
+                        continue;
+                    }
                     if unanswered_pings >= 2 {
                         tracing::info!("client answered none of two pings; closing with 1001");
                         self.close(CLOSE_GOING_AWAY, "no answer to two pings").await;
@@ -551,7 +610,10 @@ impl Connection {
                         return admitted_end(None);
                     }
                 }
-                Some((room, frame)) = rooms.next() => {
+                stopped = self.outbox.stopped() => {
+                    return self.writer_stopped(stopped, Outcome::Admitted).await;
+                }
+                Some((room, frame)) = rooms.next(), if self.outbox.has_room() => {
                     let sent = match frame {
                         Ok(frame) => self.send_text(&frame).await,
                         Err(BroadcastStreamRecvError::Lagged(n_missed)) => {
@@ -563,7 +625,7 @@ impl Connection {
                         return admitted_end(None);
                     }
                 }
-                incoming = self.frames.next() => {
+                incoming = self.frames.next(), if self.outbox.has_room() => {
                     unanswered_pings = 0;
                     let incoming = incoming.unwrap_or(Incoming::Gone);
                     if matches!(incoming, Incoming::Text(_) | Incoming::Binary(_)) && self.route == Route::Ws {
@@ -796,16 +858,31 @@ impl Connection {
                 // Echo the client's code, as RFC 6455 suggests, then end.
                 let code = code.unwrap_or(CLOSE_NORMAL);
                 self.meter.finish();
-                let _ = self.write(Frame::close(code, b"")).await;
+                self.outbox
+                    .close(
+                        Frame::close(code, b""),
+                        Instant::now() + CLOSE_HANDSHAKE_WAIT,
+                    )
+                    .await;
                 Err(Some(code))
             }
-            Incoming::Violation { code, reason } => {
+            Incoming::Violation {
+                code,
+                reason,
+                client_closed,
+            } => {
                 tracing::info!(
                     close_code = code,
                     reason,
                     "client broke the WebSocket protocol; closing"
                 );
-                self.close(code, reason).await;
+                if client_closed {
+                    // Its own (bad) close frame is the client's half of the
+                    // handshake: there is nothing left to wait for.
+                    self.close_without_reply(code, reason).await;
+                } else {
+                    self.close(code, reason).await;
+                }
                 Err(Some(code))
             }
             Incoming::Gone => Err(None),
@@ -815,7 +892,7 @@ impl Connection {
     // === writing ===
 
     async fn send_text(&mut self, text: &str) -> Result<(), Gone> {
-        self.write(Frame::text(Payload::Borrowed(text.as_bytes())))
+        self.write(Frame::text(Payload::Owned(text.as_bytes().to_vec())))
             .await
     }
 
@@ -844,30 +921,20 @@ impl Connection {
         self.send_text(&frame.to_json()).await
     }
 
-    async fn write(&mut self, frame: Frame<'_>) -> Result<(), Gone> {
-        self.writer.write_frame(frame).await.map_err(|_| Gone)
+    /// Queues `frame` for the writer task; never waits (see the module
+    /// doc). `Err` once a write has failed: the client is gone.
+    async fn write(&mut self, frame: Frame<'static>) -> Result<(), Gone> {
+        self.outbox.send(frame)
     }
 
-    /// Sends a close frame and waits (briefly) for the client's reply, so
-    /// the client sees a clean closing handshake.
+    /// Sends a close frame and waits for the client's reply, so the client
+    /// sees a clean closing handshake; both within `CLOSE_HANDSHAKE_WAIT`.
     async fn close(&mut self, code: u16, reason: &str) {
-        // Counted before the close frame goes out, so a client that has
-        // seen it finds the connection already counted.
-        self.meter.finish();
-        // A close reason is at most 123 octets; ours are short, but cut at a
-        // character boundary to be safe.
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
-        }
-        if self
-            .write(Frame::close(code, &reason.as_bytes()[..end]))
-            .await
-            .is_err()
-        {
+        let deadline = Instant::now() + CLOSE_HANDSHAKE_WAIT;
+        if !self.send_close(code, reason, deadline).await {
             return;
         }
-        let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, async {
+        let _ = tokio::time::timeout_at(deadline, async {
             while let Some(incoming) = self.frames.next().await {
                 if matches!(
                     incoming,
@@ -879,6 +946,66 @@ impl Connection {
         })
         .await;
     }
+
+    /// Sends a close frame to a client that has sent its own already.
+    async fn close_without_reply(&mut self, code: u16, reason: &str) {
+        let deadline = Instant::now() + CLOSE_HANDSHAKE_WAIT;
+        self.send_close(code, reason, deadline).await;
+    }
+
+    /// Counts the outcome, then writes a close frame by `deadline`; true
+    /// when it was written.
+    async fn send_close(&mut self, code: u16, reason: &str, deadline: Instant) -> bool {
+        // Counted before the close frame goes out, so a client that has
+        // seen it finds the connection already counted.
+        self.meter.finish();
+        self.outbox.close(close_frame(code, reason), deadline).await
+    }
+
+    /// Ends the connection once its writer stopped: a slow consumer (told
+    /// with 1008 if it takes that much), or a client that is gone.
+    async fn writer_stopped(&mut self, stopped: WriterState, gone: Outcome) -> Ended {
+        if stopped != WriterState::Stalled {
+            return Ended {
+                outcome: gone,
+                close_code: None,
+            };
+        }
+        let write_timeout = self.gate.settings.write_timeout;
+        self.meter.slow_consumer();
+        self.meter.finish();
+        let write_timeout_ms = millis(write_timeout);
+        match SLOW_CONSUMER_LOG.admit("slow_consumer", Instant::now()) {
+            Some(left_out) => tracing::warn!(
+                write_timeout_ms,
+                left_out,
+                "client took no frame for write_timeout (a slow consumer); closing with 1008, or dropping it if it cannot take the close frame either"
+            ),
+            None => tracing::debug!(
+                write_timeout_ms,
+                "client took no frame for write_timeout (a slow consumer); closing with 1008"
+            ),
+        }
+        let reason = format!("slow consumer: took no frame for {write_timeout_ms} ms");
+        let written = self
+            .outbox
+            .last_word(close_frame(CLOSE_POLICY_VIOLATION, &reason))
+            .await;
+        Ended {
+            outcome: Outcome::SlowConsumer,
+            close_code: written.then_some(CLOSE_POLICY_VIOLATION),
+        }
+    }
+}
+
+/// A close frame; the reason cut to the 123 octets a close frame has room
+/// for, at a character boundary.
+fn close_frame(code: u16, reason: &str) -> Frame<'static> {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Frame::close(code, &reason.as_bytes()[..end])
 }
 
 /// The `client_msg_id` of a message, if it is JSON with one; read without

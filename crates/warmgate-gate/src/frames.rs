@@ -5,12 +5,24 @@
 //! needs on top: a size limit on whole messages (not only on frames),
 //! UTF-8 checked as fragments arrive so a bad message fails fast, control
 //! frames capped at 125 octets (close frames included, which the library
-//! lets through), and close codes and reasons validated.
+//! lets through), close codes and reasons validated, and a cap on the
+//! fragments of one message ([`MAX_FRAGMENTS`]), so a message of empty
+//! continuation frames cannot go on for ever.
+//!
+//! It also counts every byte read from the client ([`BytesRead`]), below
+//! the frame parser: a client in the middle of a long frame cannot answer
+//! a ping (a pong may not go inside another frame's payload), so its bytes
+//! are its proof of life. The connection reads the count; this module does
+//! not keep time.
 
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 use fastwebsockets::{CloseCode, Frame, OpCode, WebSocketError, WebSocketRead};
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, ReadBuf};
 
 /// What one read from the client produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,9 +38,12 @@ pub(crate) enum Incoming {
         reason: String,
     },
     /// The client broke the protocol; close the connection with `code`.
+    /// `client_closed` when the offending frame was the client's own close
+    /// frame: it has closed already, so no reply is to be waited for.
     Violation {
         code: u16,
         reason: &'static str,
+        client_closed: bool,
     },
     /// The connection is gone.
     Gone,
@@ -42,8 +57,49 @@ pub(crate) const CLOSE_TOO_BIG: u16 = 1009;
 /// The largest payload of a control frame (RFC 6455 section 5.5).
 const MAX_CONTROL_PAYLOAD: usize = 125;
 
+/// The most frames one message may come in; one more closes the connection
+/// with 1009. Enough for the conformance suite's finest fragmentation (a
+/// 4 MiB message in 64-octet fragments), and a bound on the CPU a stream
+/// of empty continuation frames can take.
+pub(crate) const MAX_FRAGMENTS: usize = 65_536;
+
+// === impl BytesRead ===
+
+/// A read half that counts the bytes read through it, for the connection's
+/// liveness rule: the count moves while a frame is still arriving, which
+/// the frame parser does not show.
+pub(crate) struct BytesRead<R> {
+    inner: R,
+    n_read: Arc<AtomicU64>,
+}
+
+impl<R> BytesRead<R> {
+    /// Wraps `inner`; `n_read` is the counter the connection watches.
+    pub(crate) fn new(inner: R, n_read: Arc<AtomicU64>) -> Self {
+        Self { inner, n_read }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for BytesRead<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n_new = buf.filled().len().saturating_sub(before);
+        if n_new > 0 {
+            self.n_read.fetch_add(n_new as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
 struct Partial {
     text: bool,
+    /// Frames so far, the first included.
+    n_fragments: usize,
     bytes: Vec<u8>,
     /// How much of `bytes` is known to be valid UTF-8 (text only).
     valid_up_to: usize,
@@ -103,6 +159,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     }
                     self.partial = Some(Partial {
                         text,
+                        n_fragments: 0,
                         bytes: Vec::new(),
                         valid_up_to: 0,
                     });
@@ -142,6 +199,14 @@ fn extend(
     fin: bool,
 ) -> Option<Incoming> {
     let partial = partial_slot.as_mut()?;
+    partial.n_fragments += 1;
+    if partial.n_fragments > MAX_FRAGMENTS {
+        *partial_slot = None;
+        return Some(violation(
+            CLOSE_TOO_BIG,
+            "message in more than 65536 fragments",
+        ));
+    }
     if partial.bytes.len() + payload.len() > max {
         *partial_slot = None;
         return Some(violation(
@@ -175,7 +240,20 @@ fn extend(
 }
 
 fn violation(code: u16, reason: &'static str) -> Incoming {
-    Incoming::Violation { code, reason }
+    Incoming::Violation {
+        code,
+        reason,
+        client_closed: false,
+    }
+}
+
+/// A violation in the client's own close frame: the client has closed.
+fn bad_close(code: u16, reason: &'static str) -> Incoming {
+    Incoming::Violation {
+        code,
+        reason,
+        client_closed: true,
+    }
 }
 
 fn whole_message(text: bool, bytes: Vec<u8>) -> Incoming {
@@ -194,11 +272,11 @@ fn close_frame(payload: &[u8]) -> Incoming {
             code: None,
             reason: String::new(),
         },
-        [_] => violation(CLOSE_PROTOCOL_ERROR, "close frame with a one-octet payload"),
+        [_] => bad_close(CLOSE_PROTOCOL_ERROR, "close frame with a one-octet payload"),
         [high, low, reason @ ..] => {
             let code = u16::from_be_bytes([*high, *low]);
             if !CloseCode::from(code).is_allowed() {
-                return violation(
+                return bad_close(
                     CLOSE_PROTOCOL_ERROR,
                     "close frame with an invalid close code",
                 );
@@ -208,7 +286,7 @@ fn close_frame(payload: &[u8]) -> Incoming {
                     code: Some(code),
                     reason: reason.to_owned(),
                 },
-                Err(_) => violation(CLOSE_INVALID_PAYLOAD, "close reason is not valid UTF-8"),
+                Err(_) => bad_close(CLOSE_INVALID_PAYLOAD, "close reason is not valid UTF-8"),
             }
         }
     }
@@ -240,3 +318,6 @@ fn from_error(error: &WebSocketError) -> Incoming {
         _ => Incoming::Gone,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,8 @@
 //!
 //! Reading order: [`protocol`] is the wire format; `upgrade` checks the
 //! HTTP handshake and routes `/ws` and `/echo`; `connection` runs one client
-//! from upgrade to close; `frames` reads and validates frames; `session` is
+//! from upgrade to close; `frames` reads and validates frames; `outbox`
+//! writes them under a deadline; `session` is
 //! the chat application behind `/ws`; `tracker` counts connections for
 //! capacity and drain.
 
@@ -22,6 +23,7 @@
 mod connection;
 mod frames;
 pub mod measure;
+mod outbox;
 pub mod protocol;
 mod rate_limit;
 mod session;

@@ -47,6 +47,7 @@ const ADMITTED: &str = "admitted";
 const LEFT_WHILE_HELD: &str = "left_while_held";
 const LEFT_DURING_UPGRADE: &str = "left_during_upgrade";
 const TOKEN_EXPIRED_WHILE_HELD: &str = "token_expired_while_held";
+const SLOW_CONSUMER: &str = "slow_consumer";
 
 /// Every reason a client is refused, for registering its series up front.
 const REFUSALS: [UnavailableReason; 4] = [
@@ -100,7 +101,7 @@ pub(crate) fn init() {
         let _ = metrics::histogram!(CONNECTION_WAIT_SECONDS, "outcome" => outcome);
         metrics::counter!(CONNECTIONS_TOTAL, "outcome" => outcome).increment(0);
     }
-    for outcome in [LEFT_WHILE_HELD, LEFT_DURING_UPGRADE] {
+    for outcome in [LEFT_WHILE_HELD, LEFT_DURING_UPGRADE, SLOW_CONSUMER] {
         metrics::counter!(CONNECTIONS_TOTAL, "outcome" => outcome).increment(0);
     }
     metrics::describe_counter!(
@@ -164,6 +165,8 @@ pub(crate) struct ConnectionMeter {
     /// The outcome once admitted or refused; until then, a connection that
     /// ends has left while held.
     decided: Option<&'static str>,
+    /// How the connection ended, when that overrides `decided`.
+    ended_as: Option<&'static str>,
     finished: bool,
 }
 
@@ -173,6 +176,7 @@ impl ConnectionMeter {
             route,
             stage: None,
             decided: None,
+            ended_as: None,
             finished: false,
         }
     }
@@ -199,6 +203,12 @@ impl ConnectionMeter {
         self.decide(TOKEN_EXPIRED_WHILE_HELD, waited);
     }
 
+    /// The client took no frame for `write_timeout` and is closed, held
+    /// or admitted: it is counted as `slow_consumer`.
+    pub(crate) fn slow_consumer(&mut self) {
+        self.ended_as = Some(SLOW_CONSUMER);
+    }
+
     fn decide(&mut self, outcome: &'static str, waited: Duration) {
         // The old stage goes first, so the client is never counted twice.
         self.stage = None;
@@ -219,9 +229,9 @@ impl ConnectionMeter {
     }
 
     /// The `outcome` label: `admitted`, `unavailable:<reason>`,
-    /// `token_expired_while_held`, or `left_while_held`.
+    /// `token_expired_while_held`, `slow_consumer`, or `left_while_held`.
     pub(crate) fn outcome(&self) -> &'static str {
-        self.decided.unwrap_or(LEFT_WHILE_HELD)
+        self.ended_as.or(self.decided).unwrap_or(LEFT_WHILE_HELD)
     }
 }
 

@@ -32,6 +32,9 @@ pub struct GateSettings {
     pub messages_per_second: usize,
     /// How many messages a `/ws` connection may send at once.
     pub message_burst: usize,
+    /// A client that takes no byte of a frame for this long is a slow
+    /// consumer: closed with 1008, or dropped.
+    pub write_timeout: Duration,
 }
 
 impl Default for GateSettings {
@@ -48,6 +51,7 @@ impl Default for GateSettings {
             allowed_origins: Vec::new(),
             messages_per_second: 20,
             message_burst: 40,
+            write_timeout: Duration::from_secs(5),
         }
     }
 }

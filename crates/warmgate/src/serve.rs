@@ -193,6 +193,7 @@ fn gate_settings(config: &Config) -> GateSettings {
         allowed_origins: gate.allowed_origins.clone(),
         messages_per_second: gate.messages_per_second,
         message_burst: gate.message_burst,
+        write_timeout: gate.write_timeout,
     }
 }
 

@@ -1,0 +1,98 @@
+//! The writer task against an in-memory pipe whose far end reads only when
+//! told to, on tokio's paused clock: queueing never waits, a reader that
+//! takes nothing stalls the writer at `write_timeout`, a slow reader that
+//! keeps taking bytes does not, and the last word is written or dropped.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use fastwebsockets::{Frame, Payload, Role, WebSocket};
+use tokio::io::{AsyncReadExt, DuplexStream};
+use tokio::time::Instant;
+
+use super::{LAST_WORD_WAIT, LastProgress, Outbox, Progress, WriterState};
+
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An outbox writing into a pipe of `capacity` bytes; the far end.
+fn outbox(capacity: usize) -> (Outbox, DuplexStream) {
+    let (near, far) = tokio::io::duplex(capacity);
+    let ws = WebSocket::after_handshake(near, Role::Server);
+    let progress = LastProgress::new();
+    let (_read, write) = ws.split(|io| {
+        let (read, write) = tokio::io::split(io);
+        (read, Progress::new(write, progress.clone()))
+    });
+    (Outbox::spawn(write, progress, WRITE_TIMEOUT), far)
+}
+
+fn text(n_bytes: usize) -> Frame<'static> {
+    Frame::text(Payload::Owned(vec![b'a'; n_bytes]))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reader_that_takes_nothing_stalls_the_writer_at_the_write_timeout() {
+    let (mut outbox, _far) = outbox(1024);
+    let started = Instant::now();
+    for _ in 0..4 {
+        // Queueing returns at once, however full the pipe is.
+        outbox.send(text(1000)).unwrap();
+    }
+    assert_eq!(outbox.stopped().await, WriterState::Stalled);
+    assert_eq!(started.elapsed(), WRITE_TIMEOUT);
+    // It cannot take the rest of its frame either: dropped, not closed.
+    assert!(!outbox.last_word(Frame::close(1008, b"slow")).await);
+    assert!(started.elapsed() <= WRITE_TIMEOUT + LAST_WORD_WAIT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_reader_that_keeps_taking_bytes_is_not_stalled() {
+    let (mut outbox, mut far) = outbox(64);
+    outbox.send(text(4000)).unwrap();
+    outbox.send(Frame::close(1000, b"")).unwrap();
+    // 32 bytes a second: the frame takes two minutes, far past the write
+    // timeout, but the reader never stops taking bytes.
+    let reading = tokio::spawn(async move {
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 32];
+        loop {
+            let n = far.read(&mut chunk).await.unwrap();
+            if n == 0 {
+                return received;
+            }
+            received.extend_from_slice(&chunk[..n]);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    assert_eq!(outbox.stopped().await, WriterState::Closed);
+    drop(outbox);
+    let received = reading.await.unwrap();
+    assert!(received.len() > 4000, "{}", received.len());
+    assert!(received.ends_with(&[0x88, 2, 0x03, 0xe8]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_reader_that_catches_up_gets_the_close_frame_as_the_last_word() {
+    let (mut outbox, mut far) = outbox(1024);
+    outbox.send(text(2000)).unwrap();
+    outbox.send(text(2000)).unwrap();
+    assert_eq!(outbox.stopped().await, WriterState::Stalled);
+    let reading = tokio::spawn(async move {
+        let mut received = Vec::new();
+        far.read_to_end(&mut received).await.unwrap();
+        received
+    });
+    assert!(outbox.last_word(Frame::close(1008, b"slow")).await);
+    drop(outbox);
+    let received = reading.await.unwrap();
+    // The rest of the first frame, then the close frame; the second frame
+    // was dropped.
+    let close = [0x88, 6, 0x03, 0xf0, b's', b'l', b'o', b'w'];
+    assert!(
+        received.ends_with(&close),
+        "{:?}",
+        &received[received.len() - 8..]
+    );
+    assert!(received.len() < 4000);
+}
