@@ -4,6 +4,13 @@
 //! exported, shows none of them in any log line, exported span, metric,
 //! snapshot, event or error. Some checks pass and some fail, so both paths
 //! are seen.
+//!
+//! The OTLP endpoint gets a run of its own per transport and outcome: a user,
+//! a password and a query token in the endpoint, over HTTP and over gRPC,
+//! with exports that succeed, that are answered 404, that are answered 401
+//! by a collector quoting the token back (which the exporter logs), and that
+//! are refused, each at `RUST_LOG=trace`, where the exporter and the HTTP and
+//! gRPC clients under it log the most.
 
 use serde_json::Value;
 use warmgate_devservers::SigningKey;
@@ -24,27 +31,36 @@ const JWKS_PASSWORD: &str = "s3cr3t-jwks-PASSWORD";
 const JWKS_QUERY: &str = "s3cr3t-jwks-QUERY";
 const OTLP_PASSWORD: &str = "s3cr3t-otlp-PASSWORD";
 const OTLP_HEADER: &str = "s3cr3t-otlp-HEADER";
+const OTLP_QUERY: &str = "s3cr3t-otlp-QUERY";
 const ADMIN_TOKEN: &str = "s3cr3t-admin-TOKEN-7d41";
 const HMAC_SECRET: &str = "s3cr3t-hmac-SECRET-0f9e8d7c6b5a49382716";
 
 /// Fails the test naming every secret found in `output`, and where.
 fn assert_no_secret(secrets: &[&str], what: &str, output: &str) {
+    if let Some(leak) = leak(secrets, what, output) {
+        panic!("{leak}");
+    }
+}
+
+/// Names every secret found in `output`, and the lines that show them.
+fn leak(secrets: &[&str], what: &str, output: &str) -> Option<String> {
     let leaked: Vec<&str> = secrets
         .iter()
         .copied()
         .filter(|secret| output.contains(secret))
         .collect();
-    if !leaked.is_empty() {
-        let lines: Vec<&str> = output
-            .lines()
-            .filter(|line| leaked.iter().any(|secret| line.contains(secret)))
-            .take(20)
-            .collect();
-        panic!(
-            "{leaked:?} leaked into {what}; the lines that show them:\n{}",
-            lines.join("\n")
-        );
+    if leaked.is_empty() {
+        return None;
     }
+    let lines: Vec<&str> = output
+        .lines()
+        .filter(|line| leaked.iter().any(|secret| line.contains(secret)))
+        .take(20)
+        .collect();
+    Some(format!(
+        "{leaked:?} leaked into {what}; the lines that show them:\n{}",
+        lines.join("\n")
+    ))
 }
 
 /// Runs `warmgate check-config` on `config` with `env`, and returns what it
@@ -192,9 +208,12 @@ name = "keys"
 kind = "jwks"
 "#
     );
-    let otlp_endpoint = receiver
-        .http_endpoint()
-        .replace("http://", &format!("http://otlp:{OTLP_PASSWORD}@"));
+    let otlp_endpoint = format!(
+        "{}/?token={OTLP_QUERY}",
+        receiver
+            .http_endpoint()
+            .replace("http://", &format!("http://otlp:{OTLP_PASSWORD}@"))
+    );
     let otlp_headers = format!("x-collector-token={OTLP_HEADER}");
     let env = [
         ("TEST_DATABASE_URL", database_url.as_str()),
@@ -218,6 +237,7 @@ kind = "jwks"
         JWKS_QUERY,
         OTLP_PASSWORD,
         OTLP_HEADER,
+        OTLP_QUERY,
         ADMIN_TOKEN,
     ];
 
@@ -339,4 +359,131 @@ async fn the_hmac_secret_reaches_no_output() {
     ]) {
         assert_no_secret(&[HMAC_SECRET, ADMIN_TOKEN], what, output);
     }
+}
+
+/// How one run of
+/// [`otlp_endpoint_secrets_reach_no_log_line_whether_exports_succeed_or_fail`]
+/// exports.
+struct OtlpRun {
+    what: &'static str,
+    /// The variable that names the endpoint, or `None` for the file's
+    /// `otlp_endpoint`.
+    variable: Option<&'static str>,
+    /// The endpoint, with the user, password and query token in it.
+    endpoint: String,
+    protocol: &'static str,
+    /// Whether the receiver takes the spans.
+    succeeds: bool,
+}
+
+/// `base` (`http://host:port`) with the OTLP user and password, `path` and
+/// the query token.
+fn otlp_url(base: &str, path: &str) -> String {
+    format!(
+        "{}{path}?token={OTLP_QUERY}",
+        base.replace("http://", &format!("http://otlp:{OTLP_PASSWORD}@"))
+    )
+}
+
+#[tokio::test]
+async fn otlp_endpoint_secrets_reach_no_log_line_whether_exports_succeed_or_fail() {
+    let receiver = OtlpReceiver::start().await;
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let runs = [
+        OtlpRun {
+            what: "HTTP export taken by the receiver",
+            variable: Some("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            endpoint: otlp_url(&receiver.http_endpoint(), "/"),
+            protocol: "http/protobuf",
+            succeeds: true,
+        },
+        OtlpRun {
+            what: "HTTP export answered 404",
+            variable: Some("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            endpoint: otlp_url(&receiver.http_endpoint(), "/nowhere"),
+            protocol: "http/protobuf",
+            succeeds: false,
+        },
+        OtlpRun {
+            what: "HTTP export answered 401 by a collector quoting the token",
+            variable: Some("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            endpoint: otlp_url(&receiver.http_endpoint(), "/refuse"),
+            protocol: "http/protobuf",
+            succeeds: false,
+        },
+        OtlpRun {
+            what: "HTTP export refused",
+            variable: None,
+            endpoint: otlp_url(&closed, "/"),
+            protocol: "http/protobuf",
+            succeeds: false,
+        },
+        OtlpRun {
+            what: "gRPC export taken by the receiver",
+            variable: Some("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            endpoint: otlp_url(&receiver.grpc_endpoint(), "/"),
+            protocol: "grpc",
+            succeeds: true,
+        },
+        OtlpRun {
+            what: "gRPC export refused",
+            variable: Some("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            endpoint: otlp_url(&closed, "/"),
+            protocol: "grpc",
+            succeeds: false,
+        },
+    ];
+    let mut logs = Vec::new();
+    for run in runs {
+        let mut config = warmgate_tests::app_signal_plan("", "");
+        if run.variable.is_none() {
+            config.push_str(&format!(
+                "\n[telemetry]\notlp_endpoint = \"{}\"\notlp_protocol = \"{}\"\n",
+                run.endpoint, run.protocol
+            ));
+        }
+        let mut builder = Gateway::builder()
+            .config(config)
+            .env("OTEL_EXPORTER_OTLP_PROTOCOL", run.protocol)
+            .env("OTEL_BSP_SCHEDULE_DELAY", "20")
+            .env("OTEL_EXPORTER_OTLP_TIMEOUT", "1000")
+            .env("RUST_LOG", "trace");
+        if let Some(variable) = run.variable {
+            builder = builder.env(variable, &run.endpoint);
+        }
+        let mut gateway = builder.spawn().await;
+        gateway.set_signal("app", true).await;
+        gateway.until_ready().await;
+        if run.succeeds {
+            receiver
+                .until(run.what, |span| {
+                    span.transport == run.protocol.split('/').next().unwrap()
+                })
+                .await;
+        }
+        gateway.terminate();
+        assert!(gateway.exit_status().await.success(), "{}", run.what);
+        let log = gateway.log();
+        if !run.succeeds {
+            // The exports were tried and failed, so the failure paths ran.
+            assert!(
+                log.contains("cannot flush the last spans") || log.contains("export failed"),
+                "{}: no failed export in the log:\n{log}",
+                run.what
+            );
+        }
+        logs.push((run.what, log));
+    }
+    // Every run first, so that a failure names every run that leaks.
+    let leaks: Vec<String> = logs
+        .iter()
+        .filter_map(|(what, log)| {
+            leak(
+                &[OTLP_PASSWORD, OTLP_QUERY],
+                &format!("the log of the {what}"),
+                log,
+            )
+        })
+        .collect();
+    assert!(leaks.is_empty(), "{}", leaks.join("\n"));
 }

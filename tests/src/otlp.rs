@@ -1,13 +1,15 @@
 //! A real OTLP receiver for the trace tests: it listens on two sockets,
 //! OTLP/HTTP (protobuf, `POST /v1/traces`) and OTLP/gRPC, decodes each
 //! `ExportTraceServiceRequest` and keeps the spans for the test to look at.
+//! Over HTTP, `POST /refuse` answers 401 naming the query it was sent, as a
+//! collector that quotes a token it does not know.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -160,6 +162,7 @@ impl OtlpReceiver {
 
         let router = axum::Router::new()
             .route("/v1/traces", axum::routing::post(http_export))
+            .route("/refuse", axum::routing::post(http_refuse))
             .with_state(Arc::clone(&received));
         tokio::spawn(async move { axum::serve(http_listener, router).await });
 
@@ -227,6 +230,13 @@ async fn http_export(State(received): State<Arc<Received>>, body: Bytes) -> impl
             format!("not an ExportTraceServiceRequest: {error}").into_bytes(),
         ),
     }
+}
+
+async fn http_refuse(RawQuery(query): RawQuery) -> impl IntoResponse {
+    (
+        StatusCode::UNAUTHORIZED,
+        format!("unknown credentials: {}", query.unwrap_or_default()),
+    )
 }
 
 struct GrpcReceiver(Arc<Received>);

@@ -102,6 +102,60 @@ impl SecretUrl {
     }
 }
 
+impl SecretUrl {
+    /// The URL without its query (nor fragment): for a client that must not
+    /// hold the query in the URL it logs, and adds it back only on the
+    /// request it sends.
+    pub fn without_query(&self) -> SecretUrl {
+        let Ok(mut url) = url::Url::parse(&self.url) else {
+            return self.clone();
+        };
+        if url.query().is_none() && url.fragment().is_none() {
+            return self.clone();
+        }
+        url.set_query(None);
+        url.set_fragment(None);
+        SecretUrl {
+            url: url.to_string(),
+            redacted: redact(&url),
+        }
+    }
+
+    /// Whether the URL has a query, which its redacted form hides.
+    pub fn has_query(&self) -> bool {
+        url::Url::parse(&self.url).is_ok_and(|url| url.query().is_some())
+    }
+
+    /// The values the redacted form hides: the password and each query
+    /// value (a query part without `=` whole), each as written and, when
+    /// different, percent-decoded. Empty values are left out. For a log
+    /// writer that masks them wherever a third-party crate prints them.
+    pub fn hidden_values(&self) -> Vec<String> {
+        let Ok(url) = url::Url::parse(&self.url) else {
+            return Vec::new();
+        };
+        let mut written: Vec<&str> = url.password().into_iter().collect();
+        if let Some(query) = url.query() {
+            written.extend(query.split('&').map(|part| match part.split_once('=') {
+                Some((_, value)) => value,
+                None => part,
+            }));
+        }
+        let mut values = Vec::new();
+        for value in written.into_iter().filter(|value| !value.is_empty()) {
+            values.push(value.to_owned());
+            // A query's `+` is a space once decoded.
+            let decoded = percent_decode_str(&value.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned();
+            if decoded != value {
+                values.push(decoded);
+            }
+        }
+        values
+    }
+}
+
 fn redact(url: &url::Url) -> String {
     let mut shown = url.clone();
     if shown.password().is_some() {

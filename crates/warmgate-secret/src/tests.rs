@@ -99,3 +99,44 @@ fn credentials_split_off_decoded_and_the_rest_stays_secret() {
     assert_eq!(bare, plain);
     assert!(credentials.is_none());
 }
+
+#[test]
+fn without_query_drops_the_query_and_keeps_the_rest() {
+    let url = SecretUrl::parse(
+        "http://otlp:pa55-word@collector:4318/v1/traces?token=t0ken-value#frag",
+        &HTTP_SCHEMES,
+    )
+    .unwrap();
+    assert!(url.has_query());
+    let bare = url.without_query();
+    assert!(!bare.has_query());
+    assert_eq!(
+        bare.expose(),
+        "http://otlp:pa55-word@collector:4318/v1/traces"
+    );
+    assert_eq!(bare.redacted(), "http://otlp:***@collector:4318/v1/traces");
+    let plain = SecretUrl::parse("http://collector:4318/v1/traces", &HTTP_SCHEMES).unwrap();
+    assert_eq!(plain.without_query(), plain);
+}
+
+#[test]
+fn hidden_values_are_the_password_and_the_query_values_as_written_and_decoded() {
+    let url = SecretUrl::parse(
+        "postgres://app:pa55%2Fword@db:5432/app?sslmode=require&token=t0k+en&bare-token&empty=",
+        &["postgres"],
+    )
+    .unwrap();
+    assert_eq!(
+        url.hidden_values(),
+        [
+            "pa55%2Fword",
+            "pa55/word",
+            "require",
+            "t0k+en",
+            "t0k en",
+            "bare-token",
+        ]
+    );
+    let plain = SecretUrl::parse("redis://127.0.0.1:6379/0", &["redis"]).unwrap();
+    assert!(plain.hidden_values().is_empty());
+}

@@ -60,7 +60,7 @@ pub fn main() -> ExitCode {
             // Inside the runtime, which an OTLP exporter over gRPC needs.
             let telemetry = {
                 let _runtime = runtime.enter();
-                match telemetry::init(&config.telemetry) {
+                match telemetry::init(&config) {
                     Ok(telemetry) => telemetry,
                     Err(error) => {
                         eprintln!("error: {error}");

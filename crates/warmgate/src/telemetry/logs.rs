@@ -8,6 +8,9 @@
 //! - `gcp`: Cloud Logging structured JSON: `severity`, `message`, `time`,
 //!   the event's fields, the names of the spans it happened in and, inside
 //!   a span, the three fields that link the line to its trace.
+//!
+//! Every format writes through the writer it is given, which masks secrets
+//! (see `redact`).
 
 use std::fmt;
 use std::io::IsTerminal;
@@ -23,6 +26,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, Layer as _};
 use warmgate_config::LogFormat;
 
+use super::redact::RedactingStderr;
 use super::{BoxedLayer, Env};
 
 /// The environment variable that overrides `[telemetry] log_format`.
@@ -61,13 +65,14 @@ pub(crate) fn log_filter(env: Env<'_>) -> Result<EnvFilter, String> {
         })
 }
 
-/// The layer that writes log lines, filtered by `filter`.
+/// The layer that writes log lines to `writer`, filtered by `filter`.
 pub(crate) fn layer(
     format: LogFormat,
     filter: EnvFilter,
     gcp_project: Option<String>,
+    writer: RedactingStderr,
 ) -> BoxedLayer {
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     match format {
         LogFormat::Text => layer
             .with_ansi(std::io::stderr().is_terminal())

@@ -8,8 +8,15 @@
 //! otherwise spans are only seen by the log layer. The log layer is
 //! filtered by `RUST_LOG`; the trace layer takes warmgate's own `info`
 //! spans, whatever `RUST_LOG` says, and never the exporter's own logs.
+//!
+//! Secrets stay out of the log at every level, third-party lines included:
+//! the exporter is never given a secret it could print (`traces`,
+//! `export_client`), and the log layer writes through a mask of every secret
+//! the config holds (`redact`), the last line of defence.
 
+mod export_client;
 mod logs;
+mod redact;
 mod traces;
 
 use opentelemetry::trace::TracerProvider as _;
@@ -19,7 +26,7 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{Layer as _, Registry};
-use warmgate_config::{LogFormat, TelemetryConfig};
+use warmgate_config::{Config, LogFormat, OtlpProtocol};
 
 pub(crate) use self::traces::Env;
 
@@ -49,11 +56,17 @@ pub(crate) fn process_env(name: &str) -> Option<String> {
 
 /// Installs logging and, when configured, trace export. Over gRPC this must
 /// run inside the tokio runtime. An error names the setting at fault.
-pub(crate) fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
+pub(crate) fn init(whole_config: &Config) -> Result<Telemetry, String> {
+    let config = &whole_config.telemetry;
     let env: Env<'_> = &process_env;
     let format = logs::log_format(config.log_format, env)?;
     let log_filter = logs::log_filter(env)?;
     let settings = traces::TraceSettings::resolve(config, env)?;
+    let redactor = redact::Redactor::new(redact::config_secrets(
+        whole_config,
+        settings.export.as_ref().map(|export| &export.endpoint),
+        env,
+    ));
     let gcp_project = config
         .gcp_project
         .clone()
@@ -75,17 +88,30 @@ pub(crate) fn init(config: &TelemetryConfig) -> Result<Telemetry, String> {
             .with_filter(targets)
     });
     tracing_subscriber::registry()
-        .with(logs::layer(format, log_filter, gcp_project.clone()))
+        .with(logs::layer(
+            format,
+            log_filter,
+            gcp_project.clone(),
+            redact::RedactingStderr::new(redactor),
+        ))
         .with(trace_layer)
         .try_init()
         .map_err(|error| format!("cannot install logging: {error}"))?;
     match &settings.export {
-        Some(export) => tracing::info!(
-            endpoint = %export.endpoint,
-            protocol = export.protocol.as_str(),
-            sampler = %settings.sampler,
-            "exporting spans over OTLP; a failed export is logged and the spans are dropped"
-        ),
+        Some(export) => {
+            tracing::info!(
+                endpoint = %export.endpoint,
+                protocol = export.protocol.as_str(),
+                sampler = %settings.sampler,
+                "exporting spans over OTLP; a failed export is logged and the spans are dropped"
+            );
+            if export.protocol == OtlpProtocol::Grpc && export.endpoint.has_query() {
+                tracing::warn!(
+                    endpoint = %export.endpoint,
+                    "the OTLP endpoint's query is not sent over gRPC, which uses only the scheme, host and port; send a token as a header (OTEL_EXPORTER_OTLP_HEADERS) instead"
+                );
+            }
+        }
         None => tracing::debug!(
             "no OTLP endpoint configured (otlp_endpoint or OTEL_EXPORTER_OTLP_ENDPOINT); spans are not exported"
         ),

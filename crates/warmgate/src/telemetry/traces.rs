@@ -11,16 +11,32 @@
 //! - sampler: `OTEL_TRACES_SAMPLER` with `OTEL_TRACES_SAMPLER_ARG`, then
 //!   `sampler` with `sampler_arg`;
 //! - service name: `OTEL_SERVICE_NAME`, then `service.name` in
-//!   `OTEL_RESOURCE_ATTRIBUTES`, then `service_name`, then `warmgate`.
+//!   `OTEL_RESOURCE_ATTRIBUTES`, then `service_name`, then `warmgate`;
+//! - timeout: `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, then
+//!   `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds), then 10 s.
 //!
-//! Headers, timeout and compression come from the `OTEL_EXPORTER_OTLP_*`
-//! variables, which the exporter reads itself. With no endpoint anywhere,
-//! no exporter exists and nothing waits on the network.
+//! Headers and compression come from the `OTEL_EXPORTER_OTLP_*` variables,
+//! which the exporter reads itself. With no endpoint anywhere, no exporter
+//! exists and nothing waits on the network.
 //!
-//! The endpoint is a [`SecretUrl`]: logs and errors show it redacted. A user
-//! and password in it are sent as an `Authorization: Basic` header, so the
-//! exporter's HTTP client never holds them in the URL it connects to (and
-//! logs at `debug`).
+//! The endpoint is a [`SecretUrl`]: logs and errors show it redacted, and the
+//! exporter, which logs the URL it posts to at `debug` when an export fails
+//! (and its HTTP client's error, which repeats that URL), is never given a
+//! secret in it:
+//! - a user and password are sent as an `Authorization: Basic` header;
+//! - over HTTP, the exporter is given the URL without its query, and its
+//!   HTTP client is ours ([`ExportClient`]), which alone holds the query,
+//!   puts it back on each request as it sends it, and strips the URL from
+//!   its errors;
+//! - over gRPC, only the scheme, host and port are ever used (tonic sends
+//!   each call to the service's own path), so the exporter is given the URL
+//!   without its query, and a query is reported as ignored.
+//!
+//! Keeping the exporter's own `debug` lines (and the HTTP and gRPC clients'
+//! `trace` lines) out of the log by level was not chosen: they are what an
+//! operator needs when exports fail, and a level does not say what a newer
+//! release will print. What the exporter cannot know it cannot print; the
+//! log writer's mask (`redact`) catches what a crate would echo anyway.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -37,6 +53,8 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use warmgate_config::{
     OtlpProtocol, SecretText, SecretUrl, TelemetryConfig, TraceSampler, parse_otlp_endpoint,
 };
+
+use super::export_client::ExportClient;
 
 /// Reads one environment variable; an empty value counts as unset, as the
 /// OpenTelemetry specification asks.
@@ -58,7 +76,12 @@ pub(crate) struct TraceExport {
     /// The URL handed to the exporter: for HTTP, the full `/v1/traces` URL.
     pub(crate) endpoint: SecretUrl,
     pub(crate) protocol: OtlpProtocol,
+    /// How long one export request may take.
+    pub(crate) timeout: Duration,
 }
+
+/// The export timeout when no variable sets one, as the specification says.
+const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl TraceSettings {
     /// The settings from the file and the environment; an error names the
@@ -102,8 +125,27 @@ impl TraceSettings {
             }
             None => config.sampler,
         };
+        let timeout = match first_set(
+            env,
+            &["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"],
+        ) {
+            Some((name, value)) => value
+                .trim()
+                .parse()
+                .map(Duration::from_millis)
+                .map_err(|_| {
+                    format!(
+                        "{name}: invalid timeout {value:?}, expected a number of milliseconds such as 10000"
+                    )
+                })?,
+            None => DEFAULT_EXPORT_TIMEOUT,
+        };
         Ok(TraceSettings {
-            export: export.map(|endpoint| TraceExport { endpoint, protocol }),
+            export: export.map(|endpoint| TraceExport {
+                endpoint,
+                protocol,
+                timeout,
+            }),
             sampler,
             service_name: config
                 .service_name
@@ -130,7 +172,7 @@ fn signal_url(base: &SecretUrl, protocol: OtlpProtocol) -> SecretUrl {
 }
 
 /// The `Authorization` value for a user and password: HTTP Basic.
-fn basic_authorization(user: &str, password: &SecretText) -> String {
+pub(crate) fn basic_authorization(user: &str, password: &SecretText) -> String {
     let pair = format!("{user}:{}", password.expose());
     format!(
         "Basic {}",
@@ -225,21 +267,22 @@ pub(crate) fn provider(
         let (endpoint, credentials) = export.endpoint.split_credentials();
         let authorization =
             credentials.map(|(user, password)| basic_authorization(&user, &password));
+        // All the exporter is given: no credentials, no query.
+        let bare = endpoint.without_query();
         let failed = |error: String| {
-            // The exporter's errors may quote the URL it was given, query
-            // included.
+            // The exporter's errors may quote the URL it was given.
             format!(
                 "cannot set up the OTLP exporter for {} ({}): {}",
                 export.endpoint,
                 export.protocol.as_str(),
-                error.replace(endpoint.expose(), endpoint.redacted())
+                error.replace(bare.expose(), bare.redacted())
             )
         };
         let exporter = match export.protocol {
             OtlpProtocol::Grpc => {
                 let mut builder = SpanExporter::builder()
                     .with_tonic()
-                    .with_endpoint(endpoint.expose());
+                    .with_endpoint(bare.expose());
                 if let Some(authorization) = authorization {
                     let mut metadata = MetadataMap::new();
                     let value = authorization.parse().map_err(|_| {
@@ -251,9 +294,11 @@ pub(crate) fn provider(
                 builder.build()
             }
             OtlpProtocol::HttpProtobuf => {
+                let client = ExportClient::new(endpoint.clone(), export.timeout).map_err(failed)?;
                 let mut builder = SpanExporter::builder()
                     .with_http()
-                    .with_endpoint(endpoint.expose());
+                    .with_endpoint(bare.expose())
+                    .with_http_client(client);
                 if let Some(authorization) = authorization {
                     builder = builder
                         .with_headers(HashMap::from([("authorization".to_owned(), authorization)]));
@@ -417,6 +462,30 @@ mod tests {
         )
         .unwrap_err();
         assert!(!error.contains("pa55-word"), "{error}");
+    }
+
+    #[test]
+    fn the_export_timeout_comes_from_the_signal_variable_then_the_generic_one() {
+        let config = file("[telemetry]\notlp_endpoint = \"http://collector:4318\"\n");
+        let timeout = |variables: &[(&str, &str)]| {
+            resolve(&config, variables).map(|settings| settings.export.map(|export| export.timeout))
+        };
+        assert_eq!(timeout(&[]), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(
+            timeout(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "2500")]),
+            Ok(Some(Duration::from_millis(2500)))
+        );
+        assert_eq!(
+            timeout(&[
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "750"),
+            ]),
+            Ok(Some(Duration::from_millis(750)))
+        );
+        assert_eq!(
+            timeout(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "soon")]),
+            Err("OTEL_EXPORTER_OTLP_TIMEOUT: invalid timeout \"soon\", expected a number of milliseconds such as 10000".to_owned())
+        );
     }
 
     #[test]
