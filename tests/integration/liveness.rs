@@ -198,12 +198,16 @@ async fn chat_into_lobby(gateway: &Gateway, n_messages: usize, n_bytes: usize) {
         panic!("the chatting client lost its connection after {n_acks} acks");
     });
     let text = "x".repeat(n_bytes);
-    for _ in 0..n_messages {
-        let message = json!({"type": "chat", "text": text}).to_string();
-        within("a chat message sent", sink.send(Message::text(message)))
-            .await
-            .unwrap();
+    let message = json!({"type": "chat", "text": text}).to_string();
+    for n in 1..=n_messages {
+        // Flushed every 100 messages, not after each one.
+        let sent = sink.feed(Message::text(message.clone()));
+        within("a chat message sent", sent).await.unwrap();
+        if n % 100 == 0 {
+            within("chat messages flushed", sink.flush()).await.unwrap();
+        }
     }
+    within("chat messages flushed", sink.flush()).await.unwrap();
     within("every ack", reading).await.unwrap();
 }
 
@@ -282,6 +286,33 @@ async fn a_client_stuck_at_the_drain_deadline_does_not_hold_the_drain() {
         !log.contains("connections still open"),
         "the stuck client held the drain to its end"
     );
+}
+
+#[tokio::test]
+async fn a_reader_that_pauses_under_the_write_timeout_catches_up_with_lagged() {
+    // Pings as by default (every 20 s), so only the room can end this.
+    let gateway = ready_gateway(
+        "max_message_bytes = 1048576\nmessages_per_second = 100000\nmessage_burst = 1000000\nwrite_timeout = \"1h\"",
+    )
+    .await;
+    let (mut read, _write) = raw_upgrade_small_buffer(&gateway, "/ws").await.into_split();
+    next_data_frame(&mut read).await.unwrap();
+    // While it reads nothing, the room runs more than its 1,024 messages
+    // past what the client's buffers and queue hold.
+    chat_into_lobby(&gateway, 6000, 1000).await;
+    let lagged = within("the lagged error", async {
+        loop {
+            let (opcode, payload) = next_data_frame(&mut read).await.unwrap();
+            let text = String::from_utf8_lossy(&payload).into_owned();
+            assert_ne!(opcode, CLOSE, "closed instead: {text}");
+            if text.contains("\"lagged\"") {
+                return text;
+            }
+        }
+    })
+    .await;
+    assert!(lagged.contains("room `lobby`"), "{lagged}");
+    assert_eq!(n_connections_ended(&gateway, "slow_consumer").await, 0.0);
 }
 
 // === fragments ===
