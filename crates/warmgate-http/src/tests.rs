@@ -206,7 +206,10 @@ async fn the_event_stream_sends_the_current_snapshot_then_each_change_then_ends_
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     // Neither nginx's buffering nor a compressing proxy holds events back.
     assert_eq!(response.headers()["x-accel-buffering"], "no");
-    assert_eq!(response.headers()["cache-control"], "no-cache, no-transform");
+    assert_eq!(
+        response.headers()["cache-control"],
+        "no-cache, no-transform"
+    );
     let mut frames = response.into_body().into_data_stream();
     let mut next_event = async || {
         let frame = frames.next().await.unwrap().unwrap();
