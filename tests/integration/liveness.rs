@@ -168,6 +168,28 @@ async fn a_message_in_fragments_dribbled_across_five_ping_intervals_is_echoed_wh
     assert_eq!(echoed.len(), 6000);
 }
 
+#[tokio::test]
+async fn messages_larger_than_the_send_queue_are_echoed_one_after_another_without_a_timer() {
+    // With pings an hour apart, no timer wakes the connection: only the
+    // writer making room in the queue can let it read the next message.
+    let gateway = ready_gateway("ping_interval = \"1h\"\nmax_message_bytes = 4194304").await;
+    let (mut read, mut write) = raw_upgrade(&gateway, "/echo").await.into_split();
+    for (n, size) in [(0u8, 300_000), (1, 1_048_576), (2, 300_000), (3, 64)] {
+        let payload = vec![b'a' + n; size];
+        write
+            .write_all(&masked_frame(true, BINARY, &payload))
+            .await
+            .unwrap();
+        let (opcode, echoed) = next_data_frame(&mut read).await.unwrap();
+        assert_eq!(opcode, BINARY);
+        assert!(
+            echoed == payload,
+            "echo {n} differs ({} bytes)",
+            echoed.len()
+        );
+    }
+}
+
 // === a client that stops reading ===
 
 /// A `/ws` client that chats into `lobby` (and reads everything it gets,

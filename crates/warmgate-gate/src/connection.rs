@@ -341,6 +341,7 @@ impl Connection {
         if self.send_warming(&current, held_at).await.is_err() {
             return Err(left());
         }
+        let room = self.outbox.room_signal();
         loop {
             tokio::select! {
                 changed = snapshot_rx.changed() => {
@@ -376,6 +377,9 @@ impl Connection {
                     };
                     return Err(self.refuse(reason, &snapshot, buffered.len()).await);
                 }
+                // A full queue stops the reading below; this wakes the loop
+                // when the writer makes room, so the guards are re-read.
+                () = room.wait(), if !self.outbox.has_room() => {}
                 incoming = self.frames.next(), if self.outbox.has_room() => {
                     let incoming = incoming.unwrap_or(Incoming::Gone);
                     let message = match incoming {
@@ -553,6 +557,7 @@ impl Connection {
             }
             draining = true;
         }
+        let room = self.outbox.room_signal();
         loop {
             tokio::select! {
                 changed = snapshot_rx.changed(), if !draining => {
@@ -613,6 +618,7 @@ impl Connection {
                 stopped = self.outbox.stopped() => {
                     return self.writer_stopped(stopped, Outcome::Admitted).await;
                 }
+                () = room.wait(), if !self.outbox.has_room() => {}
                 Some((room, frame)) = rooms.next(), if self.outbox.has_room() => {
                     let sent = match frame {
                         Ok(frame) => self.send_text(&frame).await,

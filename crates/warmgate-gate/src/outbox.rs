@@ -74,6 +74,27 @@ pub(crate) struct Outbox {
 struct Queued {
     n_bytes: AtomicUsize,
     n_frames: AtomicUsize,
+    /// Told when a written frame brings a full queue back under its bound,
+    /// so that a connection that stopped reading reads again at once.
+    room: tokio::sync::Notify,
+}
+
+impl Queued {
+    fn has_room(&self) -> bool {
+        self.n_bytes.load(Ordering::Relaxed) < MAX_QUEUED_BYTES
+            && self.n_frames.load(Ordering::Relaxed) < MAX_QUEUED_FRAMES
+    }
+
+    /// Counts one frame of `n_bytes` as written; wakes [`Outbox::room`]
+    /// when that makes room.
+    fn written(&self, n_bytes: usize) {
+        let was_full = !self.has_room();
+        self.n_bytes.fetch_sub(n_bytes, Ordering::Relaxed);
+        self.n_frames.fetch_sub(1, Ordering::Relaxed);
+        if was_full && self.has_room() {
+            self.room.notify_waiters();
+        }
+    }
 }
 
 impl Outbox {
@@ -127,8 +148,12 @@ impl Outbox {
     /// Whether the queue is under its bound; the connection reads from the
     /// sources that can flood it only while it is.
     pub(crate) fn has_room(&self) -> bool {
-        self.queued.n_bytes.load(Ordering::Relaxed) < MAX_QUEUED_BYTES
-            && self.queued.n_frames.load(Ordering::Relaxed) < MAX_QUEUED_FRAMES
+        self.queued.has_room()
+    }
+
+    /// A handle that waits for room in this queue (see [`RoomSignal`]).
+    pub(crate) fn room_signal(&self) -> RoomSignal {
+        RoomSignal(Arc::clone(&self.queued))
     }
 
     /// Whether every queued frame has been written.
@@ -194,6 +219,26 @@ impl Outbox {
     }
 }
 
+/// Waits for room in an [`Outbox`]'s queue without borrowing the outbox,
+/// so that the wait can sit in a `select!` beside its other uses.
+pub(crate) struct RoomSignal(Arc<Queued>);
+
+impl RoomSignal {
+    /// Resolves once the queue is under its bound: at once when it is, or
+    /// when the writer makes room. Cancel-safe.
+    pub(crate) async fn wait(&self) {
+        loop {
+            // Registered before the check, so a wake-up between the check
+            // and the wait is not lost.
+            let notified = self.0.room.notified();
+            if self.0.has_room() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 impl Drop for Outbox {
     fn drop(&mut self) {
         self.task.abort();
@@ -240,8 +285,7 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Writer<W> {
             };
             match written {
                 Some(true) => {
-                    self.queued.n_bytes.fetch_sub(n_bytes, Ordering::Relaxed);
-                    self.queued.n_frames.fetch_sub(1, Ordering::Relaxed);
+                    self.queued.written(n_bytes);
                     if is_close {
                         return WriterState::Closed;
                     }

@@ -96,3 +96,32 @@ async fn a_stalled_reader_that_catches_up_gets_the_close_frame_as_the_last_word(
     );
     assert!(received.len() < 4000);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_full_queue_wakes_the_room_signal_when_the_writer_makes_room() {
+    let (mut outbox, mut far) = outbox(1024);
+    let room = outbox.room_signal();
+    // Room at once while under the bound.
+    room.wait().await;
+    // One frame over the byte bound fills the queue.
+    outbox.send(text(super::MAX_QUEUED_BYTES)).unwrap();
+    assert!(!outbox.has_room());
+    let waiting = tokio::spawn(async move {
+        room.wait().await;
+        Instant::now()
+    });
+    // Nothing makes room while the reader takes nothing...
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    // ...and the reader taking the frame does, with no timer involved.
+    let started = Instant::now();
+    // The frame: two header bytes, a 64-bit length, the payload.
+    let mut sink = vec![0u8; 2 + 8 + super::MAX_QUEUED_BYTES];
+    far.read_exact(&mut sink).await.unwrap();
+    assert_eq!(
+        waiting.await.unwrap(),
+        started,
+        "woken by the write, not by time"
+    );
+    assert!(outbox.has_room());
+}
