@@ -14,7 +14,10 @@ import { createServer } from 'node:http';
 
 import { startGateway, freePort, HELD_CONFIG, AUTH_CONFIG, AUTH_ENV, hs256Token } from './gateway.mjs';
 
-const SCREENSHOTS = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'img');
+// The README's screenshots; `cargo xtask ci` sends them under target/.
+const SCREENSHOTS =
+  process.env.WARMGATE_SCREENSHOTS ??
+  path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'docs', 'img');
 
 /** @type {import('playwright-core').Browser} */
 let browser;

@@ -3,16 +3,39 @@
 //! fuzz of every target, the web client's and page's tests, the
 //! OpenTelemetry smoke test, a quick benchmark run, the chaos run, a
 //! one-minute soak and WebSocket conformance. CI's `.ci/run` calls exactly
-//! this.
+//! this. Reports that the commands would write under `docs/` go under
+//! `target/ci-docs/` instead ([`docs_dir`]).
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::command::workspace_root;
+use crate::server::target_dir;
 use crate::{
     audit, bench, chaos, command, conformance, fuzz, otel_smoke, prerequisites, soak, web_test,
 };
+
+/// Set for the whole of a `cargo xtask ci` run.
+static CI_RUN: AtomicBool = AtomicBool::new(false);
+
+/// Where a command writes what it regenerates under `docs/` (the
+/// reliability report's sections, the chat page's screenshots): `docs/`
+/// itself, or `target/ci-docs/` during `cargo xtask ci`, so that a CI run
+/// leaves the tree as it found it. `cargo xtask chaos`, `soak` and
+/// `web-test` run on their own are how `docs/` is refreshed.
+pub(crate) fn docs_dir() -> PathBuf {
+    if CI_RUN.load(Ordering::Relaxed) {
+        target_dir().join("ci-docs")
+    } else {
+        workspace_root().join("docs")
+    }
+}
 
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     if let Some(extra) = args.first() {
         anyhow::bail!("`cargo xtask ci` takes no arguments, got `{extra}`");
     }
+    CI_RUN.store(true, Ordering::Relaxed);
     prerequisites::ensure()?;
     command::run("cargo", &["fmt", "--all", "--check"])?;
     command::run(

@@ -3,7 +3,9 @@
 //!
 //! It installs `playwright-core` (pinned in `web/package-lock.json`) with
 //! `npm ci`, builds warmgate, and runs `node --test` on `web/test/`, with
-//! `WARMGATE_BIN` naming the program and `CHROMIUM` Debian's Chromium.
+//! `WARMGATE_BIN` naming the program, `CHROMIUM` Debian's Chromium and
+//! `WARMGATE_SCREENSHOTS` where the page's screenshots go (`docs/img`, or
+//! under `target/` during `cargo xtask ci`).
 //! Node's own WebSocket (`--experimental-websocket` on Node 20) is the
 //! client's transport in the Node tests; the browser tests drive Chromium
 //! headless through playwright-core.
@@ -48,9 +50,14 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "--test-timeout=60000",
     ];
     args.extend(tests.iter().map(String::as_str));
+    let screenshots = crate::ci::docs_dir().join("img").display().to_string();
     command::run_with_env(
         "node",
         &args,
-        &[("WARMGATE_BIN", &program), ("CHROMIUM", CHROMIUM)],
+        &[
+            ("WARMGATE_BIN", &program),
+            ("CHROMIUM", CHROMIUM),
+            ("WARMGATE_SCREENSHOTS", &screenshots),
+        ],
     )
 }

@@ -94,8 +94,14 @@ in them; text outside the markers is kept.
 /// (creating the file, or appending the section under `heading`, when
 /// missing); returns the file's path.
 pub(crate) fn write_section(name: &str, heading: &str, body: &str) -> anyhow::Result<PathBuf> {
-    let path = workspace_root().join("docs").join("reliability.md");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| SKELETON.to_owned());
+    let dir = crate::ci::docs_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let path = dir.join("reliability.md");
+    // A CI run starts from the committed report, so its copy reads whole.
+    let committed = workspace_root().join("docs").join("reliability.md");
+    let text = std::fs::read_to_string(&path)
+        .or_else(|_| std::fs::read_to_string(&committed))
+        .unwrap_or_else(|_| SKELETON.to_owned());
     let updated = replace_section(&text, name, heading, body);
     std::fs::write(&path, updated).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(path)
