@@ -202,14 +202,19 @@ fn check_type(name: &str, expected: ClaimType, value: &Value) -> Result<(), Auth
     if right {
         return Ok(());
     }
+    let found = match (expected, value) {
+        (ClaimType::StringOrStrings, Value::Array(_)) => {
+            "an array with an item that is not a string"
+        }
+        (_, other) => json_type(other),
+    };
     let expected = match expected {
         ClaimType::NumericDate => "a NumericDate in whole seconds (a non-negative integer)",
         ClaimType::String => "a string",
         ClaimType::StringOrStrings => "a string or an array of strings",
     };
     Err(AuthError::malformed(format!(
-        "the token's `{name}` claim is {}, expected {expected}",
-        json_type(value)
+        "the token's `{name}` claim is {found}, expected {expected}"
     )))
 }
 
@@ -220,7 +225,12 @@ fn json_type(value: &Value) -> &'static str {
         Value::Bool(_) => "a boolean",
         Value::Number(number) if number.is_u64() => "a number",
         Value::Number(number) if number.is_i64() => "a negative integer",
-        Value::Number(_) => "a fractional or out-of-range number",
+        Value::Number(number) => match number.as_f64() {
+            Some(n) if n.fract() != 0.0 => "a number with a fraction",
+            // 2^64: the first whole number a NumericDate cannot be.
+            Some(n) if !(0.0..18_446_744_073_709_551_616.0).contains(&n) => "a number out of range",
+            _ => "a number written with a decimal point or an exponent",
+        },
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",

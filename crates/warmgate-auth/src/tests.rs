@@ -589,6 +589,33 @@ async fn every_registered_claim_of_a_wrong_json_type_is_malformed() {
 }
 
 #[tokio::test]
+async fn a_wrong_type_is_named_in_words_a_user_can_act_on() {
+    let authenticator = secret_authenticator(None, None, 0);
+    let t = now();
+    for (name, value, found) in [
+        (
+            "aud",
+            json!(["chat", 1]),
+            "an array with an item that is not a string",
+        ),
+        ("iss", json!(["iss-a"]), "an array,"),
+        (
+            "exp",
+            json!(2_000_000_000.0),
+            "a number written with a decimal point or an exponent",
+        ),
+        ("exp", json!(1.5e9 + 0.5), "a number with a fraction"),
+        ("exp", json!(1e30), "a number out of range"),
+        ("nbf", json!(-5), "a negative integer"),
+    ] {
+        let mut claims = json!({"sub": "ada", "exp": t + 60});
+        claims[name] = value;
+        let error = verify(&authenticator, &hs256(claims)).await.unwrap_err();
+        assert!(error.to_string().contains(found), "{name}: {error}");
+    }
+}
+
+#[tokio::test]
 async fn an_audience_array_is_accepted_when_it_includes_ours() {
     let authenticator = secret_authenticator(None, Some("chat"), 0);
     let t = now();
