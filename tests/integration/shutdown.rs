@@ -111,6 +111,30 @@ async fn sigint_drains_without_the_shutdown_delay() {
 }
 
 #[tokio::test]
+async fn a_second_sigint_exits_at_once_without_waiting_for_open_clients() {
+    let mut gateway = ready_gateway("drain_grace = \"20s\"\nshutdown_delay = \"0s\"").await;
+    // An admitted client the drain would wait `drain_grace` for.
+    let mut client = gateway.ws("/ws").await;
+    assert_eq!(client.next_json().await["type"], "ready");
+    let mut events = gateway.events().await;
+    gateway.interrupt();
+    events
+        .until(|snapshot| snapshot["state"] == "draining")
+        .await;
+    assert_eq!(client.next_json().await["type"], "draining");
+    let signalled = Instant::now();
+    gateway.interrupt();
+    let status = gateway.exit_status().await;
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "exited {:?} after the second SIGINT",
+        signalled.elapsed()
+    );
+    assert!(gateway.log().contains("second SIGINT"));
+}
+
+#[tokio::test]
 async fn sigint_during_the_shutdown_delay_cuts_it_short() {
     let mut gateway = ready_gateway("drain_grace = \"30s\"\nshutdown_delay = \"20s\"").await;
     let signalled = terminate_and_wait_for_draining(&gateway).await;

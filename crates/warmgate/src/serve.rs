@@ -249,27 +249,58 @@ async fn drain_on_os_signal(
     shutdown_delay: Duration,
     interrupted_tx: watch::Sender<bool>,
 ) {
-    let signal = wait_for_os_signal().await;
+    let mut signals = OsSignals::new();
+    let signal = signals.next().await;
     let delay = if signal == OsSignal::Interrupt {
         interrupted_tx.send_replace(true);
         Duration::ZERO
     } else {
         shutdown_delay
     };
-    tracing::warn!(
-        signal = signal.name(),
-        shutdown_delay_ms = delay.as_millis() as u64,
-        "shutdown signal received; readiness turns to draining, held clients are told to come back, admitted ones get {drain_grace:?}; the listeners stay open {delay:?} at least for clients still routed here"
-    );
+    if delay.is_zero() {
+        tracing::warn!(
+            signal = signal.name(),
+            "shutdown signal received; readiness turns to draining, held clients are told to come back, admitted ones get {drain_grace:?}; the listeners close once every WebSocket has (another SIGINT exits at once)"
+        );
+    } else {
+        tracing::warn!(
+            signal = signal.name(),
+            shutdown_delay_ms = delay.as_millis() as u64,
+            "shutdown signal received; readiness turns to draining, held clients are told to come back, admitted ones get {drain_grace:?}; the listeners stay open {delay:?} at least for clients still routed here"
+        );
+    }
     if let Err(error) = handle.drain() {
         tracing::error!(%error, "cannot start draining; exiting without it");
         std::process::exit(1);
     }
-    if signal == OsSignal::Terminate {
-        while wait_for_os_signal().await != OsSignal::Interrupt {}
-        interrupted_tx.send_replace(true);
+    // After SIGTERM, a SIGINT cuts the shutdown delay short; after that (or
+    // after a first SIGINT), another SIGINT is someone at a terminal who
+    // will not wait for the clients: exit at once.
+    let mut interrupted = signal == OsSignal::Interrupt;
+    loop {
+        if signals.next().await != OsSignal::Interrupt {
+            continue;
+        }
+        if !interrupted {
+            interrupted = true;
+            interrupted_tx.send_replace(true);
+            tracing::warn!(
+                signal = "SIGINT",
+                "shutdown delay cut short; the listeners close once every WebSocket has; another SIGINT exits at once"
+            );
+            continue;
+        }
+        tracing::warn!(
+            signal = "SIGINT",
+            "second SIGINT: exiting now, without waiting for the open connections"
+        );
+        std::process::exit(EXIT_INTERRUPTED);
     }
 }
+
+/// The exit status after a second SIGINT: 128 + the signal's number, as a
+/// shell reports a process that SIGINT ended.
+const EXIT_INTERRUPTED: i32 = 130;
 
 /// The signals that start a drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,24 +320,52 @@ impl OsSignal {
     }
 }
 
-#[cfg(unix)]
-async fn wait_for_os_signal() -> OsSignal {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot listen for SIGTERM or SIGINT; only POST /drain can stop warmgate");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = terminate.recv() => OsSignal::Terminate,
-        _ = interrupt.recv() => OsSignal::Interrupt,
-    }
+/// The process's SIGTERM and SIGINT, listened for once for its whole life,
+/// so that no signal falls between two waits.
+struct OsSignals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
 }
 
-#[cfg(not(unix))]
-async fn wait_for_os_signal() -> OsSignal {
-    let _ = tokio::signal::ctrl_c().await;
-    OsSignal::Interrupt
+impl OsSignals {
+    fn new() -> OsSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                (Ok(terminate), Ok(interrupt)) => Some((terminate, interrupt)),
+                _ => {
+                    tracing::error!(
+                        "cannot listen for SIGTERM or SIGINT; only POST /drain can stop warmgate"
+                    );
+                    None
+                }
+            };
+            OsSignals { streams }
+        }
+        #[cfg(not(unix))]
+        OsSignals {}
+    }
+
+    /// The next signal.
+    #[cfg(unix)]
+    async fn next(&mut self) -> OsSignal {
+        let Some((terminate, interrupt)) = &mut self.streams else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = terminate.recv() => OsSignal::Terminate,
+            _ = interrupt.recv() => OsSignal::Interrupt,
+        }
+    }
+
+    /// The next signal.
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> OsSignal {
+        let _ = tokio::signal::ctrl_c().await;
+        OsSignal::Interrupt
+    }
 }
