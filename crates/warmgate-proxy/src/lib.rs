@@ -7,12 +7,23 @@
 //!   draining.
 //! - `dial`: dialing the backend's WebSocket at admission, with the
 //!   client's headers that matter, under a bound on concurrent dials.
+//! - [`forward`]: the header rules both share (hop-by-hop headers dropped,
+//!   `X-Forwarded-*` added, the identity header only warmgate sets).
+//! - `error`: [`ProxyError`].
 
 #![forbid(unsafe_code)]
 
 mod dial;
+mod error;
+pub mod forward;
+mod http;
 
 pub use self::dial::{
     DIAL_DURATION_BUCKETS, DIAL_DURATION_SECONDS, DIAL_FAILURE_REASONS, DIAL_FAILURES_TOTAL,
     DIALS_IN_FLIGHT, DialError, DialSlot, Dialer, UpstreamSocket,
+};
+pub use self::error::ProxyError;
+pub use self::http::{
+    HttpProxy, HttpProxySettings, UPSTREAM_HTTP_REQUESTS_TOTAL, UPSTREAM_HTTP_WAIT_BUCKETS,
+    UPSTREAM_HTTP_WAIT_SECONDS,
 };
