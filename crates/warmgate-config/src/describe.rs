@@ -34,11 +34,37 @@ impl Config {
         let _ = writeln!(text, "routes");
         for (key, on) in [
             ("chat_page", routes.chat_page),
-            ("chat", routes.chat),
-            ("echo", routes.echo),
             ("readiness_detail", routes.readiness_detail),
         ] {
             let _ = writeln!(text, "  {key} = {}", if on { "on" } else { "off (404)" });
+        }
+        for route in &routes.websocket {
+            let _ = writeln!(text, "  websocket {} -> {}", route.path, route.app.name());
+        }
+        if let Some(upstream) = &self.upstream {
+            let _ = writeln!(text, "upstream");
+            let _ = writeln!(text, "  url = {}", upstream.url);
+            let _ = writeln!(
+                text,
+                "  http = {}",
+                if upstream.http {
+                    "on (other paths are proxied)"
+                } else {
+                    "off"
+                }
+            );
+            let _ = writeln!(text, "  subprotocols = {:?}", upstream.subprotocols);
+            let _ = writeln!(
+                text,
+                "  max_concurrent_dials = {}",
+                upstream.max_concurrent_dials
+            );
+            let _ = writeln!(
+                text,
+                "  dial_timeout = {}",
+                humantime::format_duration(upstream.dial_timeout)
+            );
+            let _ = writeln!(text, "  identity_header = {}", upstream.identity_header);
         }
         let clients = &self.clients;
         let _ = writeln!(text, "clients");

@@ -1,4 +1,5 @@
-//! The public listener's edge: which routes it serves (`[routes]`), and how
+//! The public listener's edge: which routes it serves (`[routes]`, with the
+//! WebSocket routes of `upstream`), and how
 //! it tells client addresses apart and limits each one (`[clients]`).
 //!
 //! This module holds the typed tables, their defaults and the one rule that
@@ -14,22 +15,25 @@ use toml::Spanned;
 use crate::ConfigError;
 use crate::error::Origin;
 use crate::raw::{RawClients, RawRoutes};
+use crate::upstream::{AppKind, WebSocketRoute};
 
-/// The `[routes]` table: which optional routes the public listener serves.
-/// A route turned off answers 404. `/livez`, `/readyz` and `/startupz` are
-/// always served.
+/// The `[routes]` table and `[[route]]`: which routes the public listener
+/// serves. An optional route turned off answers 404. `/livez`, `/readyz`
+/// and `/startupz` are always served.
 ///
-/// Invariant, for a config that came from this crate: `chat_page` is on only
-/// while `chat` is on, since the page talks to `/ws`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Invariant, for a config that came from this crate: `chat_page` is on
+/// only while `/ws` is a chat route, since the page talks to `/ws`; the
+/// WebSocket routes' paths are unique and none is one of
+/// [`crate::RESERVED_PATHS`]; an `upstream` route comes with `[upstream]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutesConfig {
-    /// `GET /` and the page's files: the demo chat page. Default on.
+    /// `GET /` and the page's files: the demo chat page. Default on while
+    /// `/ws` is a chat route.
     pub chat_page: bool,
-    /// `/ws`: the chat application. Default on.
-    pub chat: bool,
-    /// `/echo`: the echo route (for conformance tests and measurements).
-    /// Default on.
-    pub echo: bool,
+    /// The WebSocket routes and the application behind each: `[[route]]`,
+    /// or without it `/ws` (chat) and `/echo` (echo), each unless
+    /// `[routes] chat = false` or `echo = false` turns it off.
+    pub websocket: Vec<WebSocketRoute>,
     /// `GET /readiness` and `GET /readiness/events`: the public snapshot,
     /// which names every check and its kind. Default on.
     pub readiness_detail: bool,
@@ -39,10 +43,22 @@ impl Default for RoutesConfig {
     fn default() -> Self {
         Self {
             chat_page: true,
-            chat: true,
-            echo: true,
+            websocket: WebSocketRoute::demo(true, true),
             readiness_detail: true,
         }
+    }
+}
+
+impl RoutesConfig {
+    /// The route on `path`, if there is one.
+    pub fn websocket_route(&self, path: &str) -> Option<&WebSocketRoute> {
+        self.websocket.iter().find(|route| route.path == path)
+    }
+
+    /// True when `/ws` is a chat route, which the chat page needs.
+    pub fn has_chat_at_ws(&self) -> bool {
+        self.websocket_route("/ws")
+            .is_some_and(|route| route.app == AppKind::Chat)
     }
 }
 
@@ -72,19 +88,23 @@ impl ClientsConfig {
     pub const EVENT_STREAMS_RANGE: RangeInclusive<usize> = 1..=100_000;
 }
 
-/// `[routes]` from the raw table.
-pub(crate) fn routes(raw: &RawRoutes, origin: &Origin<'_>) -> Result<RoutesConfig, ConfigError> {
-    let default = RoutesConfig::default();
+/// `[routes]` from the raw table, with the WebSocket routes already read.
+pub(crate) fn routes(
+    raw: &RawRoutes,
+    websocket: Vec<WebSocketRoute>,
+    origin: &Origin<'_>,
+) -> Result<RoutesConfig, ConfigError> {
     let flag = |value: &Option<Spanned<bool>>, default: bool| {
         value.as_ref().map_or(default, |value| *value.get_ref())
     };
-    let routes = RoutesConfig {
-        chat_page: flag(&raw.chat_page, default.chat_page),
-        chat: flag(&raw.chat, default.chat),
-        echo: flag(&raw.echo, default.echo),
-        readiness_detail: flag(&raw.readiness_detail, default.readiness_detail),
+    let mut routes = RoutesConfig {
+        chat_page: false,
+        websocket,
+        readiness_detail: flag(&raw.readiness_detail, true),
     };
-    if routes.chat_page && !routes.chat {
+    let chat_at_ws = routes.has_chat_at_ws();
+    routes.chat_page = flag(&raw.chat_page, chat_at_ws);
+    if routes.chat_page && !chat_at_ws {
         let span = raw
             .chat_page
             .as_ref()
@@ -92,7 +112,7 @@ pub(crate) fn routes(raw: &RawRoutes, origin: &Origin<'_>) -> Result<RoutesConfi
             .map(Spanned::span);
         return Err(origin.invalid(
             "routes.chat_page",
-            "the chat page talks to `/ws`, which `chat = false` turns off: expected `chat_page = false` beside it, or `chat = true`",
+            "the chat page talks to the chat application on `/ws`, which this config does not serve: expected `chat_page = false`, or `/ws` served by `app = \"chat\"`",
             span,
         ));
     }

@@ -5,8 +5,8 @@
 //! run anything: the engine turns [`Config::plan`] into a running machine and
 //! the probes crate turns each [`ProbeConfig`] into a probe.
 //!
-//! Reading order: `model` is what callers get (with `auth`, `edge` and
-//! `telemetry` for their tables); `raw` and `values` are the file as
+//! Reading order: `model` is what callers get (with `auth`, `edge`,
+//! `upstream` and `telemetry` for their tables); `raw` and `values` are the file as
 //! deserialized; `validate` applies defaults and rules; `describe`
 //! prints a config back for `warmgate check-config`; `error` words every
 //! failure.
@@ -20,6 +20,7 @@ mod error;
 mod model;
 mod raw;
 mod telemetry;
+mod upstream;
 mod validate;
 mod values;
 
@@ -30,6 +31,7 @@ pub use self::auth::{
 pub use self::edge::{ClientsConfig, RoutesConfig};
 pub use self::error::{ConfigError, Location};
 pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};
+pub use self::upstream::{AppKind, RESERVED_PATHS, UpstreamConfig, WebSocketRoute};
 pub use self::telemetry::{
     LogFormat, OtlpProtocol, SamplerError, TelemetryConfig, TraceSampler, parse_otlp_endpoint,
 };

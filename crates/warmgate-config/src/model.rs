@@ -17,6 +17,7 @@ use crate::error::Origin;
 use crate::values::ProbeKind;
 use crate::{
     AuthConfig, ClientsConfig, ConfigError, RoutesConfig, SecretText, SecretUrl, TelemetryConfig,
+    UpstreamConfig,
     raw, validate,
 };
 
@@ -54,6 +55,9 @@ pub struct Config {
     pub routes: RoutesConfig,
     /// The `[clients]` table: trusted proxies and per-address limits.
     pub clients: ClientsConfig,
+    /// The `[upstream]` table: the backend of proxy mode. `None` (the
+    /// default) when warmgate gates only its own applications.
+    pub upstream: Option<UpstreamConfig>,
 }
 
 /// The `[gate]` table: how the gate as a whole behaves, and the settings of

@@ -21,9 +21,10 @@ use toml::Spanned;
 use crate::ConfigError;
 use crate::error::Origin;
 use crate::values::{
-    AuthMode, ClientCount, EventStreamCount, HandshakeRate, ListenAddress, MessageBurst,
-    MessageBytes, MessageRate, Name, NonZeroDuration, OriginList, OtlpEndpoint, ProbeKind,
-    ProxyList, RetryAfter, ShutdownDelay, StatusList, TcpTarget, Threshold,
+    AuthMode, ClientCount, DialCount, EventStreamCount, HandshakeRate, HeaderName, ListenAddress,
+    MessageBurst, MessageBytes, MessageRate, Name, NonZeroDuration, OriginList, OtlpEndpoint,
+    ProbeKind, ProxyList, RetryAfter, RoutePath, ShutdownDelay, StatusList, SubprotocolList,
+    TcpTarget, Threshold, UpstreamUrl,
 };
 use crate::{LogFormat, OtlpProtocol};
 
@@ -49,6 +50,29 @@ pub(crate) struct RawConfig {
     pub(crate) routes: RawRoutes,
     #[serde(default)]
     pub(crate) clients: RawClients,
+    pub(crate) upstream: Option<Spanned<RawUpstream>>,
+    #[serde(default)]
+    pub(crate) route: Vec<Spanned<RawRoute>>,
+}
+
+/// The `[upstream]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a table of upstream settings")]
+pub(crate) struct RawUpstream {
+    pub(crate) url: Option<Spanned<UpstreamUrl>>,
+    pub(crate) http: Option<Spanned<bool>>,
+    pub(crate) subprotocols: Option<SubprotocolList>,
+    pub(crate) max_concurrent_dials: Option<DialCount>,
+    pub(crate) dial_timeout: Option<NonZeroDuration>,
+    pub(crate) identity_header: Option<HeaderName>,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a route table with `path` and `app`")]
+pub(crate) struct RawRoute {
+    pub(crate) path: Option<Spanned<RoutePath>>,
+    pub(crate) app: Option<Spanned<crate::AppKind>>,
 }
 
 /// The `[routes]` table.

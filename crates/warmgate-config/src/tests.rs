@@ -100,8 +100,7 @@ fn embedded_default_parses_to_one_signal_check() {
             admin_read_token: None,
             routes: crate::RoutesConfig {
                 chat_page: true,
-                chat: true,
-                echo: true,
+                websocket: crate::WebSocketRoute::demo(true, true),
                 readiness_detail: true,
             },
             clients: crate::ClientsConfig {
@@ -109,6 +108,7 @@ fn embedded_default_parses_to_one_signal_check() {
                 handshakes_per_second_per_address: None,
                 max_event_streams_per_address: None,
             },
+            upstream: None,
         }
     );
     let plan = config.plan();
@@ -312,7 +312,7 @@ fn unknown_key_lists_expected_keys() {
 fn unknown_keys_are_refused_in_every_table() {
     assert_eq!(
         error("listen = \"127.0.0.1:1\"\nlisten_port = 1\n"),
-        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase`, `telemetry`, `admin_token`, `admin_token_env`, `admin_read_token`, `admin_read_token_env`, `auth`, `routes`, `clients` (line 2, column 1)"
+        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase`, `telemetry`, `admin_token`, `admin_token_env`, `admin_read_token`, `admin_read_token_env`, `auth`, `routes`, `clients`, `upstream`, `route` (line 2, column 1)"
     );
     assert_eq!(
         error("[gate]\nhold_timout = \"1s\"\n"),
@@ -585,9 +585,9 @@ fn describe_lists_listeners_gate_phases_and_checks() {
   admin_token = none
 routes
   chat_page = on
-  chat = on
-  echo = on
   readiness_detail = on
+  websocket /ws -> chat
+  websocket /echo -> echo
 clients
   trusted_proxies = [] (the socket's peer is the client)
   handshakes_per_second_per_address = no limit
@@ -1478,8 +1478,7 @@ fn routes_are_on_by_default_and_each_can_be_turned_off() {
         routes,
         crate::RoutesConfig {
             chat_page: false,
-            chat: false,
-            echo: false,
+            websocket: vec![],
             readiness_detail: false,
         }
     );
@@ -1494,12 +1493,8 @@ fn routes_are_on_by_default_and_each_can_be_turned_off() {
 fn route_errors_name_the_key_value_and_expectation() {
     for (text, expected) in [
         (
-            "[routes]\nchat = false\n",
-            "test.toml: routes.chat_page: the chat page talks to `/ws`, which `chat = false` turns off: expected `chat_page = false` beside it, or `chat = true` (line 2, column 8)",
-        ),
-        (
             "[routes]\nchat_page = true\nchat = false\n",
-            "test.toml: routes.chat_page: the chat page talks to `/ws`, which `chat = false` turns off: expected `chat_page = false` beside it, or `chat = true` (line 2, column 13)",
+            "test.toml: routes.chat_page: the chat page talks to the chat application on `/ws`, which this config does not serve: expected `chat_page = false`, or `/ws` served by `app = \"chat\"` (line 2, column 13)",
         ),
         (
             "[routes]\necho = \"off\"\n",
@@ -1635,8 +1630,7 @@ fn the_documented_production_gate_turns_off_the_demo_routes_and_the_public_detai
         config.routes,
         crate::RoutesConfig {
             chat_page: false,
-            chat: true,
-            echo: false,
+            websocket: crate::WebSocketRoute::demo(true, false),
             readiness_detail: false,
         }
     );

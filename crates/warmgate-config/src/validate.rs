@@ -20,13 +20,20 @@ use crate::{
     CheckConfig, Config, ConfigError, GateConfig, PhaseConfig, ProbeConfig, SamplerError,
     SecretUrl, TelemetryConfig, TraceSampler,
 };
-use crate::{auth, edge};
+use crate::{auth, edge, upstream};
 
 /// Applies defaults and rules to the raw file.
 pub(crate) fn config(mut raw: RawConfig, origin: &Origin<'_>) -> Result<Config, ConfigError> {
     let (listen, admin_listen) = listeners(&raw, origin)?;
     let (admin_token, admin_read_token) = auth::admin_tokens(&raw, origin)?;
-    let routes = edge::routes(&raw.routes, origin)?;
+    let upstream = upstream::upstream(raw.upstream.take(), origin)?;
+    let websocket = upstream::websocket_routes(
+        std::mem::take(&mut raw.route),
+        &raw.routes,
+        upstream.as_ref(),
+        origin,
+    )?;
+    let routes = edge::routes(&raw.routes, websocket, origin)?;
     let clients = edge::clients(std::mem::take(&mut raw.clients));
     let raw_auth = std::mem::take(&mut raw.auth);
     let check_spans: Vec<Vec<Range<usize>>> = raw
@@ -63,6 +70,7 @@ pub(crate) fn config(mut raw: RawConfig, origin: &Origin<'_>) -> Result<Config, 
         admin_read_token,
         routes,
         clients,
+        upstream,
     };
     if let Err(error) = config.check_admin_exposure() {
         // The same words, located at the key in the file.

@@ -648,3 +648,149 @@ where
         value: PhantomData,
     })
 }
+
+// === upstream and routes ===
+
+/// `[upstream] url`: `ws://` or `wss://` with a host; no user, password,
+/// query or fragment; a path of `/` at most (the client's path is kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UpstreamUrl(pub(crate) url::Url);
+
+const UPSTREAM_URL_EXPECTED: &str = "a ws:// or wss:// URL such as \"ws://127.0.0.1:9000\"";
+
+impl UpstreamUrl {
+    fn parse(text: &str) -> Result<url::Url, String> {
+        let url = url::Url::parse(text).map_err(|error| {
+            format!("invalid URL {text:?} ({error}), expected {UPSTREAM_URL_EXPECTED}")
+        })?;
+        let problem = if !matches!(url.scheme(), "ws" | "wss") {
+            Some(format!("the scheme {:?} is not ws or wss", url.scheme()))
+        } else if url.host_str().is_none_or(str::is_empty) {
+            Some("it has no host".to_owned())
+        } else if !url.username().is_empty() || url.password().is_some() {
+            Some("a user or password does not go in the URL; the client's own `Authorization` is passed on".to_owned())
+        } else if url.query().is_some() || url.fragment().is_some() {
+            Some(
+                "a query or fragment has no place here; the client's own query is passed on"
+                    .to_owned(),
+            )
+        } else if url.path() != "/" && !url.path().is_empty() {
+            Some(format!(
+                "the path {:?} would be lost: the client's request path is kept as it is",
+                url.path()
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(format!(
+                "invalid upstream URL {text:?} ({problem}), expected {UPSTREAM_URL_EXPECTED}"
+            )),
+            None => Ok(url),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_text(deserializer, UPSTREAM_URL_EXPECTED, |text| {
+            UpstreamUrl::parse(text).map(UpstreamUrl)
+        })
+    }
+}
+
+/// `max_concurrent_dials`.
+pub(crate) type DialCount = Bounded<
+    { *crate::UpstreamConfig::DIALS_RANGE.start() },
+    { *crate::UpstreamConfig::DIALS_RANGE.end() },
+>;
+
+/// True for an RFC 9110 token character (section 5.6.2): what a header
+/// name and a WebSocket subprotocol (RFC 6455 section 4.1) are made of.
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+/// One entry of `[upstream] subprotocols`: a token, and not one warmgate
+/// keeps for itself (`warmgate.v1`, `bearer.<token>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Subprotocol(pub(crate) String);
+
+const SUBPROTOCOL_EXPECTED: &str = "a subprotocol name such as \"chat.v2\"";
+
+impl<'de> Deserialize<'de> for Subprotocol {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_text(deserializer, SUBPROTOCOL_EXPECTED, |text| {
+            if text.is_empty() || !text.chars().all(is_token_char) {
+                Err(format!(
+                    "invalid subprotocol {text:?} (not an RFC 6455 token), expected {SUBPROTOCOL_EXPECTED}"
+                ))
+            } else if text == "warmgate.v1" || text.starts_with("bearer.") {
+                Err(format!(
+                    "{text:?} is warmgate's own and never goes upstream, expected the backend's application subprotocol such as \"chat.v2\""
+                ))
+            } else {
+                Ok(Subprotocol(text.to_owned()))
+            }
+        })
+    }
+}
+
+impl ListItem for Subprotocol {
+    const LIST_EXPECTED: &'static str =
+        "a list of subprotocols such as [\"chat.v2\"], or [] for none";
+}
+
+/// `subprotocols`.
+pub(crate) type SubprotocolList = List<Subprotocol>;
+
+/// `identity_header`: an HTTP header name, kept lower-case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HeaderName(pub(crate) String);
+
+impl<'de> Deserialize<'de> for HeaderName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "a header name such as \"X-Warmgate-Sub\"";
+        deserialize_text(deserializer, EXPECTED, |text| {
+            if text.is_empty() || !text.chars().all(is_token_char) {
+                Err(format!("invalid header name {text:?}, expected {EXPECTED}"))
+            } else {
+                Ok(HeaderName(text.to_ascii_lowercase()))
+            }
+        })
+    }
+}
+
+/// `[[route]] path`: starts with `/`; no query, fragment or space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RoutePath(pub(crate) String);
+
+impl<'de> Deserialize<'de> for RoutePath {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "a path such as \"/ws\"";
+        deserialize_text(deserializer, EXPECTED, |text| {
+            let fine = text.starts_with('/')
+                && !text.contains(['?', '#'])
+                && text.chars().all(|c| c.is_ascii_graphic());
+            if fine {
+                Ok(RoutePath(text.to_owned()))
+            } else {
+                Err(format!(
+                    "invalid path {text:?} (a path starts with `/` and has no query, fragment or space), expected {EXPECTED}"
+                ))
+            }
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for crate::AppKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "\"chat\", \"echo\" or \"upstream\"";
+        deserialize_text(deserializer, EXPECTED, |text| {
+            crate::AppKind::ALL
+                .into_iter()
+                .find(|kind| kind.name() == text)
+                .ok_or_else(|| format!("unknown app {text:?}, expected {EXPECTED}"))
+        })
+    }
+}

@@ -9,7 +9,7 @@
 //! The reason may span lines (serde quotes an unknown field's name as it
 //! is), which is harmless: it travels as a JSON string.
 
-use warmgate_gate::protocol::{ClientMessage, MAX_ROOM_CHARS};
+use warmgate_chat::protocol::{ClientMessage, MAX_ROOM_CHARS};
 
 /// The fuzz target's body.
 pub fn fuzz(data: &[u8]) {

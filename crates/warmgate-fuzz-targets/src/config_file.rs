@@ -93,9 +93,26 @@ fn assert_inside(text: &str, location: Location, message: &str) {
 /// The invariant documented on [`Config`], for a config from this crate.
 fn assert_config_invariants(config: &Config) {
     assert!(
-        config.routes.chat || !config.routes.chat_page,
+        config.routes.has_chat_at_ws() || !config.routes.chat_page,
         "the chat page is served only beside the chat it talks to"
     );
+    let routes = &config.routes.websocket;
+    for (index, route) in routes.iter().enumerate() {
+        assert!(
+            routes[..index]
+                .iter()
+                .all(|earlier| earlier.path != route.path),
+            "route paths are unique"
+        );
+        assert!(
+            !warmgate_config::RESERVED_PATHS.contains(&route.path.as_str()),
+            "no route takes a path of the gate's own"
+        );
+        assert!(
+            route.app != warmgate_config::AppKind::Upstream || config.upstream.is_some(),
+            "an upstream route comes with [upstream]"
+        );
+    }
     assert!(
         config.admin_read_token.is_none() || config.admin_token.is_some(),
         "a read token comes only beside a control token"

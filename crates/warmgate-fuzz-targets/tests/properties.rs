@@ -10,7 +10,7 @@ use warmgate_fuzz_targets::{
     client_message, config_file, handshake, jwt_header, token_from_request,
 };
 use warmgate_gate::check_handshake;
-use warmgate_gate::protocol::{ClientMessage, MAX_ROOM_CHARS};
+use warmgate_chat::protocol::{ClientMessage, MAX_ROOM_CHARS};
 
 fn config() -> ProptestConfig {
     ProptestConfig {

@@ -1,16 +1,18 @@
-//! One WebSocket client, from upgrade to close: hold, warm, admit, push,
-//! drain.
+//! One WebSocket client, from upgrade to close: the IO loop around the
+//! hold rules (`hold`) and the client's application (`app`).
 //!
 //! **Invariant:** a held client always ends admitted (`ready`) or told why
 //! not (`unavailable` with a reason and a retry hint, then close 1013; or,
 //! when its token expires while held, `error` `token_expired`, then close
 //! 1008); the only silent endings are the client's own (it closed, broke
-//! the protocol or vanished).
+//! the protocol or vanished). The rules that decide it are `hold`'s pure
+//! step function; this file only turns timers, snapshots and frames into
+//! its events and carries out its actions.
 //!
 //! Each connection is one task. It reads the client's frames through a
 //! stream (so a pending read survives every `select!`), queues its frames
-//! for a writer task (`outbox`), and parks on its snapshot receiver and
-//! timers in between.
+//! for a writer task (`outbox`), and parks on its snapshot receiver, its
+//! session and its timers in between.
 //!
 //! **Invariant:** no await in a connection's loop stops its timers (the
 //! hold deadline, the heartbeat, the token expiry, the pings and the drain
@@ -18,11 +20,12 @@
 //! writer task, under a write deadline. What can wait on the client is
 //! only ever one branch of the loop's `select!`: the read of its next
 //! frame (a stream, so a frame in progress survives the other branches)
-//! and the writer's stall. The reads that add frames (room messages, the
-//! client's own messages) pause while the queue is full, so a room that
-//! outruns a reader lags (`lagged`) instead of growing the queue. Only
+//! and the writer's stall. The reads that add frames (the session's
+//! frames, the client's own messages) pause while the queue is full, so
+//! an application that outruns a reader lags instead of growing the queue;
+//! the client's messages also pause while the session has no room. Only
 //! the close handshake, at the very end, waits, and at most
-//! `CLOSE_HANDSHAKE_WAIT` in all.
+//! `CLOSE_HANDSHAKE_WAIT` in all (and the session's close as long again).
 //!
 //! A client that takes no byte for `write_timeout` is a slow consumer: it
 //! is closed with 1008 (or dropped, if it cannot take the close frame
@@ -32,20 +35,19 @@
 //! ping, a frame still arriving included, since a pong cannot be sent
 //! inside another frame (RFC 6455 section 5.4).
 
+use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
+use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
 use fastwebsockets::{Frame, Payload, WebSocket};
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt as _, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use tokio::time::Instant;
-use tokio_stream::StreamMap;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use warmgate_auth::Identity;
@@ -53,32 +55,34 @@ use warmgate_core::{GateState, Snapshot};
 use warmgate_engine::SnapshotRx;
 use warmgate_http::{LogSampler, REFUSAL_LOG_WINDOW};
 
-use crate::frames::{BytesRead, FrameReader, Incoming};
+use crate::app::{AdmitError, Application, Message, Outgoing, Replies, Session, frame_of};
+use crate::frames::Incoming;
+use crate::hold::{Hold, HoldAction, HoldEvent};
 use crate::measure::ConnectionMeter;
-use crate::outbox::{Gone, LastProgress, Outbox, Progress, WriterState};
-use crate::protocol::{ClientMessage, DEFAULT_ROOM, ErrorCode, ServerMessage, UnavailableReason};
+use crate::outbox::{Gone, WriterState};
+use crate::peer::{Peer, close_frame};
+use crate::protocol::{ErrorCode, ServerMessage, UnavailableReason};
 use crate::rate_limit::{MessageRateLimit, Verdict};
-use crate::session::ChatSender;
 use crate::settings::{MAX_BUFFERED_BYTES, MAX_BUFFERED_MESSAGES, jittered_millis};
 use crate::trace_context;
 use crate::tracker::{HeldGuard, OpenGuard};
 use crate::upgrade::GateInner;
 
-/// Which protocol the client speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Route {
-    /// The warmgate protocol, then chat.
-    Ws,
-    /// Transparent: no frames of ours, then echo.
-    Echo,
+/// One WebSocket route: its path and the application behind it.
+pub(crate) struct Route {
+    /// The request path, such as `/ws`. Leaked once per route when the
+    /// gate is built (a handful of strings for the process's life), so it
+    /// can label metrics as a `&'static str`.
+    pub(crate) path: &'static str,
+    pub(crate) app: Arc<dyn Application>,
 }
 
-impl Route {
-    pub(crate) fn path(self) -> &'static str {
-        match self {
-            Route::Ws => "/ws",
-            Route::Echo => "/echo",
-        }
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route")
+            .field("path", &self.path)
+            .field("app", &self.app.name())
+            .finish()
     }
 }
 
@@ -86,9 +90,6 @@ const CLOSE_NORMAL: u16 = 1000;
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY_VIOLATION: u16 = 1008;
 const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
-
-/// The most rooms one connection may be in.
-const MAX_ROOMS_PER_CONNECTION: usize = 16;
 
 /// How long the closing handshake may take in all: our close frame
 /// written, and the client's read.
@@ -98,8 +99,6 @@ const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
 /// not flood the log; the metric counts every one.
 static SLOW_CONSUMER_LOG: LazyLock<LogSampler> =
     LazyLock::new(|| LogSampler::new(REFUSAL_LOG_WINDOW));
-
-type Frames = Pin<Box<dyn Stream<Item = Incoming> + Send>>;
 
 /// How a connection ended, for its span and logs.
 #[derive(Debug)]
@@ -122,21 +121,27 @@ struct Ended {
     close_code: Option<u16>,
 }
 
+/// What the client chose in its handshake, decided before the upgrade.
+pub(crate) struct Chosen {
+    pub(crate) id: String,
+    pub(crate) identity: Option<Identity>,
+    pub(crate) speaks_warmgate: bool,
+    pub(crate) session: Box<dyn Session>,
+}
+
 struct Connection {
     gate: Arc<GateInner>,
-    route: Route,
+    route: Arc<Route>,
+    speaks_warmgate: bool,
     id: String,
-    outbox: Outbox,
-    frames: Frames,
-    /// Bytes read from the client so far, frames in progress included.
-    n_read: Arc<AtomicU64>,
+    /// The client's socket: its frames in, its queue out.
+    peer: Peer,
     upgraded_at: Instant,
     meter: ConnectionMeter,
-    /// Who the token said the client is; `None` without `[auth]`.
-    identity: Option<Identity>,
     /// When the token expires, leeway included.
     token_expires: Option<Instant>,
-    rate_limit: MessageRateLimit,
+    /// The per-connection message limit, for applications that want it.
+    rate_limit: Option<MessageRateLimit>,
 }
 
 /// When a token that expires at `expires_at` (wall clock) stops being
@@ -149,28 +154,14 @@ fn token_deadline(expires_at: SystemTime, leeway: Duration) -> Instant {
     Instant::now() + remaining + leeway
 }
 
-/// A message a held client sent, kept for after admission.
-enum Buffered {
-    Text(String),
-    Binary(Vec<u8>),
-}
-
-impl Buffered {
-    fn len(&self) -> usize {
-        match self {
-            Buffered::Text(text) => text.len(),
-            Buffered::Binary(bytes) => bytes.len(),
-        }
-    }
-}
-
 /// The span of one connection, from the upgrade to the close: a child of
 /// the caller's trace when the request names one (see `trace_context`).
-pub(crate) fn span(id: &str, route: Route, headers: &HeaderMap) -> tracing::Span {
+pub(crate) fn span(id: &str, route: &Route, headers: &HeaderMap) -> tracing::Span {
     let span = tracing::info_span!(
         "websocket",
         conn.id = %id,
-        route = route.path(),
+        route = route.path,
+        app = route.app.name(),
         trace_parent = tracing::field::Empty,
         state_at_connect = tracing::field::Empty,
         outcome = tracing::field::Empty,
@@ -193,60 +184,66 @@ pub(crate) fn span(id: &str, route: Route, headers: &HeaderMap) -> tracing::Span
 pub(crate) async fn run(
     ws: WebSocket<TokioIo<Upgraded>>,
     gate: Arc<GateInner>,
-    route: Route,
-    id: String,
-    identity: Option<Identity>,
+    route: Arc<Route>,
+    chosen: Chosen,
     upgraded_at: Instant,
     open: Option<OpenGuard>,
 ) {
-    let gate_leeway = gate.authenticator.leeway();
-    let rate_limit = MessageRateLimit::new(
-        gate.settings.messages_per_second,
-        gate.settings.message_burst,
-        Instant::now(),
-    );
-    let n_read = Arc::new(AtomicU64::new(0));
-    let progress = LastProgress::new();
-    let (read, writer) = ws.split(|io| {
-        let (read, write) = tokio::io::split(io);
-        (
-            BytesRead::new(read, Arc::clone(&n_read)),
-            Progress::new(write, progress.clone()),
+    let Chosen {
+        id,
+        identity,
+        speaks_warmgate,
+        mut session,
+    } = chosen;
+    let rate_limit = route.app.limits_messages().then(|| {
+        MessageRateLimit::new(
+            gate.settings.messages_per_second,
+            gate.settings.message_burst,
+            Instant::now(),
         )
     });
-    let outbox = Outbox::spawn(writer, progress, gate.settings.write_timeout);
-    let reader = FrameReader::new(read, gate.settings.max_message_bytes);
-    let frames: Frames = Box::pin(futures_util::stream::unfold(
-        reader,
-        |mut reader| async move {
-            let incoming = reader.next().await;
-            Some((incoming, reader))
-        },
-    ));
+    let peer = Peer::new(
+        ws,
+        gate.settings.max_message_bytes,
+        gate.settings.write_timeout,
+    );
+    let gate_leeway = gate.authenticator.leeway();
     let mut connection = Connection {
+        meter: ConnectionMeter::new(route.path),
         gate,
         route,
+        speaks_warmgate,
         id,
-        outbox,
-        frames,
-        n_read,
+        peer,
         upgraded_at,
-        meter: ConnectionMeter::new(route.path()),
         token_expires: identity
             .as_ref()
             .map(|identity| token_deadline(identity.expires_at, gate_leeway)),
-        identity,
         rate_limit,
     };
-    {
-        let ended = match open {
-            Some(_open) => connection.serve().await,
-            None => {
-                connection
-                    .refuse_without_snapshot(UnavailableReason::Capacity)
-                    .await
+    let ended = match open {
+        Some(_open) => {
+            let ended = connection.serve(session.as_mut()).await;
+            // The application hears how the connection ended (a backend
+            // gets the close), within the closing handshake's bound.
+            let code = ended.close_code.unwrap_or(CLOSE_GOING_AWAY);
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, session.close(code, "")).await;
+            if let Some(summary) = session.summary() {
+                tracing::info!(summary, "connection's application ended");
             }
-        };
+            ended
+        }
+        None => {
+            connection
+                .refuse_without_snapshot(UnavailableReason::Capacity)
+                .await
+        }
+    };
+    connection.record_end(&ended);
+}
+
+impl Connection {
+    fn record_end(&mut self, ended: &Ended) {
         let span = tracing::Span::current();
         let outcome = match &ended.outcome {
             Outcome::Admitted => "admitted".to_owned(),
@@ -258,13 +255,13 @@ pub(crate) async fn run(
         span.record("outcome", outcome.as_str());
         // Usually done already, before the last frame; this covers a
         // client that vanished.
-        connection.meter.finish();
+        self.meter.finish();
         // Both record the same ending; a disagreement is a bug worth a
         // log line, never a reason to take the connection task down.
-        if connection.meter.outcome() != outcome {
+        if self.meter.outcome() != outcome {
             tracing::warn!(
                 span_outcome = %outcome,
-                metrics_outcome = %connection.meter.outcome(),
+                metrics_outcome = %self.meter.outcome(),
                 "the span and the metrics disagree on how the connection ended; this is a warmgate bug"
             );
         }
@@ -273,59 +270,82 @@ pub(crate) async fn run(
         }
         tracing::debug!(outcome, close_code = ended.close_code, "websocket closed");
     }
-}
 
-impl Connection {
-    async fn serve(&mut self) -> Ended {
+    async fn serve(&mut self, session: &mut dyn Session) -> Ended {
         let mut snapshot_rx = self.gate.handle.subscribe();
         let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
         tracing::Span::current().record("state_at_connect", snapshot.state.as_str());
-        if snapshot.state == GateState::Draining {
-            return self.refuse(UnavailableReason::Draining, &snapshot, 0).await;
+        let (rules, first) = Hold::new(snapshot.state);
+        if let HoldAction::Refuse(reason) = first {
+            return self.refuse(reason, &snapshot, 0).await;
         }
-        let mut held = None;
-        if !snapshot.state.admits_traffic() {
-            let Some(guard) = self.gate.counts.try_hold(self.gate.settings.max_held) else {
-                return self.refuse(UnavailableReason::Capacity, &snapshot, 0).await;
-            };
-            held = Some(guard);
-        }
-        // A `/ws` client is in `lobby` from here, held or not: clients held
-        // together are released together, and a message one of them sends
-        // right after `ready` must reach the others whatever order their
-        // tasks run in. What arrives while it is held is sent after `ready`.
-        let lobby = (self.route == Route::Ws).then(|| self.gate.session.join(DEFAULT_ROOM));
-        let mut buffered = Vec::new();
-        let mut waited = None;
-        if let Some(held) = held {
-            let hold_span = tracing::info_span!(
-                "hold",
-                hold_timeout_ms = self.gate.settings.hold_timeout.as_millis() as i64,
-                phase = snapshot.phase.as_deref(),
-                pending = ?snapshot.pending,
-            );
-            let held = self
-                .hold(held, &mut snapshot_rx, &mut buffered)
-                .instrument(hold_span);
-            match held.await {
-                Ok(()) => waited = Some(self.upgraded_at.elapsed()),
-                Err(ended) => return ended,
+        let held = if rules.held() {
+            match self.gate.counts.try_hold(self.gate.settings.max_held) {
+                Some(guard) => Some(guard),
+                None => return self.refuse(UnavailableReason::Capacity, &snapshot, 0).await,
             }
-        }
-        self.admitted(snapshot_rx, lobby, buffered, waited).await
+        } else {
+            None
+        };
+        let was_held = held.is_some();
+        let hold_span = tracing::info_span!(
+            "hold",
+            hold_timeout_ms = self.gate.settings.hold_timeout.as_millis() as i64,
+            phase = snapshot.phase.as_deref(),
+            pending = ?snapshot.pending,
+            held = was_held,
+        );
+        let buffered = match self
+            .hold(session, rules, first, held, &mut snapshot_rx)
+            .instrument(hold_span)
+            .await
+        {
+            Ok(buffered) => buffered,
+            Err(ended) => return ended,
+        };
+        let waited = was_held.then(|| self.upgraded_at.elapsed());
+        self.admitted(session, snapshot_rx, buffered, waited).await
     }
 
     // === hold ===
 
-    /// Holds the client until the gate admits traffic (`Ok`), or ends the
-    /// connection with a reason (`Err`).
+    /// Holds the client until the gate admits traffic and its application
+    /// has started (`Ok`, with what it sent meanwhile), or ends the
+    /// connection with a reason (`Err`). The rules are `hold`'s; this
+    /// loop feeds them events and carries out their actions.
     async fn hold(
         &mut self,
-        _held: HeldGuard,
+        session: &mut dyn Session,
+        mut rules: Hold,
+        first: HoldAction,
+        held: Option<HeldGuard>,
         snapshot_rx: &mut SnapshotRx,
-        buffered: &mut Vec<Buffered>,
-    ) -> Result<(), Ended> {
-        self.meter.held();
+    ) -> Result<Vec<Message>, Ended> {
+        // The rules start the application at most once; the session is
+        // lent to that start, which holds it until it ends.
+        let mut to_start = Some(session);
+        let mut starting = None;
+        let mut action = first;
+        if action == HoldAction::Start {
+            if let Some(session) = to_start.take() {
+                let mut start = session.admit();
+                // The usual case of a ready gate: an application that is
+                // ready at once admits the client without timers or a loop.
+                match (&mut start).now_or_never() {
+                    Some(Ok(())) => return Ok(Vec::new()),
+                    Some(Err(error)) => {
+                        action = rules.step(HoldEvent::Started(Err(self.start_failed(&error))))
+                    }
+                    None => {
+                        starting = Some(start);
+                        action = HoldAction::Wait;
+                    }
+                }
+            }
+        }
+        if held.is_some() {
+            self.meter.held();
+        }
         let settings = Arc::clone(&self.gate.settings);
         let held_at = Instant::now();
         let deadline = tokio::time::sleep(settings.hold_timeout);
@@ -336,79 +356,97 @@ impl Connection {
         );
         let token_expiry = self.token_expiry();
         tokio::pin!(token_expiry);
-        let mut buffered_bytes = 0;
-        let current = Arc::clone(&snapshot_rx.borrow());
-        if self.send_warming(&current, held_at).await.is_err() {
-            return Err(left());
-        }
-        let room = self.outbox.room_signal();
+        let mut buffered: Vec<Message> = Vec::new();
+        // The message that the last `ClientMessage` event was about.
+        let mut pending: Option<Message> = None;
+        let room = self.peer.outbox.room_signal();
         loop {
-            tokio::select! {
-                changed = snapshot_rx.changed() => {
-                    let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
-                    if changed.is_err() || snapshot.state == GateState::Draining {
-                        return Err(self.refuse(UnavailableReason::Draining, &snapshot, buffered.len()).await);
-                    }
-                    if snapshot.state.admits_traffic() {
-                        return Ok(());
-                    }
-                    if self.send_warming(&snapshot, held_at).await.is_err() {
-                        return Err(left());
-                    }
-                }
-                _ = heartbeat.tick() => {
+            match action {
+                HoldAction::Wait => {}
+                HoldAction::Warm => {
                     let snapshot = Arc::clone(&snapshot_rx.borrow());
-                    if self.send_warming(&snapshot, held_at).await.is_err() {
+                    if self.send_warming(&snapshot, held_at).is_err() {
                         return Err(left());
                     }
                 }
-                () = &mut token_expiry, if self.token_expires.is_some() => {
+                HoldAction::Buffer => buffered.extend(pending.take()),
+                HoldAction::RefuseMessage => {
+                    pending = None;
+                    let refused = format!(
+                        "message refused: a held client may buffer at most {MAX_BUFFERED_MESSAGES} messages or {} KiB until it is admitted",
+                        MAX_BUFFERED_BYTES / 1024
+                    );
+                    if self.send_error(ErrorCode::BufferFull, &refused).is_err() {
+                        return Err(left());
+                    }
+                }
+                HoldAction::Start => {
+                    if let Some(session) = to_start.take() {
+                        starting = Some(session.admit());
+                    }
+                }
+                HoldAction::Admit => return Ok(buffered),
+                HoldAction::Refuse(reason) => {
+                    let snapshot = Arc::clone(&snapshot_rx.borrow());
+                    return Err(self.refuse(reason, &snapshot, buffered.len()).await);
+                }
+                HoldAction::ExpireToken => {
                     return Err(self.token_expired_while_held(buffered.len()).await);
                 }
-                stopped = self.outbox.stopped() => {
+            }
+            let event = tokio::select! {
+                changed = snapshot_rx.changed() => {
+                    let state = snapshot_rx.borrow_and_update().state;
+                    HoldEvent::Snapshot(if changed.is_err() { GateState::Draining } else { state })
+                }
+                _ = heartbeat.tick() => HoldEvent::Heartbeat,
+                () = &mut token_expiry, if self.token_expires.is_some() => HoldEvent::TokenExpired,
+                stopped = self.peer.outbox.stopped() => {
                     return Err(self.writer_stopped(stopped, Outcome::LeftWhileHeld).await);
                 }
-                () = &mut deadline => {
-                    let snapshot = Arc::clone(&snapshot_rx.borrow());
-                    let reason = if snapshot.state == GateState::Failed {
-                        UnavailableReason::Failed
-                    } else {
-                        UnavailableReason::HoldTimeout
-                    };
-                    return Err(self.refuse(reason, &snapshot, buffered.len()).await);
+                () = &mut deadline, if !rules.starting() => HoldEvent::HoldDeadline,
+                started = poll_fn(|cx| match starting.as_mut() {
+                    Some(start) => start.as_mut().poll(cx),
+                    None => Poll::Pending,
+                }), if starting.is_some() => {
+                    starting = None;
+                    HoldEvent::Started(started.map_err(|error| self.start_failed(&error)))
                 }
                 // A full queue stops the reading below; this wakes the loop
                 // when the writer makes room, so the guards are re-read.
-                () = room.wait(), if !self.outbox.has_room() => {}
-                incoming = self.frames.next(), if self.outbox.has_room() => {
-                    let incoming = incoming.unwrap_or(Incoming::Gone);
-                    let message = match incoming {
-                        Incoming::Text(text) => Buffered::Text(text),
-                        Incoming::Binary(bytes) => Buffered::Binary(bytes),
+                () = room.wait(), if !self.peer.outbox.has_room() => continue,
+                incoming = self.peer.frames.next(), if self.peer.outbox.has_room() => {
+                    let message = match incoming.unwrap_or(Incoming::Gone) {
+                        Incoming::Text(text) => Message::Text(text),
+                        Incoming::Binary(bytes) => Message::Binary(bytes),
                         other => match self.control(other).await {
                             Ok(()) => continue,
                             Err(close_code) => return Err(Ended { outcome: Outcome::LeftWhileHeld, close_code }),
                         },
                     };
-                    if buffered.len() >= MAX_BUFFERED_MESSAGES || buffered_bytes + message.len() > MAX_BUFFERED_BYTES {
-                        let refused = format!(
-                            "message refused: a held client may buffer at most {MAX_BUFFERED_MESSAGES} messages or {} KiB until it is admitted",
-                            MAX_BUFFERED_BYTES / 1024
-                        );
-                        if self.send_error(ErrorCode::BufferFull, &refused).await.is_err() {
-                            return Err(left());
-                        }
-                        continue;
-                    }
-                    buffered_bytes += message.len();
-                    buffered.push(message);
+                    let len = message.len();
+                    pending = Some(message);
+                    HoldEvent::ClientMessage { len }
                 }
-            }
+            };
+            action = rules.step(event);
         }
     }
 
-    async fn send_warming(&mut self, snapshot: &Snapshot, held_at: Instant) -> Result<(), Gone> {
-        if self.route == Route::Echo {
+    /// Logs why the application could not start; its reason for the
+    /// rules.
+    fn start_failed(&self, error: &AdmitError) -> UnavailableReason {
+        tracing::warn!(
+            reason = error.reason.as_str(),
+            app = self.route.app.name(),
+            detail = %error.detail,
+            "the client's application could not start; the client is told `unavailable` and closed with 1013"
+        );
+        error.reason
+    }
+
+    fn send_warming(&mut self, snapshot: &Snapshot, held_at: Instant) -> Result<(), Gone> {
+        if !self.speaks_warmgate {
             return Ok(());
         }
         let hold_remaining = self
@@ -431,7 +469,7 @@ impl Connection {
             hold_remaining_ms: millis(hold_remaining),
             seq: snapshot.seq,
         };
-        self.send_text(&message.to_json()).await
+        self.send_text(message.to_json())
     }
 
     /// Tells the client why it is not admitted and closes with 1013.
@@ -455,7 +493,7 @@ impl Connection {
             unprocessed,
             "client not admitted; told to retry later and closed with 1013"
         );
-        if self.route == Route::Ws {
+        if self.speaks_warmgate {
             let message = ServerMessage::Unavailable {
                 reason,
                 state: snapshot.state,
@@ -464,7 +502,7 @@ impl Connection {
                 retry_after_ms,
                 unprocessed,
             };
-            if self.send_text(&message.to_json()).await.is_err() {
+            if self.send_text(message.to_json()).is_err() {
                 return Ended {
                     outcome: Outcome::Unavailable(reason),
                     close_code: None,
@@ -487,14 +525,14 @@ impl Connection {
 
     // === admitted ===
 
-    /// Serves an admitted client. `lobby` is its membership of the default
-    /// room (`/ws` only); `waited` is how long it was held, or `None` when
-    /// the gate was ready at connect.
+    /// Serves an admitted client: `ready`, the messages it sent while held,
+    /// then the relay between the client and its session. `waited` is how
+    /// long it was held, or `None` when the gate was ready at connect.
     async fn admitted(
         &mut self,
+        session: &mut dyn Session,
         mut snapshot_rx: SnapshotRx,
-        lobby: Option<tokio::sync::broadcast::Receiver<Arc<str>>>,
-        buffered: Vec<Buffered>,
+        buffered: Vec<Message>,
         waited: Option<Duration>,
     ) -> Ended {
         let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
@@ -512,7 +550,7 @@ impl Connection {
                 "held client admitted; its buffered messages are processed now"
             );
         }
-        if self.route == Route::Ws {
+        if self.speaks_warmgate {
             let message = ServerMessage::Ready {
                 state: snapshot.state,
                 degraded: &snapshot.degraded,
@@ -520,20 +558,12 @@ impl Connection {
                 connection_id: &self.id,
                 seq: snapshot.seq,
             };
-            if self.send_text(&message.to_json()).await.is_err() {
+            if self.send_text(message.to_json()).is_err() {
                 return admitted_end(None);
             }
         }
-        let mut rooms: StreamMap<String, BroadcastStream<Arc<str>>> = StreamMap::new();
-        if let Some(lobby) = lobby {
-            rooms.insert(DEFAULT_ROOM.to_owned(), BroadcastStream::new(lobby));
-        }
         for message in buffered {
-            let handled = match message {
-                Buffered::Text(text) => self.on_text(text, &mut rooms).await,
-                Buffered::Binary(bytes) => self.on_binary(bytes).await,
-            };
-            if handled.is_err() {
+            if self.deliver(session, message).is_err() {
                 return admitted_end(None);
             }
         }
@@ -544,7 +574,7 @@ impl Connection {
             settings.ping_interval,
         );
         let mut unanswered_pings = 0u8;
-        let mut n_read_at_ping = self.n_read.load(Ordering::Relaxed);
+        let mut n_read_at_ping = self.peer.n_read.load(Ordering::Relaxed);
         let drain_deadline = tokio::time::sleep(Duration::MAX);
         tokio::pin!(drain_deadline);
         let token_expiry = self.token_expiry();
@@ -552,31 +582,32 @@ impl Connection {
         let mut draining = false;
         if snapshot.state == GateState::Draining {
             // The gate turned from ready to draining between the hold and now.
-            if self.start_draining(drain_deadline.as_mut()).await.is_err() {
+            if self.start_draining(drain_deadline.as_mut()).is_err() {
                 return admitted_end(None);
             }
             draining = true;
         }
-        let room = self.outbox.room_signal();
+        let room = self.peer.outbox.room_signal();
         loop {
+            let session_has_room = session.has_room();
             tokio::select! {
                 changed = snapshot_rx.changed(), if !draining => {
                     let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
                     if changed.is_err() || snapshot.state == GateState::Draining {
-                        if self.start_draining(drain_deadline.as_mut()).await.is_err() {
+                        if self.start_draining(drain_deadline.as_mut()).is_err() {
                             return admitted_end(None);
                         }
                         draining = true;
                         continue;
                     }
                     let now = (snapshot.state, snapshot.degraded.clone());
-                    if now != last_pushed && self.route == Route::Ws {
+                    if now != last_pushed && self.speaks_warmgate {
                         let message = ServerMessage::Readiness {
                             state: snapshot.state,
                             degraded: &snapshot.degraded,
                             seq: snapshot.seq,
                         };
-                        if self.send_text(&message.to_json()).await.is_err() {
+                        if self.send_text(message.to_json()).is_err() {
                             return admitted_end(None);
                         }
                     }
@@ -594,12 +625,12 @@ impl Connection {
                     // Any byte since the last tick answers, a frame still
                     // arriving included: a client cannot send a pong in
                     // the middle of another frame.
-                    let n_read = self.n_read.load(Ordering::Relaxed);
+                    let n_read = self.peer.n_read.load(Ordering::Relaxed);
                     if n_read != n_read_at_ping {
                         n_read_at_ping = n_read;
                         unanswered_pings = 0;
                     }
-                    if !self.outbox.is_empty() {
+                    if !self.peer.outbox.is_empty() {
                         // The client has not taken our last frames, pings
                         // included, so it cannot have answered them; the
                         // write deadline judges a client that does not read.
@@ -611,44 +642,49 @@ impl Connection {
                         return admitted_end(Some(CLOSE_GOING_AWAY));
                     }
                     unanswered_pings += 1;
-                    if self.write(Frame::new(true, fastwebsockets::OpCode::Ping, None, Payload::Borrowed(b"warmgate"))).await.is_err() {
+                    if self.write(Frame::new(true, fastwebsockets::OpCode::Ping, None, Payload::Borrowed(b"warmgate"))).is_err() {
                         return admitted_end(None);
                     }
                 }
-                stopped = self.outbox.stopped() => {
+                stopped = self.peer.outbox.stopped() => {
                     return self.writer_stopped(stopped, Outcome::Admitted).await;
                 }
-                () = room.wait(), if !self.outbox.has_room() => {}
-                Some((room, frame)) = rooms.next(), if self.outbox.has_room() => {
-                    let sent = match frame {
-                        Ok(frame) => self.send_text(&frame).await,
-                        Err(BroadcastStreamRecvError::Lagged(n_missed)) => {
-                            let message = format!("missed {n_missed} messages in room `{room}`: more came, while this connection was held or read slowly, than the room buffers");
-                            self.send_error(ErrorCode::Lagged, &message).await
+                () = room.wait(), if !self.peer.outbox.has_room() => {}
+                outgoing = poll_fn(|cx| session.poll_outgoing(cx)), if self.peer.outbox.has_room() => {
+                    match outgoing {
+                        Outgoing::Message(message) => {
+                            if self.write(frame_of(message)).is_err() {
+                                return admitted_end(None);
+                            }
                         }
-                    };
-                    if sent.is_err() {
-                        return admitted_end(None);
+                        Outgoing::Room => {}
+                        Outgoing::Close { code, reason } => {
+                            tracing::debug!(close_code = code, reason, "the application ended the connection");
+                            self.close(code, &reason).await;
+                            return admitted_end(Some(code));
+                        }
                     }
                 }
-                incoming = self.frames.next(), if self.outbox.has_room() => {
+                incoming = self.peer.frames.next(), if self.peer.outbox.has_room() && session_has_room => {
                     unanswered_pings = 0;
                     let incoming = incoming.unwrap_or(Incoming::Gone);
-                    if matches!(incoming, Incoming::Text(_) | Incoming::Binary(_)) && self.route == Route::Ws {
-                        match self.rate_limit.check(Instant::now()) {
-                            Verdict::Allow => {}
-                            Verdict::Refuse => {
-                                if self.rate_limited(&incoming).await.is_err() {
-                                    return admitted_end(None);
+                    if matches!(incoming, Incoming::Text(_) | Incoming::Binary(_)) {
+                        if let Some(rate_limit) = &mut self.rate_limit {
+                            match rate_limit.check(Instant::now()) {
+                                Verdict::Allow => {}
+                                Verdict::Refuse => {
+                                    if self.rate_limited(&incoming).is_err() {
+                                        return admitted_end(None);
+                                    }
+                                    continue;
                                 }
-                                continue;
+                                Verdict::Close => return self.flooded().await,
                             }
-                            Verdict::Close => return self.flooded().await,
                         }
                     }
                     let handled = match incoming {
-                        Incoming::Text(text) => self.on_text(text, &mut rooms).await,
-                        Incoming::Binary(bytes) => self.on_binary(bytes).await,
+                        Incoming::Text(text) => self.deliver(session, Message::Text(text)),
+                        Incoming::Binary(bytes) => self.deliver(session, Message::Binary(bytes)),
                         other => match self.control(other).await {
                             Ok(()) => Ok(()),
                             Err(close_code) => return admitted_end(close_code),
@@ -662,11 +698,24 @@ impl Connection {
         }
     }
 
+    /// Hands one client message to the session.
+    fn deliver(&mut self, session: &mut dyn Session, message: Message) -> Result<(), Gone> {
+        let mut replies = Replies {
+            outbox: &mut self.peer.outbox,
+            speaks_warmgate: self.speaks_warmgate,
+        };
+        session.on_message(message, &mut replies)
+    }
+
     /// Refuses one message past the rate limit, naming its
     /// `client_msg_id` when it has one.
-    async fn rate_limited(&mut self, incoming: &Incoming) -> Result<(), Gone> {
+    fn rate_limited(&mut self, incoming: &Incoming) -> Result<(), Gone> {
         crate::measure::rate_limited(false);
-        if self.rate_limit.refused_in_a_row() == 1 {
+        if self
+            .rate_limit
+            .as_ref()
+            .is_some_and(|limit| limit.refused_in_a_row() == 1)
+        {
             tracing::info!(
                 messages_per_second = self.gate.settings.messages_per_second,
                 message_burst = self.gate.settings.message_burst,
@@ -682,7 +731,6 @@ impl Connection {
             self.gate.settings.messages_per_second, self.gate.settings.message_burst
         );
         self.send_error_for(ErrorCode::RateLimited, &message, client_msg_id.as_deref())
-            .await
     }
 
     /// Closes a client that kept sending a whole burst past the limit.
@@ -729,12 +777,10 @@ impl Connection {
     }
 
     async fn end_expired_token(&mut self, outcome: Outcome) -> Ended {
-        let sent = self
-            .send_error(
-                ErrorCode::TokenExpired,
-                "your token expired: reconnect with a fresh one",
-            )
-            .await;
+        let sent = self.send_error(
+            ErrorCode::TokenExpired,
+            "your token expired: reconnect with a fresh one",
+        );
         if sent.is_err() {
             return Ended {
                 outcome,
@@ -748,107 +794,15 @@ impl Connection {
         }
     }
 
-    async fn start_draining(&mut self, deadline: Pin<&mut tokio::time::Sleep>) -> Result<(), Gone> {
+    fn start_draining(&mut self, deadline: Pin<&mut tokio::time::Sleep>) -> Result<(), Gone> {
         let grace = self.gate.settings.drain_grace;
         deadline.reset(Instant::now() + grace);
-        if self.route == Route::Ws {
+        if self.speaks_warmgate {
             let reconnect_after_ms = jittered_millis(self.gate.settings.retry_after / 4);
             let message = ServerMessage::Draining { reconnect_after_ms };
-            self.send_text(&message.to_json()).await?;
+            self.send_text(message.to_json())?;
         }
         Ok(())
-    }
-
-    async fn on_text(
-        &mut self,
-        text: String,
-        rooms: &mut StreamMap<String, BroadcastStream<Arc<str>>>,
-    ) -> Result<(), Gone> {
-        if self.route == Route::Echo {
-            return self.send_text(&text).await;
-        }
-        match ClientMessage::parse(&text) {
-            Err(message) => self.send_error(ErrorCode::InvalidMessage, &message).await,
-            Ok(ClientMessage::Join { room }) => {
-                if !self.join(&room, rooms).await? {
-                    return Ok(());
-                }
-                self.send_text(&ServerMessage::Joined { room: &room }.to_json())
-                    .await
-            }
-            Ok(ClientMessage::Chat {
-                room,
-                text,
-                client_msg_id,
-            }) => {
-                if !self.join(&room, rooms).await? {
-                    return Ok(());
-                }
-                let sender = match &self.identity {
-                    Some(identity) => ChatSender {
-                        name: &identity.subject,
-                        authenticated: true,
-                    },
-                    None => ChatSender {
-                        name: &self.id,
-                        authenticated: false,
-                    },
-                };
-                let published =
-                    self.gate
-                        .session
-                        .publish(&room, sender, &text, client_msg_id.as_deref());
-                if published.duplicate {
-                    tracing::debug!(
-                        room,
-                        client_msg_id = client_msg_id.as_deref(),
-                        id = %published.id,
-                        "a resent chat message was already in the room; acked again, not delivered twice"
-                    );
-                }
-                let ack = ServerMessage::Ack {
-                    client_msg_id: client_msg_id.as_deref(),
-                    id: &published.id,
-                };
-                self.send_text(&ack.to_json()).await
-            }
-        }
-    }
-
-    /// Joins `room` unless already in it; `Ok(false)` when refused (and
-    /// the client told).
-    async fn join(
-        &mut self,
-        room: &str,
-        rooms: &mut StreamMap<String, BroadcastStream<Arc<str>>>,
-    ) -> Result<bool, Gone> {
-        if rooms.contains_key(room) {
-            return Ok(true);
-        }
-        if rooms.len() >= MAX_ROOMS_PER_CONNECTION {
-            let message =
-                format!("a connection may be in at most {MAX_ROOMS_PER_CONNECTION} rooms");
-            self.send_error(ErrorCode::InvalidMessage, &message).await?;
-            return Ok(false);
-        }
-        rooms.insert(
-            room.to_owned(),
-            BroadcastStream::new(self.gate.session.join(room)),
-        );
-        Ok(true)
-    }
-
-    async fn on_binary(&mut self, bytes: Vec<u8>) -> Result<(), Gone> {
-        match self.route {
-            Route::Echo => self.write(Frame::binary(Payload::Owned(bytes))).await,
-            Route::Ws => {
-                self.send_error(
-                    ErrorCode::UnsupportedBinary,
-                    "binary frames are not part of the warmgate protocol; send JSON text frames",
-                )
-                .await
-            }
-        }
     }
 
     /// Handles a control frame or an ending. `Err` carries the close code
@@ -857,14 +811,14 @@ impl Connection {
         match incoming {
             Incoming::Ping(payload) => self
                 .write(Frame::pong(Payload::Owned(payload)))
-                .await
                 .map_err(|Gone| None),
             Incoming::Pong | Incoming::Text(_) | Incoming::Binary(_) => Ok(()),
             Incoming::Close { code, .. } => {
                 // Echo the client's code, as RFC 6455 suggests, then end.
                 let code = code.unwrap_or(CLOSE_NORMAL);
                 self.meter.finish();
-                self.outbox
+                self.peer
+                    .outbox
                     .close(
                         Frame::close(code, b""),
                         Instant::now() + CLOSE_HANDSHAKE_WAIT,
@@ -897,40 +851,35 @@ impl Connection {
 
     // === writing ===
 
-    async fn send_text(&mut self, text: &str) -> Result<(), Gone> {
-        self.write(Frame::text(Payload::Owned(text.as_bytes().to_vec())))
-            .await
+    fn send_text(&mut self, text: String) -> Result<(), Gone> {
+        self.write(Frame::text(Payload::Owned(text.into_bytes())))
     }
 
-    /// Sends an `error` frame on `/ws`; `/echo` stays transparent and sends
-    /// none.
-    async fn send_error(&mut self, code: ErrorCode, message: &str) -> Result<(), Gone> {
-        self.send_error_for(code, message, None).await
+    /// Sends an `error` frame to a client that speaks warmgate; a
+    /// transparent client gets none.
+    fn send_error(&mut self, code: ErrorCode, message: &str) -> Result<(), Gone> {
+        self.send_error_for(code, message, None)
     }
 
     /// [`Connection::send_error`] about one message, named by its
     /// `client_msg_id`.
-    async fn send_error_for(
+    fn send_error_for(
         &mut self,
         code: ErrorCode,
         message: &str,
         client_msg_id: Option<&str>,
     ) -> Result<(), Gone> {
-        if self.route == Route::Echo {
-            return Ok(());
+        Replies {
+            outbox: &mut self.peer.outbox,
+            speaks_warmgate: self.speaks_warmgate,
         }
-        let frame = ServerMessage::Error {
-            code,
-            message,
-            client_msg_id,
-        };
-        self.send_text(&frame.to_json()).await
+        .error(code, message, client_msg_id)
     }
 
     /// Queues `frame` for the writer task; never waits (see the module
     /// doc). `Err` once a write has failed: the client is gone.
-    async fn write(&mut self, frame: Frame<'static>) -> Result<(), Gone> {
-        self.outbox.send(frame)
+    fn write(&mut self, frame: Frame<'static>) -> Result<(), Gone> {
+        self.peer.outbox.send(frame)
     }
 
     /// Sends a close frame and waits for the client's reply, so the client
@@ -941,7 +890,7 @@ impl Connection {
             return;
         }
         let _ = tokio::time::timeout_at(deadline, async {
-            while let Some(incoming) = self.frames.next().await {
+            while let Some(incoming) = self.peer.frames.next().await {
                 if matches!(
                     incoming,
                     Incoming::Close { .. } | Incoming::Gone | Incoming::Violation { .. }
@@ -965,7 +914,10 @@ impl Connection {
         // Counted before the close frame goes out, so a client that has
         // seen it finds the connection already counted.
         self.meter.finish();
-        self.outbox.close(close_frame(code, reason), deadline).await
+        self.peer
+            .outbox
+            .close(close_frame(code, reason), deadline)
+            .await
     }
 
     /// Ends the connection once its writer stopped: a slow consumer (told
@@ -994,6 +946,7 @@ impl Connection {
         }
         let reason = format!("slow consumer: took no frame for {write_timeout_ms} ms");
         let written = self
+            .peer
             .outbox
             .last_word(close_frame(CLOSE_POLICY_VIOLATION, &reason))
             .await;
@@ -1002,16 +955,6 @@ impl Connection {
             close_code: written.then_some(CLOSE_POLICY_VIOLATION),
         }
     }
-}
-
-/// A close frame; the reason cut to the 123 octets a close frame has room
-/// for, at a character boundary.
-fn close_frame(code: u16, reason: &str) -> Frame<'static> {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
-    }
-    Frame::close(code, &reason.as_bytes()[..end])
 }
 
 /// The `client_msg_id` of a message, if it is JSON with one; read without

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 /// What one read from the client produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Incoming {
+pub enum Incoming {
     Text(String),
     Binary(Vec<u8>),
     Ping(Vec<u8>),

@@ -11,28 +11,38 @@
 //! A connection handler never waits on a check: admission is one snapshot
 //! read, and a held client parks on one `watch` receiver and its timers.
 //!
-//! Reading order: [`protocol`] is the wire format; `upgrade` checks the
-//! HTTP handshake and routes `/ws` and `/echo`; `connection` runs one client
-//! from upgrade to close; `frames` reads and validates frames; `outbox`
-//! writes them under a deadline; `session` is
-//! the chat application behind `/ws`; `tracker` counts connections for
-//! capacity and drain.
+//! Reading order: [`protocol`] is the wire format; `app` is the seam
+//! ([`Application`], [`Session`]) where an admitted client meets what it
+//! talks to; `upgrade` checks the HTTP handshake and serves each route
+//! ([`Gate::route`]); `hold` is the pure rules of a held client;
+//! `connection` runs one client from upgrade to close; `frames` reads and
+//! validates frames; `outbox` writes them under a deadline; `echo` is the
+//! smallest application; `tracker` counts connections for capacity and
+//! drain.
 
 #![forbid(unsafe_code)]
 
+mod app;
 mod connection;
+mod echo;
 mod frames;
+mod hold;
 pub mod measure;
 mod outbox;
+mod peer;
 pub mod protocol;
 mod rate_limit;
-mod session;
 mod settings;
 mod trace_context;
 mod tracker;
 mod upgrade;
 
-pub use self::session::{ChatSender, ChatSession, InProcessRooms, PublishedChat};
+pub use self::app::{
+    AdmitError, Application, BoxFuture, Client, Message, Outgoing, Replies, Selection, Session,
+};
+pub use self::echo::Echo;
+pub use self::outbox::{Gone as ClientGone, RoomSignal};
+pub use self::peer::{Incoming, Peer};
 pub use self::settings::GateSettings;
 pub use self::tracker::ConnectionCounts;
 pub use self::upgrade::{Gate, HANDSHAKE_REFUSAL_REASONS, Refusal, SUBPROTOCOL, check_handshake};

@@ -40,8 +40,6 @@ pub const WAIT_BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
-const ROUTES: [&str; 2] = ["/ws", "/echo"];
-
 const HELD: &str = "held";
 const ADMITTED: &str = "admitted";
 const LEFT_WHILE_HELD: &str = "left_while_held";
@@ -50,11 +48,12 @@ const TOKEN_EXPIRED_WHILE_HELD: &str = "token_expired_while_held";
 const SLOW_CONSUMER: &str = "slow_consumer";
 
 /// Every reason a client is refused, for registering its series up front.
-const REFUSALS: [UnavailableReason; 4] = [
+const REFUSALS: [UnavailableReason; 5] = [
     UnavailableReason::HoldTimeout,
     UnavailableReason::Failed,
     UnavailableReason::Draining,
     UnavailableReason::Capacity,
+    UnavailableReason::UpstreamUnavailable,
 ];
 
 /// The `outcome` label of a refusal.
@@ -66,13 +65,14 @@ fn refused_outcome(reason: UnavailableReason) -> &'static str {
         UnavailableReason::Failed => "unavailable:failed",
         UnavailableReason::Draining => "unavailable:draining",
         UnavailableReason::Capacity => "unavailable:capacity",
+        UnavailableReason::UpstreamUnavailable => "unavailable:upstream_unavailable",
     }
 }
 
 /// Describes the gate's metrics and registers every series at zero, so a
-/// dashboard never sees a series appear late: the connection gauges for
-/// both routes and stages, and the wait histogram and the finished count
-/// for every outcome.
+/// dashboard never sees a series appear late: the wait histogram and the
+/// finished count for every outcome (each route's gauges are registered
+/// with the route, by [`register_route`]).
 pub(crate) fn init() {
     metrics::describe_histogram!(
         CONNECTION_WAIT_SECONDS,
@@ -87,11 +87,6 @@ pub(crate) fn init() {
         CONNECTIONS_TOTAL,
         "finished WebSocket connections, by outcome"
     );
-    for route in ROUTES {
-        for stage in [HELD, ADMITTED] {
-            metrics::gauge!(CONNECTIONS, "route" => route, "stage" => stage).set(0.0);
-        }
-    }
     let decided = [ADMITTED, TOKEN_EXPIRED_WHILE_HELD]
         .into_iter()
         .chain(REFUSALS.map(refused_outcome));
@@ -121,6 +116,14 @@ pub(crate) fn init() {
     // warmgate_http describes this counter and registers its own reasons.
     for reason in crate::upgrade::HANDSHAKE_REFUSAL_REASONS {
         metrics::counter!(CLIENT_REFUSALS_TOTAL, "reason" => reason).increment(0);
+    }
+}
+
+/// Registers the connection gauges of one WebSocket route at zero, for
+/// both stages.
+pub(crate) fn register_route(route: &'static str) {
+    for stage in [HELD, ADMITTED] {
+        metrics::gauge!(CONNECTIONS, "route" => route, "stage" => stage).set(0.0);
     }
 }
 

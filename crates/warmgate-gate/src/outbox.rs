@@ -44,7 +44,7 @@ pub(crate) const LAST_WORD_WAIT: Duration = Duration::from_millis(500);
 
 /// The writer has ended: the client is gone (or the connection over).
 #[derive(Debug)]
-pub(crate) struct Gone;
+pub struct Gone;
 
 /// Where the writer task stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +156,11 @@ impl Outbox {
         RoomSignal(Arc::clone(&self.queued))
     }
 
+    /// Frames queued and not yet written.
+    pub(crate) fn n_queued(&self) -> usize {
+        self.queued.n_frames.load(Ordering::Relaxed)
+    }
+
     /// Whether every queued frame has been written.
     pub(crate) fn is_empty(&self) -> bool {
         self.queued.n_frames.load(Ordering::Relaxed) == 0
@@ -221,12 +226,18 @@ impl Outbox {
 
 /// Waits for room in an [`Outbox`]'s queue without borrowing the outbox,
 /// so that the wait can sit in a `select!` beside its other uses.
-pub(crate) struct RoomSignal(Arc<Queued>);
+pub struct RoomSignal(Arc<Queued>);
+
+impl std::fmt::Debug for RoomSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomSignal").finish_non_exhaustive()
+    }
+}
 
 impl RoomSignal {
     /// Resolves once the queue is under its bound: at once when it is, or
     /// when the writer makes room. Cancel-safe.
-    pub(crate) async fn wait(&self) {
+    pub async fn wait(&self) {
         loop {
             // Registered before the check, so a wake-up between the check
             // and the wait is not lost.

@@ -1,9 +1,12 @@
-//! The warmgate protocol on `/ws`: JSON text frames, one message each.
+//! The warmgate protocol (`warmgate.v1`): the gate's own JSON text frames,
+//! one message each, that tell a client where it stands: `warming`,
+//! `ready`, `unavailable`, `readiness`, `draining` and `error`. An
+//! application adds its own frames (the chat's are in `warmgate-chat`).
 //!
-//! This module is pure data and parsing: it owns the shape of every frame
+//! This module is pure data: it owns the shape of every frame
 //! (documented with examples in `docs/protocol.md`) and nothing else.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use warmgate_core::GateState;
 
 /// Why a client was not admitted.
@@ -18,6 +21,8 @@ pub enum UnavailableReason {
     Draining,
     /// Too many connections or held clients.
     Capacity,
+    /// The backend (proxy mode) refused the dial or could not be reached.
+    UpstreamUnavailable,
 }
 
 impl UnavailableReason {
@@ -27,6 +32,7 @@ impl UnavailableReason {
             UnavailableReason::Failed => "failed",
             UnavailableReason::Draining => "draining",
             UnavailableReason::Capacity => "capacity",
+            UnavailableReason::UpstreamUnavailable => "upstream_unavailable",
         }
     }
 }
@@ -39,9 +45,10 @@ pub enum ErrorCode {
     InvalidMessage,
     /// A held client sent more than the hold buffer takes.
     BufferFull,
-    /// A binary frame on `/ws`, which speaks only text.
+    /// A binary frame to an application that speaks only text (the chat).
     UnsupportedBinary,
-    /// The connection read a room's messages too slowly and missed some.
+    /// The connection read an application's messages too slowly and missed
+    /// some (a chat room's).
     Lagged,
     /// The client sent faster than `messages_per_second` allows; the
     /// message was not processed. A client that keeps on is closed with
@@ -98,24 +105,6 @@ pub enum ServerMessage<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<&'a str>,
     },
-    Chat {
-        room: &'a str,
-        id: &'a str,
-        from: &'a str,
-        text: &'a str,
-        ts_ms: u64,
-        /// The sender's own id for the message, when it gave one, so the
-        /// sender can match the echo to the message it shows as pending.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        client_msg_id: Option<&'a str>,
-    },
-    Ack {
-        client_msg_id: Option<&'a str>,
-        id: &'a str,
-    },
-    Joined {
-        room: &'a str,
-    },
 }
 
 impl ServerMessage<'_> {
@@ -126,56 +115,6 @@ impl ServerMessage<'_> {
         serde_json::to_string(self).unwrap_or_else(|error| {
             format!(r#"{{"type":"error","code":"internal","message":"{error}"}}"#)
         })
-    }
-}
-
-/// The room a chat message goes to when it names none.
-pub const DEFAULT_ROOM: &str = "lobby";
-
-/// The longest room name accepted.
-pub const MAX_ROOM_CHARS: usize = 64;
-
-/// Every message a client may send on `/ws`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum ClientMessage {
-    /// Say something in a room (joining it first if need be).
-    Chat {
-        #[serde(default = "default_room")]
-        room: String,
-        text: String,
-        #[serde(default)]
-        client_msg_id: Option<String>,
-    },
-    /// Start receiving a room's messages.
-    Join { room: String },
-}
-
-fn default_room() -> String {
-    DEFAULT_ROOM.to_owned()
-}
-
-impl ClientMessage {
-    /// Parses one text frame, with a message fit to send back in an
-    /// `error` frame when it is not a valid message.
-    pub fn parse(text: &str) -> Result<ClientMessage, String> {
-        let message: ClientMessage = serde_json::from_str(text).map_err(|error| {
-            let detail = error.to_string();
-            if detail.starts_with("unknown variant") {
-                format!("{detail}; see docs/protocol.md")
-            } else {
-                format!("invalid message: {detail}; expected JSON such as {{\"type\":\"chat\",\"text\":\"hi\"}}")
-            }
-        })?;
-        let room = match &message {
-            ClientMessage::Chat { room, .. } | ClientMessage::Join { room } => room,
-        };
-        if room.is_empty() || room.chars().count() > MAX_ROOM_CHARS {
-            return Err(format!(
-                "invalid room name: expected 1 to {MAX_ROOM_CHARS} characters"
-            ));
-        }
-        Ok(message)
     }
 }
 

@@ -1,5 +1,6 @@
-//! The HTTP side of the gate: `/ws` and `/echo`, the upgrade handshake's
-//! checks, the subprotocol, and spawning the connection task.
+//! The HTTP side of the gate: its WebSocket routes ([`Gate::route`]), the
+//! upgrade handshake's checks, the subprotocol, and spawning the
+//! connection task with the session its application opened.
 //!
 //! Every malformed upgrade gets a one-line answer saying why: 400 for a
 //! request that cannot be a WebSocket handshake (not GET, not HTTP/1.1, no
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -28,18 +29,19 @@ use warmgate_auth::{AuthError, Authenticator, bearer_subprotocol_token};
 use warmgate_engine::ReadinessHandle;
 use warmgate_http::{LogSampler, REFUSAL_LOG_WINDOW};
 
-use crate::connection::{self, Route};
-use crate::{ChatSession, ConnectionCounts, GateSettings};
+use crate::app::{Application, Client};
+use crate::connection::{self, Chosen, Route};
+use crate::{ConnectionCounts, GateSettings};
 
 /// The subprotocol of the warmgate protocol. Offering it is optional; when
-/// offered it is selected.
+/// offered, and the application selects no subprotocol of its own, it is
+/// selected.
 pub const SUBPROTOCOL: &str = "warmgate.v1";
 
 /// What every connection of the gate shares.
 pub(crate) struct GateInner {
     pub(crate) handle: ReadinessHandle,
     pub(crate) settings: Arc<GateSettings>,
-    pub(crate) session: Arc<dyn ChatSession>,
     pub(crate) authenticator: Authenticator,
     pub(crate) counts: ConnectionCounts,
     /// Samples the log lines of refused tokens, so a flood of bad tokens
@@ -50,7 +52,16 @@ pub(crate) struct GateInner {
     instance: u32,
 }
 
-/// The WebSocket gate. Cheap to clone.
+/// The WebSocket gate: every route made by [`Gate::route`] holds, warms,
+/// admits or refuses, and drains its clients under one set of settings,
+/// one readiness handle and one count of connections. Cheap to clone.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # fn example(gate: warmgate_gate::Gate) -> axum::Router {
+/// axum::Router::new().merge(gate.route("/echo", Arc::new(warmgate_gate::Echo)))
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Gate {
     inner: Arc<GateInner>,
@@ -71,7 +82,6 @@ impl Gate {
     pub fn new(
         handle: ReadinessHandle,
         settings: GateSettings,
-        session: Arc<dyn ChatSession>,
         authenticator: Authenticator,
     ) -> Self {
         crate::measure::init();
@@ -79,7 +89,6 @@ impl Gate {
             inner: Arc::new(GateInner {
                 handle,
                 settings: Arc::new(settings),
-                session,
                 authenticator,
                 counts: ConnectionCounts::default(),
                 refusal_log: LogSampler::new(REFUSAL_LOG_WINDOW),
@@ -89,24 +98,23 @@ impl Gate {
         }
     }
 
-    /// The `/ws` and `/echo` routes, to merge into the public router. They
-    /// need a server that supports upgrades (hyper's `with_upgrades`).
-    pub fn router(&self) -> Router {
-        self.chat_router().merge(self.echo_router())
-    }
-
-    /// The `/ws` route alone: the chat application.
-    pub fn chat_router(&self) -> Router {
-        Router::new()
-            .route("/ws", any(ws_route))
-            .with_state(self.clone())
-    }
-
-    /// The `/echo` route alone.
-    pub fn echo_router(&self) -> Router {
-        Router::new()
-            .route("/echo", any(echo_route))
-            .with_state(self.clone())
+    /// A router serving WebSocket clients on `path` (an exact path such as
+    /// `/ws`) with `app`, to merge into a public router. It needs a server
+    /// that supports upgrades (hyper's `with_upgrades`, as
+    /// `warmgate_http::serve` and `axum::serve` do).
+    pub fn route(&self, path: &str, app: Arc<dyn Application>) -> Router {
+        // Leaked once per route (see `Route::path`).
+        let path: &'static str = Box::leak(path.to_owned().into_boxed_str());
+        crate::measure::register_route(path);
+        let route = Arc::new(Route { path, app });
+        let gate = self.clone();
+        Router::new().route(
+            path,
+            any(move |request: Request| {
+                let (gate, route) = (gate.clone(), Arc::clone(&route));
+                async move { upgrade(&gate, route, request).await }
+            }),
+        )
     }
 
     /// The live connection counts.
@@ -118,14 +126,6 @@ impl Gate {
         let n = self.inner.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
         format!("c{:08x}-{n}", self.inner.instance)
     }
-}
-
-async fn ws_route(State(gate): State<Gate>, request: Request) -> Response {
-    upgrade(&gate, Route::Ws, request).await
-}
-
-async fn echo_route(State(gate): State<Gate>, request: Request) -> Response {
-    upgrade(&gate, Route::Echo, request).await
 }
 
 /// Why an upgrade request was refused: the status, the `reason` label it
@@ -186,7 +186,7 @@ impl IntoResponse for Refusal {
     }
 }
 
-async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
+async fn upgrade(gate: &Gate, route: Arc<Route>, mut request: Request) -> Response {
     let refusal_log = &gate.inner.refusal_log;
     if let Err(refused) = check_handshake(
         request.method(),
@@ -196,8 +196,8 @@ async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
     ) {
         return refused.answer(refusal_log);
     }
-    let offers_subprotocol = offers_subprotocol(request.headers());
-    if !offers_subprotocol && offers_bearer_subprotocol(request.headers()) {
+    let offers_warmgate = offers_subprotocol(request.headers());
+    if !offers_warmgate && offers_bearer_subprotocol(request.headers()) {
         // A browser fails the connection unless the server selects one of
         // the offered subprotocols, and the token must never be echoed.
         return refusal(
@@ -207,8 +207,12 @@ async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
         )
         .answer(refusal_log);
     }
+    let offered: Vec<&str> = listed(request.headers(), header::SEC_WEBSOCKET_PROTOCOL)
+        .filter(|offered| *offered != SUBPROTOCOL && bearer_subprotocol_token(offered).is_none())
+        .collect();
+    let selection = route.app.select(&offered, offers_warmgate);
     let id = gate.next_connection_id();
-    let span = connection::span(&id, route, request.headers());
+    let span = connection::span(&id, &route, request.headers());
     let authenticator = &gate.inner.authenticator;
     // Without `[auth]` the handshake path pays nothing for it.
     let identity = if authenticator.is_enabled() {
@@ -229,6 +233,21 @@ async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
         span.record("sub", identity.subject.as_str());
         span.record("auth", identity.source.as_str());
     }
+    let session = span.in_scope(|| {
+        route.app.open(&Client {
+            connection_id: &id,
+            path: request.uri().path(),
+            query: request.uri().query(),
+            headers: request.headers(),
+            peer: request
+                .extensions()
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0),
+            identity: identity.as_ref(),
+            subprotocol: selection.subprotocol.as_deref(),
+            speaks_warmgate: selection.speaks_warmgate,
+        })
+    });
     let (response, upgrade_future) = match fastwebsockets::upgrade::upgrade(&mut request) {
         Ok(upgrade) => upgrade,
         Err(error) => {
@@ -248,9 +267,20 @@ async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
         .counts
         .try_open(gate.inner.settings.max_connections);
     let inner = Arc::clone(&gate.inner);
+    let answered = selection
+        .subprotocol
+        .as_deref()
+        .and_then(|protocol| HeaderValue::from_str(protocol).ok())
+        .or_else(|| offers_warmgate.then_some(HeaderValue::from_static(SUBPROTOCOL)));
+    let chosen = Chosen {
+        id,
+        identity,
+        speaks_warmgate: selection.speaks_warmgate,
+        session,
+    };
     let task = async move {
         match upgrade_future.await {
-            Ok(ws) => connection::run(ws, inner, route, id, identity, upgraded_at, open).await,
+            Ok(ws) => connection::run(ws, inner, route, chosen, upgraded_at, open).await,
             Err(error) => {
                 tracing::Span::current().record("outcome", "left_during_upgrade");
                 crate::measure::left_during_upgrade();
@@ -260,11 +290,10 @@ async fn upgrade(gate: &Gate, route: Route, mut request: Request) -> Response {
     };
     tokio::spawn(task.instrument(span));
     let mut response = response.map(|_| Body::empty());
-    if offers_subprotocol {
-        response.headers_mut().insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static(SUBPROTOCOL),
-        );
+    if let Some(answered) = answered {
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, answered);
     }
     response
 }

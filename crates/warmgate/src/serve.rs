@@ -20,14 +20,17 @@ use futures_util::FutureExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use warmgate_auth::{Algorithm, AuthSettings, Authenticator, KeySource};
+use warmgate_chat::{Chat, InProcessRooms};
+use warmgate_config::AppKind;
 use warmgate_config::{AuthConfig, Config, JwtKeys};
 use warmgate_core::GateState;
 use warmgate_engine::ReadinessHandle;
-use warmgate_gate::{Gate, GateSettings, InProcessRooms};
+use warmgate_gate::{Application, Echo, Gate, GateSettings};
 use warmgate_http::{
     ClientLimitSettings, ClientLimits, HttpActivity, PublicSettings, ServeSettings, admin_router,
     bind_listener, public_router, require_admin_token, serve,
 };
+use warmgate_proxy::{HttpProxy, HttpProxySettings, Upstream};
 
 use crate::wiring::{LISTENER_SIGNALS, spawn_engine};
 
@@ -51,12 +54,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot read the admin address")?;
     let settings = gate_settings(&config);
     let drain_grace = settings.drain_grace;
-    let gate = Gate::new(
-        handle.clone(),
-        settings,
-        Arc::new(InProcessRooms::new()),
-        authenticator,
-    );
+    let gate = Gate::new(handle.clone(), settings, authenticator);
     let counts = gate.counts();
     let serve_settings = ServeSettings {
         header_read_timeout: config.gate.handshake_timeout,
@@ -106,7 +104,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     };
     let drained = drained.shared();
     let activity = HttpActivity::default();
-    let router = public_routes(&config, &handle, &gate);
+    let router = public_routes(&config, &handle, &gate)?;
     let public_server = serve(
         public,
         router,
@@ -147,9 +145,10 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The public listener's routes, as `[routes]` turns them on, behind the
-/// per-address limits of `[clients]`.
-fn public_routes(config: &Config, handle: &ReadinessHandle, gate: &Gate) -> Router {
+/// The public listener's routes, as `[routes]` and `[[route]]` ask, the
+/// WebSocket routes behind the per-address limits of `[clients]`; with
+/// `[upstream] http = true`, every other request goes to the backend.
+fn public_routes(config: &Config, handle: &ReadinessHandle, gate: &Gate) -> anyhow::Result<Router> {
     let routes = &config.routes;
     let clients = &config.clients;
     let client_limits = ClientLimits::new(ClientLimitSettings {
@@ -163,19 +162,52 @@ fn public_routes(config: &Config, handle: &ReadinessHandle, gate: &Gate) -> Rout
         readiness_detail: routes.readiness_detail,
         client_limits: client_limits.clone(),
     };
+    let upstream = match &config.upstream {
+        Some(upstream) => Some(
+            Upstream::new(
+                upstream,
+                config.gate.max_message_bytes,
+                config.gate.write_timeout,
+                config.gate.hold_timeout,
+            )
+            .context("cannot set up the upstream backend")?,
+        ),
+        None => None,
+    };
+    let chat: Arc<dyn Application> = Arc::new(Chat::new(Arc::new(InProcessRooms::new())));
     let mut websockets = Router::new();
-    if routes.chat {
-        websockets = websockets.merge(gate.chat_router());
-    }
-    if routes.echo {
-        websockets = websockets.merge(gate.echo_router());
+    for route in &routes.websocket {
+        let app: Arc<dyn Application> = match (route.app, &upstream) {
+            (AppKind::Chat, _) => Arc::clone(&chat),
+            (AppKind::Echo, _) => Arc::new(Echo),
+            (AppKind::Upstream, Some(upstream)) => Arc::new(upstream.clone()),
+            (AppKind::Upstream, None) => {
+                anyhow::bail!(
+                    "route {} names the upstream app but no [upstream] is configured",
+                    route.path
+                )
+            }
+        };
+        websockets = websockets.merge(gate.route(&route.path, app));
     }
     let mut router =
         public_router(handle.clone(), &settings).merge(client_limits.limit_handshakes(websockets));
     if routes.chat_page {
         router = router.merge(warmgate_web::router());
     }
-    router
+    if let Some(upstream) = config.upstream.as_ref().filter(|upstream| upstream.http) {
+        let proxy = HttpProxy::new(
+            upstream,
+            handle.clone(),
+            HttpProxySettings {
+                hold_timeout: config.gate.hold_timeout,
+                retry_after: config.gate.retry_after,
+            },
+        )
+        .context("cannot set up the HTTP proxy to the backend")?;
+        router = router.merge(proxy.router());
+    }
+    Ok(router)
 }
 
 /// The gate's settings from the `[gate]` table.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use super::{CONNECTION_WAIT_SECONDS, ConnectionMeter, WAIT_BUCKETS, init};
+use super::{CONNECTION_WAIT_SECONDS, ConnectionMeter, WAIT_BUCKETS, init, register_route};
 use crate::protocol::UnavailableReason;
 
 /// A recorder local to the test, so tests running in parallel never see
@@ -28,7 +28,11 @@ impl Recorded {
             .build_recorder();
         let handle = recorder.handle();
         let recorded = Self { recorder, handle };
-        recorded.run(init);
+        recorded.run(|| {
+            init();
+            register_route("/ws");
+            register_route("/echo");
+        });
         recorded
     }
 

@@ -1,7 +1,7 @@
-//! The chat application behind `/ws`.
+//! The chat's rooms.
 //!
-//! [`ChatSession`] is the seam where a real deployment plugs in its own
-//! application session; [`InProcessRooms`] is the one warmgate ships: rooms
+//! [`ChatSession`] is where the rooms could live elsewhere (a shared
+//! store); [`InProcessRooms`] is the one warmgate ships: rooms
 //! that live in this process, each a broadcast channel of ready-to-send
 //! frames, so a message is serialised once however many members it has.
 //!
@@ -19,7 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::broadcast;
 
-use crate::protocol::ServerMessage;
+use crate::protocol::ChatFrame;
 
 /// A message accepted into a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +161,7 @@ impl ChatSession for InProcessRooms {
                 };
             }
             let id = format!("m{}", self.next_id.fetch_add(1, Ordering::Relaxed) + 1);
-            let frame = ServerMessage::Chat {
+            let frame = ChatFrame::Chat {
                 room,
                 id: &id,
                 from,
