@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+mod backend;
 mod edge;
 mod foundation;
 mod gate;

@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod backend;
 pub mod jwks;
 pub mod otlp;
 

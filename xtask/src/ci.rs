@@ -1,8 +1,9 @@
-//! `cargo xtask ci`: the system programs the tests need, the format check,
-//! clippy with warnings denied, the supply-chain audit, every test, a short
-//! fuzz of every target, the web client's and page's tests, the
-//! OpenTelemetry smoke test, a quick benchmark run, the chaos run, a
-//! one-minute soak and WebSocket conformance. CI's `.ci/run` calls exactly
+//! `cargo xtask ci`: the system programs the tests need, the stand-in
+//! upstream's virtualenv, the format check, clippy with warnings denied,
+//! the supply-chain audit, every test, a short fuzz of every target, the
+//! web client's and page's tests, the OpenTelemetry smoke test, a quick
+//! benchmark run, the chaos run, a one-minute soak and WebSocket
+//! conformance. CI's `.ci/run` calls exactly
 //! this. Reports that the commands would write under `docs/` go under
 //! `target/ci-docs/` instead ([`docs_dir`]).
 
@@ -12,7 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::command::workspace_root;
 use crate::server::target_dir;
 use crate::{
-    audit, bench, chaos, command, conformance, fuzz, otel_smoke, prerequisites, soak, web_test,
+    audit, backend, bench, chaos, command, conformance, fuzz, otel_smoke, prerequisites, soak,
+    web_test,
 };
 
 /// Set for the whole of a `cargo xtask ci` run.
@@ -37,6 +39,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
     CI_RUN.store(true, Ordering::Relaxed);
     prerequisites::ensure()?;
+    // The integration tests start the stand-in upstream from its virtualenv
+    // (a few seconds to build on a clean clone; nothing once built).
+    backend::install()?;
     command::run("cargo", &["fmt", "--all", "--check"])?;
     command::run(
         "cargo",

@@ -2,6 +2,9 @@
 //!
 //! - `cargo xtask audit`: the supply-chain audit (cargo-deny, offline,
 //!   against `deny.toml`).
+//! - `cargo xtask backend [--port N] [--startup-delay S] [--install-only]`:
+//!   the stand-in upstream (`tests/backend/app.py`, FastAPI on uvicorn) in
+//!   its own virtualenv, in the foreground.
 //! - `cargo xtask bench [--quick]`: the benchmarks, against the floor.
 //! - `cargo xtask chaos`: faults injected into a real system under chat
 //!   load; `docs/reliability.md`.
@@ -24,6 +27,7 @@
 
 mod audit;
 mod auth_service;
+mod backend;
 mod bench;
 mod chaos;
 mod ci;
@@ -48,6 +52,11 @@ commands:
                advisories, bans, licenses and sources against deny.toml, offline,
                with a snapshot of the RustSec advisory database next to the
                checkout (shared/advisory-db, or WARMGATE_ADVISORY_DB)
+  backend      the stand-in upstream the tests proxy to: tests/backend/app.py (FastAPI
+               on uvicorn) in target/backend-venv, installed from the pinned
+               tests/backend/requirements.txt when missing or changed, then run in
+               the foreground on 127.0.0.1 [--port N (default 8000)]
+               [--startup-delay S (default 2)] [--install-only]
   bench        build in release and measure warmgate against bare fastwebsockets
                and a replica of the old design; writes target/bench/results.json
                and regenerates docs/benchmarks.md [--quick: small, one round,
@@ -83,6 +92,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("audit") => audit::run(&args[1..]),
+        Some("backend") => backend::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("chaos") => chaos::run(&args[1..]),
         Some("ci") => ci::run(&args[1..]),
