@@ -16,8 +16,10 @@
 //! talks to; `upgrade` checks the HTTP handshake and serves each route
 //! ([`Gate::route`]); `hold` is the pure rules of a held client;
 //! `connection` runs one client from upgrade to close; `frames` reads and
-//! validates frames; `outbox` writes them under a deadline; `echo` is the
-//! smallest application; `tracker` counts connections for capacity and
+//! validates frames; `outbox` writes them under a deadline; `peer` is one
+//! WebSocket end (a client, or a backend in proxy mode); `echo` is the
+//! smallest application; `handler` runs an async function per admitted
+//! client, for services that embed the gate; `tracker` counts connections for capacity and
 //! drain.
 
 #![forbid(unsafe_code)]
@@ -26,6 +28,7 @@ mod app;
 mod connection;
 mod echo;
 mod frames;
+mod handler;
 mod hold;
 pub mod measure;
 mod outbox;
@@ -41,6 +44,7 @@ pub use self::app::{
     AdmitError, Application, BoxFuture, Client, Message, Outgoing, Replies, Selection, Session,
 };
 pub use self::echo::Echo;
+pub use self::handler::{AdmittedSocket, CHANNEL_CAPACITY, Handler, handler};
 pub use self::outbox::{Gone as ClientGone, RoomSignal};
 pub use self::peer::{Incoming, Peer};
 pub use self::settings::GateSettings;

@@ -460,7 +460,14 @@ impl Inner {
                 "HTTP request answered 502: {line}"
             ),
         }
-        text_response(StatusCode::BAD_GATEWAY, format!("bad gateway: {line}\n"))
+        // The backend's address stays in the log: the public listener does
+        // not tell clients where internal services live.
+        let answer = if failure.connecting {
+            "bad gateway: the backend cannot be reached; retry later\n"
+        } else {
+            "bad gateway: the backend did not answer; retry later\n"
+        };
+        text_response(StatusCode::BAD_GATEWAY, answer.to_owned())
     }
 }
 

@@ -31,6 +31,18 @@ pub(crate) fn install() -> anyhow::Result<RenderMetrics> {
                 &warmgate_engine::measure::CHECK_DURATION_BUCKETS,
             )
         })
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(warmgate_proxy::DIAL_DURATION_SECONDS.to_owned()),
+                &warmgate_proxy::DIAL_DURATION_BUCKETS,
+            )
+        })
+        .and_then(|builder| {
+            builder.set_buckets_for_metric(
+                Matcher::Full(warmgate_proxy::UPSTREAM_HTTP_WAIT_SECONDS.to_owned()),
+                &warmgate_proxy::UPSTREAM_HTTP_WAIT_BUCKETS,
+            )
+        })
         .context("cannot configure the metrics histograms")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;

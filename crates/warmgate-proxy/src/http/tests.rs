@@ -483,7 +483,7 @@ async fn a_draining_gate_answers_503_and_closes_the_connection() {
 }
 
 #[tokio::test]
-async fn a_backend_that_is_down_gets_the_client_a_502_naming_it() {
+async fn a_backend_that_is_down_gets_the_client_a_502_that_does_not_name_it() {
     let recorder = recorder();
     let _local = metrics::set_default_local_recorder(&recorder);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -501,12 +501,12 @@ async fn a_backend_that_is_down_gets_the_client_a_502_naming_it() {
             .await
             .unwrap();
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+        let body = text(response).await;
         assert_eq!(
-            text(response).await,
-            format!(
-                "bad gateway: cannot reach the backend at http://{closed} (connection refused)\n"
-            )
+            body,
+            "bad gateway: the backend cannot be reached; retry later\n"
         );
+        assert!(!body.contains(&closed.to_string()), "{body}");
     }
     assert_eq!(requests(&recorder, "upstream_error"), 2.0);
     assert_eq!(requests(&recorder, "proxied"), 0.0);
