@@ -288,13 +288,18 @@ impl Connection {
             None
         };
         let was_held = held.is_some();
-        let hold_span = tracing::info_span!(
-            "hold",
-            hold_timeout_ms = self.gate.settings.hold_timeout.as_millis() as i64,
-            phase = snapshot.phase.as_deref(),
-            pending = ?snapshot.pending,
-            held = was_held,
-        );
+        // A span for the hold only when there is one: a client of a ready
+        // gate is admitted without a `hold` in its trace.
+        let hold_span = if was_held {
+            tracing::info_span!(
+                "hold",
+                hold_timeout_ms = self.gate.settings.hold_timeout.as_millis() as i64,
+                phase = snapshot.phase.as_deref(),
+                pending = ?snapshot.pending,
+            )
+        } else {
+            tracing::Span::none()
+        };
         let buffered = match self
             .hold(session, rules, first, held, &mut snapshot_rx)
             .instrument(hold_span)

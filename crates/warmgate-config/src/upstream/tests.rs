@@ -159,3 +159,29 @@ fn upstream_and_route_errors_name_the_key_value_and_expectation() {
         assert_eq!(got, expected, "{text}");
     }
 }
+
+/// The first TOML block of a document of the repository.
+fn first_toml_block(document: &str) -> String {
+    let path = format!("{}/../../{document}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    text.split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn the_proxy_configs_of_the_readme_and_the_proxy_guide_are_valid() {
+    for document in ["docs/proxy.md", "README.md"] {
+        let config = parse(&first_toml_block(document));
+        let upstream = config.upstream.as_ref().unwrap();
+        assert!(upstream.http, "{document}");
+        assert_eq!(
+            config.routes.websocket_route("/ws").map(|route| route.app),
+            Some(AppKind::Upstream),
+            "{document}"
+        );
+        assert_eq!(config.phases[0].checks[0].name, "backend", "{document}");
+    }
+}
