@@ -108,17 +108,20 @@ impl Connection {
                     return Err(self.token_expired_while_held(buffered.len()).await);
                 }
             }
+            // Biased, in this order, so that events at one instant are
+            // taken as the rules expect: a flip before the deadline (the
+            // client is admitted), the deadline before a heartbeat (no
+            // `warming` as the client is refused). No branch can starve
+            // the client's reads: the others are ready only now and then.
             let event = tokio::select! {
+                biased;
+                stopped = self.peer.outbox.stopped() => {
+                    return Err(self.writer_stopped(stopped, Outcome::LeftWhileHeld).await);
+                }
                 changed = snapshot_rx.changed() => {
                     let state = snapshot_rx.borrow_and_update().state;
                     HoldEvent::Snapshot(if changed.is_err() { GateState::Draining } else { state })
                 }
-                _ = heartbeat.tick() => HoldEvent::Heartbeat,
-                () = &mut token_expiry, if self.token_expires.is_some() => HoldEvent::TokenExpired,
-                stopped = self.peer.outbox.stopped() => {
-                    return Err(self.writer_stopped(stopped, Outcome::LeftWhileHeld).await);
-                }
-                () = &mut deadline, if !rules.starting() => HoldEvent::HoldDeadline,
                 started = poll_fn(|cx| match starting.as_mut() {
                     Some(start) => start.as_mut().poll(cx),
                     None => Poll::Pending,
@@ -126,6 +129,9 @@ impl Connection {
                     starting = None;
                     HoldEvent::Started(started.map_err(|error| self.start_failed(&error)))
                 }
+                () = &mut token_expiry, if self.token_expires.is_some() => HoldEvent::TokenExpired,
+                () = &mut deadline, if !rules.starting() => HoldEvent::HoldDeadline,
+                _ = heartbeat.tick() => HoldEvent::Heartbeat,
                 // A full queue stops the reading below; this wakes the loop
                 // when the writer makes room, so the guards are re-read.
                 () = room.wait(), if !self.peer.outbox.has_room() => continue,
