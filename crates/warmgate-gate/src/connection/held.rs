@@ -96,7 +96,15 @@ impl Connection {
                 }
                 HoldAction::Start => {
                     if let Some(session) = to_start.take() {
-                        starting = Some(session.admit());
+                        let mut start = session.admit();
+                        // An application that is ready at once (the chat,
+                        // echo) admits the client in this turn of the loop.
+                        if let Some(started) = (&mut start).now_or_never() {
+                            let started = started.map_err(|error| self.start_failed(&error));
+                            action = rules.step(HoldEvent::Started(started));
+                            continue;
+                        }
+                        starting = Some(start);
                     }
                 }
                 HoldAction::Admit => return Ok(buffered),
