@@ -13,6 +13,7 @@ mod liveness;
 mod logs;
 mod metrics;
 mod probes;
+mod proxy;
 mod request_heads;
 mod secrets;
 mod shutdown;

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod jwks;
 pub mod otlp;
+pub mod proxy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
