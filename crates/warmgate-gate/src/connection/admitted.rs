@@ -121,7 +121,7 @@ impl Connection {
                 }
                 () = &mut drain_deadline, if draining => {
                     tracing::debug!("drain grace over; closing with 1001");
-                    self.close(CLOSE_GOING_AWAY, "server restarting").await;
+                    self.close_both(session, CLOSE_GOING_AWAY, "server restarting").await;
                     return admitted_end(Some(CLOSE_GOING_AWAY));
                 }
                 _ = ping.tick() => {
@@ -141,7 +141,7 @@ impl Connection {
                     }
                     if unanswered_pings >= 2 {
                         tracing::info!("client answered none of two pings; closing with 1001");
-                        self.close(CLOSE_GOING_AWAY, "no answer to two pings").await;
+                        self.close_both(session, CLOSE_GOING_AWAY, "no answer to two pings").await;
                         return admitted_end(Some(CLOSE_GOING_AWAY));
                     }
                     unanswered_pings += 1;
@@ -199,6 +199,16 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Closes the client and the session at once, so that the session's
+    /// side (a backend) hears the close even when the client is slow to
+    /// answer its own: at the drain deadline, both must be done within the
+    /// margin the process waits.
+    async fn close_both(&mut self, session: &mut dyn Session, code: u16, reason: &str) {
+        let session_closed = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, session.close(code, reason));
+        // A session that takes longer is cut off with the connection.
+        let ((), _in_time) = tokio::join!(self.close(code, reason), session_closed);
     }
 
     /// Hands one client message to the session.
