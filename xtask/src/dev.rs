@@ -8,15 +8,28 @@
 //! signals are set through the admin listener once the gateway serves,
 //! standing in for the application that would set them.
 //! `websocket_integration` the gateway sets itself.
+//!
+//! `cargo xtask dev --upstream` is proxy mode instead: the stand-in backend
+//! (`tests/backend/app.py`, FastAPI on uvicorn, through `backend`) on a
+//! free loopback port with its few-second startup, and the gateway in
+//! front of it with the config of `docs/proxy.md`, written to
+//! `target/dev/upstream.toml`: `/ws` relayed to the backend, plain HTTP
+//! proxied, and readiness an `http` check of the backend's `/healthz`.
+//! Both start at once, so a client that connects straight away is held
+//! while the backend starts, then relayed. It needs neither the
+//! databases nor the auth service. Ctrl-C reaches both processes, which
+//! stop on it; when either one ends by itself, the other is stopped too.
 
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
 use crate::auth_service::AuthService;
-use crate::command::workspace_root;
+use crate::backend;
+use crate::command::{self, workspace_root};
 use crate::deps::deps_up;
 use crate::server::{http_request, target_dir};
 
@@ -28,24 +41,64 @@ const DEV_KID: &str = "dev";
 const DEV_ISSUER: &str = "https://auth.example.com/";
 const DEV_AUDIENCE: &str = "chat";
 
+/// How long the backend takes to start under `--upstream` unless told
+/// otherwise: long enough to watch a client being held.
+const UPSTREAM_STARTUP_DELAY: Duration = Duration::from_secs(5);
+
+/// How much longer than the backend's startup delay a client may be held,
+/// for the interpreter's start and a client that connects a little late.
+const UPSTREAM_HOLD_MARGIN: Duration = Duration::from_secs(10);
+
+const USAGE: &str =
+    "usage: cargo xtask dev [--upstream [--startup-delay S]] [--listen ADDR] [--admin-listen ADDR]";
+
 pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let mut listen: SocketAddr = "127.0.0.1:8080".parse()?;
     let mut admin_listen: SocketAddr = "127.0.0.1:9090".parse()?;
+    let mut upstream = false;
+    let mut startup_delay = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        let value = args
-            .next()
-            .with_context(|| format!("`{arg}` needs a value such as 127.0.0.1:8080"))?;
-        let addr = value.parse().with_context(|| {
-            format!("`{arg} {value}`: expected an address such as 127.0.0.1:8080")
-        })?;
         match arg.as_str() {
-            "--listen" => listen = addr,
-            "--admin-listen" => admin_listen = addr,
-            other => {
-                bail!("unknown option `{other}`; expected --listen ADDR or --admin-listen ADDR")
+            "--upstream" => upstream = true,
+            "--startup-delay" => {
+                let value = args
+                    .next()
+                    .context("`--startup-delay` needs seconds such as 5 or 0.5")?;
+                let delay = value
+                    .parse()
+                    .ok()
+                    .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
+                    .with_context(|| {
+                        format!("`--startup-delay {value}`: expected seconds such as 5 or 0.5")
+                    })?;
+                startup_delay = Some(delay);
             }
+            "--listen" | "--admin-listen" => {
+                let value = args
+                    .next()
+                    .with_context(|| format!("`{arg}` needs a value such as 127.0.0.1:8080"))?;
+                let addr = value.parse().with_context(|| {
+                    format!("`{arg} {value}`: expected an address such as 127.0.0.1:8080")
+                })?;
+                if arg == "--listen" {
+                    listen = addr;
+                } else {
+                    admin_listen = addr;
+                }
+            }
+            other => bail!("unknown option `{other}`\n{USAGE}"),
         }
+    }
+    if upstream {
+        return run_upstream(
+            listen,
+            admin_listen,
+            startup_delay.unwrap_or(UPSTREAM_STARTUP_DELAY),
+        );
+    }
+    if startup_delay.is_some() {
+        bail!("`--startup-delay` is the backend's, so it goes with `--upstream`\n{USAGE}");
     }
 
     let deps = deps_up()?;
@@ -127,6 +180,185 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         bail!("the gateway exited with {status}");
     }
     Ok(())
+}
+
+// === --upstream ===
+
+/// The stand-in backend on a free port and the gateway in front of it,
+/// until Ctrl-C or until either one ends.
+fn run_upstream(
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    startup_delay: Duration,
+) -> anyhow::Result<()> {
+    // Everything slow happens before either process starts, so that the
+    // hold a user sees is the backend's startup and not a build.
+    backend::install()?;
+    command::run("cargo", &["build", "--quiet", "-p", "warmgate"])?;
+    let port = free_port()?;
+    let dev_dir = target_dir().join("dev");
+    std::fs::create_dir_all(&dev_dir)
+        .with_context(|| format!("cannot create {}", dev_dir.display()))?;
+    let config_path = dev_dir.join("upstream.toml");
+    std::fs::write(&config_path, upstream_config(port, startup_delay))
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+
+    let started = Instant::now();
+    let mut backend = StopOnDrop(backend::spawn(port, startup_delay)?);
+    println!(
+        "dev: starting the gateway with {} in front of it",
+        config_path.display()
+    );
+    let mut gateway = StopOnDrop(
+        Command::new(target_dir().join("debug").join("warmgate"))
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--listen")
+            .arg(listen.to_string())
+            .arg("--admin-listen")
+            .arg(admin_listen.to_string())
+            .current_dir(workspace_root())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start the gateway")?,
+    );
+    let stdout = gateway
+        .0
+        .stdout
+        .take()
+        .context("the gateway has no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    match lines.next() {
+        Some(Ok(line)) if line.starts_with("warmgate: serving") => println!("{line}"),
+        Some(Ok(line)) => bail!("the gateway said {line:?} instead of where it serves"),
+        _ => {
+            let status = gateway.0.wait()?;
+            bail!("the gateway exited ({status}) before serving; its log above says why");
+        }
+    }
+    println!(
+        "dev: the backend is starting (about {startup_delay:?}); until its /healthz answers, \
+         WebSocket clients are held and /readyz answers 503\n\
+         dev: connect now, and see the client held, then relayed:\n  \
+         websocat ws://{listen}/ws   (add --protocol warmgate.v1 for warmgate's warming and ready frames), then type \
+         {{\"op\":\"stream\",\"text\":\"hello there world\",\"delay_ms\":200}}\n  \
+         or in a browser console: s = new WebSocket('ws://{listen}/ws'); s.onmessage = e => console.log(e.data); s.onopen = () => s.send('hello')\n\
+         dev: plain HTTP goes to the backend too: curl http://{listen}/api/hello; \
+         readiness: curl http://{listen}/readiness/events\n\
+         dev: Ctrl-C stops the gateway and the backend"
+    );
+    // Says once when the gate turns ready, which the gateway's own log
+    // also says, in its words.
+    std::thread::spawn(move || {
+        let patience = startup_delay + Duration::from_secs(60);
+        while started.elapsed() < patience {
+            if matches!(http_request(listen, "GET", "/readyz", None), Ok((200, _))) {
+                println!(
+                    "dev: ready {:.1} s after the start: the backend answers /healthz, and held clients are relayed to it now",
+                    started.elapsed().as_secs_f64()
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    // Relays anything else the gateway prints until it exits.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            println!("{line}");
+        }
+    });
+    // Ctrl-C reaches both processes from the terminal; this only notices
+    // one of them ending by itself and stops the other.
+    loop {
+        if let Some(status) = gateway
+            .0
+            .try_wait()
+            .context("cannot wait for the gateway")?
+        {
+            drop(backend);
+            if !status.success() {
+                bail!("the gateway exited with {status}");
+            }
+            return Ok(());
+        }
+        if let Some(status) = backend
+            .0
+            .try_wait()
+            .context("cannot wait for the backend")?
+        {
+            drop(gateway);
+            bail!("the backend exited with {status}; the gateway is stopped too");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The gateway's config in front of the backend on `port`: the one in
+/// `docs/proxy.md`, with a hold long enough for the backend's startup.
+fn upstream_config(port: u16, startup_delay: Duration) -> String {
+    let hold_timeout = (startup_delay + UPSTREAM_HOLD_MARGIN).as_secs_f64().ceil();
+    format!(
+        r#"# Written by `cargo xtask dev --upstream`: the gateway in front of the
+# stand-in backend (tests/backend/app.py) on 127.0.0.1:{port}.
+
+[gate]
+# The backend takes {startup_delay:?} to start; a client that connects at once
+# is held through it.
+hold_timeout = "{hold_timeout}s"
+
+[upstream]
+url = "ws://127.0.0.1:{port}"
+http = true
+
+[[route]]
+path = "/ws"
+app = "upstream"
+
+[[phase]]
+name = "backend"
+
+[[phase.check]]
+name = "backend"
+kind = "http"
+url = "http://127.0.0.1:{port}/healthz"
+"#
+    )
+}
+
+/// A free loopback port, for the backend.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A child process that is stopped when this command ends before it:
+/// SIGTERM, so that it shuts down as it would in production, and SIGKILL
+/// if it is still there after [`STOP_WAIT`].
+struct StopOnDrop(Child);
+
+/// How long a stopped process may take to exit: the gateway's drain grace
+/// (8 s) and its close margin, with room to spare.
+const STOP_WAIT: Duration = Duration::from_secs(12);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let asked = Instant::now();
+        while asked.elapsed() < STOP_WAIT {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// POSTs a JSON body to the admin listener; succeeds on any 2xx.

@@ -14,8 +14,11 @@
 //!   warnings denied, the audit, every test).
 //! - `cargo xtask deps up|down|status`: a throwaway PostgreSQL and
 //!   redis-server on loopback, left running for working by hand.
-//! - `cargo xtask conformance`: the Autobahn TestSuite against `/echo`.
-//! - `cargo xtask dev`: those, and the gateway running the chat plan.
+//! - `cargo xtask conformance`: the Autobahn TestSuite against bare
+//!   fastwebsockets, the gate's `/echo`, and the gate proxying to the
+//!   former.
+//! - `cargo xtask dev`: those, and the gateway running the chat plan;
+//!   `--upstream`: the gateway in front of the stand-in backend instead.
 //! - `cargo xtask web-test`: the JavaScript client and the chat page, in
 //!   Node and in Chromium.
 //! - `cargo xtask fuzz [--seconds N] [--target NAME]`: coverage-guided
@@ -67,8 +70,11 @@ commands:
                rewrites its section of docs/reliability.md [--auth jwt|none]
   ci           run what CI runs: cargo fmt --check, clippy -D warnings, the audit,
                all tests
-  conformance  run the Autobahn TestSuite cases (kosoku) against /echo of a
-               release build; fails on any FAILED case; report in target/autobahn
+  conformance  run the Autobahn TestSuite cases (kosoku) three times, on release
+               builds: against bare fastwebsockets (warmgate-reference), against
+               warmgate's /echo, and through warmgate in proxy mode to the former;
+               fails on any FAILED case of warmgate, or of the reference beyond its
+               known ones; reports in target/autobahn/{reference,echo,proxied}
   deps up      start a throwaway PostgreSQL and redis-server on free loopback ports
                (under target/devdeps), print their URLs and write them to
                target/devdeps/env; they keep running until `deps down`
@@ -86,7 +92,12 @@ commands:
   web-test     the JavaScript client's tests (Node) and the chat page's browser
                tests (Chromium through playwright-core) against warmgate
   dev          deps up, then the gateway with examples/chat.toml wired to them
-               [--listen ADDR] [--admin-listen ADDR] (defaults 127.0.0.1:8080, :9090)";
+               [--listen ADDR] [--admin-listen ADDR] (defaults 127.0.0.1:8080, :9090)
+               --upstream: instead, the stand-in backend (tests/backend/app.py) on a
+               free port, starting slowly [--startup-delay S (default 5)], and the
+               gateway in front of it (config in target/dev/upstream.toml): /ws
+               relayed, plain HTTP proxied, ready once the backend's /healthz
+               answers";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
