@@ -273,7 +273,7 @@ impl Connection {
         let mut snapshot_rx = self.gate.handle.subscribe();
         let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
         tracing::Span::current().record("state_at_connect", snapshot.state.as_str());
-        let (rules, first) = Hold::new(snapshot.state);
+        let (rules, first) = Hold::new(snapshot.state, !self.speaks_warmgate);
         if let HoldAction::Refuse(reason) = first {
             return self.refuse(reason, &snapshot, 0).await;
         }

@@ -15,7 +15,7 @@
 //! | heartbeat | warm (held clients) | warm (held clients) |
 //! | hold deadline | refuse `failed` or `hold_timeout` | — (the application bounds its start) |
 //! | token expired | expire | expire |
-//! | client message | buffer, or refuse it when the buffer is full | the same |
+//! | client message | buffer; when the buffer is full, refuse it (a client that speaks warmgate, told `buffer_full`) or stop reading (a transparent client, which could not be told) | the same |
 //! | application started | — | admit |
 //! | application failed | — | refuse with its reason |
 //!
@@ -57,7 +57,8 @@ pub(crate) enum HoldAction {
     Warm,
     /// Keep the client's message for after admission.
     Buffer,
-    /// Refuse the client's message: the hold buffer is full.
+    /// Refuse the client's message: the hold buffer is full (a client
+    /// that speaks warmgate is told so).
     RefuseMessage,
     /// Start the application ([`crate::Session::admit`]).
     Start,
@@ -85,6 +86,10 @@ pub(crate) struct Hold {
     /// True when the gate held the client (it did not admit traffic at
     /// the upgrade); only a held client is warmed.
     held: bool,
+    /// True for a client that gets no frame of warmgate's: it cannot be
+    /// told `buffer_full`, so a full buffer stops its reads instead (TCP
+    /// holds the rest) and nothing it sends is lost.
+    transparent: bool,
     /// The last state seen, to word a refusal at the deadline.
     state: GateState,
     starting: bool,
@@ -95,10 +100,12 @@ pub(crate) struct Hold {
 
 impl Hold {
     /// The rules for a client that connected while the gate was in
-    /// `state`, and the first action.
-    pub(crate) fn new(state: GateState) -> (Hold, HoldAction) {
+    /// `state`, and the first action. A `transparent` client is one that
+    /// gets no frame of warmgate's.
+    pub(crate) fn new(state: GateState, transparent: bool) -> (Hold, HoldAction) {
         let mut hold = Hold {
             held: !state.admits_traffic(),
+            transparent,
             state,
             starting: false,
             ended: false,
@@ -112,6 +119,17 @@ impl Hold {
     /// True when the gate held the client at its upgrade.
     pub(crate) fn held(&self) -> bool {
         self.held
+    }
+
+    /// False once a transparent client's buffer is full: its messages are
+    /// not read until it is admitted. Memory stays bounded: the buffer's
+    /// bounds plus the one message that filled it.
+    pub(crate) fn reads_messages(&self) -> bool {
+        !self.transparent || !self.buffer_full()
+    }
+
+    fn buffer_full(&self) -> bool {
+        self.n_buffered >= MAX_BUFFERED_MESSAGES || self.n_buffered_bytes >= MAX_BUFFERED_BYTES
     }
 
     /// True while the application is starting; the hold deadline no
@@ -148,9 +166,9 @@ impl Hold {
             HoldEvent::HoldDeadline => HoldAction::Refuse(UnavailableReason::HoldTimeout),
             HoldEvent::TokenExpired => HoldAction::ExpireToken,
             HoldEvent::ClientMessage { len } => {
-                if self.n_buffered >= MAX_BUFFERED_MESSAGES
-                    || self.n_buffered_bytes + len > MAX_BUFFERED_BYTES
-                {
+                let over = self.n_buffered >= MAX_BUFFERED_MESSAGES
+                    || self.n_buffered_bytes + len > MAX_BUFFERED_BYTES;
+                if over && !self.transparent {
                     HoldAction::RefuseMessage
                 } else {
                     self.n_buffered += 1;

@@ -206,7 +206,8 @@ impl Connection {
     /// answer its own: at the drain deadline, both must be done within the
     /// margin the process waits.
     async fn close_both(&mut self, session: &mut dyn Session, code: u16, reason: &str) {
-        let session_closed = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, session.close(code, reason));
+        let session_closed =
+            tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, session.close(code, reason));
         // A session that takes longer is cut off with the connection.
         let ((), _in_time) = tokio::join!(self.close(code, reason), session_closed);
     }

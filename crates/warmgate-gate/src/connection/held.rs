@@ -143,7 +143,7 @@ impl Connection {
                 // A full queue stops the reading below; this wakes the loop
                 // when the writer makes room, so the guards are re-read.
                 () = room.wait(), if !self.peer.outbox.has_room() => continue,
-                incoming = self.peer.frames.next(), if self.peer.outbox.has_room() => {
+                incoming = self.peer.frames.next(), if self.peer.outbox.has_room() && rules.reads_messages() => {
                     let message = match incoming.unwrap_or(Incoming::Gone) {
                         Incoming::Text(text) => Message::Text(text),
                         Incoming::Binary(bytes) => Message::Binary(bytes),

@@ -246,3 +246,43 @@ async fn the_hold_deadline_refuses_a_client_the_gate_never_admitted_and_its_appl
     assert_eq!(started.elapsed(), GateSettings::default().hold_timeout);
     assert!(harness.starts.try_recv().is_err(), "never started");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_transparent_client_loses_nothing_it_sends_while_its_application_starts() {
+    let mut harness = harness().await;
+    harness.handle.set_signal(SIGNAL, true, None).unwrap();
+    harness
+        .handle
+        .subscribe()
+        .wait_for(|snapshot| snapshot.state.admits_traffic())
+        .await
+        .unwrap();
+    let mut client = connect(harness.addr, false).await;
+    let start = harness.starts.recv().await.unwrap();
+    // More than the hold buffer takes, in messages and in bytes: it cannot
+    // be told `buffer_full`, so the gate stops reading it instead.
+    let big = "x".repeat(60 * 1024);
+    let mut sent = Vec::new();
+    for n in 0..40 {
+        sent.push(format!("m{n}"));
+    }
+    sent.push(big.clone());
+    sent.push(big);
+    sent.push("last".to_owned());
+    for text in &sent {
+        client.send(WsMessage::text(text.clone())).await.unwrap();
+    }
+    start.send(Ok(())).unwrap();
+    for text in &sent {
+        assert_eq!(
+            next(&mut client).await.unwrap(),
+            serde_json::Value::String(text.clone())
+        );
+    }
+    for text in &sent {
+        assert_eq!(
+            harness.received.recv().await.unwrap(),
+            Message::Text(text.clone())
+        );
+    }
+}

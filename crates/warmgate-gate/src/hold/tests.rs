@@ -10,7 +10,7 @@ use crate::settings::{MAX_BUFFERED_BYTES, MAX_BUFFERED_MESSAGES};
 
 #[test]
 fn a_client_of_a_ready_gate_starts_its_application_at_once_and_is_not_warmed() {
-    let (mut hold, first) = Hold::new(GateState::Ready);
+    let (mut hold, first) = Hold::new(GateState::Ready, false);
     assert_eq!(first, HoldAction::Start);
     assert!(!hold.held());
     assert_eq!(hold.step(HoldEvent::Heartbeat), HoldAction::Wait);
@@ -21,7 +21,7 @@ fn a_client_of_a_ready_gate_starts_its_application_at_once_and_is_not_warmed() {
 
 #[test]
 fn a_held_client_is_warmed_then_started_then_admitted_at_the_flip() {
-    let (mut hold, first) = Hold::new(GateState::Starting);
+    let (mut hold, first) = Hold::new(GateState::Starting, false);
     assert_eq!(first, HoldAction::Warm);
     assert!(hold.held());
     assert_eq!(hold.step(HoldEvent::Heartbeat), HoldAction::Warm);
@@ -46,12 +46,12 @@ fn a_held_client_is_warmed_then_started_then_admitted_at_the_flip() {
 
 #[test]
 fn the_deadline_refuses_with_failed_when_the_gate_failed_and_hold_timeout_otherwise() {
-    let (mut hold, _) = Hold::new(GateState::Starting);
+    let (mut hold, _) = Hold::new(GateState::Starting, false);
     assert_eq!(
         hold.step(HoldEvent::HoldDeadline),
         HoldAction::Refuse(UnavailableReason::HoldTimeout)
     );
-    let (mut hold, _) = Hold::new(GateState::Starting);
+    let (mut hold, _) = Hold::new(GateState::Starting, false);
     hold.step(HoldEvent::Snapshot(GateState::Failed));
     assert_eq!(
         hold.step(HoldEvent::HoldDeadline),
@@ -61,10 +61,10 @@ fn the_deadline_refuses_with_failed_when_the_gate_failed_and_hold_timeout_otherw
 
 #[test]
 fn draining_refuses_a_held_client_even_while_its_application_starts() {
-    let (hold, first) = Hold::new(GateState::Draining);
+    let (hold, first) = Hold::new(GateState::Draining, false);
     assert_eq!(first, HoldAction::Refuse(UnavailableReason::Draining));
     assert!(hold.ended);
-    let (mut hold, _) = Hold::new(GateState::Ready);
+    let (mut hold, _) = Hold::new(GateState::Ready, false);
     assert_eq!(
         hold.step(HoldEvent::Snapshot(GateState::Draining)),
         HoldAction::Refuse(UnavailableReason::Draining)
@@ -74,7 +74,7 @@ fn draining_refuses_a_held_client_even_while_its_application_starts() {
 
 #[test]
 fn a_failed_start_refuses_with_the_applications_reason() {
-    let (mut hold, _) = Hold::new(GateState::Ready);
+    let (mut hold, _) = Hold::new(GateState::Ready, false);
     assert_eq!(
         hold.step(HoldEvent::Started(Err(
             UnavailableReason::UpstreamUnavailable
@@ -85,13 +85,13 @@ fn a_failed_start_refuses_with_the_applications_reason() {
 
 #[test]
 fn an_expired_token_ends_the_hold() {
-    let (mut hold, _) = Hold::new(GateState::Starting);
+    let (mut hold, _) = Hold::new(GateState::Starting, false);
     assert_eq!(hold.step(HoldEvent::TokenExpired), HoldAction::ExpireToken);
 }
 
 #[test]
 fn the_buffer_takes_at_most_its_messages_and_bytes() {
-    let (mut hold, _) = Hold::new(GateState::Starting);
+    let (mut hold, _) = Hold::new(GateState::Starting, false);
     for _ in 0..MAX_BUFFERED_MESSAGES {
         assert_eq!(
             hold.step(HoldEvent::ClientMessage { len: 1 }),
@@ -103,7 +103,7 @@ fn the_buffer_takes_at_most_its_messages_and_bytes() {
         HoldAction::RefuseMessage
     );
     assert_eq!(hold.n_buffered, MAX_BUFFERED_MESSAGES);
-    let (mut hold, _) = Hold::new(GateState::Starting);
+    let (mut hold, _) = Hold::new(GateState::Starting, false);
     assert_eq!(
         hold.step(HoldEvent::ClientMessage {
             len: MAX_BUFFERED_BYTES
@@ -114,6 +114,38 @@ fn the_buffer_takes_at_most_its_messages_and_bytes() {
         hold.step(HoldEvent::ClientMessage { len: 1 }),
         HoldAction::RefuseMessage
     );
+}
+
+#[test]
+fn a_transparent_client_is_never_refused_a_message_its_reads_stop_when_the_buffer_is_full() {
+    let (mut hold, _) = Hold::new(GateState::Starting, true);
+    for _ in 0..MAX_BUFFERED_MESSAGES {
+        assert!(hold.reads_messages());
+        assert_eq!(
+            hold.step(HoldEvent::ClientMessage { len: 1 }),
+            HoldAction::Buffer
+        );
+    }
+    assert!(!hold.reads_messages(), "32 messages fill the buffer");
+    // A message larger than the whole buffer is kept too: it was read
+    // already, and it could not be refused in words.
+    let (mut hold, _) = Hold::new(GateState::Starting, true);
+    assert_eq!(
+        hold.step(HoldEvent::ClientMessage {
+            len: 4 * MAX_BUFFERED_BYTES
+        }),
+        HoldAction::Buffer
+    );
+    assert!(!hold.reads_messages());
+    // A client that speaks warmgate is told instead, and read on.
+    let (mut hold, _) = Hold::new(GateState::Starting, false);
+    assert_eq!(
+        hold.step(HoldEvent::ClientMessage {
+            len: MAX_BUFFERED_BYTES + 1
+        }),
+        HoldAction::RefuseMessage
+    );
+    assert!(hold.reads_messages());
 }
 
 fn state() -> impl Strategy<Value = GateState> {
@@ -149,10 +181,11 @@ proptest! {
     #[test]
     fn a_held_client_is_always_admitted_or_told_why(
         first in state(),
+        transparent in any::<bool>(),
         events in proptest::collection::vec(event(), 0..40),
         start_result in prop_oneof![Just(Ok(())), Just(Err(UnavailableReason::UpstreamUnavailable))],
     ) {
-        let (mut hold, action) = Hold::new(first);
+        let (mut hold, action) = Hold::new(first, transparent);
         let mut actions = vec![action];
         let mut started = action == HoldAction::Start;
         let mut admits_traffic_seen = first.admits_traffic();
@@ -168,6 +201,9 @@ proptest! {
             if action == HoldAction::Admit {
                 prop_assert!(started, "admitted before the application started");
             }
+            // No message of a transparent client is refused: it could not
+            // be told.
+            prop_assert!(!(transparent && action == HoldAction::RefuseMessage));
             actions.push(action);
         }
         actions.push(hold.step(HoldEvent::HoldDeadline));
