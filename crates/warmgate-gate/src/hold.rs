@@ -15,7 +15,7 @@
 //! | heartbeat | warm (held clients) | warm (held clients) |
 //! | hold deadline | refuse `failed` or `hold_timeout` | — (the application bounds its start) |
 //! | token expired | expire | expire |
-//! | client message | buffer; when the buffer is full, refuse it (a client that speaks warmgate, told `buffer_full`) or stop reading (a transparent client, which could not be told) | the same |
+//! | client message | buffer; when the buffer is full, refuse it (a held client that speaks warmgate, told `buffer_full`) or stop reading (a transparent client, which could not be told) | buffer; stop reading when the buffer is full (a client of a ready gate) |
 //! | application started | — | admit |
 //! | application failed | — | refuse with its reason |
 //!
@@ -86,10 +86,13 @@ pub(crate) struct Hold {
     /// True when the gate held the client (it did not admit traffic at
     /// the upgrade); only a held client is warmed.
     held: bool,
-    /// True for a client that gets no frame of warmgate's: it cannot be
-    /// told `buffer_full`, so a full buffer stops its reads instead (TCP
-    /// holds the rest) and nothing it sends is lost.
-    transparent: bool,
+    /// True when a full buffer stops the client's reads (TCP holds the
+    /// rest) instead of refusing its message with `buffer_full`: for a
+    /// client that gets no frame of warmgate's (it could not be told), and
+    /// for one the gate did not hold (it waits only for its application to
+    /// start, which `buffer_full`, a word about the hold, would not
+    /// describe). Nothing such a client sends is lost.
+    stops_reading_when_full: bool,
     /// The last state seen, to word a refusal at the deadline.
     state: GateState,
     starting: bool,
@@ -103,9 +106,10 @@ impl Hold {
     /// `state`, and the first action. A `transparent` client is one that
     /// gets no frame of warmgate's.
     pub(crate) fn new(state: GateState, transparent: bool) -> (Hold, HoldAction) {
+        let held = !state.admits_traffic();
         let mut hold = Hold {
-            held: !state.admits_traffic(),
-            transparent,
+            held,
+            stops_reading_when_full: transparent || !held,
             state,
             starting: false,
             ended: false,
@@ -125,7 +129,7 @@ impl Hold {
     /// not read until it is admitted. Memory stays bounded: the buffer's
     /// bounds plus the one message that filled it.
     pub(crate) fn reads_messages(&self) -> bool {
-        !self.transparent || !self.buffer_full()
+        !self.stops_reading_when_full || !self.buffer_full()
     }
 
     fn buffer_full(&self) -> bool {
@@ -168,7 +172,7 @@ impl Hold {
             HoldEvent::ClientMessage { len } => {
                 let over = self.n_buffered >= MAX_BUFFERED_MESSAGES
                     || self.n_buffered_bytes + len > MAX_BUFFERED_BYTES;
-                if over && !self.transparent {
+                if over && !self.stops_reading_when_full {
                     HoldAction::RefuseMessage
                 } else {
                     self.n_buffered += 1;

@@ -117,7 +117,8 @@ fn the_buffer_takes_at_most_its_messages_and_bytes() {
 }
 
 #[test]
-fn a_transparent_client_is_never_refused_a_message_its_reads_stop_when_the_buffer_is_full() {
+fn a_client_that_cannot_be_told_is_never_refused_a_message_its_reads_stop_when_the_buffer_is_full()
+{
     let (mut hold, _) = Hold::new(GateState::Starting, true);
     for _ in 0..MAX_BUFFERED_MESSAGES {
         assert!(hold.reads_messages());
@@ -137,7 +138,16 @@ fn a_transparent_client_is_never_refused_a_message_its_reads_stop_when_the_buffe
         HoldAction::Buffer
     );
     assert!(!hold.reads_messages());
-    // A client that speaks warmgate is told instead, and read on.
+    // So is one of a ready gate that waits for its application to start.
+    let (mut hold, _) = Hold::new(GateState::Ready, false);
+    assert_eq!(
+        hold.step(HoldEvent::ClientMessage {
+            len: MAX_BUFFERED_BYTES + 1
+        }),
+        HoldAction::Buffer
+    );
+    assert!(!hold.reads_messages());
+    // A held client that speaks warmgate is told instead, and read on.
     let (mut hold, _) = Hold::new(GateState::Starting, false);
     assert_eq!(
         hold.step(HoldEvent::ClientMessage {
@@ -202,8 +212,8 @@ proptest! {
                 prop_assert!(started, "admitted before the application started");
             }
             // No message of a transparent client is refused: it could not
-            // be told.
-            prop_assert!(!(transparent && action == HoldAction::RefuseMessage));
+            // be told; nor of a client the gate did not hold.
+            prop_assert!(!((transparent || first.admits_traffic()) && action == HoldAction::RefuseMessage));
             actions.push(action);
         }
         actions.push(hold.step(HoldEvent::HoldDeadline));
