@@ -379,6 +379,29 @@ async fn an_application_subprotocol_is_selected_for_the_client_and_offered_upstr
     );
 }
 
+#[tokio::test]
+async fn a_bearer_entry_beside_the_backends_subprotocol_is_accepted_and_never_goes_upstream() {
+    let backend = serving_backend().await;
+    let gateway = ready_gateway(
+        &backend.ws_url(""),
+        "",
+        &format!("subprotocols = [\"{SUBPROTOCOL}\"]"),
+    )
+    .await;
+    // A browser offers its token as a subprotocol beside the application's
+    // own: the server selects the application's, so the browser accepts.
+    let mut client = gateway
+        .ws_with("/ws", &[SUBPROTOCOL, "bearer.not-a-checked-token"])
+        .await;
+    assert_eq!(client.subprotocol.as_deref(), Some(SUBPROTOCOL));
+    client.send_json(json!({"op": "headers"})).await;
+    let seen = client.next_json().await;
+    assert_eq!(
+        seen["headers"]["sec-websocket-protocol"], SUBPROTOCOL,
+        "{seen:#}"
+    );
+}
+
 // === plain HTTP ===
 
 #[tokio::test]

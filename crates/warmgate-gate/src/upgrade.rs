@@ -197,20 +197,23 @@ async fn upgrade(gate: &Gate, route: Arc<Route>, mut request: Request) -> Respon
         return refused.answer(refusal_log);
     }
     let offers_warmgate = offers_subprotocol(request.headers());
-    if !offers_warmgate && offers_bearer_subprotocol(request.headers()) {
+    let offered: Vec<&str> = listed(request.headers(), header::SEC_WEBSOCKET_PROTOCOL)
+        .filter(|offered| *offered != SUBPROTOCOL && bearer_subprotocol_token(offered).is_none())
+        .collect();
+    let selection = route.app.select(&offered, offers_warmgate);
+    if !offers_warmgate
+        && selection.subprotocol.is_none()
+        && offers_bearer_subprotocol(request.headers())
+    {
         // A browser fails the connection unless the server selects one of
         // the offered subprotocols, and the token must never be echoed.
         return refusal(
             StatusCode::BAD_REQUEST,
             "bearer_without_subprotocol",
-            "a `bearer.<token>` subprotocol must be offered beside `warmgate.v1`, which the server selects",
+            "a `bearer.<token>` subprotocol must be offered beside `warmgate.v1` (or a subprotocol of this route's application), which the server selects",
         )
         .answer(refusal_log);
     }
-    let offered: Vec<&str> = listed(request.headers(), header::SEC_WEBSOCKET_PROTOCOL)
-        .filter(|offered| *offered != SUBPROTOCOL && bearer_subprotocol_token(offered).is_none())
-        .collect();
-    let selection = route.app.select(&offered, offers_warmgate);
     let id = gate.next_connection_id();
     let span = connection::span(&id, &route, request.headers());
     let authenticator = &gate.inner.authenticator;
