@@ -1,6 +1,7 @@
 //! `cargo xtask bench [--quick]`: warmgate measured side by side with the
 //! floor (bare fastwebsockets, `warmgate-reference`) and with a replica of
-//! the design it replaces (`warmgate-old-design`), in one run.
+//! the design it replaces (`warmgate-old-design`), and in proxy mode with
+//! nginx in front of the same upstream (`proxy`, `nginx`), in one run.
 //!
 //! It builds everything in release, then runs each scenario against
 //! warmgate and its comparison alternately (A B A B, and the order flips
@@ -13,6 +14,8 @@
 //! writes `target/bench/benchmarks.md` instead. Nothing here asserts a
 //! timing.
 
+mod nginx;
+mod proxy;
 mod report;
 
 use std::net::{SocketAddr, TcpListener};
@@ -43,6 +46,10 @@ struct Sizes {
     echo_round_trips: usize,
     http_seconds: f64,
     http_connections: usize,
+    /// P3's held clients, when the descriptor limit allows (see `proxy`).
+    proxy_held_clients: usize,
+    /// P4's open proxied connections.
+    proxy_connections: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -54,6 +61,8 @@ const FULL: Sizes = Sizes {
     echo_round_trips: 10_000,
     http_seconds: 3.0,
     http_connections: 32,
+    proxy_held_clients: 10_000,
+    proxy_connections: 5000,
 };
 
 const QUICK: Sizes = Sizes {
@@ -65,6 +74,8 @@ const QUICK: Sizes = Sizes {
     echo_round_trips: 2000,
     http_seconds: 1.0,
     http_connections: 16,
+    proxy_held_clients: 500,
+    proxy_connections: 1000,
 };
 
 /// A plan that is ready at once.
@@ -146,6 +157,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     };
     let sizes = if quick { QUICK } else { FULL };
     let started = Instant::now();
+    let nginx = nginx::Program::find()?;
     crate::server::release_build_with_tools()?;
     let dir = target_dir().join("bench");
     let _ = std::fs::remove_dir_all(&dir);
@@ -154,6 +166,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         dir,
         sizes,
         auth_service: None,
+        nginx: nginx.clone(),
         raw: Map::new(),
         figures: Map::new(),
     };
@@ -165,6 +178,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     rows.extend(bench.readyz()?);
     rows.extend(bench.echo()?);
     rows.extend(bench.snapshot_read(quick)?);
+    let proxy_started = Instant::now();
+    rows.extend(bench.proxy_connect()?);
+    rows.extend(bench.proxy_echo()?);
+    rows.extend(bench.proxy_release()?);
+    rows.extend(bench.proxy_memory()?);
+    let proxy_seconds = proxy_started.elapsed().as_secs_f64();
+    println!("bench: the proxy scenarios (P1 to P4) took {proxy_seconds:.0} s");
 
     let machine = Machine::read().to_json();
     let date = today();
@@ -173,6 +193,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "quick": quick,
         "machine": machine,
         "sizes": format!("{sizes:?}"),
+        "nginx": { "version": nginx.version, "workers": nginx.workers },
+        "proxy_seconds": proxy_seconds,
         "figures": bench.figures,
         "raw": bench.raw,
     });
@@ -196,6 +218,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         &machine,
         &date,
         &sizes_text(&sizes, quick),
+        (&nginx.version, nginx.workers),
         &findings,
     );
     std::fs::write(&report_path, markdown)
@@ -213,7 +236,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
 fn sizes_text(sizes: &Sizes, quick: bool) -> String {
     format!(
-        "{} round(s){}; {} sequential connects; {} held clients; {} clients per detection round; {} signal rounds; {} echo round trips; HTTP load {} s from {} connections",
+        "{} round(s){}; {} sequential connects; {} held clients; {} clients per detection round; {} signal rounds; {} echo round trips; HTTP load {} s from {} connections; {} held clients released into the upstream (P3); {} open proxied connections (P4)",
         sizes.rounds,
         if quick { " (`--quick`)" } else { "" },
         sizes.sequential_connects,
@@ -222,7 +245,9 @@ fn sizes_text(sizes: &Sizes, quick: bool) -> String {
         sizes.signal_rounds,
         sizes.echo_round_trips,
         sizes.http_seconds,
-        sizes.http_connections
+        sizes.http_connections,
+        sizes.proxy_held_clients,
+        sizes.proxy_connections
     )
 }
 
@@ -234,6 +259,12 @@ enum Subject {
     WarmgateJwt,
     Reference,
     OldDesign,
+    /// warmgate in proxy mode, in front of a `warmgate-reference`.
+    WarmgateProxy,
+    /// nginx in front of a `warmgate-reference`.
+    Nginx,
+    /// The proxy scenarios' upstream alone, the floor.
+    UpstreamDirect,
 }
 
 impl Subject {
@@ -243,6 +274,9 @@ impl Subject {
             Subject::WarmgateJwt => "warmgate_jwt",
             Subject::Reference => "reference",
             Subject::OldDesign => "old_design",
+            Subject::WarmgateProxy => "warmgate_proxy",
+            Subject::Nginx => "nginx",
+            Subject::UpstreamDirect => "upstream_direct",
         }
     }
 }
@@ -252,6 +286,8 @@ struct Bench {
     sizes: Sizes,
     /// The stand-in auth service of scenario 10, while it runs.
     auth_service: Option<AuthService>,
+    /// The nginx of the proxy scenarios.
+    nginx: nginx::Program,
     /// Every loadgen output, by scenario and subject, one per round.
     raw: Map<String, Value>,
     /// Every named figure (medians over rounds).
@@ -305,6 +341,9 @@ impl Bench {
             }
             Subject::Reference => self.reference()?,
             Subject::OldDesign => self.old_design(dependencies)?,
+            Subject::WarmgateProxy | Subject::Nginx | Subject::UpstreamDirect => {
+                bail!("{} runs with an upstream; see `proxy`", subject.name())
+            }
         };
         if subject != Subject::OldDesign {
             wait_until_ready(server.public)?;

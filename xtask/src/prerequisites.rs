@@ -1,7 +1,13 @@
-//! Installs the system programs the tests need when they are missing:
-//! `redis-server` (Debian package `redis-server`), PostgreSQL's `initdb`
-//! (Debian package `postgresql`) and `chromium` for the browser tests. As root it installs them with
-//! apt-get; otherwise it names the package to install.
+//! Installs the system programs the tests and the benchmarks need when
+//! they are missing: `redis-server` (Debian package `redis-server`),
+//! PostgreSQL's `initdb` (Debian package `postgresql`), `chromium` for the
+//! browser tests, and `nginx` (Debian package `nginx`), the proxy the
+//! benchmarks compare proxy mode with. As root it installs them with
+//! apt-get; otherwise it names the package to install. It never starts or
+//! configures a system service: the tests and the benchmarks run their own
+//! servers on free ports.
+
+use std::path::PathBuf;
 
 use anyhow::bail;
 
@@ -11,41 +17,66 @@ use crate::command;
 struct Prerequisite {
     program: &'static str,
     package: &'static str,
-    /// Where the program may live when it is not on the PATH.
+    /// Folders of versions (`DIR/VERSION/bin/PROGRAM`) where the program
+    /// may live when it is not on the PATH.
     elsewhere: &'static [&'static str],
+    /// Folders that hold the program itself when it is not on the PATH
+    /// (a user's PATH often lacks `/usr/sbin`).
+    also_in: &'static [&'static str],
+    /// The system service Debian may start when it installs the package.
+    service: Option<&'static str>,
 }
 
-const PREREQUISITES: [Prerequisite; 3] = [
+const PREREQUISITES: [Prerequisite; 4] = [
     Prerequisite {
         program: "redis-server",
         package: "redis-server",
         elsewhere: &[],
+        also_in: &[],
+        service: Some("redis-server"),
     },
     Prerequisite {
         program: "initdb",
         package: "postgresql",
         elsewhere: &["/usr/lib/postgresql"],
+        also_in: &[],
+        service: None,
     },
     Prerequisite {
         program: "chromium",
         package: "chromium",
         elsewhere: &[],
+        also_in: &[],
+        service: None,
+    },
+    Prerequisite {
+        program: "nginx",
+        package: "nginx",
+        elsewhere: &[],
+        also_in: &["/usr/sbin"],
+        service: Some("nginx"),
     },
 ];
 
-fn present(prerequisite: &Prerequisite) -> bool {
-    command::on_path(prerequisite.program)
-        || prerequisite.elsewhere.iter().any(|dir| {
-            std::fs::read_dir(dir).is_ok_and(|versions| {
-                versions.flatten().any(|version| {
-                    version
-                        .path()
-                        .join("bin")
-                        .join(prerequisite.program)
-                        .is_file()
-                })
+/// Where `prerequisite`'s program is: on the PATH (by its bare name), in
+/// one of its `also_in` folders, or in a version folder.
+fn locate(prerequisite: &Prerequisite) -> Option<PathBuf> {
+    if command::on_path(prerequisite.program) {
+        return Some(PathBuf::from(prerequisite.program));
+    }
+    let beside = prerequisite
+        .also_in
+        .iter()
+        .map(|dir| PathBuf::from(dir).join(prerequisite.program))
+        .find(|path| path.is_file());
+    beside.or_else(|| {
+        prerequisite.elsewhere.iter().find_map(|dir| {
+            std::fs::read_dir(dir).ok()?.flatten().find_map(|version| {
+                let path = version.path().join("bin").join(prerequisite.program);
+                path.is_file().then_some(path)
             })
         })
+    })
 }
 
 fn running_as_root() -> bool {
@@ -55,16 +86,36 @@ fn running_as_root() -> bool {
         .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
 }
 
-/// Makes sure every prerequisite is installed.
+/// Makes sure every prerequisite is installed: what `cargo xtask ci` needs.
 pub(crate) fn ensure() -> anyhow::Result<()> {
-    let missing: Vec<&Prerequisite> = PREREQUISITES.iter().filter(|p| !present(p)).collect();
+    install_missing(PREREQUISITES.iter().collect())
+}
+
+/// Makes sure `program` (one of the prerequisites) is installed, and
+/// returns the path to run it by.
+pub(crate) fn ensure_program(program: &str) -> anyhow::Result<PathBuf> {
+    let Some(prerequisite) = PREREQUISITES.iter().find(|p| p.program == program) else {
+        bail!("`{program}` is not one of the prerequisites xtask installs");
+    };
+    install_missing(vec![prerequisite])?;
+    match locate(prerequisite) {
+        Some(path) => Ok(path),
+        None => bail!(
+            "{program} is missing: install the Debian package `{}`",
+            prerequisite.package
+        ),
+    }
+}
+
+fn install_missing(wanted: Vec<&Prerequisite>) -> anyhow::Result<()> {
+    let missing: Vec<&Prerequisite> = wanted.into_iter().filter(|p| locate(p).is_none()).collect();
     if missing.is_empty() {
         return Ok(());
     }
     let packages: Vec<&str> = missing.iter().map(|p| p.package).collect();
     if !running_as_root() {
         bail!(
-            "the tests need {}: install the Debian package(s) {} (for example `sudo apt-get install {}`)",
+            "xtask needs {}: install the Debian package(s) {} (for example `sudo apt-get install {}`)",
             missing
                 .iter()
                 .map(|p| p.program)
@@ -74,7 +125,7 @@ pub(crate) fn ensure() -> anyhow::Result<()> {
             packages.join(" ")
         );
     }
-    println!("xtask: installing {} for the tests", packages.join(", "));
+    println!("xtask: installing {}", packages.join(", "));
     command::run_with_env(
         "apt-get",
         &["update"],
@@ -87,14 +138,17 @@ pub(crate) fn ensure() -> anyhow::Result<()> {
         &install,
         &[("DEBIAN_FRONTEND", "noninteractive")],
     )?;
-    // Debian may start a system redis-server on port 6379 when it installs
-    // one. The tests start their own servers on free ports and need none,
-    // so stop it if it runs; failing to stop one that is not running is fine.
-    let _ = std::process::Command::new("service")
-        .args(["redis-server", "stop"])
-        .output();
+    // Debian may start a system redis-server on port 6379 or nginx on port
+    // 80 when it installs one. The tests and the benchmarks start their own
+    // on free ports and need none, so stop it if it runs; failing to stop
+    // one that is not running is fine.
+    for service in missing.iter().filter_map(|p| p.service) {
+        let _ = std::process::Command::new("service")
+            .args([service, "stop"])
+            .output();
+    }
     for prerequisite in &missing {
-        if !present(prerequisite) {
+        if locate(prerequisite).is_none() {
             bail!(
                 "{} is still missing after installing the Debian package `{}`",
                 prerequisite.program,

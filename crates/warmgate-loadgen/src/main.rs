@@ -58,6 +58,9 @@ enum Scenario {
     },
     /// Opens `clients` WebSockets and holds them; optionally measures the
     /// server's RSS, then releases them with a flip and times each `ready`.
+    /// Without a flip, every client is expected to be admitted at once (its
+    /// first frame is `ready`): the open connections whose memory is
+    /// measured.
     Hold {
         #[arg(long)]
         url: String,
@@ -66,9 +69,11 @@ enum Scenario {
         /// Connects in flight at once.
         #[arg(long, default_value_t = 200)]
         concurrency: usize,
-        /// The server process, for its RSS before and with the clients.
+        /// The server's processes (repeat for a server of several, such as
+        /// nginx's master and workers), for their summed RSS before and
+        /// with the clients.
         #[arg(long)]
-        pid: Option<u32>,
+        pid: Vec<u32>,
         /// Release by `POST`ing `{"ready":true}` to this URL (a signal).
         #[arg(long)]
         flip_post: Option<String>,
@@ -79,6 +84,12 @@ enum Scenario {
         /// that a failing check's backoff has reached its cap).
         #[arg(long, default_value_t = 0)]
         settle_ms: u64,
+        /// The clients are held transparently (proxy mode without
+        /// `warmgate.v1`): a client counts as held once its handshake
+        /// completes, and as released at its first frame, which must be the
+        /// upstream's `ready`. A frame before the flip fails the run.
+        #[arg(long)]
+        transparent: bool,
     },
     /// Times `POST` of a signal to the `ready` frame at a held client, over
     /// many rounds (the signal is set back to not ready between rounds).
@@ -162,6 +173,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             flip_post,
             flip_listen,
             settle_ms,
+            transparent,
         } => {
             let flip = match (flip_post, flip_listen) {
                 (Some(url), None) => Some(Flip::Post(url)),
@@ -172,11 +184,14 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             let settle = Duration::from_millis(settle_ms);
             hold(
                 Target::parse(&url)?,
-                clients,
-                concurrency,
-                pid,
-                flip,
-                settle,
+                HoldPlan {
+                    clients,
+                    concurrency,
+                    pids: pid,
+                    flip,
+                    settle,
+                    transparent,
+                },
             )
             .await
         }
@@ -246,22 +261,108 @@ enum Flip {
 
 /// What one held client reports.
 enum Report {
-    /// Connected; its first frame had this type.
-    Connected(String),
+    /// Connected; `held` unless its first frame admitted it.
+    Connected {
+        held: bool,
+    },
     /// Released: its `ready` frame arrived at this instant.
     Released(Instant),
     Failed(String),
 }
 
-async fn hold(
-    target: Target,
+/// What a `hold` run does.
+struct HoldPlan {
     clients: usize,
+    /// Connects in flight at once.
     concurrency: usize,
-    pid: Option<u32>,
+    /// The server's processes, whose RSS is summed.
+    pids: Vec<u32>,
     flip: Option<Flip>,
+    /// The wait between the last client held and the flip.
     settle: Duration,
-) -> anyhow::Result<Value> {
-    let rss_idle = pid.map(stats::rss_kib).transpose()?;
+    /// Held clients get no frame (see `Scenario::Hold`).
+    transparent: bool,
+}
+
+/// The summed RSS of `pids`, in KiB; `None` for no process.
+fn rss_sum_kib(pids: &[u32]) -> anyhow::Result<Option<u64>> {
+    if pids.is_empty() {
+        return Ok(None);
+    }
+    let mut total = 0;
+    for &pid in pids {
+        total += stats::rss_kib(pid)?;
+    }
+    Ok(Some(total))
+}
+
+/// One client of a `hold` run: connects, reports whether it is held, waits
+/// for its release when one is expected, and stays open until `finish`.
+async fn held_client(
+    target: Arc<Target>,
+    permits: Arc<Semaphore>,
+    report_tx: mpsc::UnboundedSender<Report>,
+    mut finish_rx: watch::Receiver<bool>,
+    expect_release: bool,
+    transparent: bool,
+) {
+    let connected = async {
+        let _permit = permits.acquire().await?;
+        let mut ws = client::connect(&target).await?;
+        // A transparent client gets no frame while held: its completed
+        // handshake is all there is to see.
+        let kind = if transparent {
+            None
+        } else {
+            Some(client::next_type(&mut ws).await?)
+        };
+        anyhow::Ok((ws, kind))
+    };
+    let (mut ws, kind) = match connected.await {
+        Ok(connected) => connected,
+        Err(error) => {
+            let _ = report_tx.send(Report::Failed(format!("{error:#}")));
+            return;
+        }
+    };
+    let held = kind.as_deref().is_none_or(|kind| kind == "warming");
+    let _ = report_tx.send(Report::Connected { held });
+    if expect_release && held {
+        let released = if transparent {
+            client::next_type(&mut ws).await.and_then(|kind| {
+                if kind == "ready" {
+                    Ok(())
+                } else {
+                    anyhow::bail!("the first upstream frame was `{kind}`, expected `ready`")
+                }
+            })
+        } else {
+            client::until_type(&mut ws, "ready").await
+        };
+        match released {
+            Ok(()) => {
+                let _ = report_tx.send(Report::Released(Instant::now()));
+            }
+            Err(error) => {
+                let _ = report_tx.send(Report::Failed(format!("{error:#}")));
+                return;
+            }
+        }
+    }
+    let _ = finish_rx.wait_for(|finish| *finish).await;
+    let _ = ws.close(None).await;
+}
+
+async fn hold(target: Target, plan: HoldPlan) -> anyhow::Result<Value> {
+    let HoldPlan {
+        clients,
+        concurrency,
+        pids,
+        flip,
+        settle,
+        transparent,
+    } = plan;
+    let rss_idle = rss_sum_kib(&pids)?;
     let permits = Arc::new(Semaphore::new(concurrency));
     let (report_tx, mut report_rx) = mpsc::unbounded_channel();
     let (finish_tx, finish_rx) = watch::channel(false);
@@ -270,40 +371,14 @@ async fn hold(
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let permits = Arc::clone(&permits);
-        let report_tx = report_tx.clone();
-        let mut finish_rx = finish_rx.clone();
-        let target = Arc::clone(&target);
-        tasks.push(tokio::spawn(async move {
-            let connected = async {
-                let _permit = permits.acquire().await?;
-                let mut ws = client::connect(&target).await?;
-                let kind = client::next_type(&mut ws).await?;
-                anyhow::Ok((ws, kind))
-            };
-            let (mut ws, kind) = match connected.await {
-                Ok(connected) => connected,
-                Err(error) => {
-                    let _ = report_tx.send(Report::Failed(format!("{error:#}")));
-                    return;
-                }
-            };
-            let held = kind == "warming";
-            let _ = report_tx.send(Report::Connected(kind));
-            if expect_release && held {
-                match client::until_type(&mut ws, "ready").await {
-                    Ok(()) => {
-                        let _ = report_tx.send(Report::Released(Instant::now()));
-                    }
-                    Err(error) => {
-                        let _ = report_tx.send(Report::Failed(format!("{error:#}")));
-                        return;
-                    }
-                }
-            }
-            let _ = finish_rx.wait_for(|finish| *finish).await;
-            let _ = ws.close(None).await;
-        }));
+        tasks.push(tokio::spawn(held_client(
+            Arc::clone(&target),
+            Arc::clone(&permits),
+            report_tx.clone(),
+            finish_rx.clone(),
+            expect_release,
+            transparent,
+        )));
     }
     drop(report_tx);
 
@@ -312,9 +387,9 @@ async fn hold(
     let mut errors = Vec::new();
     while connected + errors.len() < clients {
         match report_rx.recv().await {
-            Some(Report::Connected(kind)) => {
+            Some(Report::Connected { held: is_held }) => {
                 connected += 1;
-                held += usize::from(kind == "warming");
+                held += usize::from(is_held);
             }
             Some(Report::Failed(error)) => errors.push(error),
             Some(Report::Released(_)) => bail!("a client was released before the flip"),
@@ -322,7 +397,7 @@ async fn hold(
         }
     }
     let connect_wall = started.elapsed();
-    let rss_loaded = pid.map(stats::rss_kib).transpose()?;
+    let rss_loaded = rss_sum_kib(&pids)?;
 
     let mut release = json!(null);
     if let Some(flip) = flip {
@@ -351,9 +426,14 @@ async fn hold(
         while samples.len() + errors.len() < connected {
             tokio::select! {
                 report = report_rx.recv() => match report {
+                    // A transparent client admitted before the flip shows
+                    // only here, by a frame that came first.
+                    Some(Report::Released(at)) if at < flipped_at => {
+                        bail!("a client got its first frame before the flip; the gate should hold it")
+                    }
                     Some(Report::Released(at)) => samples.push(at - flipped_at),
                     Some(Report::Failed(error)) => errors.push(error),
-                    Some(Report::Connected(_)) => {}
+                    Some(Report::Connected { .. }) => {}
                     None => break,
                 },
                 () = &mut deadline => break,

@@ -149,6 +149,25 @@ impl Row {
         }
     }
 
+    /// A target on warmgate's figure: at most the comparison's plus
+    /// `margin` (in `unit`).
+    pub(crate) fn within(
+        number: &str,
+        scenario: &str,
+        figure: &str,
+        warmgate: f64,
+        (name, comparison): (&str, f64),
+        (margin, unit): (f64, &str),
+    ) -> Row {
+        Row {
+            comparison: Some((name.to_owned(), comparison)),
+            ratio: Some(warmgate / comparison),
+            target: format!("≤ {name} + {margin} {unit}"),
+            met: Some(warmgate <= comparison + margin),
+            ..Row::new(number, scenario, figure, warmgate)
+        }
+    }
+
     pub(crate) fn with_note(mut self, note: &str) -> Row {
         self.note = note.to_owned();
         self
@@ -247,6 +266,7 @@ pub(crate) fn markdown(
     machine: &Value,
     date: &str,
     sizes: &str,
+    (nginx, nginx_workers): (&str, usize),
     findings: &str,
 ) -> String {
     let unmet: Vec<String> = rows
@@ -294,6 +314,24 @@ Run: {sizes}.
   axum 0.8 with `TCP_NODELAY` and a backlog of 4096: on connect it sends
   `{{\"type\":\"ready\"}}`, then echoes; its `/readyz` is a static handler.
   It is the floor.
+- The **proxy scenarios** (P1 to P4) put warmgate in proxy mode
+  (`[upstream]`, with `/ws` and `/echo` routed to it and the default
+  `max_concurrent_dials`, 256) or nginx in front of the same upstream, a
+  fresh `warmgate-reference` for every measurement: its `/ws` sends
+  `{{\"type\":\"ready\"}}` on connect (the first upstream frame), then
+  echoes, and its `/echo` only echoes. The clients do not offer
+  `warmgate.v1`, so warmgate holds them transparently and shows them only
+  the upstream's frames. The upstream alone, without a proxy, is the floor.
+- **nginx** ({nginx}, Debian's package) runs as a foreground process
+  (`daemon off`) with a generated config, as the usual WebSocket reverse
+  proxy: `proxy_http_version 1.1`, `Upgrade` passed on and `Connection
+  \"upgrade\"`, `Host`, `X-Forwarded-For` and `X-Forwarded-Proto` set (as
+  warmgate sets them), `proxy_read_timeout` and `proxy_send_timeout` 3600 s,
+  `tcp_nodelay on`, `access_log off`, `worker_connections 20000`, a listen
+  backlog of 4096 (warmgate's) and its error log to a file. It has
+  `worker_processes {nginx_workers}`, one per core, because warmgate's
+  runtime has one worker thread per core: both can use the whole machine
+  and no more. Its memory is the sum over the master and its workers.
 - The **old design's replica** (`warmgate-old-design`) validates readiness
   inside each handshake: it polls the startup phase every 100 ms, then
   checks the dependency groups in sequence (three TCP dependencies on
@@ -328,6 +366,24 @@ Run: {sizes}.
      `Authorization: Bearer` with an ES256 token (one token, signed before
      the first connect), verified against a JWKS from
      `warmgate-jwks-server`, issuer and audience checked.
+
+- Proxy scenarios:
+  - P1: scenario 1 through each proxy, and direct: sequential connects to
+    `/ws` (after 50 not counted), time from the start of the TCP connect
+    to the upstream's `ready` frame;
+  - P2: scenario 7 through each proxy, and direct, on `/echo`;
+  - P3: a signal check holds the clients (transparent: they get no frame);
+    once every handshake has completed and 100 ms more have passed with no
+    frame at any client, the harness `POST`s the signal and times each
+    client's first upstream frame; the figure is the last one, with every
+    client's frame there and no errors. Each client is a socket to
+    warmgate and one from warmgate to the upstream, so the count is capped
+    by the descriptor limit (less a margin of 100, halved), which the row
+    then says. nginx has no gate, so there is no comparison;
+  - P4: the gate ready, the given number of proxied connections opened
+    (each has had its first upstream frame), the server's RSS minus its
+    RSS before, per connection: warmgate's process, and nginx's processes
+    summed.
 
 ## Findings
 

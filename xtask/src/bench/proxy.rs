@@ -1,0 +1,462 @@
+//! The proxy scenarios (P1 to P4): warmgate in proxy mode and nginx, each
+//! in front of the same upstream (a fresh `warmgate-reference` for every
+//! measurement, which sends `{"type":"ready"}` on connect and then echoes),
+//! and that upstream alone as the floor.
+//!
+//! The processes are started here; the nginx process and its config are
+//! `nginx`'s, the load generator and the medians are the parent module's.
+
+use std::net::SocketAddr;
+use std::process::Command;
+
+use super::nginx::Nginx;
+use super::report::Row;
+use super::{Bench, HOLDING_GATE, READY_CONFIG, Subject};
+use crate::server::{Server, release_program, wait_until_ready};
+
+/// A plan that holds every client until the signal `app` is set.
+const HELD_PLAN: &str = r#"[[phase]]
+name = "services"
+
+[[phase.check]]
+name = "app"
+kind = "signal"
+"#;
+
+/// Descriptors warmgate keeps besides its clients' (listeners, the
+/// runtime's, the log), with room to spare: it has about 15.
+const DESCRIPTOR_MARGIN: usize = 100;
+
+/// warmgate's config in proxy mode: `/ws` and `/echo` both go to
+/// `upstream`, whose `/ws` greets and whose `/echo` only echoes.
+fn proxy_config(upstream: SocketAddr, gate: &str, plan: &str) -> String {
+    format!(
+        r#"{gate}
+[upstream]
+url = "ws://{upstream}"
+
+[[route]]
+path = "/ws"
+app = "upstream"
+
+[[route]]
+path = "/echo"
+app = "upstream"
+
+{plan}"#
+    )
+}
+
+/// What clients connect to: the upstream, and in front of it warmgate,
+/// nginx or nothing.
+struct Stack {
+    upstream: Server,
+    front: Front,
+}
+
+enum Front {
+    Warmgate(Server),
+    Nginx(Nginx),
+    /// The clients connect to the upstream itself.
+    Direct,
+}
+
+impl Stack {
+    /// The address clients connect to.
+    fn public(&self) -> SocketAddr {
+        match &self.front {
+            Front::Warmgate(server) => server.public,
+            Front::Nginx(nginx) => nginx.public,
+            Front::Direct => self.upstream.public,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.public())
+    }
+
+    /// The processes of what clients connect to, for their memory.
+    fn front_pids(&self) -> Vec<u32> {
+        match &self.front {
+            Front::Warmgate(server) => vec![server.pid()],
+            Front::Nginx(nginx) => nginx.pids(),
+            Front::Direct => vec![self.upstream.pid()],
+        }
+    }
+
+    fn signal_url(&self) -> anyhow::Result<String> {
+        match &self.front {
+            Front::Warmgate(server) => super::signal_url(server),
+            _ => anyhow::bail!("only warmgate has a signal to set"),
+        }
+    }
+
+    /// Stops the front, then the upstream.
+    fn stop(mut self) {
+        match &mut self.front {
+            Front::Warmgate(server) => {
+                let _ = server.stop();
+            }
+            Front::Nginx(nginx) => {
+                let _ = nginx.stop();
+            }
+            Front::Direct => {}
+        }
+        let _ = self.upstream.stop();
+    }
+}
+
+/// Whether the gate admits at once or holds every client until its signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gate {
+    Ready,
+    Held,
+}
+
+impl Bench {
+    // === processes ===
+
+    /// A fresh upstream, and `subject` in front of it.
+    fn stack(&self, subject: Subject, gate: Gate) -> anyhow::Result<Stack> {
+        let mut command = Command::new(release_program("warmgate-reference"));
+        command.arg("127.0.0.1:0");
+        let upstream = Server::spawn(command, "reference", &self.dir.join("upstream.log"))?;
+        wait_until_ready(upstream.public)?;
+        let front = match subject {
+            Subject::WarmgateProxy => {
+                let config = match gate {
+                    Gate::Ready => proxy_config(upstream.public, "", READY_CONFIG),
+                    Gate::Held => proxy_config(upstream.public, HOLDING_GATE, HELD_PLAN),
+                };
+                let name = match gate {
+                    Gate::Ready => "proxy",
+                    Gate::Held => "proxy-held",
+                };
+                let server = self.warmgate(name, &config)?;
+                if gate == Gate::Ready {
+                    wait_until_ready(server.public)?;
+                }
+                Front::Warmgate(server)
+            }
+            Subject::Nginx => Front::Nginx(Nginx::start(
+                &self.nginx.path,
+                &self.dir.join("nginx"),
+                upstream.public,
+                self.nginx.workers,
+            )?),
+            Subject::UpstreamDirect => Front::Direct,
+            other => anyhow::bail!("{} is not a proxy scenario's subject", other.name()),
+        };
+        Ok(Stack { upstream, front })
+    }
+
+    /// Runs the load generator against `stack` with the arguments `args`
+    /// makes from it, stops the stack (whatever the outcome), and keeps the
+    /// figures under `key`.
+    fn measure_stack(
+        &mut self,
+        key: &str,
+        subject: Subject,
+        stack: Stack,
+        args: impl FnOnce(&Stack) -> anyhow::Result<Vec<String>>,
+    ) -> anyhow::Result<()> {
+        let figures = args(&stack).and_then(|args| self.loadgen(&args));
+        stack.stop();
+        self.keep(key, subject, &figures?);
+        Ok(())
+    }
+
+    // === scenarios ===
+
+    /// P1: gate ready, sequential connects to the first upstream frame,
+    /// through warmgate, through nginx, and direct.
+    pub(super) fn proxy_connect(&mut self) -> anyhow::Result<Vec<Row>> {
+        let subjects = [
+            Subject::WarmgateProxy,
+            Subject::Nginx,
+            Subject::UpstreamDirect,
+        ];
+        let count = self.sizes.sequential_connects.to_string();
+        for round in 0..self.sizes.rounds {
+            for subject in Self::order(round, &subjects) {
+                let stack = self.stack(subject, Gate::Ready)?;
+                let count = count.clone();
+                self.measure_stack("proxy_connect", subject, stack, |stack| {
+                    Ok(vec![
+                        "connect-sequential".into(),
+                        "--url".into(),
+                        stack.url("/ws"),
+                        "--count".into(),
+                        count,
+                    ])
+                })?;
+            }
+        }
+        Ok(self.against_nginx_and_floor(
+            "P1",
+            "gate ready, proxied: TCP connect to the first upstream frame",
+            "proxy_connect",
+            "/connect_to_ready",
+            (1.0, 1.2),
+        ))
+    }
+
+    /// P2: echo round trips of 43 B on one proxied connection.
+    pub(super) fn proxy_echo(&mut self) -> anyhow::Result<Vec<Row>> {
+        let subjects = [
+            Subject::WarmgateProxy,
+            Subject::Nginx,
+            Subject::UpstreamDirect,
+        ];
+        let count = self.sizes.echo_round_trips.to_string();
+        for round in 0..self.sizes.rounds {
+            for subject in Self::order(round, &subjects) {
+                let stack = self.stack(subject, Gate::Ready)?;
+                let count = count.clone();
+                self.measure_stack("proxy_echo", subject, stack, |stack| {
+                    Ok(vec![
+                        "echo".into(),
+                        "--url".into(),
+                        stack.url("/echo"),
+                        "--count".into(),
+                        count,
+                    ])
+                })?;
+            }
+        }
+        Ok(self.against_nginx_and_floor(
+            "P2",
+            "echo round trip through the proxy, 43 B",
+            "proxy_echo",
+            "/round_trip",
+            (1.05, 1.2),
+        ))
+    }
+
+    /// The p50 and p99 rows of a scenario measured through warmgate,
+    /// through nginx (with `targets` on the ratios) and direct (reported).
+    fn against_nginx_and_floor(
+        &mut self,
+        number: &str,
+        scenario: &str,
+        key: &str,
+        pointer: &str,
+        (p50_target, p99_target): (f64, f64),
+    ) -> Vec<Row> {
+        let mut rows = Vec::new();
+        let mut floor_rows = Vec::new();
+        for (figure, target) in [("p50", p50_target), ("p99", p99_target)] {
+            let pointer = format!("{pointer}/{figure}_us");
+            let unit = format!("{figure}, µs");
+            let warmgate = self.median(key, Subject::WarmgateProxy, &pointer, figure);
+            let nginx = self.median(key, Subject::Nginx, &pointer, figure);
+            let direct = self.median(key, Subject::UpstreamDirect, &pointer, figure);
+            rows.push(Row::ratio(
+                number,
+                scenario,
+                &unit,
+                warmgate,
+                ("nginx", nginx),
+                target,
+            ));
+            floor_rows.push(
+                Row::compared(
+                    number,
+                    &format!("{scenario}: against the upstream direct, no proxy"),
+                    &unit,
+                    warmgate,
+                    ("upstream direct", direct),
+                )
+                .with_note(&format!(
+                    "nginx adds {}, warmgate {}",
+                    micros(nginx - direct),
+                    micros(warmgate - direct)
+                )),
+            );
+        }
+        rows.extend(floor_rows);
+        rows
+    }
+
+    /// P3: held clients (transparent) released into the upstream by a
+    /// signal; the flip to the last client's first upstream frame.
+    pub(super) fn proxy_release(&mut self) -> anyhow::Result<Vec<Row>> {
+        let clients = proxy_held_clients(self.sizes.proxy_held_clients);
+        for _ in 0..self.sizes.rounds {
+            let stack = self.stack(Subject::WarmgateProxy, Gate::Held)?;
+            self.measure_stack("proxy_release", Subject::WarmgateProxy, stack, |stack| {
+                let mut args = vec![
+                    "hold".into(),
+                    "--url".into(),
+                    stack.url("/ws"),
+                    "--clients".into(),
+                    clients.to_string(),
+                    "--transparent".into(),
+                    "--flip-post".into(),
+                    stack.signal_url()?,
+                    // A client admitted by mistake gets its frame within a
+                    // millisecond; this lets it show before the flip.
+                    "--settle-ms".into(),
+                    "100".into(),
+                ];
+                for pid in stack.front_pids() {
+                    args.extend(["--pid".into(), pid.to_string()]);
+                }
+                Ok(args)
+            })?;
+        }
+        let last_ms = self.median(
+            "proxy_release",
+            Subject::WarmgateProxy,
+            "/release/flip_to_ready/max_us",
+            "last_frame_us",
+        ) / 1e3;
+        let p50_ms = self.median(
+            "proxy_release",
+            Subject::WarmgateProxy,
+            "/release/flip_to_ready/p50_us",
+            "p50_frame_us",
+        ) / 1e3;
+        let released = self.median(
+            "proxy_release",
+            Subject::WarmgateProxy,
+            "/release/released",
+            "released",
+        );
+        let errors = self.median("proxy_release", Subject::WarmgateProxy, "/errors", "errors");
+        let all = clients as f64;
+        let mut note = format!(
+            "{released:.0} of {all:.0} got it, {errors:.0} errors; p50 {}",
+            number_ms(p50_ms)
+        );
+        if clients < self.sizes.proxy_held_clients {
+            note.push_str(&format!(
+                "; {} asked, capped by the descriptor limit at two sockets a client",
+                self.sizes.proxy_held_clients
+            ));
+        }
+        Ok(vec![
+            Row::bound(
+                "P3",
+                &format!(
+                    "proxy release: {clients} held clients (transparent), signal flip to the last first upstream frame"
+                ),
+                "ms",
+                last_ms,
+                2000.0,
+            )
+            .with_note(&note)
+            .met_only_if(released == all && errors == 0.0),
+        ])
+    }
+
+    /// P4: memory per open proxied connection, warmgate's process against
+    /// nginx's master and workers summed.
+    pub(super) fn proxy_memory(&mut self) -> anyhow::Result<Vec<Row>> {
+        let connections = self.sizes.proxy_connections.to_string();
+        for round in 0..self.sizes.rounds {
+            for subject in Self::order(round, &[Subject::WarmgateProxy, Subject::Nginx]) {
+                let stack = self.stack(subject, Gate::Ready)?;
+                let connections = connections.clone();
+                self.measure_stack("proxy_memory", subject, stack, |stack| {
+                    let mut args = vec![
+                        "hold".into(),
+                        "--url".into(),
+                        stack.url("/ws"),
+                        "--clients".into(),
+                        connections,
+                    ];
+                    for pid in stack.front_pids() {
+                        args.extend(["--pid".into(), pid.to_string()]);
+                    }
+                    Ok(args)
+                })?;
+            }
+        }
+        let warmgate = self.median(
+            "proxy_memory",
+            Subject::WarmgateProxy,
+            "/rss_per_client_kib",
+            "rss_per_connection_kib",
+        );
+        let nginx = self.median(
+            "proxy_memory",
+            Subject::Nginx,
+            "/rss_per_client_kib",
+            "rss_per_connection_kib",
+        );
+        let errors = self.median("proxy_memory", Subject::WarmgateProxy, "/errors", "errors")
+            + self.median("proxy_memory", Subject::Nginx, "/errors", "errors");
+        Ok(vec![
+            Row::within(
+                "P4",
+                &format!(
+                    "memory with {} open proxied connections, per connection",
+                    self.sizes.proxy_connections
+                ),
+                "KiB",
+                warmgate,
+                ("nginx", nginx),
+                (8.0, "KiB"),
+            )
+            .met_only_if(errors == 0.0),
+        ])
+    }
+}
+
+/// `wanted`, or fewer when this process's descriptor limit (which the
+/// servers it starts inherit) cannot hold two sockets per client in
+/// warmgate: the client's and the upstream's.
+fn proxy_held_clients(wanted: usize) -> usize {
+    match descriptor_limit() {
+        Some(limit) => wanted.min(limit.saturating_sub(DESCRIPTOR_MARGIN) / 2),
+        None => wanted,
+    }
+}
+
+/// The soft limit on open files, from `/proc/self/limits`.
+fn descriptor_limit() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// A difference in microseconds, signed.
+fn micros(value: f64) -> String {
+    format!("{value:+.0} µs")
+}
+
+fn number_ms(value: f64) -> String {
+    format!("{value:.0} ms")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_config_routes_both_paths_upstream() {
+        let text = proxy_config("127.0.0.1:9000".parse().unwrap(), HOLDING_GATE, HELD_PLAN);
+        assert!(text.starts_with("[gate]"), "{text}");
+        assert!(
+            text.contains("[upstream]\nurl = \"ws://127.0.0.1:9000\"\n"),
+            "{text}"
+        );
+        for path in ["/ws", "/echo"] {
+            let route = format!("[[route]]\npath = \"{path}\"\napp = \"upstream\"\n");
+            assert!(text.contains(&route), "no route for {path} in:\n{text}");
+        }
+        assert!(text.ends_with(HELD_PLAN), "{text}");
+    }
+
+    #[test]
+    fn the_descriptor_limit_is_read() {
+        assert!(descriptor_limit().is_some_and(|limit| limit > 0));
+    }
+}
