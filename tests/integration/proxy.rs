@@ -243,7 +243,14 @@ async fn a_backend_killed_mid_session_closes_the_client_with_1011() {
 async fn a_client_close_code_reaches_the_backend_and_the_connection_is_released() {
     let backend = serving_backend().await;
     let mut tap = WireTap::start(backend.addr()).await;
-    let gateway = ready_gateway(&tap.url(), "", "").await;
+    // The connection's closing line is at debug when nothing was lost.
+    let gateway = Gateway::builder()
+        .config(gated_on_signal(&tap.url(), "", ""))
+        .env("RUST_LOG", "info,warmgate_gate::connection=debug")
+        .spawn()
+        .await;
+    gateway.set_signal("app", true).await;
+    gateway.until_ready().await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "ready");
     client.send(Message::text("hello")).await;

@@ -178,10 +178,21 @@ pub trait Session: Send + 'static {
     }
 
     /// A line for the connection's log at its end, such as how many
-    /// messages never reached a backend; `None` for nothing to say.
-    fn summary(&self) -> Option<String> {
+    /// messages were relayed; `None` for nothing to say.
+    fn summary(&self) -> Option<Summary> {
         None
     }
+}
+
+/// What a session says about itself at the connection's end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The line, such as "relayed 3 messages to the backend and 5 to the
+    /// client".
+    pub text: String,
+    /// True when an operator should see it (logged at info; else debug):
+    /// something was lost, such as messages a backend never got.
+    pub notable: bool,
 }
 
 /// Where a session's replies to one client message go: the client's

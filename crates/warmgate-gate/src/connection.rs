@@ -51,7 +51,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use warmgate_auth::Identity;
 use warmgate_http::{LogSampler, REFUSAL_LOG_WINDOW};
 
-use crate::app::{Application, Replies, Session};
+use crate::app::{AdmitError, Application, Replies, Session, Summary};
 use crate::frames::Incoming;
 use crate::hold::{Hold, HoldAction};
 use crate::measure::ConnectionMeter;
@@ -125,6 +125,10 @@ pub(crate) struct Chosen {
     pub(crate) identity: Option<Identity>,
     pub(crate) speaks_warmgate: bool,
     pub(crate) session: Box<dyn Session>,
+    /// How the session's start ended, when it was started during the
+    /// upgrade (a ready gate: the backend is dialed while the 101 goes
+    /// out).
+    pub(crate) started: Option<Result<(), AdmitError>>,
 }
 
 struct Connection {
@@ -192,6 +196,7 @@ pub(crate) async fn run(
         identity,
         speaks_warmgate,
         mut session,
+        started,
     } = chosen;
     let rate_limit = route.app.limits_messages().then(|| {
         MessageRateLimit::new(
@@ -221,13 +226,28 @@ pub(crate) async fn run(
     };
     let ended = match open {
         Some(_open) => {
-            let ended = connection.serve(session.as_mut()).await;
+            let ended = connection.serve(session.as_mut(), started).await;
             // The application hears how the connection ended (a backend
             // gets the close), within the closing handshake's bound.
             let code = ended.close_code.unwrap_or(CLOSE_GOING_AWAY);
             let _ = tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, session.close(code, "")).await;
-            if let Some(summary) = session.summary() {
-                tracing::info!(summary, "connection's application ended");
+            // Debug: one line per connection would cost every connection a
+            // log write; a session with something to report (messages a
+            // backend never got) says so at info.
+            match session.summary() {
+                Some(Summary {
+                    text,
+                    notable: true,
+                }) => {
+                    tracing::info!(summary = %text, "connection's application ended");
+                }
+                Some(Summary {
+                    text,
+                    notable: false,
+                }) => {
+                    tracing::debug!(summary = %text, "connection's application ended");
+                }
+                None => {}
             }
             ended
         }
@@ -269,7 +289,11 @@ impl Connection {
         tracing::debug!(outcome, close_code = ended.close_code, "websocket closed");
     }
 
-    async fn serve(&mut self, session: &mut dyn Session) -> Ended {
+    async fn serve(
+        &mut self,
+        session: &mut dyn Session,
+        started: Option<Result<(), AdmitError>>,
+    ) -> Ended {
         let mut snapshot_rx = self.gate.handle.subscribe();
         let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
         tracing::Span::current().record("state_at_connect", snapshot.state.as_str());
@@ -299,7 +323,7 @@ impl Connection {
             tracing::Span::none()
         };
         let buffered = match self
-            .hold(session, rules, first, held, &mut snapshot_rx)
+            .hold(session, started, rules, first, held, &mut snapshot_rx)
             .instrument(hold_span)
             .await
         {

@@ -42,6 +42,7 @@ mod upgrade;
 
 pub use self::app::{
     AdmitError, Application, BoxFuture, Client, Message, Outgoing, Replies, Selection, Session,
+    Summary,
 };
 pub use self::echo::Echo;
 pub use self::handler::{AdmittedSocket, CHANNEL_CAPACITY, Handler, handler};

@@ -275,16 +275,36 @@ async fn upgrade(gate: &Gate, route: Arc<Route>, mut request: Request) -> Respon
         .as_deref()
         .and_then(|protocol| HeaderValue::from_str(protocol).ok())
         .or_else(|| offers_warmgate.then_some(HeaderValue::from_static(SUBPROTOCOL)));
-    let chosen = Chosen {
+    let mut chosen = Chosen {
         id,
         identity,
         speaks_warmgate: selection.speaks_warmgate,
         session,
+        started: None,
     };
+    // A ready gate starts the application (dials the backend) while the
+    // 101 goes out, rather than after: the client's first frame comes one
+    // dial sooner.
+    let start_now = open.is_some()
+        && gate
+            .inner
+            .handle
+            .with_current(|snapshot| snapshot.state.admits_traffic());
     let task = async move {
-        match upgrade_future.await {
+        let upgraded = if start_now {
+            let (upgraded, started) = tokio::join!(upgrade_future, chosen.session.admit());
+            chosen.started = Some(started);
+            upgraded
+        } else {
+            upgrade_future.await
+        };
+        match upgraded {
             Ok(ws) => connection::run(ws, inner, route, chosen, upgraded_at, open).await,
             Err(error) => {
+                if matches!(chosen.started, Some(Ok(()))) {
+                    // The backend was dialed for a client that left.
+                    chosen.session.close(1001, "client left").await;
+                }
                 tracing::Span::current().record("outcome", "left_during_upgrade");
                 crate::measure::left_during_upgrade();
                 tracing::debug!(%error, "client left during the upgrade");

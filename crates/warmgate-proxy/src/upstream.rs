@@ -37,7 +37,7 @@ use warmgate_config::UpstreamConfig;
 use warmgate_gate::protocol::UnavailableReason;
 use warmgate_gate::{
     AdmitError, Application, BoxFuture, Client, ClientGone, Incoming, Message, Outgoing, Peer,
-    Replies, Selection, Session,
+    Replies, Selection, Session, Summary,
 };
 
 use crate::forward;
@@ -83,8 +83,45 @@ pub struct Upstream {
     inner: Arc<UpstreamInner>,
 }
 
+/// The relay's counters, looked up once: a message relayed costs an
+/// atomic add, not a registry look-up.
+#[derive(Debug)]
+struct Relayed {
+    messages: [metrics::Counter; 2],
+    bytes: [metrics::Counter; 2],
+}
+
+impl Relayed {
+    /// `[client to backend, backend to client]`, as in `n_relayed`.
+    const DIRECTIONS: [&'static str; 2] = ["upstream", "downstream"];
+
+    fn new() -> Relayed {
+        Relayed {
+            messages: Self::DIRECTIONS.map(
+                |direction| metrics::counter!(UPSTREAM_MESSAGES_TOTAL, "direction" => direction),
+            ),
+            bytes: Self::DIRECTIONS
+                .map(|direction| metrics::counter!(UPSTREAM_BYTES_TOTAL, "direction" => direction)),
+        }
+    }
+
+    /// Every series at zero from the start.
+    fn registered(self) -> Relayed {
+        for counter in self.messages.iter().chain(&self.bytes) {
+            counter.increment(0);
+        }
+        self
+    }
+
+    fn count(&self, direction: usize, len: u64) {
+        self.messages[direction].increment(1);
+        self.bytes[direction].increment(len);
+    }
+}
+
 #[derive(Debug)]
 struct UpstreamInner {
+    relayed: Relayed,
     dialer: Dialer,
     subprotocols: Vec<String>,
     identity_header: HeaderName,
@@ -120,6 +157,7 @@ impl Upstream {
         describe_metrics();
         Ok(Upstream {
             inner: Arc::new(UpstreamInner {
+                relayed: Relayed::new().registered(),
                 dialer: Dialer::new(config)?,
                 subprotocols: config.subprotocols.clone(),
                 identity_header,
@@ -397,8 +435,7 @@ impl Session for UpstreamSession {
         };
         if sent {
             self.n_relayed[0] += 1;
-            metrics::counter!(UPSTREAM_MESSAGES_TOTAL, "direction" => "upstream").increment(1);
-            metrics::counter!(UPSTREAM_BYTES_TOTAL, "direction" => "upstream").increment(len);
+            self.inner.relayed.count(0, len);
         } else {
             // The backend is gone: the next poll tells the client.
             self.undelivered(1);
@@ -463,9 +500,7 @@ impl Session for UpstreamSession {
                 }
             };
             self.n_relayed[1] += 1;
-            metrics::counter!(UPSTREAM_MESSAGES_TOTAL, "direction" => "downstream").increment(1);
-            metrics::counter!(UPSTREAM_BYTES_TOTAL, "direction" => "downstream")
-                .increment(message.len() as u64);
+            self.inner.relayed.count(1, message.len() as u64);
             return Poll::Ready(Outgoing::Message(message));
         }
     }
@@ -515,20 +550,23 @@ impl Session for UpstreamSession {
         })
     }
 
-    fn summary(&self) -> Option<String> {
+    fn summary(&self) -> Option<Summary> {
         let [to_backend, to_client] = self.n_relayed;
         if matches!(self.state, State::Idle) && to_backend == 0 {
             return None;
         }
-        let mut summary =
+        let mut text =
             format!("relayed {to_backend} messages to the backend and {to_client} to the client");
         if self.undelivered > 0 {
-            summary.push_str(&format!(
+            text.push_str(&format!(
                 "; {} client messages never reached the backend",
                 self.undelivered
             ));
         }
-        Some(summary)
+        Some(Summary {
+            text,
+            notable: self.undelivered > 0,
+        })
     }
 }
 
@@ -555,10 +593,6 @@ fn describe_metrics() {
         UPSTREAM_FAILURES_TOTAL,
         "proxied WebSocket connections whose backend side failed, by reason"
     );
-    for direction in ["upstream", "downstream"] {
-        metrics::counter!(UPSTREAM_MESSAGES_TOTAL, "direction" => direction).increment(0);
-        metrics::counter!(UPSTREAM_BYTES_TOTAL, "direction" => direction).increment(0);
-    }
     metrics::gauge!(UPSTREAM_CONNECTIONS).increment(0.0);
     metrics::counter!(UPSTREAM_UNDELIVERED_TOTAL).increment(0);
     for reason in ["lost", "protocol_error", "no_dial_slot"] {

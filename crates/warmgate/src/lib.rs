@@ -68,7 +68,14 @@ pub fn main() -> ExitCode {
                     }
                 }
             };
-            let result = runtime.block_on(serve::run(config));
+            // On a worker thread, not on this one: `block_on` would run the
+            // accept loops here, and every new connection would cost two
+            // thread wake-ups before its request is read.
+            let result = runtime.block_on(async {
+                tokio::spawn(serve::run(config))
+                    .await
+                    .unwrap_or_else(|error| Err(anyhow::anyhow!("the server task ended: {error}")))
+            });
             // The drain is over; the last spans go out before the exit.
             telemetry.shutdown();
             match result {

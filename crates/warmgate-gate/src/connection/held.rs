@@ -30,31 +30,42 @@ impl Connection {
     pub(super) async fn hold(
         &mut self,
         session: &mut dyn Session,
+        mut prestarted: Option<Result<(), AdmitError>>,
         mut rules: Hold,
         first: HoldAction,
         held: Option<HeldGuard>,
         snapshot_rx: &mut SnapshotRx,
     ) -> Result<Vec<Message>, Ended> {
         // The rules start the application at most once; the session is
-        // lent to that start, which holds it until it ends.
+        // lent to that start, which holds it until it ends. One started
+        // during the upgrade (`prestarted`) is not started again.
         let mut to_start = Some(session);
         let mut starting = None;
         let mut action = first;
         if action == HoldAction::Start {
-            if let Some(session) = to_start.take() {
-                let mut start = session.admit();
-                // The usual case of a ready gate: an application that is
-                // ready at once admits the client without timers or a loop.
-                match (&mut start).now_or_never() {
-                    Some(Ok(())) => return Ok(Vec::new()),
-                    Some(Err(error)) => {
-                        action = rules.step(HoldEvent::Started(Err(self.start_failed(&error))))
-                    }
-                    None => {
-                        starting = Some(start);
-                        action = HoldAction::Wait;
+            let started = match prestarted.take() {
+                Some(started) => Some(started),
+                None => {
+                    let session = to_start.take();
+                    let mut start = session.map(|session| session.admit());
+                    // The usual case of a ready gate: an application that
+                    // is ready at once admits the client without timers or
+                    // a loop.
+                    match start.as_mut().and_then(|start| start.now_or_never()) {
+                        Some(started) => Some(started),
+                        None => {
+                            starting = start;
+                            None
+                        }
                     }
                 }
+            };
+            match started {
+                Some(Ok(())) => return Ok(Vec::new()),
+                Some(Err(error)) => {
+                    action = rules.step(HoldEvent::Started(Err(self.start_failed(&error))));
+                }
+                None => action = HoldAction::Wait,
             }
         }
         if held.is_some() {
@@ -95,6 +106,11 @@ impl Connection {
                     }
                 }
                 HoldAction::Start => {
+                    if let Some(started) = prestarted.take() {
+                        let started = started.map_err(|error| self.start_failed(&error));
+                        action = rules.step(HoldEvent::Started(started));
+                        continue;
+                    }
                     if let Some(session) = to_start.take() {
                         let mut start = session.admit();
                         // An application that is ready at once (the chat,
