@@ -5,7 +5,8 @@
 //! - `cargo xtask backend [--port N] [--startup-delay S] [--install-only]`:
 //!   the stand-in upstream (`tests/backend/app.py`, FastAPI on uvicorn) in
 //!   its own virtualenv, in the foreground.
-//! - `cargo xtask bench [--quick]`: the benchmarks, against the floor.
+//! - `cargo xtask bench [--quick]`: the benchmarks, against the floor and,
+//!   for proxy mode, against nginx.
 //! - `cargo xtask chaos`: faults injected into a real system under chat
 //!   load; `docs/reliability.md`.
 //! - `cargo xtask soak [--minutes M]`: memory and descriptors flat under
@@ -60,8 +61,9 @@ commands:
                tests/backend/requirements.txt when missing or changed, then run in
                the foreground on 127.0.0.1 [--port N (default 8000)]
                [--startup-delay S (default 2)] [--install-only]
-  bench        build in release and measure warmgate against bare fastwebsockets
-               and a replica of the old design; writes target/bench/results.json
+  bench        build in release and measure warmgate against bare fastwebsockets,
+               a replica of the old design and (proxy mode) nginx as a WebSocket
+               reverse proxy; writes target/bench/results.json
                and regenerates docs/benchmarks.md [--quick: small, one round,
                report in target/bench only]
   chaos        PostgreSQL, Redis, an auth service and a release build under chat
