@@ -409,6 +409,33 @@ async fn a_bearer_entry_beside_the_backends_subprotocol_is_accepted_and_never_go
     );
 }
 
+#[tokio::test]
+async fn a_prefix_route_relays_every_path_under_it_and_an_unrouted_upgrade_gets_404() {
+    let backend = serving_backend().await;
+    let config = format!(
+        "{}\n[[route]]\npath = \"/ws/*\"\napp = \"upstream\"\n",
+        gated_on_signal(&backend.ws_url(""), "", "http = true")
+    );
+    let gateway = Gateway::builder().config(config).spawn().await;
+    gateway.set_signal("app", true).await;
+    gateway.until_ready().await;
+
+    let mut client = gateway.ws("/ws/rooms/7?x=1").await;
+    assert_eq!(client.next_json().await["type"], "ready");
+    client.send_json(json!({"op": "headers"})).await;
+    let seen = client.next_json().await;
+    assert_eq!(seen["path"], "/ws/rooms/7", "{seen:#}");
+    assert_eq!(seen["query"], "x=1", "{seen:#}");
+
+    // No route serves `/chat`: the HTTP proxy would strip the upgrade, so
+    // the gate answers 404 itself and the backend never sees it.
+    match gateway.try_ws("/chat", &[], &[]).await {
+        Err((status, _)) => assert_eq!(status, 404),
+        Ok(_) => panic!("an unrouted upgrade was accepted"),
+    }
+    assert!(!backend.log().contains("/chat"), "{}", backend.log());
+}
+
 // === plain HTTP ===
 
 #[tokio::test]

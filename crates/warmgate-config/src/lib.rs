@@ -31,10 +31,10 @@ pub use self::auth::{
 pub use self::edge::{ClientsConfig, RoutesConfig};
 pub use self::error::{ConfigError, Location};
 pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};
-pub use self::upstream::{AppKind, RESERVED_PATHS, UpstreamConfig, WebSocketRoute};
 pub use self::telemetry::{
     LogFormat, OtlpProtocol, SamplerError, TelemetryConfig, TraceSampler, parse_otlp_endpoint,
 };
+pub use self::upstream::{AppKind, RESERVED_PATHS, UpstreamConfig, WebSocketRoute};
 
 /// The secret types live in their own crate, so that the probes and the
 /// authenticator can hold them without the config.

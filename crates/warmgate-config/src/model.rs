@@ -17,8 +17,7 @@ use crate::error::Origin;
 use crate::values::ProbeKind;
 use crate::{
     AuthConfig, ClientsConfig, ConfigError, RoutesConfig, SecretText, SecretUrl, TelemetryConfig,
-    UpstreamConfig,
-    raw, validate,
+    UpstreamConfig, raw, validate,
 };
 
 /// The whole config file, with every default filled in.

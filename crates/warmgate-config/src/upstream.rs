@@ -8,12 +8,13 @@
 //! http = true                   # other plain HTTP requests are proxied too
 //!
 //! [[route]]
-//! path = "/ws"
+//! path = "/ws/*"                # `/ws/` and every path under it
 //! app = "upstream"
 //! ```
 //!
 //! Without `[[route]]` the routes are the demo's: `/ws` (chat) and `/echo`
-//! (echo), each unless `[routes]` turns it off. Single values (a URL, a
+//! (echo), each unless `[routes]` turns it off; or, with `[upstream]`,
+//! `/ws` to the backend alone. Single values (a URL, a
 //! path, a subprotocol) are checked while deserializing, in `values`; the
 //! rules across keys (an `upstream` route needs `[upstream]`, paths are
 //! unique and clear of the gate's own routes) are here.
@@ -57,13 +58,26 @@ impl AppKind {
 /// One WebSocket route of the public listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebSocketRoute {
-    /// The exact request path, such as `/ws`: starts with `/`, has no query.
+    /// The request path, such as `/ws`: starts with `/`, has no query.
+    /// Ending in `/*` (`/ws/*`), the route serves that prefix and every
+    /// path under it (`/ws/`, `/ws/rooms/7`); otherwise the exact path.
     pub path: String,
     /// What an admitted client on this path talks to.
     pub app: AppKind,
 }
 
 impl WebSocketRoute {
+    /// The marker of a prefix route: a path ending in it serves every
+    /// path under the prefix.
+    pub const PREFIX_MARKER: &'static str = "/*";
+
+    /// For a prefix route (`/ws/*`), the prefix with its slash (`/ws/`).
+    pub fn prefix(&self) -> Option<&str> {
+        self.path
+            .strip_suffix('*')
+            .filter(|_| self.path.ends_with(Self::PREFIX_MARKER))
+    }
+
     /// The routes without `[[route]]`: `/ws` (chat) and `/echo` (echo).
     pub fn demo(chat: bool, echo: bool) -> Vec<WebSocketRoute> {
         let mut routes = Vec::new();
@@ -198,7 +212,7 @@ pub(crate) fn websocket_routes(
     upstream: Option<&UpstreamConfig>,
     origin: &Origin<'_>,
 ) -> Result<Vec<WebSocketRoute>, ConfigError> {
-    if raw.is_empty() {
+    if raw.is_empty() && upstream.is_none() {
         let flag =
             |value: &Option<Spanned<bool>>| value.as_ref().is_none_or(|value| *value.get_ref());
         return Ok(WebSocketRoute::demo(
@@ -206,14 +220,21 @@ pub(crate) fn websocket_routes(
             flag(&raw_routes.echo),
         ));
     }
+    let why = if raw.is_empty() {
+        "with `[upstream]` and no `[[route]]`, `/ws` goes to the backend and the demo routes are off: expected this key removed, and any other route listed as a `[[route]]`"
+    } else {
+        "`[[route]]` lists the WebSocket routes when it is present: expected this key removed, and the route listed (or left out) as a `[[route]]`"
+    };
     for (key, value) in [("chat", &raw_routes.chat), ("echo", &raw_routes.echo)] {
         if let Some(value) = value {
-            return Err(origin.invalid(
-                &format!("routes.{key}"),
-                "`[[route]]` lists the WebSocket routes when it is present: expected this key removed, and the route listed (or left out) as a `[[route]]`",
-                Some(value.span()),
-            ));
+            return Err(origin.invalid(&format!("routes.{key}"), why, Some(value.span())));
         }
+    }
+    if raw.is_empty() {
+        return Ok(vec![WebSocketRoute {
+            path: "/ws".to_owned(),
+            app: AppKind::Upstream,
+        }]);
     }
     let mut routes: Vec<WebSocketRoute> = Vec::with_capacity(raw.len());
     for (index, route) in raw.into_iter().enumerate() {
@@ -235,11 +256,17 @@ pub(crate) fn websocket_routes(
             ));
         };
         let (path_span, path) = (path.span(), path.into_inner().0);
-        if RESERVED_PATHS.contains(&path.as_str()) {
+        let covers = |reserved: &&str| match path.strip_suffix('*') {
+            Some(prefix) if path.ends_with(WebSocketRoute::PREFIX_MARKER) => {
+                reserved.starts_with(prefix)
+            }
+            _ => *reserved == path,
+        };
+        if RESERVED_PATHS.iter().any(covers) {
             return Err(origin.invalid(
                 &key("path"),
                 &format!(
-                    "{path:?} is one of the gate's own routes ({}), expected another path such as \"/ws\"",
+                    "{path:?} takes one of the gate's own routes ({}), expected another path such as \"/ws\"",
                     RESERVED_PATHS.join(", ")
                 ),
                 Some(path_span),

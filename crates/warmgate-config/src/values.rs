@@ -767,16 +767,19 @@ pub(crate) struct RoutePath(pub(crate) String);
 
 impl<'de> Deserialize<'de> for RoutePath {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        const EXPECTED: &str = "a path such as \"/ws\"";
+        const EXPECTED: &str = "a path such as \"/ws\", or a prefix such as \"/ws/*\"";
         deserialize_text(deserializer, EXPECTED, |text| {
+            // A `*` only as the last segment, which makes a prefix route;
+            // `{` and `}` would be read as the router's captures.
+            let body = text.strip_suffix("/*").unwrap_or(text);
             let fine = text.starts_with('/')
-                && !text.contains(['?', '#'])
+                && !body.contains(['?', '#', '*', '{', '}'])
                 && text.chars().all(|c| c.is_ascii_graphic());
             if fine {
                 Ok(RoutePath(text.to_owned()))
             } else {
                 Err(format!(
-                    "invalid path {text:?} (a path starts with `/` and has no query, fragment or space), expected {EXPECTED}"
+                    "invalid path {text:?} (a path starts with `/` and has no query, fragment, space, braces, or `*` but as a last `/*`), expected {EXPECTED}"
                 ))
             }
         })

@@ -5,12 +5,12 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Version, header};
 use proptest::prelude::*;
+use warmgate_chat::protocol::{ClientMessage, MAX_ROOM_CHARS};
 use warmgate_fuzz_targets::request::FuzzRequest;
 use warmgate_fuzz_targets::{
     client_message, config_file, handshake, jwt_header, token_from_request,
 };
 use warmgate_gate::check_handshake;
-use warmgate_chat::protocol::{ClientMessage, MAX_ROOM_CHARS};
 
 fn config() -> ProptestConfig {
     ProptestConfig {

@@ -98,23 +98,35 @@ impl Gate {
         }
     }
 
-    /// A router serving WebSocket clients on `path` (an exact path such as
-    /// `/ws`) with `app`, to merge into a public router. It needs a server
-    /// that supports upgrades (hyper's `with_upgrades`, as
+    /// A router serving WebSocket clients on `path` with `app`, to merge
+    /// into a public router: an exact path such as `/ws`, or a prefix
+    /// ending in `/*` (`/ws/*` serves `/ws/` and every path under it). It
+    /// needs a server that supports upgrades (hyper's `with_upgrades`, as
     /// `warmgate_http::serve` and `axum::serve` do).
+    ///
+    /// # Panics
+    ///
+    /// Like `axum::Router::route`, for a path the router cannot take (one
+    /// with `{`, `}` or a `*` elsewhere), which a config from
+    /// `warmgate_config` never has.
     pub fn route(&self, path: &str, app: Arc<dyn Application>) -> Router {
         // Leaked once per route (see `Route::path`).
         let path: &'static str = Box::leak(path.to_owned().into_boxed_str());
         crate::measure::register_route(path);
         let route = Arc::new(Route { path, app });
         let gate = self.clone();
-        Router::new().route(
-            path,
-            any(move |request: Request| {
-                let (gate, route) = (gate.clone(), Arc::clone(&route));
-                async move { upgrade(&gate, route, request).await }
-            }),
-        )
+        let handler = any(move |request: Request| {
+            let (gate, route) = (gate.clone(), Arc::clone(&route));
+            async move { upgrade(&gate, route, request).await }
+        });
+        match path.strip_suffix("/*") {
+            // axum's catch-all needs at least one character, so the bare
+            // prefix is a route of its own.
+            Some(base) => Router::new()
+                .route(&format!("{base}/"), handler.clone())
+                .route(&format!("{base}/{{*rest}}"), handler),
+            None => Router::new().route(path, handler),
+        }
     }
 
     /// The live connection counts.

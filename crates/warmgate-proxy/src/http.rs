@@ -202,6 +202,21 @@ async fn proxy_request(State(proxy): State<HttpProxy>, request: Request) -> Resp
     proxy.inner.answer(request).await
 }
 
+/// True for a WebSocket upgrade request (RFC 6455 section 4.1): `Upgrade:
+/// websocket` with `Connection: upgrade`; an `Upgrade` that `Connection`
+/// does not name is an ordinary hop-by-hop header, dropped on the way.
+fn is_websocket_upgrade(headers: &http::HeaderMap) -> bool {
+    let lists = |name: http::header::HeaderName, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|listed| listed.trim().eq_ignore_ascii_case(token))
+    };
+    lists(http::header::UPGRADE, "websocket") && lists(http::header::CONNECTION, "upgrade")
+}
+
 /// How a request ended, for [`UPSTREAM_HTTP_REQUESTS_TOTAL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -284,6 +299,9 @@ impl Inner {
             "http.response.status_code" = Empty,
             "error.type" = Empty,
         );
+        if is_websocket_upgrade(request.headers()) {
+            return span.in_scope(|| self.not_a_websocket_route(request.uri().path()));
+        }
         let response = async {
             match self.admit().await {
                 Admission::Ready => self.forward(request).await,
@@ -294,6 +312,31 @@ impl Inner {
         .instrument(span.clone())
         .await;
         span.record("http.response.status_code", response.status().as_u16());
+        response
+    }
+
+    /// A WebSocket upgrade on a path no `[[route]]` serves: forwarded as
+    /// plain HTTP it would lose its `Upgrade` (a hop-by-hop header) and
+    /// reach the backend as a GET it answers 404 to, with nothing here to
+    /// say why. Answered 404 here instead, saying what to configure.
+    fn not_a_websocket_route(&self, path: &str) -> Response {
+        Outcome::ClientError.record(Some("websocket_route"));
+        match self
+            .unreachable_log
+            .admit("websocket_route", Instant::now())
+        {
+            Some(left_out) => tracing::info!(
+                path,
+                left_out,
+                "a WebSocket upgrade on a path no [[route]] serves was answered 404: to relay it to the backend, list the path (or a prefix such as \"/ws/*\") as a [[route]] with app = \"upstream\""
+            ),
+            None => tracing::debug!(path, "WebSocket upgrade on a path no [[route]] serves; 404"),
+        }
+        let response = text_response(
+            StatusCode::NOT_FOUND,
+            "not found: no WebSocket route at this path\n".to_owned(),
+        );
+        tracing::Span::current().record("http.response.status_code", response.status().as_u16());
         response
     }
 

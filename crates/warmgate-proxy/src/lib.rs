@@ -27,11 +27,11 @@ pub use self::dial::{
     DIALS_IN_FLIGHT, DialError, DialSlot, Dialer, UpstreamSocket,
 };
 pub use self::error::ProxyError;
-pub use self::upstream::{
-    UPSTREAM_BYTES_TOTAL, UPSTREAM_CONNECTIONS, UPSTREAM_FAILURES_TOTAL, UPSTREAM_MESSAGES_TOTAL,
-    UPSTREAM_UNDELIVERED_TOTAL, Upstream, client_close_code,
-};
 pub use self::http::{
     HttpProxy, HttpProxySettings, UPSTREAM_HTTP_REQUESTS_TOTAL, UPSTREAM_HTTP_WAIT_BUCKETS,
     UPSTREAM_HTTP_WAIT_SECONDS,
+};
+pub use self::upstream::{
+    UPSTREAM_BYTES_TOTAL, UPSTREAM_CONNECTIONS, UPSTREAM_FAILURES_TOTAL, UPSTREAM_MESSAGES_TOTAL,
+    UPSTREAM_UNDELIVERED_TOTAL, Upstream, client_close_code,
 };

@@ -366,6 +366,20 @@ impl UpstreamSession {
     }
 }
 
+/// `error` and each of its causes, as one line ("could not connect to the
+/// backend at ws://...: Connection refused (os error 111)"), so the log
+/// line an operator reads says what the system said.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        line.push_str(": ");
+        line.push_str(&next.to_string());
+        cause = next.source();
+    }
+    line
+}
+
 /// The close code the client gets for a backend close with `code` (RFC
 /// 6455 section 7.4.1: 1005, 1006 and 1015 never go on the wire).
 pub fn client_close_code(code: Option<u16>) -> u16 {
@@ -411,7 +425,7 @@ impl Session for UpstreamSession {
                 .await
                 .map_err(|error| AdmitError {
                     reason: UnavailableReason::UpstreamUnavailable,
-                    detail: error.to_string(),
+                    detail: with_causes(&error),
                 })?;
             let peer = Peer::new(
                 socket.socket,

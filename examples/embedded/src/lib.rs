@@ -12,6 +12,13 @@
 //! 3. The service sets `model_loaded` when its model is ready
 //!    (`ReadinessHandle::set_signal`), which releases every held client at
 //!    once.
+//! 4. The probes (`/livez`, `/readyz`, `/startupz`) for Kubernetes or Cloud
+//!    Run come from `warmgate_http::public_router`, on the same readiness.
+//! 5. On SIGTERM the service asks the engine to drain
+//!    (`ReadinessHandle::drain`): `/readyz` turns 503, held clients are
+//!    told `unavailable`, admitted ones `draining` and closed with 1001
+//!    after `drain_grace`; it exits once every WebSocket has closed
+//!    ([`Gate::counts`]).
 //!
 //! `src/main.rs` serves it; the test below drives it with a real client.
 
@@ -23,6 +30,7 @@ use warmgate_auth::Authenticator;
 use warmgate_core::{CheckSpec, PhaseSpec, Plan};
 use warmgate_engine::{EngineBuilder, EngineSettings, ReadinessHandle};
 use warmgate_gate::{AdmittedSocket, Gate, GateSettings, Message, handler};
+use warmgate_http::{PublicSettings, public_router};
 
 /// The signal the service sets once its model is loaded.
 pub const MODEL_LOADED: &str = "model_loaded";
@@ -46,10 +54,18 @@ pub fn start_engine() -> anyhow::Result<ReadinessHandle> {
         .spawn()?)
 }
 
-/// The service's routes: `/ws`, behind the gate.
-pub fn router(handle: ReadinessHandle) -> Router {
-    let gate = Gate::new(handle, GateSettings::default(), Authenticator::disabled());
-    gate.route("/ws", Arc::new(handler(assistant)))
+/// The service's routes: `/ws` behind the gate, and the probes; and the
+/// gate, whose connection counts tell when the drain is over.
+pub fn router(handle: ReadinessHandle) -> (Router, Gate) {
+    let gate = Gate::new(
+        handle.clone(),
+        GateSettings::default(),
+        Authenticator::disabled(),
+    );
+    let routes = gate
+        .route("/ws", Arc::new(handler(assistant)))
+        .merge(public_router(handle, &PublicSettings::default()));
+    (routes, gate)
 }
 
 /// The service's own WebSocket code: it sees only admitted clients, and

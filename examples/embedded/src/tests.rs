@@ -31,7 +31,8 @@ async fn a_client_is_held_until_the_model_loads_then_answered_by_the_handler() {
     let handle = start_engine().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(handle.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (routes, gate) = router(handle.clone());
+    let app = routes.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
@@ -54,4 +55,38 @@ async fn a_client_is_held_until_the_model_loads_then_answered_by_the_handler() {
     assert_eq!(next_text(&mut client).await, "you asked: sent while held");
     client.send(WsMessage::text("and now?")).await.unwrap();
     assert_eq!(next_text(&mut client).await, "you asked: and now?");
+
+    // The drain: the client is told, and counted until it closes.
+    handle.drain().unwrap();
+    let draining: serde_json::Value = serde_json::from_str(&next_text(&mut client).await).unwrap();
+    assert_eq!(draining["type"], "draining");
+    assert_eq!(gate.counts().open(), 1);
+}
+
+#[tokio::test]
+async fn the_probes_answer_from_the_same_readiness() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let handle = start_engine().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (routes, _gate) = router(handle.clone());
+    let app = routes.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let status = |addr: SocketAddr| async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /readyz HTTP/1.1\r\nhost: example\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        answer.split(' ').nth(1).unwrap().to_owned()
+    };
+    assert_eq!(status(addr).await, "503");
+    handle
+        .set_signal_applied(MODEL_LOADED, true, None, std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(status(addr).await, "200");
 }

@@ -78,6 +78,29 @@ fn proxy_mode_takes_a_url_and_a_route_and_turns_the_chat_page_off() {
 }
 
 #[test]
+fn upstream_without_routes_sends_ws_to_the_backend_in_three_lines() {
+    let config = parse("[upstream]\nurl = \"ws://127.0.0.1:9000\"\nhttp = true\n");
+    assert_eq!(
+        config.routes.websocket,
+        vec![WebSocketRoute {
+            path: "/ws".into(),
+            app: AppKind::Upstream
+        }]
+    );
+    assert!(!config.routes.chat_page);
+}
+
+#[test]
+fn a_path_ending_in_a_star_is_a_prefix_route() {
+    let config = parse(
+        "[upstream]\nurl = \"ws://127.0.0.1:9000\"\n\n[[route]]\npath = \"/ws/*\"\napp = \"upstream\"\n\n[[route]]\npath = \"/ws\"\napp = \"upstream\"\n",
+    );
+    let routes = &config.routes.websocket;
+    assert_eq!(routes[0].prefix(), Some("/ws/"));
+    assert_eq!(routes[1].prefix(), None);
+}
+
+#[test]
 fn every_upstream_key_is_read() {
     let config = parse(
         "[upstream]\nurl = \"wss://chat.internal\"\nhttp = true\nsubprotocols = [\"chat.v2\", \"chat.v1\"]\nmax_concurrent_dials = 8\ndial_timeout = \"750ms\"\nidentity_header = \"X-User\"\n\n[[route]]\npath = \"/chat\"\napp = \"upstream\"\n\n[[route]]\npath = \"/ws\"\napp = \"chat\"\n",
@@ -134,11 +157,23 @@ fn upstream_and_route_errors_name_the_key_value_and_expectation() {
         ),
         (
             "[[route]]\npath = \"ws\"\napp = \"echo\"\n",
-            "test.toml: route[0].path: invalid path \"ws\" (a path starts with `/` and has no query, fragment or space), expected a path such as \"/ws\"",
+            "test.toml: route[0].path: invalid path \"ws\" (a path starts with `/` and has no query, fragment, space, braces, or `*` but as a last `/*`), expected a path such as \"/ws\", or a prefix such as \"/ws/*\"",
+        ),
+        (
+            "[[route]]\npath = \"/ws/*/x\"\napp = \"echo\"\n",
+            "test.toml: route[0].path: invalid path \"/ws/*/x\" (a path starts with `/` and has no query, fragment, space, braces, or `*` but as a last `/*`), expected a path such as \"/ws\", or a prefix such as \"/ws/*\"",
+        ),
+        (
+            "[[route]]\npath = \"/*\"\napp = \"echo\"\n",
+            "test.toml: route[0].path: \"/*\" takes one of the gate's own routes (/, /livez, /readyz, /startupz, /readiness, /readiness/events), expected another path such as \"/ws\"",
+        ),
+        (
+            "[[route]]\npath = \"/readiness/*\"\napp = \"echo\"\n",
+            "test.toml: route[0].path: \"/readiness/*\" takes one of the gate's own routes (/, /livez, /readyz, /startupz, /readiness, /readiness/events), expected another path such as \"/ws\"",
         ),
         (
             "[[route]]\npath = \"/readyz\"\napp = \"echo\"\n",
-            "test.toml: route[0].path: \"/readyz\" is one of the gate's own routes (/, /livez, /readyz, /startupz, /readiness, /readiness/events), expected another path such as \"/ws\"",
+            "test.toml: route[0].path: \"/readyz\" takes one of the gate's own routes (/, /livez, /readyz, /startupz, /readiness, /readiness/events), expected another path such as \"/ws\"",
         ),
         (
             "[[route]]\npath = \"/e\"\napp = \"echo\"\n\n[[route]]\npath = \"/e\"\napp = \"chat\"\n",
@@ -147,6 +182,10 @@ fn upstream_and_route_errors_name_the_key_value_and_expectation() {
         (
             "[[route]]\napp = \"echo\"\n",
             "test.toml: route[0].path: missing key, expected the route's path such as `path = \"/ws\"`",
+        ),
+        (
+            "[upstream]\nurl = \"ws://127.0.0.1:9000\"\n\n[routes]\nchat = true\n",
+            "test.toml: routes.chat: with `[upstream]` and no `[[route]]`, `/ws` goes to the backend and the demo routes are off: expected this key removed, and any other route listed as a `[[route]]`",
         ),
         (
             "[routes]\necho = false\n\n[[route]]\npath = \"/e\"\napp = \"echo\"\n",

@@ -286,3 +286,31 @@ async fn a_transparent_client_loses_nothing_it_sends_while_its_application_start
         );
     }
 }
+
+#[tokio::test]
+async fn a_prefix_route_serves_the_prefix_and_every_path_under_it_and_nothing_else() {
+    use tower::ServiceExt as _;
+
+    let harness = harness().await;
+    let gate = Gate::new(
+        harness.handle.clone(),
+        GateSettings::default(),
+        Authenticator::disabled(),
+    );
+    let router = gate.route("/ws/*", Arc::new(crate::Echo));
+    for (path, status) in [
+        ("/ws/", 426),
+        ("/ws/rooms/7", 426),
+        ("/ws/a/b/c", 426),
+        ("/ws", 404),
+        ("/wsx", 404),
+    ] {
+        let request = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
+        // 426: the route's upgrade handler answered (the request is no
+        // upgrade); 404: no route.
+        assert_eq!(response.status().as_u16(), status, "{path}");
+    }
+}

@@ -625,3 +625,34 @@ async fn server_sent_events_arrive_event_by_event_through_the_listener() {
     drop(backend.events_tx);
     assert_eq!(response.chunk().await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn a_websocket_upgrade_on_a_path_no_route_serves_is_answered_404_here() {
+    let recorder = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    // Nothing listens on the backend's address: a request that reached it
+    // would be a 502, not a 404.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = listener.local_addr().unwrap();
+    drop(listener);
+    let handle = engine();
+    turn_ready(&handle).await;
+    let router = proxy(closed, &handle);
+    let mut upgrade = request(Method::GET, "/ws/rooms/7", Body::empty());
+    upgrade.headers_mut().insert(
+        http::header::UPGRADE,
+        http::HeaderValue::from_static("websocket"),
+    );
+    upgrade.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
+    let response = router.oneshot(upgrade).await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        text(response).await,
+        "not found: no WebSocket route at this path\n"
+    );
+    assert_eq!(requests(&recorder, "client_error"), 1.0);
+    assert_eq!(requests(&recorder, "upstream_error"), 0.0);
+}
