@@ -37,8 +37,11 @@ use crate::app::{Application, BoxFuture, Client, Message, Outgoing, Replies, Sel
 use crate::outbox::Gone;
 
 /// How many messages wait in each direction between the connection and
-/// the function.
+/// the function: more than a held client can have buffered, so the replay
+/// after admission always fits.
 pub const CHANNEL_CAPACITY: usize = 64;
+
+const _: () = assert!(CHANNEL_CAPACITY > crate::settings::MAX_BUFFERED_MESSAGES);
 
 /// The close code when the function returns without closing: normal
 /// closure (RFC 6455 section 7.4.1).
@@ -221,8 +224,20 @@ impl Session for HandlerSession {
                 permit.send(message);
             }
             None => {
-                if let Some(to_function) = &self.to_function {
-                    let _ = to_function.try_send(message);
+                let full = self.to_function.as_ref().is_some_and(|to_function| {
+                    matches!(
+                        to_function.try_send(message),
+                        Err(mpsc::error::TrySendError::Full(_))
+                    )
+                });
+                if full {
+                    // The gate reads the client only while `has_room`, and
+                    // replays fewer held messages than the channel holds;
+                    // a full channel here is a bug, said out loud.
+                    tracing::warn!(
+                        capacity = CHANNEL_CAPACITY,
+                        "a client message found the handler's channel full and was dropped; this is a warmgate bug"
+                    );
                 }
             }
         }
