@@ -145,10 +145,11 @@ pub trait Application: Send + Sync + 'static {
 
 /// One admitted client's conversation with an [`Application`].
 pub trait Session: Send + 'static {
-    /// Gets ready to serve the client once the gate admits it: dialing a
-    /// backend, for instance. The client stays held (and warmed) while this
-    /// runs; an error refuses it with `unavailable`. The default is ready
-    /// at once.
+    /// Gets ready to serve the client once the gate admits traffic:
+    /// dialing a backend, for instance. For a gate that is ready at the
+    /// upgrade it runs while the 101 is written; otherwise the client stays
+    /// held (and warmed) while it runs. Called at most once; an error
+    /// refuses the client with `unavailable`. The default is ready at once.
     fn admit(&mut self) -> BoxFuture<'_, Result<(), AdmitError>> {
         Box::pin(async { Ok(()) })
     }
