@@ -130,7 +130,8 @@ pub trait Application: Send + Sync + 'static {
     /// order) and whether it offered `warmgate.v1`.
     fn select(&self, offered: &[&str], offers_warmgate: bool) -> Selection;
 
-    /// A session for a client whose upgrade completed, before any hold.
+    /// A session for a client whose upgrade request passed its checks,
+    /// before the 101 and any hold.
     /// Cheap, and without IO: the work of starting belongs in
     /// [`Session::admit`].
     fn open(&self, client: &Client<'_>) -> Box<dyn Session>;

@@ -50,4 +50,6 @@ pub use self::outbox::{Gone as ClientGone, RoomSignal};
 pub use self::peer::{Incoming, Peer};
 pub use self::settings::GateSettings;
 pub use self::tracker::ConnectionCounts;
-pub use self::upgrade::{Gate, HANDSHAKE_REFUSAL_REASONS, Refusal, SUBPROTOCOL, check_handshake};
+pub use self::upgrade::{
+    Gate, HANDSHAKE_REFUSAL_REASONS, Refusal, SUBPROTOCOL, asks_for_websocket, check_handshake,
+};

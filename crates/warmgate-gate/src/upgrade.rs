@@ -408,6 +408,16 @@ fn listed(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item =
         .map(str::trim)
 }
 
+/// True when a request asks to become a WebSocket (RFC 6455 section 4.1):
+/// `Upgrade` lists `websocket` and `Connection` lists `upgrade`, in any
+/// case. An `Upgrade` that `Connection` does not name is an ordinary
+/// hop-by-hop header. The first check of [`check_handshake`]; public for
+/// the HTTP proxy, which must not forward such a request as plain HTTP.
+pub fn asks_for_websocket(headers: &HeaderMap) -> bool {
+    header_lists(headers, header::UPGRADE, "websocket")
+        && header_lists(headers, header::CONNECTION, "upgrade")
+}
+
 /// True when a comma-separated header lists `token`, ignoring case.
 fn header_lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
     listed(headers, name).any(|listed| listed.eq_ignore_ascii_case(token))
@@ -464,9 +474,7 @@ pub fn check_handshake(
             &format!("a WebSocket upgrade must be an HTTP/1.1 request, not {version:?}"),
         ));
     }
-    if !header_lists(headers, header::UPGRADE, "websocket")
-        || !header_lists(headers, header::CONNECTION, "upgrade")
-    {
+    if !asks_for_websocket(headers) {
         return Err(refusal(
             StatusCode::UPGRADE_REQUIRED,
             "not_an_upgrade",

@@ -202,21 +202,6 @@ async fn proxy_request(State(proxy): State<HttpProxy>, request: Request) -> Resp
     proxy.inner.answer(request).await
 }
 
-/// True for a WebSocket upgrade request (RFC 6455 section 4.1): `Upgrade:
-/// websocket` with `Connection: upgrade`; an `Upgrade` that `Connection`
-/// does not name is an ordinary hop-by-hop header, dropped on the way.
-fn is_websocket_upgrade(headers: &http::HeaderMap) -> bool {
-    let lists = |name: http::header::HeaderName, token: &str| {
-        headers
-            .get_all(name)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
-            .any(|listed| listed.trim().eq_ignore_ascii_case(token))
-    };
-    lists(http::header::UPGRADE, "websocket") && lists(http::header::CONNECTION, "upgrade")
-}
-
 /// How a request ended, for [`UPSTREAM_HTTP_REQUESTS_TOTAL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -299,7 +284,7 @@ impl Inner {
             "http.response.status_code" = Empty,
             "error.type" = Empty,
         );
-        if is_websocket_upgrade(request.headers()) {
+        if warmgate_gate::asks_for_websocket(request.headers()) {
             return span.in_scope(|| self.not_a_websocket_route(request.uri().path()));
         }
         let response = async {
