@@ -22,13 +22,14 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fastwebsockets::{Frame, OpCode, WebSocketWrite};
 use tokio::io::AsyncWrite;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -63,15 +64,23 @@ pub(crate) enum WriterState {
 
 /// The connection's end of the queue. Dropping it ends the writer task.
 pub(crate) struct Outbox {
-    frames_tx: mpsc::UnboundedSender<Frame<'static>>,
     queued: Arc<Queued>,
     state_rx: watch::Receiver<WriterState>,
     last_word_tx: Option<oneshot::Sender<Frame<'static>>>,
     task: JoinHandle<WriterState>,
 }
 
+/// The queue shared by the connection and its writer. A plain
+/// `VecDeque` under a lock rather than a channel: it allocates nothing
+/// until frames come (a channel's first block is dozens of frames, for
+/// every connection, held ones included), and a connection queues a few
+/// frames at a time.
 #[derive(Default)]
 struct Queued {
+    frames: Mutex<VecDeque<Frame<'static>>>,
+    /// Told when a frame is queued (a permit is kept when the writer is not
+    /// waiting yet, so none is missed).
+    arrived: tokio::sync::Notify,
     n_bytes: AtomicUsize,
     n_frames: AtomicUsize,
     /// Told when a written frame brings a full queue back under its bound,
@@ -80,6 +89,29 @@ struct Queued {
 }
 
 impl Queued {
+    fn push(&self, frame: Frame<'static>) {
+        self.frames
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(frame);
+        self.arrived.notify_one();
+    }
+
+    /// The next frame, waiting for one.
+    async fn next(&self) -> Frame<'static> {
+        loop {
+            let frame = self
+                .frames
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front();
+            if let Some(frame) = frame {
+                return frame;
+            }
+            self.arrived.notified().await;
+        }
+    }
+
     fn has_room(&self) -> bool {
         self.n_bytes.load(Ordering::Relaxed) < MAX_QUEUED_BYTES
             && self.n_frames.load(Ordering::Relaxed) < MAX_QUEUED_FRAMES
@@ -108,7 +140,6 @@ impl Outbox {
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(WriterState::Writing);
         let (last_word_tx, last_word_rx) = oneshot::channel();
         let queued = Arc::new(Queued::default());
@@ -116,7 +147,6 @@ impl Outbox {
             Writer {
                 writer,
                 progress,
-                frames_rx,
                 queued: Arc::clone(&queued),
                 write_timeout,
                 state_tx,
@@ -125,7 +155,6 @@ impl Outbox {
             .run(),
         );
         Self {
-            frames_tx,
             queued,
             state_rx,
             last_word_tx: Some(last_word_tx),
@@ -136,13 +165,19 @@ impl Outbox {
     /// Queues `frame` and returns at once; `Err` once the writer has ended
     /// for a failed write.
     pub(crate) fn send(&mut self, frame: Frame<'static>) -> Result<(), Gone> {
-        if *self.state_rx.borrow() == WriterState::Gone {
+        // A writer that has ended (gone, or closed) takes no more frames.
+        if matches!(
+            *self.state_rx.borrow(),
+            WriterState::Gone | WriterState::Closed
+        ) || self.task.is_finished()
+        {
             return Err(Gone);
         }
         let n_bytes = frame.payload.len();
         self.queued.n_bytes.fetch_add(n_bytes, Ordering::Relaxed);
         self.queued.n_frames.fetch_add(1, Ordering::Relaxed);
-        self.frames_tx.send(frame).map_err(|_| Gone)
+        self.queued.push(frame);
+        Ok(())
     }
 
     /// Whether the queue is under its bound; the connection reads from the
@@ -262,7 +297,6 @@ struct Writer<W> {
     writer: WebSocketWrite<Progress<W>>,
     /// Shared with the writer's stream (`WebSocketWrite` does not lend it).
     progress: LastProgress,
-    frames_rx: mpsc::UnboundedReceiver<Frame<'static>>,
     queued: Arc<Queued>,
     write_timeout: Duration,
     state_tx: watch::Sender<WriterState>,
@@ -278,7 +312,8 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Writer<W> {
 
     async fn write_all(&mut self) -> WriterState {
         let progress = self.progress.clone();
-        while let Some(frame) = self.frames_rx.recv().await {
+        loop {
+            let frame = self.queued.next().await;
             let n_bytes = frame.payload.len();
             let is_close = frame.opcode == OpCode::Close;
             progress.touch();
@@ -317,7 +352,6 @@ impl<W: AsyncWrite + Unpin + Send + 'static> Writer<W> {
                 }
             }
         }
-        WriterState::Gone
     }
 
     async fn write_last_word(&mut self, deadline: Instant) -> WriterState {
