@@ -1,12 +1,14 @@
 //! The clients: WebSocket (tungstenite, independent of the servers'
 //! fastwebsockets) and HTTP/1.1 (hyper), each on its own loopback TCP
-//! connection with `TCP_NODELAY`.
+//! connection with `TCP_NODELAY`; and [`Socket`], which lets a timed
+//! scenario run with tungstenite or with the second WebSocket client in
+//! `fast_client`, by [`ClientLibrary`].
 
 use std::net::SocketAddr;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use futures_util::StreamExt as _;
+use futures_util::{SinkExt as _, StreamExt as _};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -105,6 +107,112 @@ pub(crate) async fn connect_as(target: &Target, bearer: Option<&str>) -> Result<
                 .unwrap_or_default(),
         }),
         Err(error) => Err(Refused::Broken(format!("the handshake failed: {error}"))),
+    }
+}
+
+/// Which WebSocket client a timed scenario measures with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ClientLibrary {
+    /// tokio-tungstenite.
+    Tungstenite,
+    /// fastwebsockets' client handshake over hyper's HTTP/1.1 client.
+    Fastwebsockets,
+}
+
+/// A WebSocket opened by either client, with the few operations the timed
+/// scenarios need, each done the same way by both.
+pub(crate) enum Socket {
+    Tungstenite(Box<Ws>),
+    Fastwebsockets(Box<crate::fast_client::Ws>),
+}
+
+impl Socket {
+    /// Opens a WebSocket to `target` with `library` (see [`connect_as`]).
+    pub(crate) async fn open(
+        library: ClientLibrary,
+        target: &Target,
+        bearer: Option<&str>,
+    ) -> Result<Socket, Refused> {
+        Ok(match library {
+            ClientLibrary::Tungstenite => {
+                Socket::Tungstenite(Box::new(connect_as(target, bearer).await?))
+            }
+            ClientLibrary::Fastwebsockets => Socket::Fastwebsockets(Box::new(
+                crate::fast_client::connect_as(target, bearer).await?,
+            )),
+        })
+    }
+
+    /// [`Socket::open`], with a refusal as an error.
+    pub(crate) async fn connect(library: ClientLibrary, target: &Target) -> anyhow::Result<Socket> {
+        Socket::open(library, target, None)
+            .await
+            .map_err(Refused::into_error)
+    }
+
+    /// The `type` of the next text message (see [`next_type`]).
+    pub(crate) async fn next_type(&mut self) -> anyhow::Result<String> {
+        match self {
+            Socket::Tungstenite(ws) => next_type(ws).await,
+            Socket::Fastwebsockets(ws) => {
+                let text = crate::fast_client::next_text(ws).await?;
+                let value: serde_json::Value = serde_json::from_slice(&text)
+                    .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&text)))?;
+                Ok(value["type"].as_str().unwrap_or_default().to_owned())
+            }
+        }
+    }
+
+    /// Reads until a message of type `kind` arrives.
+    pub(crate) async fn until_type(&mut self, kind: &str) -> anyhow::Result<()> {
+        loop {
+            if self.next_type().await? == kind {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends `payload` as a text message and waits for its echo.
+    pub(crate) async fn echo_once(&mut self, payload: &str) -> anyhow::Result<()> {
+        match self {
+            Socket::Tungstenite(ws) => {
+                ws.send(Message::text(payload)).await?;
+                loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(text))) if text.len() == payload.len() => {
+                            return Ok(());
+                        }
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(other)) => bail!("expected the echo, got {other:?}"),
+                        Some(Err(error)) => return Err(error.into()),
+                        None => bail!("the connection ended"),
+                    }
+                }
+            }
+            Socket::Fastwebsockets(ws) => crate::fast_client::echo_once(ws, payload).await,
+        }
+    }
+
+    /// Starts a client-initiated close without waiting for the answer.
+    pub(crate) async fn close(&mut self) {
+        match self {
+            // The inherent close, not `SinkExt::close` on the box.
+            Socket::Tungstenite(ws) => {
+                let _ = Ws::close(ws, None).await;
+            }
+            Socket::Fastwebsockets(ws) => crate::fast_client::close(ws).await,
+        }
+    }
+}
+
+impl Refused {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Refused::Http { status, body } => {
+                anyhow::anyhow!("the upgrade was refused with {status}: {body}")
+            }
+            Refused::NoConnection(why) | Refused::Broken(why) => anyhow::anyhow!(why),
+        }
     }
 }
 

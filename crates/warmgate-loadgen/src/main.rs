@@ -13,6 +13,7 @@ mod chat;
 mod churn;
 mod client;
 mod clock;
+mod fast_client;
 mod probes;
 mod soak;
 mod stats;
@@ -25,12 +26,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use futures_util::SinkExt as _;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::{HttpConnection, Target};
+use crate::client::{ClientLibrary, HttpConnection, Socket, Target};
 
 #[derive(Debug, Parser)]
 #[command(name = "warmgate-loadgen", about = "Benchmark clients for warmgate")]
@@ -55,6 +54,9 @@ enum Scenario {
         /// one good token (signed before the first connect).
         #[command(flatten)]
         auth: tokens::AuthArguments,
+        /// The WebSocket client that connects and times.
+        #[arg(long, value_enum, default_value_t = ClientLibrary::Tungstenite)]
+        client: ClientLibrary,
     },
     /// Opens `clients` WebSockets and holds them; optionally measures the
     /// server's RSS, then releases them with a flip and times each `ready`.
@@ -90,6 +92,9 @@ enum Scenario {
         /// upstream's `ready`. A frame before the flip fails the run.
         #[arg(long)]
         transparent: bool,
+        /// The WebSocket client that connects and times.
+        #[arg(long, value_enum, default_value_t = ClientLibrary::Tungstenite)]
+        client: ClientLibrary,
     },
     /// Times `POST` of a signal to the `ready` frame at a held client, over
     /// many rounds (the signal is set back to not ready between rounds).
@@ -111,6 +116,9 @@ enum Scenario {
         count: usize,
         #[arg(long, default_value_t = 43)]
         size: usize,
+        /// The WebSocket client that connects and times.
+        #[arg(long, value_enum, default_value_t = ClientLibrary::Tungstenite)]
+        client: ClientLibrary,
     },
     /// Keep-alive HTTP GETs from `connections` connections for `seconds`.
     HttpLoad {
@@ -161,9 +169,17 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             count,
             warmup,
             auth,
+            client,
         } => {
             let token = tokens::Tokens::new(&auth)?.token(tokens::Credential::Good, "bench")?;
-            connect_sequential(&Target::parse(&url)?, token.as_deref(), count, warmup).await
+            connect_sequential(
+                client,
+                &Target::parse(&url)?,
+                token.as_deref(),
+                count,
+                warmup,
+            )
+            .await
         }
         Scenario::Hold {
             url,
@@ -174,6 +190,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             flip_listen,
             settle_ms,
             transparent,
+            client,
         } => {
             let flip = match (flip_post, flip_listen) {
                 (Some(url), None) => Some(Flip::Post(url)),
@@ -191,6 +208,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
                     flip,
                     settle,
                     transparent,
+                    library: client,
                 },
             )
             .await
@@ -200,7 +218,12 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             signal_url,
             rounds,
         } => detect_signal(&Target::parse(&url)?, &signal_url, rounds).await,
-        Scenario::Echo { url, count, size } => echo(&Target::parse(&url)?, count, size).await,
+        Scenario::Echo {
+            url,
+            count,
+            size,
+            client,
+        } => echo(client, &Target::parse(&url)?, count, size).await,
         Scenario::ChatLoad(arguments) => chaos::run(arguments).await,
         Scenario::Soak(arguments) => soak::run(arguments).await,
         Scenario::HttpLoad {
@@ -220,9 +243,11 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
 
 // === connect ===
 
-/// Connects one after another, each to its `ready` frame, with `bearer`
-/// as the token when given.
+/// Connects one after another with `library`, each to its `ready` frame,
+/// with `bearer` as the token when given. Each connect is timed from the
+/// start of its TCP connect to its first frame, then closed by the client.
 async fn connect_sequential(
+    library: ClientLibrary,
     target: &Target,
     bearer: Option<&str>,
     count: usize,
@@ -231,14 +256,14 @@ async fn connect_sequential(
     let mut samples = Vec::with_capacity(count);
     for index in 0..warmup + count {
         let started = Instant::now();
-        let mut ws = match client::connect_as(target, bearer).await {
+        let mut ws = match Socket::open(library, target, bearer).await {
             Ok(ws) => ws,
             Err(client::Refused::Http { status, body }) => {
                 bail!("the upgrade was refused with {status}: {body}")
             }
             Err(client::Refused::NoConnection(why) | client::Refused::Broken(why)) => bail!(why),
         };
-        let kind = client::next_type(&mut ws).await?;
+        let kind = ws.next_type().await?;
         let elapsed = started.elapsed();
         if kind != "ready" {
             bail!("the first frame was `{kind}`, expected `ready`: is the gate ready?");
@@ -246,7 +271,7 @@ async fn connect_sequential(
         if index >= warmup {
             samples.push(elapsed);
         }
-        let _ = ws.close(None).await;
+        ws.close().await;
     }
     Ok(json!({ "connect_to_ready": stats::summary(&mut samples) }))
 }
@@ -282,6 +307,8 @@ struct HoldPlan {
     settle: Duration,
     /// Held clients get no frame (see `Scenario::Hold`).
     transparent: bool,
+    /// The WebSocket client of every held client.
+    library: ClientLibrary,
 }
 
 /// The summed RSS of `pids`, in KiB; `None` for no process.
@@ -305,16 +332,17 @@ async fn held_client(
     mut finish_rx: watch::Receiver<bool>,
     expect_release: bool,
     transparent: bool,
+    library: ClientLibrary,
 ) {
     let connected = async {
         let _permit = permits.acquire().await?;
-        let mut ws = client::connect(&target).await?;
+        let mut ws = Socket::connect(library, &target).await?;
         // A transparent client gets no frame while held: its completed
         // handshake is all there is to see.
         let kind = if transparent {
             None
         } else {
-            Some(client::next_type(&mut ws).await?)
+            Some(ws.next_type().await?)
         };
         anyhow::Ok((ws, kind))
     };
@@ -329,7 +357,7 @@ async fn held_client(
     let _ = report_tx.send(Report::Connected { held });
     if expect_release && held {
         let released = if transparent {
-            client::next_type(&mut ws).await.and_then(|kind| {
+            ws.next_type().await.and_then(|kind| {
                 if kind == "ready" {
                     Ok(())
                 } else {
@@ -337,7 +365,7 @@ async fn held_client(
                 }
             })
         } else {
-            client::until_type(&mut ws, "ready").await
+            ws.until_type("ready").await
         };
         match released {
             Ok(()) => {
@@ -350,7 +378,7 @@ async fn held_client(
         }
     }
     let _ = finish_rx.wait_for(|finish| *finish).await;
-    let _ = ws.close(None).await;
+    ws.close().await;
 }
 
 async fn hold(target: Target, plan: HoldPlan) -> anyhow::Result<Value> {
@@ -361,6 +389,7 @@ async fn hold(target: Target, plan: HoldPlan) -> anyhow::Result<Value> {
         flip,
         settle,
         transparent,
+        library,
     } = plan;
     let rss_idle = rss_sum_kib(&pids)?;
     let permits = Arc::new(Semaphore::new(concurrency));
@@ -378,6 +407,7 @@ async fn hold(target: Target, plan: HoldPlan) -> anyhow::Result<Value> {
             finish_rx.clone(),
             expect_release,
             transparent,
+            library,
         )));
     }
     drop(report_tx);
@@ -510,28 +540,25 @@ async fn detect_signal(target: &Target, signal_url: &str, rounds: usize) -> anyh
 
 // === echo ===
 
-async fn echo(target: &Target, count: usize, size: usize) -> anyhow::Result<Value> {
-    let mut ws = client::connect(target).await?;
+/// Echo round trips on one connection opened by `library`.
+async fn echo(
+    library: ClientLibrary,
+    target: &Target,
+    count: usize,
+    size: usize,
+) -> anyhow::Result<Value> {
+    let mut ws = Socket::connect(library, target).await?;
     let payload = "x".repeat(size);
     let warmup = count / 10;
     let mut samples = Vec::with_capacity(count);
     for index in 0..warmup + count {
         let started = Instant::now();
-        ws.send(Message::text(payload.clone())).await?;
-        loop {
-            match futures_util::StreamExt::next(&mut ws).await {
-                Some(Ok(Message::Text(text))) if text.len() == size => break,
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(other)) => bail!("expected the echo, got {other:?}"),
-                Some(Err(error)) => return Err(error.into()),
-                None => bail!("the connection ended"),
-            }
-        }
+        ws.echo_once(&payload).await?;
         if index >= warmup {
             samples.push(started.elapsed());
         }
     }
-    let _ = ws.close(None).await;
+    ws.close().await;
     Ok(json!({ "round_trip": stats::summary(&mut samples), "size": size }))
 }
 
