@@ -281,6 +281,38 @@ impl Subject {
     }
 }
 
+/// Which WebSocket client of the load generator measured a figure. The
+/// timed WebSocket scenarios run with both, in the same rounds, and each
+/// ratio compares figures taken by the same client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    Tungstenite,
+    /// fastwebsockets' client handshake over hyper's HTTP/1.1 client.
+    Fastwebsockets,
+}
+
+impl Client {
+    const BOTH: [Client; 2] = [Client::Tungstenite, Client::Fastwebsockets];
+
+    /// The value of the load generator's `--client`, and the name in rows.
+    fn name(self) -> &'static str {
+        match self {
+            Client::Tungstenite => "tungstenite",
+            Client::Fastwebsockets => "fastwebsockets",
+        }
+    }
+
+    /// The key of `scenario`'s figures measured by this client. tungstenite's
+    /// keep the plain name they had before there were two clients, so that
+    /// results stay comparable across runs.
+    fn key(self, scenario: &str) -> String {
+        match self {
+            Client::Tungstenite => scenario.to_owned(),
+            Client::Fastwebsockets => format!("{scenario}_{}", self.name()),
+        }
+    }
+}
+
 struct Bench {
     dir: PathBuf,
     sizes: Sizes,
@@ -439,7 +471,7 @@ impl Bench {
     }
 
     /// The subjects in this round's order: the order flips every round.
-    fn order(round: usize, subjects: &[Subject]) -> Vec<Subject> {
+    fn order<T: Copy>(round: usize, subjects: &[T]) -> Vec<T> {
         let mut order = subjects.to_vec();
         if round % 2 == 1 {
             order.reverse();
@@ -465,22 +497,29 @@ impl Bench {
         let mut rows = Vec::new();
         let mut old_design_rows = Vec::new();
         let mut authenticated_rows = Vec::new();
-        for (figure, target) in [("p50", 1.10), ("p99", 1.25)] {
+        for client in Client::BOTH {
+            let key = client.key("connect");
+            for (figure, target) in [("p50", 1.10), ("p99", 1.25)] {
+                let pointer = format!("/connect_to_ready/{figure}_us");
+                let warmgate = self.median(&key, Subject::Warmgate, &pointer, figure);
+                let reference = self.median(&key, Subject::Reference, &pointer, figure);
+                rows.push(Row::ratio(
+                    &format!("1 ({})", client.name()),
+                    "gate ready: TCP connect to `ready` frame",
+                    &format!("{figure}, µs"),
+                    warmgate,
+                    ("reference", reference),
+                    target,
+                ));
+            }
+        }
+        for figure in ["p50", "p99"] {
             let pointer = format!("/connect_to_ready/{figure}_us");
             let unit = format!("{figure}, µs");
             let mut median = |subject| self.median("connect", subject, &pointer, figure);
             let warmgate = median(Subject::Warmgate);
-            let reference = median(Subject::Reference);
             let old_design = median(Subject::OldDesign);
             let authenticated = median(Subject::WarmgateJwt);
-            rows.push(Row::ratio(
-                "1",
-                "gate ready: TCP connect to `ready` frame",
-                &unit,
-                warmgate,
-                ("reference", reference),
-                target,
-            ));
             old_design_rows.push(Row::report(
                 "8",
                 "old design's replica, gate ready: connect to `ready`",
@@ -501,15 +540,19 @@ impl Bench {
         Ok(rows)
     }
 
+    /// Every subject with tungstenite, and warmgate and the reference with
+    /// fastwebsockets as well, alternating in each round.
     fn connect_rounds(&mut self, dependencies: &Dependencies) -> anyhow::Result<()> {
-        let subjects = [
-            Subject::Warmgate,
-            Subject::WarmgateJwt,
-            Subject::Reference,
-            Subject::OldDesign,
+        let measurements = [
+            (Subject::Warmgate, Client::Tungstenite),
+            (Subject::WarmgateJwt, Client::Tungstenite),
+            (Subject::Reference, Client::Tungstenite),
+            (Subject::OldDesign, Client::Tungstenite),
+            (Subject::Warmgate, Client::Fastwebsockets),
+            (Subject::Reference, Client::Fastwebsockets),
         ];
         for round in 0..self.sizes.rounds {
-            for subject in Self::order(round, &subjects) {
+            for (subject, client) in Self::order(round, &measurements) {
                 let server = self.ready_server(subject, &dependencies.addresses)?;
                 let count = self.sizes.sequential_connects.to_string();
                 let auth_arguments = match (&self.auth_service, subject) {
@@ -518,13 +561,15 @@ impl Bench {
                     }
                     _ => Vec::new(),
                 };
-                self.measure("connect", subject, server, |server| {
+                self.measure(&client.key("connect"), subject, server, |server| {
                     let mut args = vec![
                         "connect-sequential".into(),
                         "--url".into(),
                         ws_url(server, "/ws"),
                         "--count".into(),
                         count,
+                        "--client".into(),
+                        client.name().into(),
                     ];
                     args.extend(auth_arguments);
                     Ok(args)
@@ -760,47 +805,60 @@ impl Bench {
         ])
     }
 
-    /// Scenario 7: echo round trips on an admitted `/echo` connection.
+    /// Scenario 7: echo round trips on an admitted `/echo` connection,
+    /// with each client in turn.
     fn echo(&mut self) -> anyhow::Result<Vec<Row>> {
+        let mut measurements = Vec::new();
+        for client in Client::BOTH {
+            for subject in [Subject::Warmgate, Subject::Reference] {
+                measurements.push((subject, client));
+            }
+        }
         for round in 0..self.sizes.rounds {
-            for subject in Self::order(round, &[Subject::Warmgate, Subject::Reference]) {
+            for (subject, client) in Self::order(round, &measurements) {
                 let server = self.ready_server(subject, &[])?;
                 let count = self.sizes.echo_round_trips.to_string();
-                self.measure("echo", subject, server, |server| {
+                self.measure(&client.key("echo"), subject, server, |server| {
                     Ok(vec![
                         "echo".into(),
                         "--url".into(),
                         ws_url(server, "/echo"),
                         "--count".into(),
                         count,
+                        "--client".into(),
+                        client.name().into(),
                     ])
                 })?;
             }
         }
         let mut rows = Vec::new();
-        for (figure, pointer, target) in [
-            ("p50", "/round_trip/p50_us", Some(1.10)),
-            ("p99", "/round_trip/p99_us", None),
-        ] {
-            let warmgate = self.median("echo", Subject::Warmgate, pointer, figure);
-            let reference = self.median("echo", Subject::Reference, pointer, figure);
-            rows.push(match target {
-                Some(target) => Row::ratio(
-                    "7",
-                    "echo round trip, 43 B",
-                    &format!("{figure}, µs"),
-                    warmgate,
-                    ("reference", reference),
-                    target,
-                ),
-                None => Row::report(
-                    "7",
-                    "echo round trip, 43 B",
-                    &format!("{figure}, µs"),
-                    warmgate,
-                    ("reference", reference),
-                ),
-            });
+        for client in Client::BOTH {
+            let key = client.key("echo");
+            let number = format!("7 ({})", client.name());
+            for (figure, pointer, target) in [
+                ("p50", "/round_trip/p50_us", Some(1.10)),
+                ("p99", "/round_trip/p99_us", None),
+            ] {
+                let warmgate = self.median(&key, Subject::Warmgate, pointer, figure);
+                let reference = self.median(&key, Subject::Reference, pointer, figure);
+                rows.push(match target {
+                    Some(target) => Row::ratio(
+                        &number,
+                        "echo round trip, 43 B",
+                        &format!("{figure}, µs"),
+                        warmgate,
+                        ("reference", reference),
+                        target,
+                    ),
+                    None => Row::report(
+                        &number,
+                        "echo round trip, 43 B",
+                        &format!("{figure}, µs"),
+                        warmgate,
+                        ("reference", reference),
+                    ),
+                });
+            }
         }
         Ok(rows)
     }

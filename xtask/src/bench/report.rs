@@ -307,6 +307,15 @@ Run: {sizes}.
   load generator (`warmgate-loadgen`, tungstenite and hyper clients) run as
   separate processes on loopback, on the same {cores} cores, each server
   fresh for each measurement.
+- **Two WebSocket clients.** A figure can depend on the client that takes
+  it, so scenarios 1 and 7 run twice in the same rounds, alternating with
+  the rest: with tungstenite, and with fastwebsockets' client handshake
+  over hyper's HTTP/1.1 client (rows `1 (tungstenite)` and `1
+  (fastwebsockets)`, and so for 7). Both time the same steps: from the
+  start of the TCP connect (`TCP_NODELAY`) to the first frame, then a
+  client-initiated close. Each ratio divides figures taken by the same
+  client, and both are held to the same target. Every other scenario
+  uses tungstenite.
 - Each round runs warmgate and its comparison one after the other, and the
   order flips every round (A B, then B A), so drift on a shared machine
   falls on both.
