@@ -20,9 +20,9 @@
 //! This module decides nothing about the protocol: which frames, and what
 //! a stall means for the client, are the connection's.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
