@@ -10,14 +10,14 @@ use proptest::prelude::*;
 
 use crate::{CheckConfig, Config, ConfigError, GateConfig, Location, PhaseConfig, ProbeConfig};
 
-fn parse(text: &str) -> Config {
+pub(crate) fn parse(text: &str) -> Config {
     match Config::from_toml_str(text, "test.toml") {
         Ok(config) => config,
         Err(error) => panic!("expected {text:?} to parse, got: {error}"),
     }
 }
 
-fn error(text: &str) -> String {
+pub(crate) fn error(text: &str) -> String {
     match Config::from_toml_str(text, "test.toml") {
         Ok(config) => panic!("expected {text:?} to be refused, got {config:?}"),
         Err(error) => error.to_string(),

@@ -5,21 +5,8 @@
 
 use std::time::Duration;
 
-use crate::{AppKind, Config, UpstreamConfig, WebSocketRoute};
-
-fn parse(text: &str) -> Config {
-    match Config::from_toml_str(text, "test.toml") {
-        Ok(config) => config,
-        Err(error) => panic!("expected {text:?} to parse, got: {error}"),
-    }
-}
-
-fn error(text: &str) -> String {
-    match Config::from_toml_str(text, "test.toml") {
-        Ok(config) => panic!("expected {text:?} to be refused, got {config:?}"),
-        Err(error) => error.to_string(),
-    }
-}
+use crate::tests::{error, parse};
+use crate::{AppKind, UpstreamConfig, WebSocketRoute};
 
 const PROXY: &str =
     "[upstream]\nurl = \"ws://127.0.0.1:9000\"\n\n[[route]]\npath = \"/ws\"\napp = \"upstream\"\n";

@@ -12,7 +12,7 @@ use warmgate_core::{GateState, Snapshot};
 use warmgate_engine::SnapshotRx;
 
 use super::{CLOSE_TRY_AGAIN_LATER, Connection, Ended, Outcome, left, millis};
-use crate::app::{AdmitError, Message, Session};
+use crate::app::{AdmitError, BoxFuture, Message, Session};
 use crate::frames::Incoming;
 use crate::hold::{Hold, HoldAction, HoldEvent};
 use crate::outbox::Gone;
@@ -43,30 +43,13 @@ impl Connection {
         let mut starting = None;
         let mut action = first;
         if action == HoldAction::Start {
-            let started = match prestarted.take() {
-                Some(started) => Some(started),
-                None => {
-                    let session = to_start.take();
-                    let mut start = session.map(|session| session.admit());
-                    // The usual case of a ready gate: an application that
-                    // is ready at once admits the client without timers or
-                    // a loop.
-                    match start.as_mut().and_then(|start| start.now_or_never()) {
-                        Some(started) => Some(started),
-                        None => {
-                            starting = start;
-                            None
-                        }
-                    }
-                }
-            };
-            match started {
+            // The usual case of a ready gate: an application that is ready
+            // at once admits the client without timers or a loop.
+            action = match start(&mut prestarted, &mut to_start, &mut starting) {
                 Some(Ok(())) => return Ok(Vec::new()),
-                Some(Err(error)) => {
-                    action = rules.step(HoldEvent::Started(Err(self.start_failed(&error))));
-                }
-                None => action = HoldAction::Wait,
-            }
+                Some(Err(error)) => rules.step(HoldEvent::Started(Err(self.start_failed(&error)))),
+                None => HoldAction::Wait,
+            };
         }
         if held.is_some() {
             self.meter.held();
@@ -106,21 +89,10 @@ impl Connection {
                     }
                 }
                 HoldAction::Start => {
-                    if let Some(started) = prestarted.take() {
+                    if let Some(started) = start(&mut prestarted, &mut to_start, &mut starting) {
                         let started = started.map_err(|error| self.start_failed(&error));
                         action = rules.step(HoldEvent::Started(started));
                         continue;
-                    }
-                    if let Some(session) = to_start.take() {
-                        let mut start = session.admit();
-                        // An application that is ready at once (the chat,
-                        // echo) admits the client in this turn of the loop.
-                        if let Some(started) = (&mut start).now_or_never() {
-                            let started = started.map_err(|error| self.start_failed(&error));
-                            action = rules.step(HoldEvent::Started(started));
-                            continue;
-                        }
-                        starting = Some(start);
                     }
                 }
                 HoldAction::Admit => return Ok(buffered),
@@ -270,4 +242,25 @@ impl Connection {
         let snapshot = self.gate.handle.current();
         self.refuse(reason, &snapshot, 0).await
     }
+}
+
+/// Starts the application: the result at once when it is known at once (a
+/// start made during the upgrade, or an application ready without a
+/// wait, such as the chat or echo); otherwise `None`, with the start left
+/// in `starting` for the loop to poll. The session is lent to the start,
+/// so it is started at most once.
+fn start<'s>(
+    prestarted: &mut Option<Result<(), AdmitError>>,
+    to_start: &mut Option<&'s mut dyn Session>,
+    starting: &mut Option<BoxFuture<'s, Result<(), AdmitError>>>,
+) -> Option<Result<(), AdmitError>> {
+    if let Some(started) = prestarted.take() {
+        return Some(started);
+    }
+    let mut start = to_start.take()?.admit();
+    let started = (&mut start).now_or_never();
+    if started.is_none() {
+        *starting = Some(start);
+    }
+    started
 }
