@@ -6,6 +6,8 @@
 //!   `/ws` it sends `{"type":"ready"}` on connect, then echoes; `/echo` only
 //!   echoes, as warmgate's transparent `/echo` does; `GET /readyz` is a
 //!   static 200.
+//! - `warmgate-floor`: the same on hyper 1 alone, without axum (see
+//!   `floor.rs`), to show what axum adds to the reference.
 //! - `warmgate-old-design`: a replica of the design warmgate replaces, which
 //!   validated readiness inside every handshake (see `old_design.rs`).
 //! - `warmgate-jwks-server`: one signing key's public half as a JWKS
@@ -16,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::future::IntoFuture as _;
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
@@ -66,7 +69,10 @@ pub fn accept(upgrade: IncomingUpgrade, greet: bool) -> axum::response::Response
 use axum::response::IntoResponse as _;
 
 /// Serves `router` on `addr` with `TCP_NODELAY` and warmgate's listen
-/// backlog, printing `NAME: serving http://ADDR` once it listens.
+/// backlog, printing `NAME: serving http://ADDR` once it listens. The
+/// server runs on a spawned task, as warmgate's does, so that connections
+/// are accepted on a runtime worker rather than on the thread that blocks
+/// on `main` (which would cost two thread wake-ups per connection).
 pub async fn serve(name: &str, addr: SocketAddr, router: Router) -> anyhow::Result<()> {
     let listener =
         warmgate_http::bind_listener(addr).with_context(|| format!("cannot listen on {addr}"))?;
@@ -75,8 +81,10 @@ pub async fn serve(name: &str, addr: SocketAddr, router: Router) -> anyhow::Resu
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router)
+    let server = tokio::spawn(axum::serve(listener, router).into_future());
+    server
         .await
+        .context("the server's task panicked")?
         .context("the server stopped")
 }
 
