@@ -57,6 +57,10 @@ enum Scenario {
         /// The WebSocket client that connects and times.
         #[arg(long, value_enum, default_value_t = ClientLibrary::Tungstenite)]
         client: ClientLibrary,
+        /// Once set up, print `measuring` on stderr and wait for a line on
+        /// stdin before the measured part (see `wait_for_go`).
+        #[arg(long)]
+        wait_for_go: bool,
     },
     /// Opens `clients` WebSockets and holds them; optionally measures the
     /// server's RSS, then releases them with a flip and times each `ready`.
@@ -95,6 +99,10 @@ enum Scenario {
         /// The WebSocket client that connects and times.
         #[arg(long, value_enum, default_value_t = ClientLibrary::Tungstenite)]
         client: ClientLibrary,
+        /// Once set up, print `measuring` on stderr and wait for a line on
+        /// stdin before the measured part (see `wait_for_go`).
+        #[arg(long)]
+        wait_for_go: bool,
     },
     /// Times `POST` of a signal to the `ready` frame at a held client, over
     /// many rounds (the signal is set back to not ready between rounds).
@@ -119,6 +127,10 @@ enum Scenario {
         /// The WebSocket client that connects and times.
         #[arg(long, value_enum, default_value_t = ClientLibrary::Tungstenite)]
         client: ClientLibrary,
+        /// Once set up, print `measuring` on stderr and wait for a line on
+        /// stdin before the measured part (see `wait_for_go`).
+        #[arg(long)]
+        wait_for_go: bool,
     },
     /// Keep-alive HTTP GETs from `connections` connections for `seconds`.
     HttpLoad {
@@ -170,6 +182,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             warmup,
             auth,
             client,
+            wait_for_go,
         } => {
             let token = tokens::Tokens::new(&auth)?.token(tokens::Credential::Good, "bench")?;
             connect_sequential(
@@ -177,7 +190,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
                 &Target::parse(&url)?,
                 token.as_deref(),
                 count,
-                warmup,
+                (warmup, wait_for_go),
             )
             .await
         }
@@ -191,6 +204,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             settle_ms,
             transparent,
             client,
+            wait_for_go,
         } => {
             let flip = match (flip_post, flip_listen) {
                 (Some(url), None) => Some(Flip::Post(url)),
@@ -198,6 +212,11 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
                 (None, None) => None,
                 (Some(_), Some(_)) => bail!("give --flip-post or --flip-listen, not both"),
             };
+            if wait_for_go && flip.is_none() {
+                bail!(
+                    "--wait-for-go waits just before the flip; give --flip-post or --flip-listen"
+                );
+            }
             let settle = Duration::from_millis(settle_ms);
             hold(
                 Target::parse(&url)?,
@@ -209,6 +228,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
                     settle,
                     transparent,
                     library: client,
+                    wait_for_go,
                 },
             )
             .await
@@ -223,7 +243,8 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             count,
             size,
             client,
-        } => echo(client, &Target::parse(&url)?, count, size).await,
+            wait_for_go,
+        } => echo(client, &Target::parse(&url)?, count, size, wait_for_go).await,
         Scenario::ChatLoad(arguments) => chaos::run(arguments).await,
         Scenario::Soak(arguments) => soak::run(arguments).await,
         Scenario::HttpLoad {
@@ -241,20 +262,47 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
     }
 }
 
+// === the go ===
+
+/// The line `--wait-for-go` prints on stderr once a scenario is set up.
+const MEASURING: &str = "measuring";
+
+/// Says `measuring` on stderr, then waits for a line on stdin: the harness
+/// does what it must at that moment (zeroes a profiler's counters, say),
+/// then answers, and the measured part starts.
+async fn wait_for_go() -> anyhow::Result<()> {
+    eprintln!("{MEASURING}");
+    let read = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)
+    })
+    .await
+    .context("the stdin reader failed")?
+    .context("cannot read stdin")?;
+    if read == 0 {
+        bail!("stdin closed before the go");
+    }
+    Ok(())
+}
+
 // === connect ===
 
 /// Connects one after another with `library`, each to its `ready` frame,
 /// with `bearer` as the token when given. Each connect is timed from the
 /// start of its TCP connect to its first frame, then closed by the client.
+/// After the `warmup` connects, waits for the go if asked to.
 async fn connect_sequential(
     library: ClientLibrary,
     target: &Target,
     bearer: Option<&str>,
     count: usize,
-    warmup: usize,
+    (warmup, go): (usize, bool),
 ) -> anyhow::Result<Value> {
     let mut samples = Vec::with_capacity(count);
     for index in 0..warmup + count {
+        if go && index == warmup {
+            wait_for_go().await?;
+        }
         let started = Instant::now();
         let mut ws = match Socket::open(library, target, bearer).await {
             Ok(ws) => ws,
@@ -309,6 +357,8 @@ struct HoldPlan {
     transparent: bool,
     /// The WebSocket client of every held client.
     library: ClientLibrary,
+    /// Wait for the go once every client is held, just before the flip.
+    wait_for_go: bool,
 }
 
 /// The summed RSS of `pids`, in KiB; `None` for no process.
@@ -390,6 +440,7 @@ async fn hold(target: Target, plan: HoldPlan) -> anyhow::Result<Value> {
         settle,
         transparent,
         library,
+        wait_for_go: go,
     } = plan;
     let rss_idle = rss_sum_kib(&pids)?;
     let permits = Arc::new(Semaphore::new(concurrency));
@@ -438,6 +489,9 @@ async fn hold(target: Target, plan: HoldPlan) -> anyhow::Result<Value> {
             );
         }
         tokio::time::sleep(settle).await;
+        if go {
+            wait_for_go().await?;
+        }
         let flipped_at = Instant::now();
         let _listener = match flip {
             Flip::Post(url) => {
@@ -540,18 +594,23 @@ async fn detect_signal(target: &Target, signal_url: &str, rounds: usize) -> anyh
 
 // === echo ===
 
-/// Echo round trips on one connection opened by `library`.
+/// Echo round trips on one connection opened by `library`; after the
+/// warm-up (a tenth more, not counted), waits for the go if asked to.
 async fn echo(
     library: ClientLibrary,
     target: &Target,
     count: usize,
     size: usize,
+    go: bool,
 ) -> anyhow::Result<Value> {
     let mut ws = Socket::connect(library, target).await?;
     let payload = "x".repeat(size);
     let warmup = count / 10;
     let mut samples = Vec::with_capacity(count);
     for index in 0..warmup + count {
+        if go && index == warmup {
+            wait_for_go().await?;
+        }
         let started = Instant::now();
         ws.echo_once(&payload).await?;
         if index >= warmup {
