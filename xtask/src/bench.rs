@@ -1,7 +1,10 @@
 //! `cargo xtask bench [--quick]`: warmgate measured side by side with the
-//! floor (bare fastwebsockets, `warmgate-reference`) and with a replica of
-//! the design it replaces (`warmgate-old-design`), and in proxy mode with
-//! nginx in front of the same upstream (`proxy`, `nginx`), in one run.
+//! floor (bare fastwebsockets, `warmgate-reference` on axum and
+//! `warmgate-floor` on hyper alone) and with a replica of the design it
+//! replaces (`warmgate-old-design`), in proxy mode with nginx in front of
+//! the same upstream (`proxy`, `nginx`), and by the instructions the
+//! servers execute per connection and per message under callgrind
+//! (`instructions`), in one run.
 //!
 //! It builds everything in release, then runs each scenario against
 //! warmgate and its comparison alternately (A B A B, and the order flips
@@ -14,6 +17,7 @@
 //! writes `target/bench/benchmarks.md` instead. Nothing here asserts a
 //! timing.
 
+mod instructions;
 mod nginx;
 mod proxy;
 mod report;
@@ -50,6 +54,12 @@ struct Sizes {
     proxy_held_clients: usize,
     /// P4's open proxied connections.
     proxy_connections: usize,
+    /// I1's connects under callgrind.
+    instruction_connects: usize,
+    /// I2's echoed messages under callgrind.
+    instruction_echoes: usize,
+    /// I3's held clients under callgrind.
+    instruction_held_clients: usize,
 }
 
 const FULL: Sizes = Sizes {
@@ -63,6 +73,9 @@ const FULL: Sizes = Sizes {
     http_connections: 32,
     proxy_held_clients: 10_000,
     proxy_connections: 5000,
+    instruction_connects: 200,
+    instruction_echoes: 2000,
+    instruction_held_clients: 500,
 };
 
 const QUICK: Sizes = Sizes {
@@ -76,6 +89,9 @@ const QUICK: Sizes = Sizes {
     http_connections: 16,
     proxy_held_clients: 500,
     proxy_connections: 1000,
+    instruction_connects: 100,
+    instruction_echoes: 500,
+    instruction_held_clients: 200,
 };
 
 /// A plan that is ready at once.
@@ -185,6 +201,10 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     rows.extend(bench.proxy_memory()?);
     let proxy_seconds = proxy_started.elapsed().as_secs_f64();
     println!("bench: the proxy scenarios (P1 to P4) took {proxy_seconds:.0} s");
+    let instructions_started = Instant::now();
+    rows.extend(bench.instructions()?);
+    let instructions_seconds = instructions_started.elapsed().as_secs_f64();
+    println!("bench: the instruction counts (I1 to I3) took {instructions_seconds:.0} s");
 
     let machine = Machine::read().to_json();
     let date = today();
@@ -195,6 +215,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         "sizes": format!("{sizes:?}"),
         "nginx": { "version": nginx.version, "workers": nginx.workers },
         "proxy_seconds": proxy_seconds,
+        "instructions_seconds": instructions_seconds,
         "figures": bench.figures,
         "raw": bench.raw,
     });
@@ -236,7 +257,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 
 fn sizes_text(sizes: &Sizes, quick: bool) -> String {
     format!(
-        "{} round(s){}; {} sequential connects; {} held clients; {} clients per detection round; {} signal rounds; {} echo round trips; HTTP load {} s from {} connections; {} held clients released into the upstream (P3); {} open proxied connections (P4)",
+        "{} round(s){}; {} sequential connects; {} held clients; {} clients per detection round; {} signal rounds; {} echo round trips; HTTP load {} s from {} connections; {} held clients released into the upstream (P3); {} open proxied connections (P4); under callgrind, {} connects (I1), {} echoed messages (I2), {} released held clients (I3)",
         sizes.rounds,
         if quick { " (`--quick`)" } else { "" },
         sizes.sequential_connects,
@@ -247,7 +268,10 @@ fn sizes_text(sizes: &Sizes, quick: bool) -> String {
         sizes.http_seconds,
         sizes.http_connections,
         sizes.proxy_held_clients,
-        sizes.proxy_connections
+        sizes.proxy_connections,
+        sizes.instruction_connects,
+        sizes.instruction_echoes,
+        sizes.instruction_held_clients
     )
 }
 
@@ -258,6 +282,8 @@ enum Subject {
     /// warmgate with `[auth]`: every client sends a token.
     WarmgateJwt,
     Reference,
+    /// bare fastwebsockets on hyper, without axum: the reference's floor.
+    Floor,
     OldDesign,
     /// warmgate in proxy mode, in front of a `warmgate-reference`.
     WarmgateProxy,
@@ -273,6 +299,7 @@ impl Subject {
             Subject::Warmgate => "warmgate",
             Subject::WarmgateJwt => "warmgate_jwt",
             Subject::Reference => "reference",
+            Subject::Floor => "floor",
             Subject::OldDesign => "old_design",
             Subject::WarmgateProxy => "warmgate_proxy",
             Subject::Nginx => "nginx",
@@ -350,6 +377,12 @@ impl Bench {
         Server::spawn(command, "reference", &self.dir.join("reference.log"))
     }
 
+    fn floor(&self) -> anyhow::Result<Server> {
+        let mut command = Command::new(release_program("warmgate-floor"));
+        command.arg("127.0.0.1:0");
+        Server::spawn(command, "floor", &self.dir.join("floor.log"))
+    }
+
     fn old_design(&self, dependencies: &[SocketAddr]) -> anyhow::Result<Server> {
         let mut command = Command::new(release_program("warmgate-old-design"));
         command.arg("127.0.0.1:0");
@@ -372,6 +405,7 @@ impl Bench {
                 self.warmgate("ready-jwt", &jwt_ready_config(&auth_service.jwks_url()))?
             }
             Subject::Reference => self.reference()?,
+            Subject::Floor => self.floor()?,
             Subject::OldDesign => self.old_design(dependencies)?,
             Subject::WarmgateProxy | Subject::Nginx | Subject::UpstreamDirect => {
                 bail!("{} runs with an upstream; see `proxy`", subject.name())
@@ -495,62 +529,71 @@ impl Bench {
         }
         measured?;
         let mut rows = Vec::new();
+        let mut floor_rows = Vec::new();
         let mut old_design_rows = Vec::new();
         let mut authenticated_rows = Vec::new();
         for client in Client::BOTH {
             let key = client.key("connect");
             for (figure, target) in [("p50", 1.10), ("p99", 1.25)] {
                 let pointer = format!("/connect_to_ready/{figure}_us");
-                let warmgate = self.median(&key, Subject::Warmgate, &pointer, figure);
-                let reference = self.median(&key, Subject::Reference, &pointer, figure);
+                let unit = format!("{figure}, µs");
+                let mut median = |subject| self.median(&key, subject, &pointer, figure);
+                let warmgate = median(Subject::Warmgate);
+                let reference = median(Subject::Reference);
+                let floor = median(Subject::Floor);
+                let old_design = median(Subject::OldDesign);
+                let authenticated = median(Subject::WarmgateJwt);
                 rows.push(Row::ratio(
                     &format!("1 ({})", client.name()),
                     "gate ready: TCP connect to `ready` frame",
-                    &format!("{figure}, µs"),
+                    &unit,
                     warmgate,
                     ("reference", reference),
                     target,
                 ));
+                floor_rows.push(Row::compared(
+                    &format!("1 (floor check, {})", client.name()),
+                    "the reference (fastwebsockets on axum, in the warmgate column) against the floor (fastwebsockets on hyper alone): connect to `ready`",
+                    &unit,
+                    reference,
+                    ("floor", floor),
+                ));
+                old_design_rows.push(Row::report(
+                    &format!("8 ({})", client.name()),
+                    "old design's replica, gate ready: connect to `ready`",
+                    &unit,
+                    warmgate,
+                    ("old design", old_design),
+                ));
+                authenticated_rows.push(Row::compared(
+                    &format!("10 ({})", client.name()),
+                    "gate ready, `[auth]` on: ES256 token checked, connect to `ready`",
+                    &unit,
+                    authenticated,
+                    ("warmgate without `[auth]`", warmgate),
+                ));
             }
         }
-        for figure in ["p50", "p99"] {
-            let pointer = format!("/connect_to_ready/{figure}_us");
-            let unit = format!("{figure}, µs");
-            let mut median = |subject| self.median("connect", subject, &pointer, figure);
-            let warmgate = median(Subject::Warmgate);
-            let old_design = median(Subject::OldDesign);
-            let authenticated = median(Subject::WarmgateJwt);
-            old_design_rows.push(Row::report(
-                "8",
-                "old design's replica, gate ready: connect to `ready`",
-                &unit,
-                warmgate,
-                ("old design", old_design),
-            ));
-            authenticated_rows.push(Row::compared(
-                "10",
-                "gate ready, `[auth]` on: ES256 token checked, connect to `ready`",
-                &unit,
-                authenticated,
-                ("warmgate without `[auth]`", warmgate),
-            ));
-        }
+        rows.extend(floor_rows);
         rows.extend(old_design_rows);
         rows.extend(authenticated_rows);
         Ok(rows)
     }
 
-    /// Every subject with tungstenite, and warmgate and the reference with
-    /// fastwebsockets as well, alternating in each round.
+    /// Every subject with each client, alternating in each round.
     fn connect_rounds(&mut self, dependencies: &Dependencies) -> anyhow::Result<()> {
-        let measurements = [
-            (Subject::Warmgate, Client::Tungstenite),
-            (Subject::WarmgateJwt, Client::Tungstenite),
-            (Subject::Reference, Client::Tungstenite),
-            (Subject::OldDesign, Client::Tungstenite),
-            (Subject::Warmgate, Client::Fastwebsockets),
-            (Subject::Reference, Client::Fastwebsockets),
-        ];
+        let mut measurements = Vec::new();
+        for client in Client::BOTH {
+            for subject in [
+                Subject::Warmgate,
+                Subject::WarmgateJwt,
+                Subject::Reference,
+                Subject::Floor,
+                Subject::OldDesign,
+            ] {
+                measurements.push((subject, client));
+            }
+        }
         for round in 0..self.sizes.rounds {
             for (subject, client) in Self::order(round, &measurements) {
                 let server = self.ready_server(subject, &dependencies.addresses)?;

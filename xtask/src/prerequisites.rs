@@ -1,8 +1,10 @@
 //! Installs the system programs the tests and the benchmarks need when
 //! they are missing: `redis-server` (Debian package `redis-server`),
 //! PostgreSQL's `initdb` (Debian package `postgresql`), `chromium` for the
-//! browser tests, and `nginx` (Debian package `nginx`), the proxy the
-//! benchmarks compare proxy mode with. As root it installs them with
+//! browser tests, `nginx` (Debian package `nginx`), the proxy the
+//! benchmarks compare proxy mode with, and `valgrind` with its
+//! `callgrind_control` (Debian package `valgrind`), which count the
+//! instructions the benchmarked servers execute. As root it installs them with
 //! apt-get; otherwise it names the package to install. It never starts or
 //! configures a system service: the tests and the benchmarks run their own
 //! servers on free ports.
@@ -27,7 +29,7 @@ struct Prerequisite {
     service: Option<&'static str>,
 }
 
-const PREREQUISITES: [Prerequisite; 4] = [
+const PREREQUISITES: [Prerequisite; 6] = [
     Prerequisite {
         program: "redis-server",
         package: "redis-server",
@@ -55,6 +57,20 @@ const PREREQUISITES: [Prerequisite; 4] = [
         elsewhere: &[],
         also_in: &["/usr/sbin"],
         service: Some("nginx"),
+    },
+    Prerequisite {
+        program: "valgrind",
+        package: "valgrind",
+        elsewhere: &[],
+        also_in: &[],
+        service: None,
+    },
+    Prerequisite {
+        program: "callgrind_control",
+        package: "valgrind",
+        elsewhere: &[],
+        also_in: &[],
+        service: None,
     },
 ];
 
@@ -112,7 +128,10 @@ fn install_missing(wanted: Vec<&Prerequisite>) -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let packages: Vec<&str> = missing.iter().map(|p| p.package).collect();
+    let mut packages: Vec<&str> = missing.iter().map(|p| p.package).collect();
+    // Two programs may come from one package (valgrind's).
+    packages.sort_unstable();
+    packages.dedup();
     if !running_as_root() {
         bail!(
             "xtask needs {}: install the Debian package(s) {} (for example `sudo apt-get install {}`)",

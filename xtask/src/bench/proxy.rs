@@ -11,7 +11,7 @@ use std::process::Command;
 
 use super::nginx::Nginx;
 use super::report::Row;
-use super::{Bench, HOLDING_GATE, READY_CONFIG, Subject};
+use super::{Bench, Client, HOLDING_GATE, READY_CONFIG, Subject};
 use crate::server::{Server, release_program, wait_until_ready};
 
 /// A plan that holds every client until the signal `app` is set.
@@ -169,68 +169,71 @@ impl Bench {
     // === scenarios ===
 
     /// P1: gate ready, sequential connects to the first upstream frame,
-    /// through warmgate, through nginx, and direct.
+    /// through warmgate, through nginx, and direct, with each client.
     pub(super) fn proxy_connect(&mut self) -> anyhow::Result<Vec<Row>> {
-        let subjects = [
-            Subject::WarmgateProxy,
-            Subject::Nginx,
-            Subject::UpstreamDirect,
-        ];
         let count = self.sizes.sequential_connects.to_string();
         for round in 0..self.sizes.rounds {
-            for subject in Self::order(round, &subjects) {
+            for (subject, client) in Self::order(round, &proxied_measurements()) {
                 let stack = self.stack(subject, Gate::Ready)?;
                 let count = count.clone();
-                self.measure_stack("proxy_connect", subject, stack, |stack| {
+                self.measure_stack(&client.key("proxy_connect"), subject, stack, |stack| {
                     Ok(vec![
                         "connect-sequential".into(),
                         "--url".into(),
                         stack.url("/ws"),
                         "--count".into(),
                         count,
+                        "--client".into(),
+                        client.name().into(),
                     ])
                 })?;
             }
         }
-        Ok(self.against_nginx_and_floor(
-            "P1",
-            "gate ready, proxied: TCP connect to the first upstream frame",
-            "proxy_connect",
-            "/connect_to_ready",
-            (1.0, 1.2),
-        ))
+        let mut rows = Vec::new();
+        for client in Client::BOTH {
+            rows.extend(self.against_nginx_and_floor(
+                &format!("P1 ({})", client.name()),
+                "gate ready, proxied: TCP connect to the first upstream frame",
+                &client.key("proxy_connect"),
+                "/connect_to_ready",
+                (1.0, 1.2),
+            ));
+        }
+        Ok(rows)
     }
 
-    /// P2: echo round trips of 43 B on one proxied connection.
+    /// P2: echo round trips of 43 B on one proxied connection, with each
+    /// client.
     pub(super) fn proxy_echo(&mut self) -> anyhow::Result<Vec<Row>> {
-        let subjects = [
-            Subject::WarmgateProxy,
-            Subject::Nginx,
-            Subject::UpstreamDirect,
-        ];
         let count = self.sizes.echo_round_trips.to_string();
         for round in 0..self.sizes.rounds {
-            for subject in Self::order(round, &subjects) {
+            for (subject, client) in Self::order(round, &proxied_measurements()) {
                 let stack = self.stack(subject, Gate::Ready)?;
                 let count = count.clone();
-                self.measure_stack("proxy_echo", subject, stack, |stack| {
+                self.measure_stack(&client.key("proxy_echo"), subject, stack, |stack| {
                     Ok(vec![
                         "echo".into(),
                         "--url".into(),
                         stack.url("/echo"),
                         "--count".into(),
                         count,
+                        "--client".into(),
+                        client.name().into(),
                     ])
                 })?;
             }
         }
-        Ok(self.against_nginx_and_floor(
-            "P2",
-            "echo round trip through the proxy, 43 B",
-            "proxy_echo",
-            "/round_trip",
-            (1.05, 1.2),
-        ))
+        let mut rows = Vec::new();
+        for client in Client::BOTH {
+            rows.extend(self.against_nginx_and_floor(
+                &format!("P2 ({})", client.name()),
+                "echo round trip through the proxy, 43 B",
+                &client.key("proxy_echo"),
+                "/round_trip",
+                (1.05, 1.2),
+            ));
+        }
+        Ok(rows)
     }
 
     /// The p50 and p99 rows of a scenario measured through warmgate,
@@ -279,75 +282,82 @@ impl Bench {
     }
 
     /// P3: held clients (transparent) released into the upstream by a
-    /// signal; the flip to the last client's first upstream frame.
+    /// signal; the flip to the last client's first upstream frame, timed
+    /// by each client in the same rounds.
     pub(super) fn proxy_release(&mut self) -> anyhow::Result<Vec<Row>> {
         let clients = proxy_held_clients(self.sizes.proxy_held_clients);
-        for _ in 0..self.sizes.rounds {
-            let stack = self.stack(Subject::WarmgateProxy, Gate::Held)?;
-            self.measure_stack("proxy_release", Subject::WarmgateProxy, stack, |stack| {
-                let mut args = vec![
-                    "hold".into(),
-                    "--url".into(),
-                    stack.url("/ws"),
-                    "--clients".into(),
-                    clients.to_string(),
-                    "--transparent".into(),
-                    "--flip-post".into(),
-                    stack.signal_url()?,
-                    // A client admitted by mistake gets its frame within a
-                    // millisecond; this lets it show before the flip.
-                    "--settle-ms".into(),
-                    "100".into(),
-                ];
-                for pid in stack.front_pids() {
-                    args.extend(["--pid".into(), pid.to_string()]);
-                }
-                Ok(args)
-            })?;
+        for round in 0..self.sizes.rounds {
+            for client in Self::order(round, &Client::BOTH) {
+                let stack = self.stack(Subject::WarmgateProxy, Gate::Held)?;
+                let key = client.key("proxy_release");
+                self.measure_stack(&key, Subject::WarmgateProxy, stack, |stack| {
+                    let mut args = vec![
+                        "hold".into(),
+                        "--url".into(),
+                        stack.url("/ws"),
+                        "--clients".into(),
+                        clients.to_string(),
+                        "--transparent".into(),
+                        "--flip-post".into(),
+                        stack.signal_url()?,
+                        // A client admitted by mistake gets its frame within
+                        // a millisecond; this lets it show before the flip.
+                        "--settle-ms".into(),
+                        "100".into(),
+                        "--client".into(),
+                        client.name().into(),
+                    ];
+                    for pid in stack.front_pids() {
+                        args.extend(["--pid".into(), pid.to_string()]);
+                    }
+                    Ok(args)
+                })?;
+            }
         }
-        let last_ms = self.median(
-            "proxy_release",
-            Subject::WarmgateProxy,
-            "/release/flip_to_ready/max_us",
-            "last_frame_us",
-        ) / 1e3;
-        let p50_ms = self.median(
-            "proxy_release",
-            Subject::WarmgateProxy,
-            "/release/flip_to_ready/p50_us",
-            "p50_frame_us",
-        ) / 1e3;
-        let released = self.median(
-            "proxy_release",
-            Subject::WarmgateProxy,
-            "/release/released",
-            "released",
-        );
-        let errors = self.median("proxy_release", Subject::WarmgateProxy, "/errors", "errors");
-        let all = clients as f64;
-        let mut note = format!(
-            "{released:.0} of {all:.0} got it, {errors:.0} errors; p50 {}",
-            number_ms(p50_ms)
-        );
-        if clients < self.sizes.proxy_held_clients {
-            note.push_str(&format!(
-                "; {} asked, capped by the descriptor limit at two sockets a client",
-                self.sizes.proxy_held_clients
-            ));
+        let mut rows = Vec::new();
+        for client in Client::BOTH {
+            let key = client.key("proxy_release");
+            let subject = Subject::WarmgateProxy;
+            let last_ms = self.median(
+                &key,
+                subject,
+                "/release/flip_to_ready/max_us",
+                "last_frame_us",
+            ) / 1e3;
+            let p50_ms = self.median(
+                &key,
+                subject,
+                "/release/flip_to_ready/p50_us",
+                "p50_frame_us",
+            ) / 1e3;
+            let released = self.median(&key, subject, "/release/released", "released");
+            let errors = self.median(&key, subject, "/errors", "errors");
+            let all = clients as f64;
+            let mut note = format!(
+                "{released:.0} of {all:.0} got it, {errors:.0} errors; p50 {}",
+                number_ms(p50_ms)
+            );
+            if clients < self.sizes.proxy_held_clients {
+                note.push_str(&format!(
+                    "; {} asked, capped by the descriptor limit at two sockets a client",
+                    self.sizes.proxy_held_clients
+                ));
+            }
+            rows.push(
+                Row::bound(
+                    &format!("P3 ({})", client.name()),
+                    &format!(
+                        "proxy release: {clients} held clients (transparent), signal flip to the last first upstream frame"
+                    ),
+                    "ms",
+                    last_ms,
+                    2000.0,
+                )
+                .with_note(&note)
+                .met_only_if(released == all && errors == 0.0),
+            );
         }
-        Ok(vec![
-            Row::bound(
-                "P3",
-                &format!(
-                    "proxy release: {clients} held clients (transparent), signal flip to the last first upstream frame"
-                ),
-                "ms",
-                last_ms,
-                2000.0,
-            )
-            .with_note(&note)
-            .met_only_if(released == all && errors == 0.0),
-        ])
+        Ok(rows)
     }
 
     /// P4: memory per open proxied connection, warmgate's process against
@@ -402,6 +412,22 @@ impl Bench {
             .met_only_if(errors == 0.0),
         ])
     }
+}
+
+/// P1's and P2's measurements in a round: warmgate, nginx and the
+/// upstream direct, with each client.
+fn proxied_measurements() -> Vec<(Subject, Client)> {
+    let mut measurements = Vec::new();
+    for client in Client::BOTH {
+        for subject in [
+            Subject::WarmgateProxy,
+            Subject::Nginx,
+            Subject::UpstreamDirect,
+        ] {
+            measurements.push((subject, client));
+        }
+    }
+    measurements
 }
 
 /// `wanted`, or fewer when this process's descriptor limit (which the

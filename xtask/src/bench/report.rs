@@ -308,23 +308,32 @@ Run: {sizes}.
   separate processes on loopback, on the same {cores} cores, each server
   fresh for each measurement.
 - **Two WebSocket clients.** A figure can depend on the client that takes
-  it, so scenarios 1, 2 and 7 run twice in the same rounds, alternating
-  with the rest: with tungstenite, and with fastwebsockets' client
-  handshake over hyper's HTTP/1.1 client (rows `1 (tungstenite)` and `1
-  (fastwebsockets)`, and so for 2 and 7). Both take the same steps: TCP
-  connect (`TCP_NODELAY`), the opening handshake, reading up to the timed
-  frame (in 1, timed from the start of the TCP connect to the first
-  frame), then a client-initiated close. Each ratio divides figures
-  taken by the same client, and both are held to the same target.
-  Scenario 2 has no comparison, so only warmgate runs it twice; every
-  other scenario uses tungstenite.
+  it, so every timed WebSocket scenario (1, 2, 7, 8, 10, P1, P2 and P3)
+  runs twice in the same rounds, alternating with the rest: with
+  tungstenite, and with fastwebsockets' client handshake over hyper's
+  HTTP/1.1 client (rows `1 (tungstenite)` and `1 (fastwebsockets)`, and so
+  for the others). Both take the same steps: TCP connect (`TCP_NODELAY`),
+  the opening handshake, reading up to the timed frame (in 1, timed from
+  the start of the TCP connect to the first frame), then a
+  client-initiated close. Each ratio divides figures taken by the same
+  client, and both are held to the same target. Scenario 2 has no
+  comparison, so only warmgate runs it twice, and scenario 3's memory (the
+  server's) is taken from tungstenite's runs; scenarios 4 and 5 and the
+  instruction counts use tungstenite.
 - Each round runs warmgate and its comparison one after the other, and the
   order flips every round (A B, then B A), so drift on a shared machine
   falls on both.
 - The **reference** (`warmgate-reference`) is bare fastwebsockets 0.10 on
   axum 0.8 with `TCP_NODELAY` and a backlog of 4096: on connect it sends
   `{{\"type\":\"ready\"}}`, then echoes; its `/readyz` is a static handler.
-  It is the floor.
+  It is the floor of most comparisons. Its accept loop runs on a spawned task, on a runtime
+  worker, as warmgate's does.
+- The **floor** (`warmgate-floor`) is the same server on hyper 1 alone
+  (`http1` connections with upgrades, fastwebsockets' `upgrade`), without
+  axum, with the same backlog, `TCP_NODELAY` and spawned accept loop. The
+  rows `1 (floor check, …)`, `I1 (floor check)` and `I2 (floor check)`
+  compare the reference with it (the reference's figure in the warmgate
+  column), to show what axum costs the reference.
 - The **proxy scenarios** (P1 to P4) put warmgate in proxy mode
   (`[upstream]`, with `/ws` and `/echo` routed to it and the default
   `max_concurrent_dials`, 256) or nginx in front of the same upstream, a
@@ -395,6 +404,31 @@ Run: {sizes}.
     (each has had its first upstream frame), the server's RSS minus its
     RSS before, per connection: warmgate's process, and nginx's processes
     summed.
+
+- **Instruction counts** (I1 to I3) are taken under valgrind's callgrind
+  (`valgrind --tool=callgrind`), one run each, with the tungstenite
+  client: the count is of instructions, not time, so it is deterministic
+  to a few percent and does not depend on the machine's load. Each server
+  (a fresh process per count, release build) runs under callgrind; the
+  load generator makes warm-up traffic (I1: 20 connects; I2: a tenth more
+  round trips; I3: connecting every client until it is held), then says
+  so and waits; the harness zeroes the counters (`callgrind_control -z`),
+  lets the measured traffic run, and once the load generator has exited
+  (and half a second more) dumps them (`callgrind_control -d`). The
+  figure is the dump's total divided by the units measured. Counts are of
+  the whole server process, all its threads, including whatever it does
+  on its own meanwhile (timers, the engine, logging at the default level).
+  - I1: instructions per admitted connection: sequential connects to
+    `/ws`, each covering the server's side of the TCP accept, the upgrade,
+    the `ready` frame and the client's close; warmgate (gate ready)
+    against the reference, and the reference against the floor;
+  - I2: instructions per echoed message: round trips of 43 B on one
+    `/echo` connection; warmgate against the reference, and the reference
+    against the floor;
+  - I3: instructions per released held client (warmgate only): clients
+    held on `/ws` by a signal check, counted from just before the signal's
+    `POST` to the load generator's exit, so each client's release (the
+    `ready` frame) and its close.
 
 ## Findings
 

@@ -1,0 +1,580 @@
+//! The instruction counts (I1 to I3): each server runs under valgrind's
+//! callgrind, and the instructions it executes (all its threads) are
+//! counted over a measured stretch of traffic, then divided by the
+//! connections, messages or clients in it.
+//!
+//! The stretch is marked by the load generator's `--wait-for-go`: once its
+//! warm-up is done it says `measuring` on stderr and waits; the harness
+//! zeroes the counters (`callgrind_control -z`), lets it go on, and once it
+//! has exited dumps them (`callgrind_control -d`) and reads the dump's
+//! `totals:` line. Counts are deterministic to a few percent, so each is
+//! taken once, with the tungstenite client.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+use super::report::Row;
+use super::{Bench, READY_CONFIG, SIGNAL_HELD_CONFIG, Subject};
+use crate::server::{http_request, release_program};
+
+/// How long a server under valgrind (some 50 times slower) may take to say
+/// where it serves, and then to answer `/readyz` with 200.
+const START_WAIT: Duration = Duration::from_secs(180);
+
+/// The longest one load generator run against a server under valgrind may
+/// take.
+const LOADGEN_LIMIT: Duration = Duration::from_secs(600);
+
+/// How long a server under valgrind may take to exit after SIGTERM.
+const EXIT_WAIT: Duration = Duration::from_secs(60);
+
+/// The pause between the load generator's exit and the dump, in which the
+/// server finishes with the last connection's close.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// The warm-up connects before I1's counted ones.
+const CONNECT_WARMUP: usize = 20;
+
+/// What the counted traffic is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    /// Sequential connects to `/ws`, each to its `ready` frame, then closed.
+    Connect,
+    /// Echo round trips on one `/echo` connection.
+    Echo,
+    /// Held clients on `/ws` released by a signal (warmgate only).
+    Release,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Connect => "connect",
+            Workload::Echo => "echo",
+            Workload::Release => "release",
+        }
+    }
+
+    /// What one unit of the count is, in figure names.
+    fn unit(self) -> &'static str {
+        match self {
+            Workload::Connect => "per_connection",
+            Workload::Echo => "per_message",
+            Workload::Release => "per_client",
+        }
+    }
+}
+
+/// One server under callgrind; killed on drop unless it was stopped.
+struct Profiled {
+    child: Child,
+    public: SocketAddr,
+    admin: Option<SocketAddr>,
+    /// callgrind's output file; `-d` dumps to it with `.1` added.
+    out_file: PathBuf,
+    callgrind_control: PathBuf,
+}
+
+impl Profiled {
+    /// Starts `program` with `args` under callgrind and waits until it
+    /// says where it serves (`NAME: serving http://ADDR`); its stderr and
+    /// valgrind's go to `stem.log`, callgrind's counts to `stem.callgrind`.
+    fn start(
+        tools: &Tools,
+        program: &Path,
+        args: &[String],
+        name: &str,
+        stem: &Path,
+    ) -> anyhow::Result<Profiled> {
+        let out_file = stem.with_extension("callgrind");
+        let log_path = stem.with_extension("log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let mut child = Command::new(&tools.valgrind)
+            .arg("--tool=callgrind")
+            .arg(format!("--callgrind-out-file={}", out_file.display()))
+            .arg(program)
+            .args(args)
+            .current_dir(crate::command::workspace_root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {name} under valgrind"))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (line_tx, line_rx) = mpsc::channel();
+        // Hands over the first line, then drains the rest so that the
+        // server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            let _ = line_tx.send(lines.next());
+            for _ in lines {}
+        });
+        let mut profiled = Profiled {
+            child,
+            public: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin: None,
+            out_file,
+            callgrind_control: tools.callgrind_control.clone(),
+        };
+        let line = match line_rx.recv_timeout(START_WAIT) {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => bail!(
+                "{name} under valgrind exited before saying where it serves; see {}",
+                log_path.display()
+            ),
+            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+                "{name} under valgrind said nothing within {} s; see {}",
+                START_WAIT.as_secs(),
+                log_path.display()
+            ),
+        };
+        (profiled.public, profiled.admin) = serving_addresses(name, &line)?;
+        Ok(profiled)
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls `GET /readyz` until it answers 200.
+    fn wait_until_ready(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            if let Ok((200, _)) = http_request(self.public, "GET", "/readyz", None) {
+                return Ok(());
+            }
+            if started.elapsed() > START_WAIT {
+                bail!(
+                    "{}/readyz did not answer 200 within {} s under valgrind",
+                    self.public,
+                    START_WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs `callgrind_control FLAG PID` (`-z` zeroes, `-d` dumps).
+    fn control(&self, flag: &str) -> anyhow::Result<()> {
+        let output = Command::new(&self.callgrind_control)
+            .args([flag, &self.pid().to_string()])
+            .output()
+            .context("cannot run callgrind_control")?;
+        if !output.status.success() {
+            bail!(
+                "callgrind_control {flag} {} failed ({}): {}{}",
+                self.pid(),
+                output.status,
+                String::from_utf8_lossy(&output.stdout).trim(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// Sends SIGTERM (a background process may ignore SIGINT) and waits for
+    /// the exit; kills it if it takes too long.
+    fn stop(&mut self) -> anyhow::Result<()> {
+        let pid = self.pid().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let asked = Instant::now();
+        while self.child.try_wait()?.is_none() {
+            if asked.elapsed() > EXIT_WAIT {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!(
+                    "the server under valgrind did not exit within {} s of SIGTERM",
+                    EXIT_WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// The instructions counted between the zeroing and the dump.
+    fn dumped_total(&self) -> anyhow::Result<u64> {
+        let mut dump = self.out_file.clone().into_os_string();
+        dump.push(".1");
+        let dump = PathBuf::from(dump);
+        let text = std::fs::read_to_string(&dump)
+            .with_context(|| format!("cannot read callgrind's dump {}", dump.display()))?;
+        callgrind_total(&text).with_context(|| format!("no `totals:` line in {}", dump.display()))
+    }
+}
+
+impl Drop for Profiled {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The programs this needs, installed first if missing.
+struct Tools {
+    valgrind: PathBuf,
+    callgrind_control: PathBuf,
+}
+
+impl Bench {
+    /// I1 to I3: instructions per admitted connection, per echoed message,
+    /// and per released held client.
+    pub(super) fn instructions(&mut self) -> anyhow::Result<Vec<Row>> {
+        let tools = Tools {
+            valgrind: crate::prerequisites::ensure_program("valgrind")?,
+            callgrind_control: crate::prerequisites::ensure_program("callgrind_control")?,
+        };
+        let warmgate_connect =
+            self.count_instructions(&tools, Workload::Connect, Subject::Warmgate)?;
+        let reference_connect =
+            self.count_instructions(&tools, Workload::Connect, Subject::Reference)?;
+        let floor_connect = self.count_instructions(&tools, Workload::Connect, Subject::Floor)?;
+        let warmgate_echo = self.count_instructions(&tools, Workload::Echo, Subject::Warmgate)?;
+        let reference_echo = self.count_instructions(&tools, Workload::Echo, Subject::Reference)?;
+        let floor_echo = self.count_instructions(&tools, Workload::Echo, Subject::Floor)?;
+        let release = self.count_instructions(&tools, Workload::Release, Subject::Warmgate)?;
+        let connects = self.sizes.instruction_connects;
+        let echoes = self.sizes.instruction_echoes;
+        let held = self.sizes.instruction_held_clients;
+        Ok(vec![
+            Row::ratio(
+                "I1",
+                &format!(
+                    "instructions per admitted connection ({connects} sequential connects to `/ws`): TCP accept, upgrade, `ready` frame, the client's close"
+                ),
+                "instructions",
+                warmgate_connect,
+                ("reference", reference_connect),
+                1.50,
+            ),
+            Row::compared(
+                "I1 (floor check)",
+                "instructions per admitted connection: the reference (fastwebsockets on axum, in the warmgate column) against the floor (fastwebsockets on hyper alone)",
+                "instructions",
+                reference_connect,
+                ("floor", floor_connect),
+            ),
+            Row::compared(
+                "I2",
+                &format!(
+                    "instructions per echoed message ({echoes} round trips of 43 B on `/echo`)"
+                ),
+                "instructions",
+                warmgate_echo,
+                ("reference", reference_echo),
+            ),
+            Row::compared(
+                "I2 (floor check)",
+                "instructions per echoed message: the reference (in the warmgate column) against the floor",
+                "instructions",
+                reference_echo,
+                ("floor", floor_echo),
+            ),
+            Row::measured(
+                "I3",
+                &format!(
+                    "instructions per released held client ({held} held on `/ws`, released by a signal, then closed)"
+                ),
+                "instructions",
+                release,
+            ),
+        ])
+    }
+
+    /// Counts the instructions `subject` executes on `workload`'s measured
+    /// traffic, divided by its units; keeps the total, the count and the
+    /// quotient as figures `instructions.WORKLOAD.SUBJECT.*`.
+    fn count_instructions(
+        &mut self,
+        tools: &Tools,
+        workload: Workload,
+        subject: Subject,
+    ) -> anyhow::Result<f64> {
+        let stem = self.dir.join(format!(
+            "instructions-{}-{}",
+            workload.name(),
+            subject.name()
+        ));
+        let mut server = match subject {
+            Subject::Warmgate => {
+                let config = match workload {
+                    Workload::Connect | Workload::Echo => READY_CONFIG,
+                    Workload::Release => SIGNAL_HELD_CONFIG,
+                };
+                let config_path = stem.with_extension("toml");
+                std::fs::write(&config_path, config)
+                    .with_context(|| format!("cannot write {}", config_path.display()))?;
+                let args = vec![
+                    "--config".to_owned(),
+                    config_path.display().to_string(),
+                    "--listen".to_owned(),
+                    "127.0.0.1:0".to_owned(),
+                    "--admin-listen".to_owned(),
+                    "127.0.0.1:0".to_owned(),
+                ];
+                Profiled::start(
+                    tools,
+                    &release_program("warmgate"),
+                    &args,
+                    "warmgate",
+                    &stem,
+                )?
+            }
+            Subject::Reference | Subject::Floor if workload != Workload::Release => {
+                let (program, name) = match subject {
+                    Subject::Reference => ("warmgate-reference", "reference"),
+                    _ => ("warmgate-floor", "floor"),
+                };
+                Profiled::start(
+                    tools,
+                    &release_program(program),
+                    &["127.0.0.1:0".to_owned()],
+                    name,
+                    &stem,
+                )?
+            }
+            _ => bail!(
+                "no instruction count of {} for {}",
+                workload.name(),
+                subject.name()
+            ),
+        };
+        if workload != Workload::Release {
+            server.wait_until_ready()?;
+        }
+        let url = |path: &str| format!("ws://{}{path}", server.public);
+        let mut args: Vec<String> = match workload {
+            Workload::Connect => vec![
+                "connect-sequential".into(),
+                "--url".into(),
+                url("/ws"),
+                "--count".into(),
+                self.sizes.instruction_connects.to_string(),
+                "--warmup".into(),
+                CONNECT_WARMUP.to_string(),
+            ],
+            Workload::Echo => vec![
+                "echo".into(),
+                "--url".into(),
+                url("/echo"),
+                "--count".into(),
+                self.sizes.instruction_echoes.to_string(),
+            ],
+            Workload::Release => {
+                let admin = server.admin.context("warmgate printed no admin address")?;
+                vec![
+                    "hold".into(),
+                    "--url".into(),
+                    url("/ws"),
+                    "--clients".into(),
+                    self.sizes.instruction_held_clients.to_string(),
+                    "--flip-post".into(),
+                    format!("http://{admin}/signals/app"),
+                ]
+            }
+        };
+        args.extend([
+            "--client".into(),
+            "tungstenite".into(),
+            "--wait-for-go".into(),
+        ]);
+        let figures = loadgen_with_go(&args, || server.control("-z"));
+        let dumped = figures.and_then(|figures| {
+            std::thread::sleep(SETTLE);
+            server.control("-d")?;
+            Ok(figures)
+        });
+        let stopped = server.stop();
+        let figures = dumped?;
+        stopped?;
+        let total = server.dumped_total()?;
+        let count = match workload {
+            Workload::Connect => figures.pointer("/connect_to_ready/n"),
+            Workload::Echo => figures.pointer("/round_trip/n"),
+            Workload::Release => figures.pointer("/release/released"),
+        }
+        .and_then(Value::as_u64)
+        .with_context(|| format!("the load generator reported no count: {figures}"))?;
+        if workload == Workload::Release {
+            let errors = figures.pointer("/errors").and_then(Value::as_u64);
+            let wanted = self.sizes.instruction_held_clients as u64;
+            if count != wanted || errors != Some(0) {
+                bail!(
+                    "under valgrind, {count} of {wanted} held clients were released, with {errors:?} errors: {figures}"
+                );
+            }
+        }
+        if count == 0 {
+            bail!("nothing was counted: {figures}");
+        }
+        let quotient = total as f64 / count as f64;
+        let key = format!("instructions.{}", workload.name());
+        self.keep(&key, subject, &figures);
+        let prefix = format!("{key}.{}", subject.name());
+        self.figures.insert(format!("{prefix}.total"), json!(total));
+        self.figures.insert(format!("{prefix}.count"), json!(count));
+        self.figures
+            .insert(format!("{prefix}.{}", workload.unit()), json!(quotient));
+        println!(
+            "bench: {} under callgrind, {}: {total} instructions / {count} = {quotient:.0}",
+            subject.name(),
+            workload.name()
+        );
+        Ok(quotient)
+    }
+}
+
+/// Runs the load generator with `args` (which include `--wait-for-go`):
+/// once it says `measuring`, calls `at_go`, then lets it go on, and
+/// returns its JSON once it has exited.
+fn loadgen_with_go(
+    args: &[String],
+    at_go: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<Value> {
+    let program = release_program("warmgate-loadgen");
+    println!("bench: warmgate-loadgen {}", args.join(" "));
+    let mut child = Command::new(&program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", program.display()))?;
+    let result = drive(&mut child, at_go);
+    if result.is_err() {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output();
+    let stderr = result?;
+    let output = output?;
+    if !output.status.success() {
+        bail!(
+            "warmgate-loadgen {} failed ({}): {}",
+            args.join(" "),
+            output.status,
+            stderr.trim()
+        );
+    }
+    serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "warmgate-loadgen printed no JSON: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// The go and the wait of [`loadgen_with_go`]; returns the load
+/// generator's stderr once it has exited.
+fn drive(child: &mut Child, at_go: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    let (line_tx, line_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut lines = BufReader::new(&mut stderr);
+        let mut line = String::new();
+        while lines.read_line(&mut line).is_ok_and(|read| read > 0) {
+            if line.trim() == "measuring" {
+                let _ = line_tx.send(());
+            } else {
+                text.push_str(&line);
+            }
+            line.clear();
+        }
+        text
+    });
+    match line_rx.recv_timeout(LOADGEN_LIMIT) {
+        Ok(()) => {
+            at_go()?;
+            let mut stdin = child.stdin.take().context("no stdin")?;
+            stdin
+                .write_all(b"\n")
+                .and_then(|()| stdin.flush())
+                .context("cannot give the load generator its go")?;
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            let stderr = reader.join().unwrap_or_default();
+            bail!(
+                "the load generator ended before its measured part: {}",
+                stderr.trim()
+            );
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+            "the load generator did not reach its measured part within {} s",
+            LOADGEN_LIMIT.as_secs()
+        ),
+    }
+    while child.try_wait()?.is_none() {
+        if started.elapsed() > LOADGEN_LIMIT {
+            bail!(
+                "the load generator took over {} s under valgrind",
+                LOADGEN_LIMIT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(reader.join().unwrap_or_default())
+}
+
+/// The addresses in `NAME: serving http://ADDR`, with warmgate's
+/// ` (admin http://ADDR)` after it.
+fn serving_addresses(name: &str, line: &str) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
+    let rest = line
+        .strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix(": serving http://"))
+        .with_context(|| format!("{name} said {line:?}, expected `{name}: serving http://ADDR`"))?;
+    let (public, admin) = match rest.split_once(" (admin http://") {
+        Some((public, admin)) => (public, Some(admin.trim_end_matches(')'))),
+        None => (rest.trim(), None),
+    };
+    let address = |text: &str| {
+        text.parse::<SocketAddr>()
+            .with_context(|| format!("{name} said {line:?}; `{text}` is not an address"))
+    };
+    Ok((address(public)?, admin.map(address).transpose()?))
+}
+
+/// The `totals: N` of a callgrind dump (its only event is `Ir`).
+fn callgrind_total(dump: &str) -> Option<u64> {
+    dump.lines()
+        .find_map(|line| line.strip_prefix("totals:"))
+        .and_then(|total| total.split_whitespace().next()?.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callgrind_totals_are_read() {
+        let dump = "version: 1\ncreator: callgrind-3.19.0\npid: 27649\nevents: Ir\n\nfn=(1) main\n0 12\n\ntotals: 3895978\n";
+        assert_eq!(callgrind_total(dump), Some(3_895_978));
+        assert_eq!(callgrind_total("events: Ir\n"), None);
+    }
+
+    #[test]
+    fn serving_lines_are_read() {
+        let (public, admin) = serving_addresses(
+            "warmgate",
+            "warmgate: serving http://127.0.0.1:4000 (admin http://127.0.0.1:4001)",
+        )
+        .unwrap();
+        assert_eq!(public, SocketAddr::from(([127, 0, 0, 1], 4000)));
+        assert_eq!(admin, Some(SocketAddr::from(([127, 0, 0, 1], 4001))));
+        let (public, admin) =
+            serving_addresses("floor", "floor: serving http://127.0.0.1:5000").unwrap();
+        assert_eq!(public, SocketAddr::from(([127, 0, 0, 1], 5000)));
+        assert_eq!(admin, None);
+        assert!(serving_addresses("floor", "reference: serving http://127.0.0.1:5000").is_err());
+    }
+}
