@@ -41,7 +41,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use axum::http::HeaderMap;
-use fastwebsockets::{Frame, Payload, WebSocket};
+use fastwebsockets::{Frame, Payload, Role, WebSocket};
 use futures_util::StreamExt;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -54,7 +54,7 @@ use warmgate_http::{LogSampler, REFUSAL_LOG_WINDOW};
 use crate::app::{AdmitError, Application, Replies, Session, Summary};
 use crate::frames::Incoming;
 use crate::hold::{Hold, HoldAction};
-use crate::measure::ConnectionMeter;
+use crate::measure::{ConnectionMeter, RouteMeters};
 use crate::outbox::{Gone, WriterState};
 use crate::peer::{Peer, close_frame};
 use crate::protocol::{ErrorCode, UnavailableReason};
@@ -73,6 +73,8 @@ pub(crate) struct Route {
     /// can label metrics as a `&'static str`.
     pub(crate) path: &'static str,
     pub(crate) app: Arc<dyn Application>,
+    /// The route's metric handles.
+    pub(crate) meters: Arc<RouteMeters>,
 }
 
 impl std::fmt::Debug for Route {
@@ -207,12 +209,13 @@ pub(crate) async fn run(
     });
     let peer = Peer::new(
         ws,
+        Role::Server,
         gate.settings.max_message_bytes,
         gate.settings.write_timeout,
     );
     let gate_leeway = gate.authenticator.leeway();
     let mut connection = Connection {
-        meter: ConnectionMeter::new(route.path),
+        meter: ConnectionMeter::new(Arc::clone(&route.meters)),
         gate,
         route,
         speaks_warmgate,

@@ -4,8 +4,17 @@
 //! This module only records; `connection` says when, through one
 //! [`ConnectionMeter`] per client. Without an installed recorder (unit
 //! tests) every call is a no-op.
+//!
+//! The series a connection touches are looked up once, when the gate and
+//! its routes are built ([`init`], [`register_route`]), and kept as
+//! handles: a registry look-up per call costs every connection a hash of
+//! its labels and a key allocation (about a tenth of the gate's own work
+//! per connection, measured with callgrind; see `docs/benchmarks.md`).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use metrics::{Counter, Gauge, Histogram};
 
 use warmgate_http::CLIENT_REFUSALS_TOTAL;
 
@@ -69,11 +78,55 @@ fn refused_outcome(reason: UnavailableReason) -> &'static str {
     }
 }
 
+/// The handles of the series every connection touches: the wait histogram
+/// and the finished count, by outcome. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Meters(Arc<Handles>);
+
+struct Handles {
+    /// [`CONNECTION_WAIT_SECONDS`] by `outcome`, for every decided outcome.
+    waits: Vec<(&'static str, Histogram)>,
+    /// [`CONNECTIONS_TOTAL`] by `outcome`, for every outcome.
+    finished: Vec<(&'static str, Counter)>,
+}
+
+impl Meters {
+    fn wait(&self, outcome: &str) -> Option<&Histogram> {
+        let (_, histogram) = self.0.waits.iter().find(|(name, _)| *name == outcome)?;
+        Some(histogram)
+    }
+
+    fn finished(&self, outcome: &str) -> Option<&Counter> {
+        let (_, counter) = self.0.finished.iter().find(|(name, _)| *name == outcome)?;
+        Some(counter)
+    }
+}
+
+impl std::fmt::Debug for Meters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Meters").finish_non_exhaustive()
+    }
+}
+
+/// One route's handles: its gauges by stage, and the gate's [`Meters`].
+pub(crate) struct RouteMeters {
+    held: Gauge,
+    admitted: Gauge,
+    meters: Meters,
+}
+
+impl std::fmt::Debug for RouteMeters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteMeters").finish_non_exhaustive()
+    }
+}
+
 /// Describes the gate's metrics and registers every series at zero, so a
 /// dashboard never sees a series appear late: the wait histogram and the
 /// finished count for every outcome (each route's gauges are registered
-/// with the route, by [`register_route`]).
-pub(crate) fn init() {
+/// with the route, by [`register_route`]). Returns the handles a
+/// connection uses.
+pub(crate) fn init() -> Meters {
     metrics::describe_histogram!(
         CONNECTION_WAIT_SECONDS,
         metrics::Unit::Seconds,
@@ -90,14 +143,19 @@ pub(crate) fn init() {
     let decided = [ADMITTED, TOKEN_EXPIRED_WHILE_HELD]
         .into_iter()
         .chain(REFUSALS.map(refused_outcome));
+    let mut waits = Vec::new();
+    let mut finished = Vec::new();
     for outcome in decided {
         // Registering the handle is enough for the exporter to render the
         // histogram with zero counts.
-        let _ = metrics::histogram!(CONNECTION_WAIT_SECONDS, "outcome" => outcome);
-        metrics::counter!(CONNECTIONS_TOTAL, "outcome" => outcome).increment(0);
+        waits.push((
+            outcome,
+            metrics::histogram!(CONNECTION_WAIT_SECONDS, "outcome" => outcome),
+        ));
+        finished.push((outcome, finished_counter(outcome)));
     }
     for outcome in [LEFT_WHILE_HELD, LEFT_DURING_UPGRADE, SLOW_CONSUMER] {
-        metrics::counter!(CONNECTIONS_TOTAL, "outcome" => outcome).increment(0);
+        finished.push((outcome, finished_counter(outcome)));
     }
     metrics::describe_counter!(
         AUTH_REFUSALS_TOTAL,
@@ -117,14 +175,29 @@ pub(crate) fn init() {
     for reason in crate::upgrade::HANDSHAKE_REFUSAL_REASONS {
         metrics::counter!(CLIENT_REFUSALS_TOTAL, "reason" => reason).increment(0);
     }
+    Meters(Arc::new(Handles { waits, finished }))
+}
+
+/// The finished count of `outcome`, registered at zero.
+fn finished_counter(outcome: &'static str) -> Counter {
+    let counter = metrics::counter!(CONNECTIONS_TOTAL, "outcome" => outcome);
+    counter.increment(0);
+    counter
 }
 
 /// Registers the connection gauges of one WebSocket route at zero, for
-/// both stages.
-pub(crate) fn register_route(route: &'static str) {
-    for stage in [HELD, ADMITTED] {
-        metrics::gauge!(CONNECTIONS, "route" => route, "stage" => stage).set(0.0);
-    }
+/// both stages; returns the route's handles.
+pub(crate) fn register_route(route: &'static str, meters: &Meters) -> Arc<RouteMeters> {
+    let gauge = |stage: &'static str| {
+        let gauge = metrics::gauge!(CONNECTIONS, "route" => route, "stage" => stage);
+        gauge.set(0.0);
+        gauge
+    };
+    Arc::new(RouteMeters {
+        held: gauge(HELD),
+        admitted: gauge(ADMITTED),
+        meters: meters.clone(),
+    })
 }
 
 /// Counts a client answered with 101 that went away before the upgrade
@@ -163,7 +236,7 @@ pub(crate) fn rate_limited(closed: bool) {
 /// itself counted.
 #[derive(Debug)]
 pub(crate) struct ConnectionMeter {
-    route: &'static str,
+    route: Arc<RouteMeters>,
     stage: Option<InStage>,
     /// The outcome once admitted or refused; until then, a connection that
     /// ends has left while held.
@@ -174,7 +247,7 @@ pub(crate) struct ConnectionMeter {
 }
 
 impl ConnectionMeter {
-    pub(crate) fn new(route: &'static str) -> Self {
+    pub(crate) fn new(route: Arc<RouteMeters>) -> Self {
         Self {
             route,
             stage: None,
@@ -186,13 +259,13 @@ impl ConnectionMeter {
 
     /// The client is held.
     pub(crate) fn held(&mut self) {
-        self.stage = Some(InStage::enter(self.route, HELD));
+        self.stage = Some(InStage::enter(&self.route.held));
     }
 
     /// The client is admitted, `waited` after its upgrade.
     pub(crate) fn admitted(&mut self, waited: Duration) {
         self.decide(ADMITTED, waited);
-        self.stage = Some(InStage::enter(self.route, ADMITTED));
+        self.stage = Some(InStage::enter(&self.route.admitted));
     }
 
     /// The client is refused, `waited` after its upgrade.
@@ -216,8 +289,9 @@ impl ConnectionMeter {
         // The old stage goes first, so the client is never counted twice.
         self.stage = None;
         self.decided = Some(outcome);
-        metrics::histogram!(CONNECTION_WAIT_SECONDS, "outcome" => outcome)
-            .record(waited.as_secs_f64());
+        if let Some(histogram) = self.route.meters.wait(outcome) {
+            histogram.record(waited.as_secs_f64());
+        }
     }
 
     /// The connection is over (or about to send its last frame): it leaves
@@ -228,7 +302,9 @@ impl ConnectionMeter {
         }
         self.finished = true;
         self.stage = None;
-        metrics::counter!(CONNECTIONS_TOTAL, "outcome" => self.outcome()).increment(1);
+        if let Some(counter) = self.route.meters.finished(self.outcome()) {
+            counter.increment(1);
+        }
     }
 
     /// The `outcome` label: `admitted`, `unavailable:<reason>`,
@@ -238,23 +314,26 @@ impl ConnectionMeter {
     }
 }
 
-/// Counts one connection in a stage for as long as it lives.
-#[derive(Debug)]
-struct InStage {
-    route: &'static str,
-    stage: &'static str,
+/// Counts one connection in a stage (its route's gauge of that stage) for
+/// as long as it lives.
+struct InStage(Gauge);
+
+impl std::fmt::Debug for InStage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InStage").finish_non_exhaustive()
+    }
 }
 
 impl InStage {
-    fn enter(route: &'static str, stage: &'static str) -> Self {
-        metrics::gauge!(CONNECTIONS, "route" => route, "stage" => stage).increment(1.0);
-        Self { route, stage }
+    fn enter(gauge: &Gauge) -> Self {
+        gauge.increment(1.0);
+        Self(gauge.clone())
     }
 }
 
 impl Drop for InStage {
     fn drop(&mut self) {
-        metrics::gauge!(CONNECTIONS, "route" => self.route, "stage" => self.stage).decrement(1.0);
+        self.0.decrement(1.0);
     }
 }
 

@@ -1,15 +1,25 @@
-//! The writing half of one connection: a queue of frames and a writer task
-//! with a write deadline, so that no write ever stops the connection's loop.
+//! The writing half of one connection: frames written at once when the
+//! socket takes them, and otherwise queued for a writer task with a write
+//! deadline, so that no write ever stops the connection's loop.
 //!
-//! The connection queues a frame and goes on at once ([`Outbox::send`]
-//! never waits); the writer task takes frames off the queue and writes
-//! them. A client that takes no byte of a frame for `write_timeout` is a
-//! slow consumer: the writer stops writing and says so
-//! ([`WriterState::Stalled`]), and the connection decides the last word
-//! (a close frame, [`Outbox::last_word`]), which the writer writes if the
+//! The connection hands over a frame and goes on at once ([`Outbox::send`]
+//! never waits). While nothing is queued, the frame is written there and
+//! then, with a non-blocking write: the usual case costs no task and no
+//! wake-up. What the socket does not take at once (the rest of a frame,
+//! and every frame behind it) is queued, and a writer task, spawned the
+//! first time this happens, writes it as the client takes it. A client
+//! that takes no byte for `write_timeout` while frames wait is a slow
+//! consumer: the writer stops writing and says so
+//! ([`WriterState::Stalled`]), and the connection decides the last word (a
+//! close frame, [`Outbox::last_word`]), which the writer writes if the
 //! client takes the rest of its frame and the close frame within
 //! [`LAST_WORD_WAIT`]; otherwise the task ends and the TCP connection is
 //! dropped with it.
+//!
+//! Frames are framed here (RFC 6455 section 5.2, masked with a fresh key
+//! when this end is a client, section 5.3) rather than by
+//! fastwebsockets' `WebSocketWrite`: a frame written in part must be
+//! finished by someone else, and only its bytes can be handed over.
 //!
 //! The queue is bounded where it can be flooded: the sources of many
 //! frames (room messages, replies to the client's own messages) are read
@@ -21,15 +31,17 @@
 //! a stall means for the client, are the connection's.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
-use fastwebsockets::{Frame, OpCode, WebSocketWrite};
+use fastwebsockets::{Frame, OpCode, Payload, Role};
 use tokio::io::AsyncWrite;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -43,11 +55,15 @@ pub(crate) const MAX_QUEUED_FRAMES: usize = 1024;
 /// close frame before the connection is dropped.
 pub(crate) const LAST_WORD_WAIT: Duration = Duration::from_millis(500);
 
+/// The largest frame head: 2 bytes, an 8-byte length, a 4-byte mask
+/// (RFC 6455 section 5.2).
+const MAX_HEAD: usize = 14;
+
 /// The writer has ended: the client is gone (or the connection over).
 #[derive(Debug)]
 pub struct Gone;
 
-/// Where the writer task stands.
+/// Where the writer stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WriterState {
     /// Writing, or waiting for frames.
@@ -62,54 +78,127 @@ pub(crate) enum WriterState {
     Gone,
 }
 
-/// The connection's end of the queue. Dropping it ends the writer task.
+/// The connection's end of the writing half. Dropping it ends the writer
+/// task and lets go of the socket's write half.
 pub(crate) struct Outbox {
-    queued: Arc<Queued>,
-    state_rx: watch::Receiver<WriterState>,
-    last_word_tx: Option<oneshot::Sender<Frame<'static>>>,
-    task: JoinHandle<WriterState>,
+    shared: Arc<Shared>,
+    role: Role,
+    write_timeout: Duration,
+    /// The writer task, spawned the first time a frame is not taken at
+    /// once (most connections never need one).
+    task: Option<JoinHandle<()>>,
 }
 
-/// The queue shared by the connection and its writer. A plain
-/// `VecDeque` under a lock rather than a channel: it allocates nothing
-/// until frames come (a channel's first block is dozens of frames, for
-/// every connection, held ones included), and a connection queues a few
-/// frames at a time.
-#[derive(Default)]
-struct Queued {
-    frames: Mutex<VecDeque<Frame<'static>>>,
-    /// Told when a frame is queued (a permit is kept when the writer is not
-    /// waiting yet, so none is missed).
-    arrived: tokio::sync::Notify,
-    n_bytes: AtomicUsize,
-    n_frames: AtomicUsize,
+type Io = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// What the connection and its writer task share.
+struct Shared {
+    inner: Mutex<Inner>,
+    /// Told when a frame is queued for the writer task, or the last word
+    /// given (a permit is kept when the task is not waiting yet).
+    arrived: Notify,
+    /// Told when the writer's state changes.
+    state_changed: Notify,
     /// Told when a written frame brings a full queue back under its bound,
     /// so that a connection that stopped reading reads again at once.
-    room: tokio::sync::Notify,
+    room: Notify,
+    n_bytes: AtomicUsize,
+    n_frames: AtomicUsize,
 }
 
-impl Queued {
-    fn push(&self, frame: Frame<'static>) {
-        self.frames
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(frame);
-        self.arrived.notify_one();
+/// Everything about the socket's write half, behind one lock that is
+/// never held across an `await`: the connection writes under it, and the
+/// writer task holds it for one poll at a time.
+struct Inner {
+    /// The write half; `None` once the outbox is dropped.
+    io: Option<Io>,
+    /// Frames not yet written in full; the first may be written in part.
+    queue: VecDeque<Framed>,
+    state: WriterState,
+    /// When the client last took a byte, or was given a frame to take
+    /// while nothing was queued: the write deadline runs from here.
+    last_progress: Instant,
+    /// The close frame a stalled writer is to write last.
+    last_word: Option<Framed>,
+}
+
+/// One frame as bytes on the wire: its head, then its payload, and how
+/// much of both is written.
+struct Framed {
+    head: [u8; MAX_HEAD],
+    head_len: usize,
+    payload: Payload<'static>,
+    written: usize,
+    is_close: bool,
+}
+
+impl Framed {
+    /// Frames `frame`, masked with a fresh key when this end is a client.
+    fn new(mut frame: Frame<'static>, role: Role) -> Self {
+        if role == Role::Client {
+            frame.mask();
+        }
+        let mut head = [0; MAX_HEAD];
+        let head_len = frame.fmt_head(&mut head);
+        Self {
+            head,
+            head_len,
+            is_close: frame.opcode == OpCode::Close,
+            payload: frame.payload,
+            written: 0,
+        }
     }
 
-    /// The next frame, waiting for one.
-    async fn next(&self) -> Frame<'static> {
-        loop {
-            let frame = self
-                .frames
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .pop_front();
-            if let Some(frame) = frame {
-                return frame;
+    /// Writes the rest of the frame; `Ready(Ok)` once all of it is
+    /// written. `last_progress` is moved on by every byte taken.
+    fn poll_write(
+        &mut self,
+        io: &mut Io,
+        cx: &mut Context<'_>,
+        last_progress: &mut Instant,
+    ) -> Poll<io::Result<()>> {
+        let total = self.head_len + self.payload.len();
+        while self.written < total {
+            let n = if self.written < self.head_len {
+                let bufs = [
+                    IoSlice::new(&self.head[self.written..self.head_len]),
+                    IoSlice::new(&self.payload),
+                ];
+                ready!(io.as_mut().poll_write_vectored(cx, &bufs))?
+            } else {
+                let rest = &self.payload[self.written - self.head_len..];
+                ready!(io.as_mut().poll_write(cx, rest))?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.arrived.notified().await;
+            self.written += n;
+            *last_progress = Instant::now();
         }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// How a flush of the queue ended.
+enum Flushed {
+    /// Every queued frame is written.
+    Empty,
+    /// A close frame is written; nothing more will be.
+    Closed,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn state(&self) -> WriterState {
+        self.lock().state
+    }
+
+    fn set_state(&self, state: WriterState) {
+        self.lock().state = state;
+        self.state_changed.notify_waiters();
     }
 
     fn has_room(&self) -> bool {
@@ -117,9 +206,14 @@ impl Queued {
             && self.n_frames.load(Ordering::Relaxed) < MAX_QUEUED_FRAMES
     }
 
-    /// Counts one frame of `n_bytes` as written; wakes [`Outbox::room`]
-    /// when that makes room.
-    fn written(&self, n_bytes: usize) {
+    fn queued(&self, n_bytes: usize) {
+        self.n_bytes.fetch_add(n_bytes, Ordering::Relaxed);
+        self.n_frames.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one queued frame of `n_bytes` as gone from the queue; wakes
+    /// [`RoomSignal::wait`] when that makes room.
+    fn unqueued(&self, n_bytes: usize) {
         let was_full = !self.has_room();
         self.n_bytes.fetch_sub(n_bytes, Ordering::Relaxed);
         self.n_frames.fetch_sub(1, Ordering::Relaxed);
@@ -127,91 +221,175 @@ impl Queued {
             self.room.notify_waiters();
         }
     }
-}
 
-impl Outbox {
-    /// Starts the writer task on `writer`, whose stream records its
-    /// progress in `progress`.
-    pub(crate) fn spawn<W>(
-        writer: WebSocketWrite<Progress<W>>,
-        progress: LastProgress,
-        write_timeout: Duration,
-    ) -> Self
-    where
-        W: AsyncWrite + Unpin + Send + 'static,
-    {
-        let (state_tx, state_rx) = watch::channel(WriterState::Writing);
-        let (last_word_tx, last_word_rx) = oneshot::channel();
-        let queued = Arc::new(Queued::default());
-        let task = tokio::spawn(
-            Writer {
-                writer,
-                progress,
-                queued: Arc::clone(&queued),
-                write_timeout,
-                state_tx,
-                last_word_rx,
+    /// Writes queued frames until none is left, a close frame is written,
+    /// or the socket takes no more for now.
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<Flushed>> {
+        loop {
+            match ready!(self.poll_front(cx))? {
+                Some(true) => return Poll::Ready(Ok(Flushed::Closed)),
+                Some(false) => {}
+                None => return Poll::Ready(Ok(Flushed::Empty)),
             }
-            .run(),
-        );
-        Self {
-            queued,
-            state_rx,
-            last_word_tx: Some(last_word_tx),
-            task,
         }
     }
 
-    /// Queues `frame` and returns at once; `Err` once the writer has ended
-    /// for a failed write.
-    pub(crate) fn send(&mut self, frame: Frame<'static>) -> Result<(), Gone> {
-        // A writer that has ended (gone, or closed) takes no more frames.
-        if matches!(
-            *self.state_rx.borrow(),
-            WriterState::Gone | WriterState::Closed
-        ) || self.task.is_finished()
-        {
-            return Err(Gone);
+    /// Writes the rest of the first queued frame and takes it off the
+    /// queue: `Some(is_close)`, or `None` when nothing is queued.
+    fn poll_front(&self, cx: &mut Context<'_>) -> Poll<io::Result<Option<bool>>> {
+        let mut inner = self.lock();
+        let Inner {
+            io,
+            queue,
+            last_progress,
+            ..
+        } = &mut *inner;
+        let (Some(io), Some(front)) = (io.as_mut(), queue.front_mut()) else {
+            return Poll::Ready(Ok(None));
+        };
+        ready!(front.poll_write(io, cx, last_progress))?;
+        let Some(written) = queue.pop_front() else {
+            return Poll::Ready(Ok(None));
+        };
+        drop(inner);
+        self.unqueued(written.payload.len());
+        Poll::Ready(Ok(Some(written.is_close)))
+    }
+
+    /// Drops every queued frame (a stalled writer's, once the frame in
+    /// progress is finished).
+    fn drop_queue(&self) {
+        let dropped: Vec<Framed> = self.lock().queue.drain(..).collect();
+        for frame in dropped {
+            self.unqueued(frame.payload.len());
         }
-        let n_bytes = frame.payload.len();
-        self.queued.n_bytes.fetch_add(n_bytes, Ordering::Relaxed);
-        self.queued.n_frames.fetch_add(1, Ordering::Relaxed);
-        self.queued.push(frame);
+    }
+}
+
+impl Outbox {
+    /// The writing half of a WebSocket on `io`, whose frames are masked
+    /// when `role` is a client. A writer task is spawned when first
+    /// needed, so frames must be sent from within a tokio runtime.
+    pub(crate) fn new<W>(io: W, role: Role, write_timeout: Duration) -> Self
+    where
+        W: AsyncWrite + Send + 'static,
+    {
+        Self {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    io: Some(Box::pin(io)),
+                    queue: VecDeque::new(),
+                    state: WriterState::Writing,
+                    last_progress: Instant::now(),
+                    last_word: None,
+                }),
+                arrived: Notify::new(),
+                state_changed: Notify::new(),
+                room: Notify::new(),
+                n_bytes: AtomicUsize::new(0),
+                n_frames: AtomicUsize::new(0),
+            }),
+            role,
+            write_timeout,
+            task: None,
+        }
+    }
+
+    /// Writes `frame`, or queues what the socket does not take at once,
+    /// and returns at once; `Err` once a write has failed or a close frame
+    /// has gone out.
+    pub(crate) fn send(&mut self, frame: Frame<'static>) -> Result<(), Gone> {
+        let mut framed = Framed::new(frame, self.role);
+        let mut inner = self.shared.lock();
+        match inner.state {
+            WriterState::Gone | WriterState::Closed => return Err(Gone),
+            WriterState::Stalled => {}
+            WriterState::Writing if inner.queue.is_empty() => {
+                // Nothing ahead of it: write it now. A socket that would
+                // block hands the rest to the writer task below.
+                let Inner {
+                    io, last_progress, ..
+                } = &mut *inner;
+                let Some(io) = io.as_mut() else {
+                    return Err(Gone);
+                };
+                *last_progress = Instant::now();
+                let mut cx = Context::from_waker(Waker::noop());
+                match framed.poll_write(io, &mut cx, last_progress) {
+                    Poll::Ready(Ok(())) => {
+                        if framed.is_close {
+                            drop(inner);
+                            self.shared.set_state(WriterState::Closed);
+                        }
+                        return Ok(());
+                    }
+                    Poll::Ready(Err(_)) => {
+                        drop(inner);
+                        self.shared.set_state(WriterState::Gone);
+                        return Err(Gone);
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            WriterState::Writing => {}
+        }
+        let n_bytes = framed.payload.len();
+        inner.queue.push_back(framed);
+        drop(inner);
+        self.shared.queued(n_bytes);
+        self.wake_writer();
         Ok(())
+    }
+
+    /// Tells the writer task there is work, spawning it the first time.
+    fn wake_writer(&mut self) {
+        if self.task.is_none() {
+            self.task = Some(tokio::spawn(Writer::run(
+                Arc::clone(&self.shared),
+                self.write_timeout,
+            )));
+        }
+        self.shared.arrived.notify_one();
     }
 
     /// Whether the queue is under its bound; the connection reads from the
     /// sources that can flood it only while it is.
     pub(crate) fn has_room(&self) -> bool {
-        self.queued.has_room()
+        self.shared.has_room()
     }
 
     /// A handle that waits for room in this queue (see [`RoomSignal`]).
     pub(crate) fn room_signal(&self) -> RoomSignal {
-        RoomSignal(Arc::clone(&self.queued))
+        RoomSignal(Arc::clone(&self.shared))
     }
 
     /// Frames queued and not yet written.
     pub(crate) fn n_queued(&self) -> usize {
-        self.queued.n_frames.load(Ordering::Relaxed)
+        self.shared.n_frames.load(Ordering::Relaxed)
     }
 
-    /// Whether every queued frame has been written.
+    /// Whether every frame has been written.
     pub(crate) fn is_empty(&self) -> bool {
-        self.queued.n_frames.load(Ordering::Relaxed) == 0
+        self.n_queued() == 0
     }
 
     /// Resolves once the writer stops writing: stalled, closed or gone.
     /// Cancel-safe.
     pub(crate) async fn stopped(&mut self) -> WriterState {
+        self.until(|state| state != WriterState::Writing).await
+    }
+
+    /// Resolves with the writer's state once `done` holds for it.
+    async fn until(&self, done: impl Fn(WriterState) -> bool) -> WriterState {
         loop {
-            let state = *self.state_rx.borrow_and_update();
-            if state != WriterState::Writing {
+            // Registered before the check, so a change between the check
+            // and the wait is not missed.
+            let notified = self.shared.state_changed.notified();
+            let state = self.shared.state();
+            if done(state) {
                 return state;
             }
-            if self.state_rx.changed().await.is_err() {
-                return WriterState::Gone;
-            }
+            notified.await;
         }
     }
 
@@ -219,14 +397,21 @@ impl Outbox {
     /// the writer to end, at most [`LAST_WORD_WAIT`] (the writer's own
     /// bound). True when the frame was written.
     pub(crate) async fn last_word(&mut self, close: Frame<'static>) -> bool {
-        if let Some(last_word_tx) = self.last_word_tx.take() {
-            let _ = last_word_tx.send(close);
+        if self.task.is_none() {
+            // Only the writer task stalls; without one there is no stall.
+            return false;
         }
-        let ended = tokio::time::timeout(LAST_WORD_WAIT, &mut self.task).await;
-        matches!(ended, Ok(Ok(WriterState::Closed)))
+        self.shared.lock().last_word = Some(Framed::new(close, self.role));
+        self.shared.arrived.notify_one();
+        let ended = tokio::time::timeout(
+            LAST_WORD_WAIT,
+            self.until(|state| matches!(state, WriterState::Closed | WriterState::Gone)),
+        )
+        .await;
+        matches!(ended, Ok(WriterState::Closed))
     }
 
-    /// Queues a close frame as the last frame and waits until it is
+    /// Sends a close frame as the last frame and waits until it is
     /// written, at most [`LAST_WORD_WAIT`] and never past `deadline`. True
     /// when it was written; false when the client is gone or did not take
     /// it in time (then the writer is ended, and the TCP connection goes
@@ -252,8 +437,8 @@ impl Outbox {
         })
         .await;
         let written = ended.unwrap_or(false);
-        if !written {
-            self.task.abort();
+        if !written && let Some(task) = &self.task {
+            task.abort();
         }
         written
     }
@@ -261,7 +446,7 @@ impl Outbox {
 
 /// Waits for room in an [`Outbox`]'s queue without borrowing the outbox,
 /// so that the wait can sit in a `select!` beside its other uses.
-pub struct RoomSignal(Arc<Queued>);
+pub struct RoomSignal(Arc<Shared>);
 
 impl std::fmt::Debug for RoomSignal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -287,152 +472,118 @@ impl RoomSignal {
 
 impl Drop for Outbox {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+        // The write half goes now, not when the last room signal does.
+        self.shared.lock().io = None;
     }
 }
 
 // === impl Writer ===
 
-struct Writer<W> {
-    writer: WebSocketWrite<Progress<W>>,
-    /// Shared with the writer's stream (`WebSocketWrite` does not lend it).
-    progress: LastProgress,
-    queued: Arc<Queued>,
+/// The writer task: writes what the socket did not take at once, under
+/// the write deadline.
+struct Writer {
+    shared: Arc<Shared>,
     write_timeout: Duration,
-    state_tx: watch::Sender<WriterState>,
-    last_word_rx: oneshot::Receiver<Frame<'static>>,
 }
 
-impl<W: AsyncWrite + Unpin + Send + 'static> Writer<W> {
-    async fn run(mut self) -> WriterState {
-        let ended = self.write_all().await;
-        self.state_tx.send_replace(ended);
-        ended
+impl Writer {
+    async fn run(shared: Arc<Shared>, write_timeout: Duration) {
+        let writer = Writer {
+            shared,
+            write_timeout,
+        };
+        let ended = writer.write_all().await;
+        writer.shared.set_state(ended);
     }
 
-    async fn write_all(&mut self) -> WriterState {
-        let progress = self.progress.clone();
+    async fn write_all(&self) -> WriterState {
         loop {
-            let frame = self.queued.next().await;
-            let n_bytes = frame.payload.len();
-            let is_close = frame.opcode == OpCode::Close;
-            progress.touch();
-            let mut write = Box::pin(self.writer.write_frame(frame));
-            let written = loop {
-                let stalled_at = progress.last() + self.write_timeout;
+            self.arrived(|inner| !inner.queue.is_empty()).await;
+            loop {
+                let stalled_at = self.shared.lock().last_progress + self.write_timeout;
                 tokio::select! {
-                    written = &mut write => break Some(written.is_ok()),
+                    flushed = poll_fn(|cx| self.shared.poll_flush(cx)) => match flushed {
+                        Ok(Flushed::Empty) => break,
+                        Ok(Flushed::Closed) => return WriterState::Closed,
+                        Err(_) => return WriterState::Gone,
+                    },
                     () = tokio::time::sleep_until(stalled_at) => {
-                        if progress.last() + self.write_timeout <= Instant::now() {
-                            break None;
+                        let last_progress = self.shared.lock().last_progress;
+                        if last_progress + self.write_timeout <= Instant::now() {
+                            return self.stalled().await;
                         }
                     }
-                }
-            };
-            match written {
-                Some(true) => {
-                    self.queued.written(n_bytes);
-                    if is_close {
-                        return WriterState::Closed;
-                    }
-                }
-                Some(false) => return WriterState::Gone,
-                None => {
-                    self.state_tx.send_replace(WriterState::Stalled);
-                    let deadline = Instant::now() + LAST_WORD_WAIT;
-                    let finished = tokio::time::timeout_at(deadline, &mut write).await;
-                    drop(write);
-                    if !matches!(finished, Ok(Ok(()))) {
-                        return WriterState::Gone;
-                    }
-                    if is_close {
-                        return WriterState::Closed;
-                    }
-                    return self.write_last_word(deadline).await;
                 }
             }
         }
     }
 
-    async fn write_last_word(&mut self, deadline: Instant) -> WriterState {
-        let Ok(Ok(close)) = tokio::time::timeout_at(deadline, &mut self.last_word_rx).await else {
+    /// Waits until `ready` holds for the shared state, woken by `arrived`.
+    async fn arrived(&self, ready: impl Fn(&Inner) -> bool) {
+        loop {
+            let notified = self.shared.arrived.notified();
+            if ready(&self.shared.lock()) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The client took no byte for `write_timeout`: finishes the frame in
+    /// progress (a frame cut short would break the stream), drops the rest,
+    /// and writes the connection's last word, all within
+    /// [`LAST_WORD_WAIT`].
+    async fn stalled(&self) -> WriterState {
+        self.shared.set_state(WriterState::Stalled);
+        let deadline = Instant::now() + LAST_WORD_WAIT;
+        // A frame not begun is dropped with the rest.
+        let begun = self
+            .shared
+            .lock()
+            .queue
+            .front()
+            .is_some_and(|front| front.written > 0);
+        if !begun {
+            self.shared.drop_queue();
+        }
+        let finished =
+            tokio::time::timeout_at(deadline, poll_fn(|cx| self.shared.poll_front(cx))).await;
+        match finished {
+            Ok(Ok(Some(true))) => return WriterState::Closed,
+            Ok(Ok(_)) => {}
+            _ => return WriterState::Gone,
+        }
+        self.shared.drop_queue();
+        let given =
+            tokio::time::timeout_at(deadline, self.arrived(|inner| inner.last_word.is_some()))
+                .await;
+        if given.is_err() {
             return WriterState::Gone;
-        };
-        match tokio::time::timeout_at(deadline, self.writer.write_frame(close)).await {
+        }
+        let written = tokio::time::timeout_at(
+            deadline,
+            poll_fn(|cx| {
+                let mut inner = self.shared.lock();
+                let Inner {
+                    io,
+                    last_word,
+                    last_progress,
+                    ..
+                } = &mut *inner;
+                match (io.as_mut(), last_word.as_mut()) {
+                    (Some(io), Some(close)) => close.poll_write(io, cx, last_progress),
+                    _ => Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+                }
+            }),
+        )
+        .await;
+        match written {
             Ok(Ok(())) => WriterState::Closed,
             _ => WriterState::Gone,
         }
-    }
-}
-
-// === impl Progress ===
-
-/// The time of the last byte the client took: shared by a [`Progress`]
-/// write half and its writer task.
-#[derive(Clone)]
-pub(crate) struct LastProgress(Arc<Mutex<Instant>>);
-
-impl LastProgress {
-    pub(crate) fn new() -> Self {
-        Self(Arc::new(Mutex::new(Instant::now())))
-    }
-
-    fn touch(&self) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
-    }
-
-    fn last(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// A write half that records when the client last took bytes.
-pub(crate) struct Progress<W> {
-    inner: W,
-    last: LastProgress,
-}
-
-impl<W> Progress<W> {
-    pub(crate) fn new(inner: W, last: LastProgress) -> Self {
-        Self { inner, last }
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for Progress<W> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.last.touch();
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.last.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

@@ -1,7 +1,7 @@
 //! One end of a WebSocket, driven the way the gate drives its clients:
 //! frames read as a stream of whole, validated messages and control
-//! frames (`frames`), and frames written by a writer task under a write
-//! deadline (`outbox`). The gate uses it for each client; an application
+//! frames (`frames`), and frames written at once, or by a writer task
+//! under a write deadline when the socket does not take them (`outbox`). The gate uses it for each client; an application
 //! that speaks WebSocket to a backend (proxy mode) uses it for that
 //! backend, so both sides of a relay follow the same rules.
 
@@ -11,14 +11,14 @@ use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use fastwebsockets::{Frame, WebSocket};
+use fastwebsockets::{Frame, Role, WebSocket};
 use futures_util::{Stream, StreamExt as _};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use crate::app::{Message, frame_of};
 use crate::frames::{BytesRead, FrameReader};
-use crate::outbox::{Gone, LastProgress, Outbox, Progress, RoomSignal};
+use crate::outbox::{Gone, Outbox, RoomSignal};
 
 pub use crate::frames::Incoming;
 
@@ -39,23 +39,32 @@ impl std::fmt::Debug for Peer {
 }
 
 impl Peer {
-    /// Drives `ws`: messages larger than `max_message_bytes` close it with
-    /// 1009; a peer that takes no byte for `write_timeout` stalls its
-    /// writer. Spawns the writer task, so it needs a tokio runtime.
-    pub fn new<S>(ws: WebSocket<S>, max_message_bytes: usize, write_timeout: Duration) -> Peer
+    /// Drives `ws`, this end of which plays `role` (its frames are masked
+    /// when a client): messages larger than `max_message_bytes` close it
+    /// with 1009; a peer that takes no byte for `write_timeout` while
+    /// frames wait stalls its writer. `ws` must be fresh from its
+    /// handshake, with nothing read from it yet. Frames are written on the
+    /// caller's task, and a writer task is spawned for what the socket
+    /// does not take at once, so it needs a tokio runtime.
+    pub fn new<S>(
+        ws: WebSocket<S>,
+        role: Role,
+        max_message_bytes: usize,
+        write_timeout: Duration,
+    ) -> Peer
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let n_read = Arc::new(AtomicU64::new(0));
-        let progress = LastProgress::new();
-        let (read, writer) = ws.split(|io| {
-            let (read, write) = tokio::io::split(io);
-            (
-                BytesRead::new(read, Arc::clone(&n_read)),
-                Progress::new(write, progress.clone()),
-            )
-        });
-        let outbox = Outbox::spawn(writer, progress, write_timeout);
+        let (read, write) = tokio::io::split(ws.into_inner());
+        // Only the read half of fastwebsockets is used: the outbox frames
+        // what it writes itself.
+        let (read, _) = fastwebsockets::after_handshake_split(
+            BytesRead::new(read, Arc::clone(&n_read)),
+            tokio::io::sink(),
+            role,
+        );
+        let outbox = Outbox::new(write, role, write_timeout);
         let reader = FrameReader::new(read, max_message_bytes);
         let frames: Frames = Box::pin(futures_util::stream::unfold(
             reader,

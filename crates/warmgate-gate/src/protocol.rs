@@ -6,8 +6,10 @@
 //! This module is pure data: it owns the shape of every frame
 //! (documented with examples in `docs/protocol.md`) and nothing else.
 
+use std::fmt::Write as _;
+
 use serde::Serialize;
-use warmgate_core::GateState;
+use warmgate_core::{GateState, Snapshot};
 
 /// Why a client was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -116,6 +118,64 @@ impl ServerMessage<'_> {
             format!(r#"{{"type":"error","code":"internal","message":"{error}"}}"#)
         })
     }
+}
+
+/// The frames of one snapshot that every admitted client gets alike,
+/// serialised once per snapshot rather than once per client: a flip
+/// releases thousands of held clients at once, and each `ready` differs
+/// only in `waited_ms` and `connection_id`.
+#[derive(Debug)]
+pub(crate) struct SnapshotFrames {
+    /// The snapshot these frames describe.
+    pub(crate) seq: u64,
+    /// `ready` up to its `waited_ms` value.
+    ready_head: String,
+    /// `ready` after its `connection_id` value.
+    ready_tail: String,
+    /// The `readiness` push.
+    pub(crate) readiness: String,
+}
+
+impl SnapshotFrames {
+    pub(crate) fn new(snapshot: &Snapshot) -> Self {
+        // The head and the tail of `ServerMessage::Ready`, in its field
+        // order (`type`, `state`, `degraded`, `waited_ms`,
+        // `connection_id`, `seq`); a test holds the two to the same JSON.
+        let state = json_of(&snapshot.state);
+        let degraded = json_of(&snapshot.degraded);
+        Self {
+            seq: snapshot.seq,
+            ready_head: format!(
+                r#"{{"type":"ready","state":{state},"degraded":{degraded},"waited_ms":"#
+            ),
+            ready_tail: format!(r#","seq":{}}}"#, snapshot.seq),
+            readiness: ServerMessage::Readiness {
+                state: snapshot.state,
+                degraded: &snapshot.degraded,
+                seq: snapshot.seq,
+            }
+            .to_json(),
+        }
+    }
+
+    /// The `ready` frame of one client: [`ServerMessage::Ready`]'s JSON.
+    pub(crate) fn ready(&self, waited_ms: u64, connection_id: &str) -> String {
+        let id = json_of(connection_id);
+        let mut text =
+            String::with_capacity(self.ready_head.len() + 40 + id.len() + self.ready_tail.len());
+        let _ = write!(
+            text,
+            r#"{}{waited_ms},"connection_id":{id}{}"#,
+            self.ready_head, self.ready_tail
+        );
+        text
+    }
+}
+
+/// A value's JSON; these values (strings, lists of strings, unit enums)
+/// always serialise.
+fn json_of<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// Live counts of WebSocket connections. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -16,8 +16,11 @@ pub struct ConnectionCounts {
 struct Counts {
     open: AtomicUsize,
     held: AtomicUsize,
-    /// The number of open connections, for waiting until it is zero.
-    open_tx: watch::Sender<usize>,
+    /// Told when the last open connection closes, for waiting until none
+    /// is open. A `Notify` rather than a `watch` of the count: publishing
+    /// every open and close to a channel nobody reads until shutdown cost
+    /// every connection two lock round trips.
+    none_open: Notify,
 }
 
 impl Default for ConnectionCounts {
@@ -26,7 +29,7 @@ impl Default for ConnectionCounts {
             inner: Arc::new(Counts {
                 open: AtomicUsize::new(0),
                 held: AtomicUsize::new(0),
-                open_tx: watch::Sender::new(0),
+                none_open: Notify::new(),
             }),
         }
     }
@@ -45,14 +48,20 @@ impl ConnectionCounts {
 
     /// Resolves once no WebSocket connection is open.
     pub async fn all_closed(&self) {
-        let mut open_rx = self.inner.open_tx.subscribe();
-        let _ = open_rx.wait_for(|open| *open == 0).await;
+        loop {
+            // Registered before the check, so a close between the check and
+            // the wait is not missed.
+            let notified = self.inner.none_open.notified();
+            if self.open() == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Counts a new connection unless `max` are already open.
     pub(crate) fn try_open(&self, max: usize) -> Option<OpenGuard> {
         let previous = self.inner.open.fetch_add(1, Ordering::AcqRel);
-        self.publish();
         let guard = OpenGuard {
             counts: self.clone(),
         };
@@ -67,12 +76,6 @@ impl ConnectionCounts {
         };
         (previous < max).then_some(guard)
     }
-
-    fn publish(&self) {
-        self.inner
-            .open_tx
-            .send_replace(self.inner.open.load(Ordering::Acquire));
-    }
 }
 
 /// Holds one count of an open connection; dropping it releases the count.
@@ -83,8 +86,9 @@ pub(crate) struct OpenGuard {
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.counts.inner.open.fetch_sub(1, Ordering::AcqRel);
-        self.counts.publish();
+        if self.counts.inner.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.counts.inner.none_open.notify_waiters();
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arc_swap::ArcSwapOption;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
@@ -26,11 +27,14 @@ use axum::routing::any;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 use warmgate_auth::{AuthError, Authenticator, bearer_subprotocol_token};
+use warmgate_core::Snapshot;
 use warmgate_engine::ReadinessHandle;
 use warmgate_http::{LogSampler, REFUSAL_LOG_WINDOW};
 
 use crate::app::{Application, Client};
 use crate::connection::{self, Chosen, Route};
+use crate::measure::Meters;
+use crate::protocol::SnapshotFrames;
 use crate::{ConnectionCounts, GateSettings};
 
 /// The subprotocol of the warmgate protocol. Offering it is optional; when
@@ -44,6 +48,10 @@ pub(crate) struct GateInner {
     pub(crate) settings: Arc<GateSettings>,
     pub(crate) authenticator: Authenticator,
     pub(crate) counts: ConnectionCounts,
+    /// The handles of the series every connection touches.
+    meters: Meters,
+    /// The latest snapshot's frames, serialised once for every client.
+    frames: ArcSwapOption<SnapshotFrames>,
     /// Samples the log lines of refused tokens, so a flood of bad tokens
     /// does not flood the log.
     refusal_log: LogSampler,
@@ -84,9 +92,11 @@ impl Gate {
         settings: GateSettings,
         authenticator: Authenticator,
     ) -> Self {
-        crate::measure::init();
+        let meters = crate::measure::init();
         Self {
             inner: Arc::new(GateInner {
+                meters,
+                frames: ArcSwapOption::empty(),
                 handle,
                 settings: Arc::new(settings),
                 authenticator,
@@ -112,8 +122,8 @@ impl Gate {
     pub fn route(&self, path: &str, app: Arc<dyn Application>) -> Router {
         // Leaked once per route (see `Route::path`).
         let path: &'static str = Box::leak(path.to_owned().into_boxed_str());
-        crate::measure::register_route(path);
-        let route = Arc::new(Route { path, app });
+        let meters = crate::measure::register_route(path, &self.inner.meters);
+        let route = Arc::new(Route { path, app, meters });
         let gate = self.clone();
         let handler = any(move |request: Request| {
             let (gate, route) = (gate.clone(), Arc::clone(&route));
@@ -137,6 +147,23 @@ impl Gate {
     fn next_connection_id(&self) -> String {
         let n = self.inner.next_connection.fetch_add(1, Ordering::Relaxed) + 1;
         format!("c{:08x}-{n}", self.inner.instance)
+    }
+}
+
+impl GateInner {
+    /// The frames of `snapshot` every client gets alike, serialised by the
+    /// first connection that needs them and shared by the rest. Two
+    /// connections may both serialise a new snapshot's; either result is
+    /// the same.
+    pub(crate) fn frames(&self, snapshot: &Snapshot) -> Arc<SnapshotFrames> {
+        if let Some(frames) = &*self.frames.load()
+            && frames.seq == snapshot.seq
+        {
+            return Arc::clone(frames);
+        }
+        let frames = Arc::new(SnapshotFrames::new(snapshot));
+        self.frames.store(Some(Arc::clone(&frames)));
+        frames
     }
 }
 

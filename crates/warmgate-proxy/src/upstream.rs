@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use fastwebsockets::{Frame, Payload};
+use fastwebsockets::{Frame, Payload, Role};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::trace::TraceContextExt as _;
 use tokio::time::Instant;
@@ -429,6 +429,7 @@ impl Session for UpstreamSession {
                 })?;
             let peer = Peer::new(
                 socket.socket,
+                Role::Client,
                 self.inner.max_message_bytes,
                 self.inner.write_timeout,
             );

@@ -54,14 +54,8 @@ impl Connection {
             );
         }
         if self.speaks_warmgate {
-            let message = ServerMessage::Ready {
-                state: snapshot.state,
-                degraded: &snapshot.degraded,
-                waited_ms,
-                connection_id: &self.id,
-                seq: snapshot.seq,
-            };
-            if self.send_text(message.to_json()).is_err() {
+            let ready = self.gate.frames(&snapshot).ready(waited_ms, &self.id);
+            if self.send_text(ready).is_err() {
                 return admitted_end(None);
             }
         }
@@ -105,12 +99,8 @@ impl Connection {
                     }
                     let now = (snapshot.state, snapshot.degraded.clone());
                     if now != last_pushed && self.speaks_warmgate {
-                        let message = ServerMessage::Readiness {
-                            state: snapshot.state,
-                            degraded: &snapshot.degraded,
-                            seq: snapshot.seq,
-                        };
-                        if self.send_text(message.to_json()).is_err() {
+                        let readiness = self.gate.frames(&snapshot).readiness.clone();
+                        if self.send_text(readiness).is_err() {
                             return admitted_end(None);
                         }
                     }

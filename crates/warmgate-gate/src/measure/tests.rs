@@ -3,11 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
-use super::{CONNECTION_WAIT_SECONDS, ConnectionMeter, WAIT_BUCKETS, init, register_route};
+use super::{
+    CONNECTION_WAIT_SECONDS, ConnectionMeter, RouteMeters, WAIT_BUCKETS, init, register_route,
+};
 use crate::protocol::UnavailableReason;
 
 /// A recorder local to the test, so tests running in parallel never see
@@ -15,6 +18,8 @@ use crate::protocol::UnavailableReason;
 struct Recorded {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// `/ws`'s handles, bound to this recorder.
+    route: Option<Arc<RouteMeters>>,
 }
 
 impl Recorded {
@@ -27,13 +32,23 @@ impl Recorded {
             .unwrap()
             .build_recorder();
         let handle = recorder.handle();
-        let recorded = Self { recorder, handle };
-        recorded.run(|| {
-            init();
-            register_route("/ws");
-            register_route("/echo");
+        let mut recorded = Self {
+            recorder,
+            handle,
+            route: None,
+        };
+        let route = recorded.run(|| {
+            let meters = init();
+            register_route("/echo", &meters);
+            register_route("/ws", &meters)
         });
+        recorded.route = Some(route);
         recorded
+    }
+
+    /// A meter for one connection on `/ws`.
+    fn meter(&self) -> ConnectionMeter {
+        ConnectionMeter::new(Arc::clone(self.route.as_ref().unwrap()))
     }
 
     /// Runs `f` with this recorder receiving every metric call.
@@ -96,7 +111,7 @@ fn every_series_exists_at_zero_from_the_start() {
 #[test]
 fn a_held_then_admitted_client_moves_from_held_to_admitted_and_is_counted_once() {
     let recorded = Recorded::new();
-    let mut meter = ConnectionMeter::new("/ws");
+    let mut meter = recorded.meter();
     recorded.run(|| meter.held());
     assert_eq!(recorded.connections("held"), 1.0);
 
@@ -121,7 +136,7 @@ fn a_held_then_admitted_client_moves_from_held_to_admitted_and_is_counted_once()
 #[test]
 fn a_refused_client_stops_counting_as_held_at_the_refusal() {
     let recorded = Recorded::new();
-    let mut meter = ConnectionMeter::new("/ws");
+    let mut meter = recorded.meter();
     recorded.run(|| meter.held());
     recorded.run(|| meter.refused(UnavailableReason::HoldTimeout, Duration::from_secs(5)));
     assert_eq!(recorded.connections("held"), 0.0);
@@ -136,7 +151,7 @@ fn a_refused_client_stops_counting_as_held_at_the_refusal() {
 #[test]
 fn a_client_that_leaves_while_held_is_counted_as_left_without_a_wait() {
     let recorded = Recorded::new();
-    let mut meter = ConnectionMeter::new("/ws");
+    let mut meter = recorded.meter();
     recorded.run(|| meter.held());
     recorded.run(|| meter.finish());
     assert_eq!(recorded.connections("held"), 0.0);
@@ -147,8 +162,8 @@ fn a_client_that_leaves_while_held_is_counted_as_left_without_a_wait() {
 #[test]
 fn a_dropped_meter_leaves_its_stage_on_every_path() {
     let recorded = Recorded::new();
-    let mut held = ConnectionMeter::new("/ws");
-    let mut admitted = ConnectionMeter::new("/ws");
+    let mut held = recorded.meter();
+    let mut admitted = recorded.meter();
     recorded.run(|| {
         held.held();
         admitted.admitted(Duration::ZERO);

@@ -1,30 +1,25 @@
-//! The writer task against an in-memory pipe whose far end reads only when
-//! told to, on tokio's paused clock: queueing never waits, a reader that
-//! takes nothing stalls the writer at `write_timeout`, a slow reader that
-//! keeps taking bytes does not, and the last word is written or dropped.
+//! The outbox against an in-memory pipe whose far end reads only when told
+//! to, on tokio's paused clock: sending never waits, what the pipe takes
+//! is written at once without a writer task, a reader that takes nothing
+//! stalls the writer at `write_timeout`, a slow reader that keeps taking
+//! bytes does not, and the last word is written or dropped.
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use fastwebsockets::{Frame, Payload, Role, WebSocket};
+use fastwebsockets::{Frame, Payload, Role};
 use tokio::io::{AsyncReadExt, DuplexStream};
 use tokio::time::Instant;
 
-use super::{LAST_WORD_WAIT, LastProgress, Outbox, Progress, WriterState};
+use super::{LAST_WORD_WAIT, Outbox, WriterState};
 
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An outbox writing into a pipe of `capacity` bytes; the far end.
 fn outbox(capacity: usize) -> (Outbox, DuplexStream) {
     let (near, far) = tokio::io::duplex(capacity);
-    let ws = WebSocket::after_handshake(near, Role::Server);
-    let progress = LastProgress::new();
-    let (_read, write) = ws.split(|io| {
-        let (read, write) = tokio::io::split(io);
-        (read, Progress::new(write, progress.clone()))
-    });
-    (Outbox::spawn(write, progress, WRITE_TIMEOUT), far)
+    (Outbox::new(near, Role::Server, WRITE_TIMEOUT), far)
 }
 
 fn text(n_bytes: usize) -> Frame<'static> {
@@ -124,4 +119,63 @@ async fn a_full_queue_wakes_the_room_signal_when_the_writer_makes_room() {
         "woken by the write, not by time"
     );
     assert!(outbox.has_room());
+}
+
+#[tokio::test(start_paused = true)]
+async fn frames_the_socket_takes_are_written_at_once_without_a_writer_task() {
+    let (mut outbox, mut far) = outbox(1024);
+    outbox.send(text(3)).unwrap();
+    outbox
+        .send(Frame::pong(Payload::Owned(b"p".to_vec())))
+        .unwrap();
+    assert!(outbox.task.is_none());
+    assert!(outbox.is_empty());
+    let mut received = [0u8; 8];
+    far.read_exact(&mut received).await.unwrap();
+    assert_eq!(received, [0x81, 3, b'a', b'a', b'a', 0x8a, 1, b'p']);
+    // A close frame written at once closes the writer at once.
+    let closed = outbox.close(Frame::close(1000, b""), Instant::now() + WRITE_TIMEOUT);
+    assert!(closed.await);
+    assert!(outbox.send(text(1)).is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frame_the_socket_takes_in_part_is_finished_by_the_writer_task_in_order() {
+    let (mut outbox, mut far) = outbox(16);
+    outbox.send(text(40)).unwrap();
+    outbox.send(text(5)).unwrap();
+    assert!(outbox.task.is_some());
+    assert_eq!(outbox.n_queued(), 2);
+    let mut received = vec![0u8; 2 + 40 + 2 + 5];
+    far.read_exact(&mut received).await.unwrap();
+    assert_eq!(&received[..2], &[0x81, 40]);
+    assert_eq!(&received[42..44], &[0x81, 5]);
+    assert!(received[2..42].iter().all(|byte| *byte == b'a'));
+    // Once the queue is empty, frames go out at once again.
+    tokio::task::yield_now().await;
+    assert!(outbox.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_end_masks_every_frame_with_a_fresh_key() {
+    let (near, mut far) = tokio::io::duplex(1024);
+    let mut outbox = Outbox::new(near, Role::Client, WRITE_TIMEOUT);
+    outbox.send(text(4)).unwrap();
+    outbox.send(text(4)).unwrap();
+    let mut received = [0u8; 20];
+    far.read_exact(&mut received).await.unwrap();
+    let mut keys = Vec::new();
+    for frame in received.chunks(10) {
+        // FIN and text; the mask bit and a length of 4 (RFC 6455 5.2).
+        assert_eq!(&frame[..2], &[0x81, 0x80 | 4]);
+        let key = &frame[2..6];
+        let payload: Vec<u8> = frame[6..]
+            .iter()
+            .zip(key.iter().cycle())
+            .map(|(byte, mask)| byte ^ mask)
+            .collect();
+        assert_eq!(payload, b"aaaa");
+        keys.push(key.to_vec());
+    }
+    assert_ne!(keys[0], keys[1]);
 }

@@ -69,3 +69,45 @@ fn server_frames_have_the_documented_shape() {
         json!({"type":"error","code":"rate_limited","message":"m","client_msg_id":"c-9"})
     );
 }
+
+#[test]
+fn a_snapshots_prepared_frames_are_the_frames_serialised_one_by_one() {
+    use warmgate_core::Snapshot;
+    for (state, degraded) in [
+        (GateState::Ready, vec![]),
+        (
+            GateState::Degraded,
+            vec!["redis".to_owned(), "search \"eu\"".to_owned()],
+        ),
+    ] {
+        let snapshot = Snapshot {
+            seq: 41,
+            state,
+            phase: None,
+            elapsed: std::time::Duration::from_millis(1500),
+            pending: Vec::new(),
+            degraded: degraded.clone(),
+            checks: Vec::new(),
+            ever_ready: true,
+        };
+        let frames = SnapshotFrames::new(&snapshot);
+        assert_eq!(frames.seq, 41);
+        for (waited_ms, id) in [(0, "c1"), (u64::MAX, "3f\"x\\y\u{7f}é")] {
+            let one_by_one = ServerMessage::Ready {
+                state,
+                degraded: &degraded,
+                waited_ms,
+                connection_id: id,
+                seq: 41,
+            }
+            .to_json();
+            assert_eq!(frames.ready(waited_ms, id), one_by_one);
+        }
+        let readiness = ServerMessage::Readiness {
+            state,
+            degraded: &degraded,
+            seq: 41,
+        };
+        assert_eq!(frames.readiness, readiness.to_json());
+    }
+}

@@ -20,6 +20,7 @@ use opentelemetry::trace::{SpanContext, TraceContextExt as _};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::field::MakeExt as _;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -74,8 +75,12 @@ pub(crate) fn layer(
 ) -> BoxedLayer {
     let layer = tracing_subscriber::fmt::layer().with_writer(writer);
     match format {
+        LogFormat::Text if std::io::stderr().is_terminal() => {
+            layer.with_ansi(true).with_filter(filter).boxed()
+        }
         LogFormat::Text => layer
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(false)
+            .fmt_fields(plain_fields())
             .with_filter(filter)
             .boxed(),
         LogFormat::Json => layer
@@ -92,6 +97,24 @@ pub(crate) fn layer(
             .with_filter(filter)
             .boxed(),
     }
+}
+
+/// The fields of a text line without colours: `name=value`, separated by
+/// spaces, the event's message bare; what tracing-subscriber's
+/// `DefaultFields` writes with ANSI off. `DefaultFields` styles every
+/// field name even when the style is empty, and that costs more than the
+/// formatting itself on the connection span, formatted for every
+/// connection (see `docs/benchmarks.md`).
+fn plain_fields() -> impl for<'w> FormatFields<'w> + 'static {
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| match field.name() {
+        "message" => write!(writer, "{value:?}"),
+        name => write!(
+            writer,
+            "{}={value:?}",
+            name.strip_prefix("r#").unwrap_or(name)
+        ),
+    })
+    .delimited(" ")
 }
 
 /// Cloud Logging's structured JSON, one object per line.
