@@ -49,6 +49,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use warmgate_auth::Identity;
+use warmgate_core::GateState;
 use warmgate_http::{LogSampler, REFUSAL_LOG_WINDOW};
 
 use crate::app::{AdmitError, Application, Replies, Session, Summary};
@@ -146,6 +147,9 @@ struct Connection {
     token_expires: Option<Instant>,
     /// The per-connection message limit, for applications that want it.
     rate_limit: Option<MessageRateLimit>,
+    /// How long the client waited for admission or refusal, once decided;
+    /// recorded on the span with the outcome.
+    waited_ms: Option<u64>,
 }
 
 /// When a token that expires at `expires_at` (wall clock) stops being
@@ -160,14 +164,20 @@ fn token_deadline(expires_at: SystemTime, leeway: Duration) -> Instant {
 
 /// The span of one connection, from the upgrade to the close: a child of
 /// the caller's trace when the request names one (see `trace_context`).
-pub(crate) fn span(id: &str, route: &Route, headers: &HeaderMap) -> tracing::Span {
+/// `state_at_connect` is the gate's state when the upgrade request came.
+pub(crate) fn span(
+    id: &str,
+    route: &Route,
+    headers: &HeaderMap,
+    state_at_connect: GateState,
+) -> tracing::Span {
     let span = tracing::info_span!(
         "websocket",
         conn.id = %id,
         route = route.path,
         app = route.app.name(),
         trace_parent = tracing::field::Empty,
-        state_at_connect = tracing::field::Empty,
+        state_at_connect = state_at_connect.as_str(),
         outcome = tracing::field::Empty,
         waited_ms = tracing::field::Empty,
         close_code = tracing::field::Empty,
@@ -182,6 +192,42 @@ pub(crate) fn span(id: &str, route: &Route, headers: &HeaderMap) -> tracing::Spa
         let _ = span.set_parent(parent);
     }
     span
+}
+
+/// Records how the connection ended on its span (from [`span`]): `outcome`,
+/// and `close_code` and `waited_ms` when there are. One `record` rather
+/// than one per field: each costs a look-up of the span and, in the log
+/// layer, a formatting pass.
+fn record_ending(
+    span: &tracing::Span,
+    outcome: &str,
+    close_code: Option<i64>,
+    waited_ms: Option<i64>,
+) {
+    let Some(fields) = span.metadata().map(tracing::Metadata::fields) else {
+        return;
+    };
+    let (Some(outcome_field), Some(close_code_field), Some(waited_ms_field)) = (
+        fields.field("outcome"),
+        fields.field("close_code"),
+        fields.field("waited_ms"),
+    ) else {
+        return;
+    };
+    let values: [(&tracing::field::Field, Option<&dyn tracing::Value>); 3] = [
+        (&outcome_field, Some(&outcome)),
+        (
+            &close_code_field,
+            close_code.as_ref().map(|code| code as &dyn tracing::Value),
+        ),
+        (
+            &waited_ms_field,
+            waited_ms
+                .as_ref()
+                .map(|waited| waited as &dyn tracing::Value),
+        ),
+    ];
+    span.record_all(&fields.value_set(&values));
 }
 
 /// Runs one upgraded client to its end, inside the span from [`span`].
@@ -226,6 +272,7 @@ pub(crate) async fn run(
             .as_ref()
             .map(|identity| token_deadline(identity.expires_at, gate_leeway)),
         rate_limit,
+        waited_ms: None,
     };
     let ended = match open {
         Some(_open) => {
@@ -273,7 +320,12 @@ impl Connection {
             Outcome::TokenExpiredWhileHeld => "token_expired_while_held".to_owned(),
             Outcome::SlowConsumer => "slow_consumer".to_owned(),
         };
-        span.record("outcome", outcome.as_str());
+        record_ending(
+            &span,
+            &outcome,
+            ended.close_code.map(i64::from),
+            self.waited_ms.map(|waited_ms| waited_ms as i64),
+        );
         // Usually done already, before the last frame; this covers a
         // client that vanished.
         self.meter.finish();
@@ -286,9 +338,6 @@ impl Connection {
                 "the span and the metrics disagree on how the connection ended; this is a warmgate bug"
             );
         }
-        if let Some(code) = ended.close_code {
-            span.record("close_code", i64::from(code));
-        }
         tracing::debug!(outcome, close_code = ended.close_code, "websocket closed");
     }
 
@@ -299,7 +348,6 @@ impl Connection {
     ) -> Ended {
         let mut snapshot_rx = self.gate.handle.subscribe();
         let snapshot = Arc::clone(&snapshot_rx.borrow_and_update());
-        tracing::Span::current().record("state_at_connect", snapshot.state.as_str());
         let (rules, first) = Hold::new(snapshot.state, !self.speaks_warmgate);
         if let HoldAction::Refuse(reason) = first {
             return self.refuse(reason, &snapshot, 0).await;

@@ -160,14 +160,25 @@ impl SnapshotFrames {
 
     /// The `ready` frame of one client: [`ServerMessage::Ready`]'s JSON.
     pub(crate) fn ready(&self, waited_ms: u64, connection_id: &str) -> String {
-        let id = json_of(connection_id);
-        let mut text =
-            String::with_capacity(self.ready_head.len() + 40 + id.len() + self.ready_tail.len());
-        let _ = write!(
-            text,
-            r#"{}{waited_ms},"connection_id":{id}{}"#,
-            self.ready_head, self.ready_tail
+        let mut text = String::with_capacity(
+            self.ready_head.len() + 40 + connection_id.len() + self.ready_tail.len(),
         );
+        text.push_str(&self.ready_head);
+        let _ = write!(text, "{waited_ms}");
+        text.push_str(r#","connection_id":"#);
+        // The gate's own ids need no escaping; anything else goes through
+        // the serialiser.
+        let plain = connection_id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+        if plain {
+            text.push('"');
+            text.push_str(connection_id);
+            text.push('"');
+        } else {
+            text.push_str(&json_of(connection_id));
+        }
+        text.push_str(&self.ready_tail);
         text
     }
 }

@@ -17,6 +17,9 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 /// Cloud Run's legacy trace header.
 pub(crate) const CLOUD_TRACE_HEADER: &str = "x-cloud-trace-context";
 
+/// The W3C Trace Context header (section 3.2) the propagator reads.
+const TRACEPARENT_HEADER: &str = "traceparent";
+
 /// Where a connection's parent came from, for its span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ParentSource {
@@ -35,6 +38,11 @@ impl ParentSource {
 
 /// The remote parent named by the request's headers, if any.
 pub(crate) fn remote_parent(headers: &HeaderMap) -> Option<(Context, ParentSource)> {
+    // Most clients send neither header; the propagator would build and
+    // drop a context for nothing.
+    if !headers.contains_key(TRACEPARENT_HEADER) && !headers.contains_key(CLOUD_TRACE_HEADER) {
+        return None;
+    }
     let context = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
     if context.span().span_context().is_valid() {
         return Some((context, ParentSource::TraceParent));

@@ -254,7 +254,8 @@ async fn upgrade(gate: &Gate, route: Arc<Route>, mut request: Request) -> Respon
         .answer(refusal_log);
     }
     let id = gate.next_connection_id();
-    let span = connection::span(&id, &route, request.headers());
+    let state_at_connect = gate.inner.handle.with_current(|snapshot| snapshot.state);
+    let span = connection::span(&id, &route, request.headers(), state_at_connect);
     let authenticator = &gate.inner.authenticator;
     // Without `[auth]` the handshake path pays nothing for it.
     let identity = if authenticator.is_enabled() {
@@ -350,7 +351,10 @@ async fn upgrade(gate: &Gate, route: Arc<Route>, mut request: Request) -> Respon
             }
         }
     };
-    tokio::spawn(task.instrument(span));
+    // Boxed, so the task holds a pointer, not the connection's whole state
+    // (tokio copies a task's future into place at the spawn and with each
+    // change of its stage).
+    tokio::spawn(Box::pin(task).instrument(span));
     let mut response = response.map(|_| Body::empty());
     if let Some(answered) = answered {
         response
@@ -445,9 +449,16 @@ pub fn asks_for_websocket(headers: &HeaderMap) -> bool {
         && header_lists(headers, header::CONNECTION, "upgrade")
 }
 
-/// True when a comma-separated header lists `token`, ignoring case.
+/// True when a comma-separated header lists `token`, ignoring case. On
+/// bytes: a value that is not visible ASCII cannot list an ASCII token
+/// anyway, so there is nothing to validate first.
 fn header_lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    listed(headers, name).any(|listed| listed.eq_ignore_ascii_case(token))
+    headers.get_all(name).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|byte| *byte == b',')
+            .any(|listed| listed.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
 }
 
 /// Every `reason` label [`check_handshake`] and the gate refuse an upgrade

@@ -192,14 +192,17 @@ impl Connections {
                     }))
                 }
             });
-        let connection = self
-            .builder
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
+        // Boxed, so the task holds a pointer: tokio copies a task's future
+        // into place when it spawns it and again with each change of its
+        // stage, and hyper's connection is a few kilobytes.
+        let mut connection = Box::pin(
+            self.builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades(),
+        );
         let alive_tx = self.alive_tx.clone();
         let mut stop_rx = self.stop_rx.clone();
         tokio::spawn(async move {
-            tokio::pin!(connection);
             let stopped = async move {
                 let _ = stop_rx.wait_for(|stop| *stop).await;
             };

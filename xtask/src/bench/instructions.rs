@@ -7,8 +7,10 @@
 //! warm-up is done it says `measuring` on stderr and waits; the harness
 //! zeroes the counters (`callgrind_control -z`), lets it go on, and once it
 //! has exited dumps them (`callgrind_control -d`) and reads the dump's
-//! `totals:` line. Counts are deterministic to a few percent, so each is
-//! taken once, with the tungstenite client.
+//! `totals:` line. Every server runs with one runtime worker
+//! (`TOKIO_WORKER_THREADS=1`): with two, how the workers share the work
+//! moves the count by a few percent from run to run; with one, it repeats
+//! to under 1 %, so each is taken once, with the tungstenite client.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::SocketAddr;
@@ -102,6 +104,7 @@ impl Profiled {
             .arg(format!("--callgrind-out-file={}", out_file.display()))
             .arg(program)
             .args(args)
+            .env("TOKIO_WORKER_THREADS", "1")
             .current_dir(crate::command::workspace_root())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -418,6 +418,10 @@ Run: {sizes}.
   figure is the dump's total divided by the units measured. Counts are of
   the whole server process, all its threads, including whatever it does
   on its own meanwhile (timers, the engine, logging at the default level).
+  Every server runs with one runtime worker (`TOKIO_WORKER_THREADS=1`,
+  which tokio's runtime builder reads): with two, how the workers happen
+  to share the work (parking, waking, stealing) moved the same binary's
+  count by 3 to 5 % from run to run; with one, by under 1 %.
   - I1: instructions per admitted connection: sequential connects to
     `/ws`, each covering the server's side of the TCP accept, the upgrade,
     the `ready` frame and the client's close; warmgate (gate ready)

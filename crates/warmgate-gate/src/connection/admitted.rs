@@ -42,7 +42,7 @@ impl Connection {
         let waited_ms = waited.map_or(0, millis);
         self.meter
             .admitted(waited.unwrap_or_else(|| self.upgraded_at.elapsed()));
-        tracing::Span::current().record("waited_ms", waited_ms as i64);
+        self.waited_ms = Some(waited_ms);
         if waited.is_some() {
             // Debug, not info: one flip admits thousands of clients at once,
             // and the state change is logged once by the engine.
@@ -275,7 +275,7 @@ impl Connection {
         let waited = self.upgraded_at.elapsed();
         self.meter.token_expired_while_held(waited);
         let waited_ms = millis(waited);
-        tracing::Span::current().record("waited_ms", waited_ms as i64);
+        self.waited_ms = Some(waited_ms);
         tracing::info!(
             waited_ms,
             unprocessed,

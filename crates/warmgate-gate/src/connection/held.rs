@@ -203,7 +203,7 @@ impl Connection {
         let waited = self.upgraded_at.elapsed();
         self.meter.refused(reason, waited);
         let waited_ms = millis(waited);
-        tracing::Span::current().record("waited_ms", waited_ms as i64);
+        self.waited_ms = Some(waited_ms);
         tracing::info!(
             reason = reason.as_str(),
             state = snapshot.state.as_str(),
