@@ -133,7 +133,9 @@ pub trait Application: Send + Sync + 'static {
     /// A session for a client whose upgrade request passed its checks,
     /// before the 101 and any hold.
     /// Cheap, and without IO: the work of starting belongs in
-    /// [`Session::admit`].
+    /// [`Session::admit`]. It runs outside the connection's span (the
+    /// session's other methods run inside it), so a log line written here
+    /// names the client itself, by `client.connection_id`.
     fn open(&self, client: &Client<'_>) -> Box<dyn Session>;
 
     /// True when the gate applies its per-connection message rate limit

@@ -12,14 +12,16 @@
 //! its events and carries out its actions.
 //!
 //! Each connection is one task. It reads the client's frames through a
-//! stream (so a pending read survives every `select!`), queues its frames
-//! for a writer task (`outbox`), and parks on its snapshot receiver, its
+//! stream (so a pending read survives every `select!`), hands its frames
+//! to its `outbox` (written at once when the socket takes them, otherwise
+//! queued for a writer task), and parks on its snapshot receiver, its
 //! session and its timers in between.
 //!
 //! **Invariant:** no await in a connection's loop stops its timers (the
 //! hold deadline, the heartbeat, the token expiry, the pings and the drain
-//! deadline). Writing never waits: a frame is queued and written by the
-//! writer task, under a write deadline. What can wait on the client is
+//! deadline). Writing never waits: a frame is written with a
+//! non-blocking write, and what the socket does not take is queued and
+//! written by the writer task, under a write deadline. What can wait on the client is
 //! only ever one branch of the loop's `select!`: the read of its next
 //! frame (a stream, so a frame in progress survives the other branches)
 //! and the writer's stall. The reads that add frames (the session's

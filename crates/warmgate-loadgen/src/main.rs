@@ -61,6 +61,11 @@ enum Scenario {
         /// stdin before the measured part (see `wait_for_go`).
         #[arg(long)]
         wait_for_go: bool,
+        /// Milliseconds to wait after each close before the next connect,
+        /// so that no connect overlaps the server's teardown of the one
+        /// before (0: back to back).
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
     },
     /// Opens `clients` WebSockets and holds them; optionally measures the
     /// server's RSS, then releases them with a flip and times each `ready`.
@@ -183,6 +188,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             auth,
             client,
             wait_for_go,
+            pause_ms,
         } => {
             let token = tokens::Tokens::new(&auth)?.token(tokens::Credential::Good, "bench")?;
             connect_sequential(
@@ -191,6 +197,7 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
                 token.as_deref(),
                 count,
                 (warmup, wait_for_go),
+                Duration::from_millis(pause_ms),
             )
             .await
         }
@@ -297,9 +304,13 @@ async fn connect_sequential(
     bearer: Option<&str>,
     count: usize,
     (warmup, go): (usize, bool),
+    pause: Duration,
 ) -> anyhow::Result<Value> {
     let mut samples = Vec::with_capacity(count);
     for index in 0..warmup + count {
+        if index > 0 && !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
         if go && index == warmup {
             wait_for_go().await?;
         }

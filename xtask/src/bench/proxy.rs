@@ -185,6 +185,8 @@ impl Bench {
                         count,
                         "--client".into(),
                         client.name().into(),
+                        "--pause-ms".into(),
+                        super::CONNECT_PAUSE_MS.into(),
                     ])
                 })?;
             }

@@ -360,8 +360,10 @@ Run: {sizes}.
   phase is ready from the start and it leaves out the old Redis check's
   0.5 s sleep, so its figures are a lower bound.
 - Scenarios:
-  1. gate ready: sequential connects (after 50 not counted), time from the
-     start of the TCP connect to the `ready` frame;
+  1. gate ready: sequential connects (after 50 not counted), each 1 ms
+     after the previous one's close (so that none overlaps the server's
+     teardown of the one before), time from the start of the TCP connect
+     to the `ready` frame;
   2. a signal check holds clients; once every one has received `warming`,
      the harness `POST`s the signal and times each client's `ready`; the
      figure is the last one, with every client released and no errors;
@@ -389,8 +391,8 @@ Run: {sizes}.
 
 - Proxy scenarios:
   - P1: scenario 1 through each proxy, and direct: sequential connects to
-    `/ws` (after 50 not counted), time from the start of the TCP connect
-    to the upstream's `ready` frame;
+    `/ws` (after 50 not counted, 1 ms apart as in scenario 1), time from
+    the start of the TCP connect to the upstream's `ready` frame;
   - P2: scenario 7 through each proxy, and direct, on `/echo`;
   - P3: a signal check holds the clients (transparent: they get no frame);
     once every handshake has completed and 100 ms more have passed with no
