@@ -64,13 +64,6 @@ impl Connection {
                 return admitted_end(None);
             }
         }
-        if waited.is_some() {
-            // A flip releases every held client at once. Each writes its
-            // `ready`, then lets the others write theirs before it sets up
-            // the rest of its connection (its timers, its session's first
-            // poll): the same work, but the last `ready` goes out sooner.
-            tokio::task::yield_now().await;
-        }
         let mut last_pushed = (snapshot.state, snapshot.degraded.clone());
         let settings = Arc::clone(&self.gate.settings);
         let mut ping = tokio::time::interval_at(
