@@ -25,7 +25,8 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tower::ServiceExt as _;
+
+use crate::request_head::HostRule;
 
 /// How connections are served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +91,6 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     activity: HttpActivity,
 ) {
-    let router = crate::request_head::require_valid_host(router);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -102,6 +102,7 @@ pub async fn serve(
     let connections = Connections {
         builder,
         router,
+        host_rule: Arc::new(HostRule::new()),
         activity,
         alive_tx,
         stop_rx,
@@ -160,6 +161,8 @@ pub async fn serve(
 struct Connections {
     builder: hyper::server::conn::http1::Builder,
     router: Router,
+    /// Checked before the router sees a request.
+    host_rule: Arc<HostRule>,
     activity: HttpActivity,
     alive_tx: mpsc::Sender<()>,
     stop_rx: watch::Receiver<bool>,
@@ -177,15 +180,17 @@ impl Connections {
         };
         let connection_in_flight = Arc::clone(&in_flight.connection);
         let router = self.router.clone();
+        let host_rule = Arc::clone(&self.host_rule);
         // hyper calls this as soon as a whole request head has arrived, so
         // the count starts there.
         let service =
             hyper::service::service_fn(move |mut request: axum::http::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 let counted = in_flight.enter();
-                let response = router.clone().oneshot(request);
+                let router = router.clone();
+                let host_rule = Arc::clone(&host_rule);
                 async move {
-                    let response = response.await?;
+                    let response = host_rule.route(router, request).await;
                     Ok::<_, Infallible>(response.map(|body| CountedBody {
                         body,
                         _counted: counted,

@@ -5,9 +5,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, Version, header};
 use axum::routing::get;
-use tower::ServiceExt as _;
 
-use super::{check_host, require_valid_host};
+use super::{HostRule, check_host};
 
 fn hosts(values: &[&'static str]) -> HeaderMap {
     let mut headers = HeaderMap::new();
@@ -66,14 +65,18 @@ fn a_host_that_is_not_host_and_port_is_refused() {
     assert!(check_host(Version::HTTP_10, &hosts(&["bad host"])).is_err());
 }
 
-async fn status(router: &Router, host: &[&'static str], path: &str) -> (StatusCode, String) {
+async fn status(
+    (rule, router): &(HostRule, Router),
+    host: &[&'static str],
+    path: &str,
+) -> (StatusCode, String) {
     let mut request = Request::get(path).body(Body::empty()).unwrap();
     for value in host {
         request
             .headers_mut()
             .append(header::HOST, HeaderValue::from_static(value));
     }
-    let response = router.clone().oneshot(request).await.unwrap();
+    let response = rule.route(router.clone(), request).await;
     let status = response.status();
     let body = axum::body::to_bytes(response.into_body(), 1024)
         .await
@@ -82,8 +85,11 @@ async fn status(router: &Router, host: &[&'static str], path: &str) -> (StatusCo
 }
 
 #[tokio::test]
-async fn the_layer_refuses_before_any_route_and_unknown_paths_too() {
-    let router = require_valid_host(Router::new().route("/readyz", get(|| async { "ok" })));
+async fn the_rule_refuses_before_any_route_and_unknown_paths_too() {
+    let router = (
+        HostRule::new(),
+        Router::new().route("/readyz", get(|| async { "ok" })),
+    );
     assert_eq!(status(&router, &["x"], "/readyz").await.0, StatusCode::OK);
     assert_eq!(
         status(&router, &["x"], "/nope").await.0,
