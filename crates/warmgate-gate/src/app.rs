@@ -200,7 +200,8 @@ pub struct Summary {
 }
 
 /// Where a session's replies to one client message go: the client's
-/// queue. Replies never wait (see the outbox).
+/// outbox (written at once, or queued). Replies never wait (see the
+/// outbox).
 pub struct Replies<'a> {
     pub(crate) outbox: &'a mut Outbox,
     pub(crate) speaks_warmgate: bool,

@@ -414,8 +414,9 @@ impl Connection {
         .error(code, message, client_msg_id)
     }
 
-    /// Queues `frame` for the writer task; never waits (see the module
-    /// doc). `Err` once a write has failed: the client is gone.
+    /// Hands `frame` to the outbox (written at once, or queued for the
+    /// writer task); never waits (see the module doc). `Err` once a write
+    /// has failed: the client is gone.
     fn write(&mut self, frame: Frame<'static>) -> Result<(), Gone> {
         self.peer.outbox.send(frame)
     }

@@ -120,6 +120,9 @@ struct Inner {
     last_progress: Instant,
     /// The close frame a stalled writer is to write last.
     last_word: Option<Framed>,
+    /// Bytes were written that the write half may still hold (a TLS
+    /// stream keeps records until flushed); the writer task flushes them.
+    unflushed: bool,
 }
 
 /// One frame as bytes on the wire: its head, then its payload, and how
@@ -227,9 +230,15 @@ impl Shared {
     fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<Flushed>> {
         loop {
             match ready!(self.poll_front(cx))? {
-                Some(true) => return Poll::Ready(Ok(Flushed::Closed)),
+                Some(true) => {
+                    ready!(self.poll_flush_io(cx))?;
+                    return Poll::Ready(Ok(Flushed::Closed));
+                }
                 Some(false) => {}
-                None => return Poll::Ready(Ok(Flushed::Empty)),
+                None => {
+                    ready!(self.poll_flush_io(cx))?;
+                    return Poll::Ready(Ok(Flushed::Empty));
+                }
             }
         }
     }
@@ -244,16 +253,44 @@ impl Shared {
             last_progress,
             ..
         } = &mut *inner;
-        let (Some(io), Some(front)) = (io.as_mut(), queue.front_mut()) else {
+        let Some(io) = io.as_mut() else {
+            // The outbox is dropped: nothing more can be written.
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        let Some(front) = queue.front_mut() else {
             return Poll::Ready(Ok(None));
         };
         ready!(front.poll_write(io, cx, last_progress))?;
         let Some(written) = queue.pop_front() else {
             return Poll::Ready(Ok(None));
         };
+        inner.unflushed = true;
+        if written.is_close {
+            // Under the same lock as the pop, so no frame can follow it on
+            // the connection's own task.
+            inner.state = WriterState::Closed;
+        }
         drop(inner);
         self.unqueued(written.payload.len());
+        if written.is_close {
+            self.state_changed.notify_waiters();
+        }
         Poll::Ready(Ok(Some(written.is_close)))
+    }
+
+    /// Flushes the write half, when bytes were written since the last
+    /// flush.
+    fn poll_flush_io(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut inner = self.lock();
+        if !inner.unflushed {
+            return Poll::Ready(Ok(()));
+        }
+        let Some(io) = inner.io.as_mut() else {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        };
+        ready!(io.as_mut().poll_flush(cx))?;
+        inner.unflushed = false;
+        Poll::Ready(Ok(()))
     }
 
     /// Drops every queued frame (a stalled writer's, once the frame in
@@ -282,6 +319,7 @@ impl Outbox {
                     state: WriterState::Writing,
                     last_progress: Instant::now(),
                     last_word: None,
+                    unflushed: false,
                 }),
                 arrived: Notify::new(),
                 state_changed: Notify::new(),
@@ -303,7 +341,9 @@ impl Outbox {
         let mut inner = self.shared.lock();
         match inner.state {
             WriterState::Gone | WriterState::Closed => return Err(Gone),
-            WriterState::Stalled => {}
+            // A stalled writer drops everything but the last word; so is
+            // this frame.
+            WriterState::Stalled => return Ok(()),
             WriterState::Writing if inner.queue.is_empty() => {
                 // Nothing ahead of it: write it now. A socket that would
                 // block hands the rest to the writer task below.
@@ -317,9 +357,33 @@ impl Outbox {
                 let mut cx = Context::from_waker(Waker::noop());
                 match framed.poll_write(io, &mut cx, last_progress) {
                     Poll::Ready(Ok(())) => {
+                        // A plain socket flushes at once; a write half that
+                        // holds bytes back leaves them to the writer task.
+                        let flushed = io.as_mut().poll_flush(&mut cx);
                         if framed.is_close {
-                            drop(inner);
-                            self.shared.set_state(WriterState::Closed);
+                            inner.state = WriterState::Closed;
+                        }
+                        match flushed {
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Ready(Err(_)) if !framed.is_close => {
+                                drop(inner);
+                                self.shared.set_state(WriterState::Gone);
+                                return Err(Gone);
+                            }
+                            Poll::Ready(Err(_)) => {}
+                            Poll::Pending => {
+                                inner.unflushed = true;
+                                drop(inner);
+                                self.wake_writer();
+                                if framed.is_close {
+                                    self.shared.state_changed.notify_waiters();
+                                }
+                                return Ok(());
+                            }
+                        }
+                        drop(inner);
+                        if framed.is_close {
+                            self.shared.state_changed.notify_waiters();
                         }
                         return Ok(());
                     }
@@ -333,10 +397,11 @@ impl Outbox {
             }
             WriterState::Writing => {}
         }
-        let n_bytes = framed.payload.len();
+        // Counted before it is queued, so the writer never uncounts a
+        // frame not yet counted.
+        self.shared.queued(framed.payload.len());
         inner.queue.push_back(framed);
         drop(inner);
-        self.shared.queued(n_bytes);
         self.wake_writer();
         Ok(())
     }
@@ -482,6 +547,21 @@ impl Drop for Outbox {
 
 // === impl Writer ===
 
+/// Sets a writer that ends without saying how (aborted, or panicking) to
+/// [`WriterState::Gone`].
+struct EndsGone(Arc<Shared>);
+
+impl Drop for EndsGone {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        if matches!(inner.state, WriterState::Writing | WriterState::Stalled) {
+            inner.state = WriterState::Gone;
+            drop(inner);
+            self.0.state_changed.notify_waiters();
+        }
+    }
+}
+
 /// The writer task: writes what the socket did not take at once, under
 /// the write deadline.
 struct Writer {
@@ -491,6 +571,9 @@ struct Writer {
 
 impl Writer {
     async fn run(shared: Arc<Shared>, write_timeout: Duration) {
+        // A writer aborted (by `close` or a drop) or panicking ends as
+        // gone, so nobody waits on it or sends to it.
+        let _gone = EndsGone(Arc::clone(&shared));
         let writer = Writer {
             shared,
             write_timeout,
@@ -501,7 +584,8 @@ impl Writer {
 
     async fn write_all(&self) -> WriterState {
         loop {
-            self.arrived(|inner| !inner.queue.is_empty()).await;
+            self.arrived(|inner| !inner.queue.is_empty() || inner.unflushed)
+                .await;
             loop {
                 let stalled_at = self.shared.lock().last_progress + self.write_timeout;
                 tokio::select! {

@@ -1,9 +1,10 @@
 //! One end of a WebSocket, driven the way the gate drives its clients:
 //! frames read as a stream of whole, validated messages and control
 //! frames (`frames`), and frames written at once, or by a writer task
-//! under a write deadline when the socket does not take them (`outbox`). The gate uses it for each client; an application
-//! that speaks WebSocket to a backend (proxy mode) uses it for that
-//! backend, so both sides of a relay follow the same rules.
+//! under a write deadline when the socket does not take them (`outbox`).
+//! The gate uses it for each client; an application that speaks
+//! WebSocket to a backend (proxy mode) uses it for that backend, so both
+//! sides of a relay follow the same rules.
 
 use std::pin::Pin;
 use std::sync::Arc;

@@ -86,7 +86,9 @@ impl std::fmt::Debug for Gate {
 
 impl Gate {
     /// A gate; `authenticator` checks each client's token before the
-    /// upgrade ([`Authenticator::disabled`] admits everyone).
+    /// upgrade ([`Authenticator::disabled`] admits everyone). The gate
+    /// takes its metric handles here, from the `metrics` recorder
+    /// installed at the time: install the recorder first.
     pub fn new(
         handle: ReadinessHandle,
         settings: GateSettings,

@@ -179,3 +179,29 @@ async fn a_client_end_masks_every_frame_with_a_fresh_key() {
     }
     assert_ne!(keys[0], keys[1]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_writer_ended_by_a_close_that_timed_out_leaves_the_outbox_gone() {
+    let (mut outbox, _far) = outbox(16);
+    // Taken in part: the rest, and the close frame, wait for the task.
+    outbox.send(text(100)).unwrap();
+    let deadline = Instant::now() + Duration::from_millis(10);
+    assert!(!outbox.close(Frame::close(1000, b""), deadline).await);
+    // The aborted writer says so; nothing waits on it or sends to it.
+    assert_eq!(outbox.stopped().await, WriterState::Gone);
+    assert!(outbox.send(text(1)).is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn bytes_a_write_half_holds_back_are_flushed_by_the_writer_task() {
+    // A write half that keeps bytes until flushed, as a TLS stream keeps
+    // its records; its far end takes 16 bytes at a time.
+    let (near, mut far) = tokio::io::duplex(16);
+    let mut outbox = Outbox::new(tokio::io::BufWriter::new(near), Role::Server, WRITE_TIMEOUT);
+    outbox.send(text(100)).unwrap();
+    outbox.send(text(3)).unwrap();
+    let mut received = vec![0u8; 2 + 100 + 2 + 3];
+    far.read_exact(&mut received).await.unwrap();
+    assert_eq!(&received[..2], &[0x81, 100]);
+    assert_eq!(&received[102..], &[0x81, 3, b'a', b'a', b'a']);
+}
