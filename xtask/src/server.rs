@@ -84,10 +84,17 @@ impl Server {
     /// Starts `command`, a server that prints `NAME: serving http://ADDR`
     /// (and ` (admin http://ADDR)` for warmgate) as its first line, and
     /// waits for that line. Its stderr goes to `log_path`.
-    pub(crate) fn spawn(
+    pub(crate) fn spawn(command: Command, name: &str, log_path: &Path) -> anyhow::Result<Server> {
+        Server::spawn_within(command, name, log_path, START_WAIT)
+    }
+
+    /// [`Server::spawn`], waiting at most `start_wait` for the line (a
+    /// server under valgrind takes far longer than the usual 30 s).
+    pub(crate) fn spawn_within(
         mut command: Command,
         name: &str,
         log_path: &Path,
+        start_wait: Duration,
     ) -> anyhow::Result<Server> {
         let log = File::create(log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
@@ -117,7 +124,7 @@ impl Server {
             public: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: None,
         };
-        let line = match line_rx.recv_timeout(START_WAIT) {
+        let line = match line_rx.recv_timeout(start_wait) {
             Ok(Some(line)) => line,
             Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
                 let status = server.child.wait()?;
@@ -128,7 +135,7 @@ impl Server {
             }
             Err(mpsc::RecvTimeoutError::Timeout) => bail!(
                 "{name} said nothing on stdout within {} s; its log is {}",
-                START_WAIT.as_secs(),
+                start_wait.as_secs(),
                 log_path.display()
             ),
         };
@@ -143,6 +150,11 @@ impl Server {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub(crate) fn stop(&mut self) -> anyhow::Result<ExitStatus> {
+        self.stop_within(EXIT_WAIT)
+    }
+
+    /// [`Server::stop`], waiting at most `exit_wait` for the exit.
+    pub(crate) fn stop_within(&mut self, exit_wait: Duration) -> anyhow::Result<ExitStatus> {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
@@ -156,10 +168,10 @@ impl Server {
             if let Some(status) = self.child.try_wait().context("cannot wait for warmgate")? {
                 return Ok(status);
             }
-            if asked.elapsed() > EXIT_WAIT {
+            if asked.elapsed() > exit_wait {
                 bail!(
                     "the server did not exit within {} s of SIGTERM",
-                    EXIT_WAIT.as_secs()
+                    exit_wait.as_secs()
                 );
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -201,20 +213,28 @@ fn parse_serving_line(name: &str, line: &str) -> anyhow::Result<(SocketAddr, Opt
 
 /// Polls `GET /readyz` until it answers 200.
 pub(crate) fn wait_until_ready(public: SocketAddr) -> anyhow::Result<()> {
+    wait_until_ready_within(public, START_WAIT)
+}
+
+/// [`wait_until_ready`], waiting at most `start_wait`.
+pub(crate) fn wait_until_ready_within(
+    public: SocketAddr,
+    start_wait: Duration,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         let status = readyz_status(public);
         if matches!(status, Ok(200)) {
             return Ok(());
         }
-        if started.elapsed() > START_WAIT {
+        if started.elapsed() > start_wait {
             let last = match status {
                 Ok(status) => format!("it last answered {status}"),
                 Err(error) => format!("the last attempt failed: {error:#}"),
             };
             bail!(
                 "GET http://{public}/readyz did not answer 200 within {} s; {last}",
-                START_WAIT.as_secs()
+                start_wait.as_secs()
             );
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -13,7 +13,6 @@
 //! to under 1 %, so each is taken once, with the tungstenite client.
 
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -24,7 +23,7 @@ use serde_json::{Value, json};
 
 use super::report::Row;
 use super::{Bench, READY_CONFIG, SIGNAL_HELD_CONFIG, Subject};
-use crate::server::{http_request, release_program};
+use crate::server::{Server, release_program, wait_until_ready_within};
 
 /// How long a server under valgrind (some 50 times slower) may take to say
 /// where it serves, and then to answer `/readyz` with 200.
@@ -76,18 +75,17 @@ impl Workload {
 
 /// One server under callgrind; killed on drop unless it was stopped.
 struct Profiled {
-    child: Child,
-    public: SocketAddr,
-    admin: Option<SocketAddr>,
+    server: Server,
     /// callgrind's output file; `-d` dumps to it with `.1` added.
     out_file: PathBuf,
     callgrind_control: PathBuf,
 }
 
 impl Profiled {
-    /// Starts `program` with `args` under callgrind and waits until it
-    /// says where it serves (`NAME: serving http://ADDR`); its stderr and
-    /// valgrind's go to `stem.log`, callgrind's counts to `stem.callgrind`.
+    /// Starts `program` with `args` under callgrind, with one runtime
+    /// worker, and waits until it says where it serves (`NAME: serving
+    /// http://ADDR`); its stderr and valgrind's go to `stem.log`,
+    /// callgrind's counts to `stem.callgrind`.
     fn start(
         tools: &Tools,
         program: &Path,
@@ -96,73 +94,30 @@ impl Profiled {
         stem: &Path,
     ) -> anyhow::Result<Profiled> {
         let out_file = stem.with_extension("callgrind");
-        let log_path = stem.with_extension("log");
-        let log = std::fs::File::create(&log_path)
-            .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let mut child = Command::new(&tools.valgrind)
+        let mut command = Command::new(&tools.valgrind);
+        command
             .arg("--tool=callgrind")
             .arg(format!("--callgrind-out-file={}", out_file.display()))
             .arg(program)
             .args(args)
             .env("TOKIO_WORKER_THREADS", "1")
-            .current_dir(crate::command::workspace_root())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {name} under valgrind"))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (line_tx, line_rx) = mpsc::channel();
-        // Hands over the first line, then drains the rest so that the
-        // server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
-            let _ = line_tx.send(lines.next());
-            for _ in lines {}
-        });
-        let mut profiled = Profiled {
-            child,
-            public: SocketAddr::from(([127, 0, 0, 1], 0)),
-            admin: None,
+            .stdin(Stdio::null());
+        let server = Server::spawn_within(command, name, &stem.with_extension("log"), START_WAIT)
+            .with_context(|| format!("{name} under valgrind"))?;
+        Ok(Profiled {
+            server,
             out_file,
             callgrind_control: tools.callgrind_control.clone(),
-        };
-        let line = match line_rx.recv_timeout(START_WAIT) {
-            Ok(Some(line)) => line,
-            Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => bail!(
-                "{name} under valgrind exited before saying where it serves; see {}",
-                log_path.display()
-            ),
-            Err(mpsc::RecvTimeoutError::Timeout) => bail!(
-                "{name} under valgrind said nothing within {} s; see {}",
-                START_WAIT.as_secs(),
-                log_path.display()
-            ),
-        };
-        (profiled.public, profiled.admin) = serving_addresses(name, &line)?;
-        Ok(profiled)
+        })
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     /// Polls `GET /readyz` until it answers 200.
     fn wait_until_ready(&self) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
-            if let Ok((200, _)) = http_request(self.public, "GET", "/readyz", None) {
-                return Ok(());
-            }
-            if started.elapsed() > START_WAIT {
-                bail!(
-                    "{}/readyz did not answer 200 within {} s under valgrind",
-                    self.public,
-                    START_WAIT.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_until_ready_within(self.server.public, START_WAIT)
     }
 
     /// Runs `callgrind_control FLAG PID` (`-z` zeroes, `-d` dumps).
@@ -183,23 +138,10 @@ impl Profiled {
         Ok(())
     }
 
-    /// Sends SIGTERM (a background process may ignore SIGINT) and waits for
-    /// the exit; kills it if it takes too long.
+    /// Sends SIGTERM and waits for the exit (callgrind writes its files
+    /// first).
     fn stop(&mut self) -> anyhow::Result<()> {
-        let pid = self.pid().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let asked = Instant::now();
-        while self.child.try_wait()?.is_none() {
-            if asked.elapsed() > EXIT_WAIT {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                bail!(
-                    "the server under valgrind did not exit within {} s of SIGTERM",
-                    EXIT_WAIT.as_secs()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.server.stop_within(EXIT_WAIT)?;
         Ok(())
     }
 
@@ -211,15 +153,6 @@ impl Profiled {
         let text = std::fs::read_to_string(&dump)
             .with_context(|| format!("cannot read callgrind's dump {}", dump.display()))?;
         callgrind_total(&text).with_context(|| format!("no `totals:` line in {}", dump.display()))
-    }
-}
-
-impl Drop for Profiled {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -355,7 +288,7 @@ impl Bench {
         if workload != Workload::Release {
             server.wait_until_ready()?;
         }
-        let url = |path: &str| format!("ws://{}{path}", server.public);
+        let url = |path: &str| format!("ws://{}{path}", server.server.public);
         let mut args: Vec<String> = match workload {
             Workload::Connect => vec![
                 "connect-sequential".into(),
@@ -374,7 +307,10 @@ impl Bench {
                 self.sizes.instruction_echoes.to_string(),
             ],
             Workload::Release => {
-                let admin = server.admin.context("warmgate printed no admin address")?;
+                let admin = server
+                    .server
+                    .admin
+                    .context("warmgate printed no admin address")?;
                 vec![
                     "hold".into(),
                     "--url".into(),
@@ -529,24 +465,6 @@ fn drive(child: &mut Child, at_go: impl FnOnce() -> anyhow::Result<()>) -> anyho
     Ok(reader.join().unwrap_or_default())
 }
 
-/// The addresses in `NAME: serving http://ADDR`, with warmgate's
-/// ` (admin http://ADDR)` after it.
-fn serving_addresses(name: &str, line: &str) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
-    let rest = line
-        .strip_prefix(name)
-        .and_then(|rest| rest.strip_prefix(": serving http://"))
-        .with_context(|| format!("{name} said {line:?}, expected `{name}: serving http://ADDR`"))?;
-    let (public, admin) = match rest.split_once(" (admin http://") {
-        Some((public, admin)) => (public, Some(admin.trim_end_matches(')'))),
-        None => (rest.trim(), None),
-    };
-    let address = |text: &str| {
-        text.parse::<SocketAddr>()
-            .with_context(|| format!("{name} said {line:?}; `{text}` is not an address"))
-    };
-    Ok((address(public)?, admin.map(address).transpose()?))
-}
-
 /// The `totals: N` of a callgrind dump (its only event is `Ir`).
 fn callgrind_total(dump: &str) -> Option<u64> {
     dump.lines()
@@ -563,21 +481,5 @@ mod tests {
         let dump = "version: 1\ncreator: callgrind-3.19.0\npid: 27649\nevents: Ir\n\nfn=(1) main\n0 12\n\ntotals: 3895978\n";
         assert_eq!(callgrind_total(dump), Some(3_895_978));
         assert_eq!(callgrind_total("events: Ir\n"), None);
-    }
-
-    #[test]
-    fn serving_lines_are_read() {
-        let (public, admin) = serving_addresses(
-            "warmgate",
-            "warmgate: serving http://127.0.0.1:4000 (admin http://127.0.0.1:4001)",
-        )
-        .unwrap();
-        assert_eq!(public, SocketAddr::from(([127, 0, 0, 1], 4000)));
-        assert_eq!(admin, Some(SocketAddr::from(([127, 0, 0, 1], 4001))));
-        let (public, admin) =
-            serving_addresses("floor", "floor: serving http://127.0.0.1:5000").unwrap();
-        assert_eq!(public, SocketAddr::from(([127, 0, 0, 1], 5000)));
-        assert_eq!(admin, None);
-        assert!(serving_addresses("floor", "reference: serving http://127.0.0.1:5000").is_err());
     }
 }
