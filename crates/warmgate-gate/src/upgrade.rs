@@ -454,16 +454,10 @@ pub fn asks_for_websocket(headers: &HeaderMap) -> bool {
         && header_lists(headers, header::CONNECTION, "upgrade")
 }
 
-/// True when a comma-separated header lists `token`, ignoring case. On
-/// bytes: a value that is not visible ASCII cannot list an ASCII token
-/// anyway, so there is nothing to validate first.
+/// True when a comma-separated header lists `token`, ignoring case. A
+/// value that is not visible ASCII lists nothing (see [`listed`]).
 fn header_lists(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
-    headers.get_all(name).iter().any(|value| {
-        value
-            .as_bytes()
-            .split(|byte| *byte == b',')
-            .any(|listed| listed.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-    })
+    listed(headers, name).any(|listed| listed.eq_ignore_ascii_case(token))
 }
 
 /// Every `reason` label [`check_handshake`] and the gate refuse an upgrade

@@ -312,10 +312,13 @@ Run: {sizes}.
   runs twice in the same rounds, alternating with the rest: with
   tungstenite, and with fastwebsockets' client handshake over hyper's
   HTTP/1.1 client (rows `1 (tungstenite)` and `1 (fastwebsockets)`, and so
-  for the others). Both take the same steps: TCP connect (`TCP_NODELAY`),
-  the opening handshake, reading up to the timed frame (in 1, timed from
-  the start of the TCP connect to the first frame), then a
-  client-initiated close. Each ratio divides figures taken by the same
+  for the others). Both take the same protocol steps: TCP connect
+  (`TCP_NODELAY`), the opening handshake, reading up to the timed frame
+  (in 1, timed from the start of the TCP connect to the first frame), then
+  a client-initiated close that does not wait for the answer.
+  fastwebsockets' handshake also runs hyper's client connection on a task
+  of its own for every connect, which is why its absolute figures are
+  higher by the same servers. Each ratio divides figures taken by the same
   client, and both are held to the same target. Scenario 2 has no
   comparison, so only warmgate runs it twice, and scenario 3's memory (the
   server's) is taken from tungstenite's runs; scenarios 4 and 5 and the
@@ -326,8 +329,11 @@ Run: {sizes}.
 - The **reference** (`warmgate-reference`) is bare fastwebsockets 0.10 on
   axum 0.8 with `TCP_NODELAY` and a backlog of 4096: on connect it sends
   `{{\"type\":\"ready\"}}`, then echoes; its `/readyz` is a static handler.
-  It is the floor of most comparisons. Its accept loop runs on a spawned task, on a runtime
-  worker, as warmgate's does.
+  It is the floor of most comparisons. Its accept loop runs on a spawned
+  task, on a runtime worker, as warmgate's does. warmgate's `/ws`, in the
+  plans without `[[route]]` that scenarios 1 to 10 use, is the demo chat:
+  it sends `ready`, then runs a chat session (the lobby joined), where the
+  reference sends `ready` and echoes.
 - The **floor** (`warmgate-floor`) is the same server on hyper 1 alone
   (`http1` connections with upgrades, fastwebsockets' `upgrade`), without
   axum, with the same backlog, `TCP_NODELAY` and spawned accept loop. The
@@ -360,12 +366,15 @@ Run: {sizes}.
   phase is ready from the start and it leaves out the old Redis check's
   0.5 s sleep, so its figures are a lower bound.
 - Scenarios:
-  1. gate ready: sequential connects (after 50 not counted), each 1 ms
-     after the previous one's close (so that none overlaps the server's
-     teardown of the one before), time from the start of the TCP connect
-     to the `ready` frame;
+  1. gate ready: sequential connects (after 50 not counted), each at
+     least 1 ms (tokio's timer: 1 to 2 ms) after the client sent its close
+     and dropped the socket, so that none overlaps the server's teardown
+     of the one before (tens of microseconds), time from the start of the
+     TCP connect to the `ready` frame;
   2. a signal check holds clients; once every one has received `warming`,
-     the harness `POST`s the signal and times each client's `ready`; the
+     the load generator `POST`s the signal and times each client's `ready`
+     from just before the request (the admin round trip is inside the
+     figure); the
      figure is the last one, with every client released and no errors;
   3. RSS of the server process (from `/proc`) with the held clients, minus
      its RSS before they connected, per client; the reference holds the
@@ -396,8 +405,8 @@ Run: {sizes}.
   - P2: scenario 7 through each proxy, and direct, on `/echo`;
   - P3: a signal check holds the clients (transparent: they get no frame);
     once every handshake has completed and 100 ms more have passed with no
-    frame at any client, the harness `POST`s the signal and times each
-    client's first upstream frame; the figure is the last one, with every
+    frame at any client, the load generator `POST`s the signal and times
+    each client's first upstream frame from just before the request; the figure is the last one, with every
     client's frame there and no errors. Each client is a socket to
     warmgate and one from warmgate to the upstream, so the count is capped
     by the descriptor limit (less a margin of 100, halved), which the row
@@ -425,9 +434,10 @@ Run: {sizes}.
   to share the work (parking, waking, stealing) moved the same binary's
   count by 3 to 5 % from run to run; with one, by under 1 %.
   - I1: instructions per admitted connection: sequential connects to
-    `/ws`, each covering the server's side of the TCP accept, the upgrade,
-    the `ready` frame and the client's close; warmgate (gate ready)
-    against the reference, and the reference against the floor;
+    `/ws`, back to back (a count does not depend on timing the way a
+    latency does), each covering the server's side of the TCP accept, the
+    upgrade, the `ready` frame and the client's close; warmgate (gate
+    ready) against the reference, and the reference against the floor;
   - I2: instructions per echoed message: round trips of 43 B on one
     `/echo` connection; warmgate against the reference, and the reference
     against the floor;

@@ -243,3 +243,30 @@ fn every_refusal_reason_is_registered() {
         assert!(HANDSHAKE_REFUSAL_REASONS.contains(&reason), "{reason}");
     }
 }
+
+#[test]
+fn an_upgrade_or_connection_value_that_is_not_visible_ascii_lists_nothing() {
+    // obs-text beside the token: the whole value lists nothing, as in every
+    // other list the handshake reads (found by the handshake fuzzer).
+    let obs_text = |text: &[u8]| HeaderValue::from_bytes(text).unwrap();
+    for (name, value) in [
+        (header::CONNECTION, obs_text(b"ke\x9a\x9aep-alive, Upgrade")),
+        (header::UPGRADE, obs_text(b"h2c\x9a, websocket")),
+    ] {
+        let mut headers = good_headers();
+        headers.insert(name.clone(), value);
+        assert_eq!(
+            refused(&headers),
+            Some((StatusCode::UPGRADE_REQUIRED, "not_an_upgrade")),
+            "{name}"
+        );
+        // A second, clean line of the same header still counts.
+        let clean = if name == header::UPGRADE {
+            "websocket"
+        } else {
+            "Upgrade"
+        };
+        headers.append(name.clone(), HeaderValue::from_static(clean));
+        assert_eq!(refused(&headers), None, "{name}");
+    }
+}
