@@ -279,7 +279,7 @@ async fn upgrade(gate: &Gate, route: Arc<Route>, mut request: Request) -> Respon
         span.record("auth", identity.source.as_str());
     }
     // Outside the connection's span: `open` is cheap and does no IO, and
-    // entering the span for it cost every connection about 1 % of its
+    // entering the span for it cost every connection about 2 % of its
     // instructions (see `Application::open`).
     let session = {
         route.app.open(&Client {

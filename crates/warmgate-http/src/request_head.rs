@@ -27,7 +27,7 @@ const HOST: &str = "host";
 /// The host rule of one server, with the sampler of its refusal log. It
 /// is applied in `serve`'s per-connection service, before the router, not
 /// as a router layer: a layer cost every request a boxed future and a
-/// clone of the inner service, about 1 % of the instructions of a
+/// clone of the inner service, about 4 % of the instructions of a
 /// WebSocket connection (see `docs/benchmarks.md`).
 #[derive(Debug)]
 pub(crate) struct HostRule {
