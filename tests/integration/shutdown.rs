@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
-use warmgate_tests::{Gateway, app_signal_plan, within};
+use tokio::net::{TcpListener, TcpStream};
+use warmgate_tests::backend::Backend;
+use warmgate_tests::otlp::OtlpReceiver;
+use warmgate_tests::{Gateway, Message, app_signal_plan, refused_start, within};
 
 async fn ready_gateway(gate: &str) -> Gateway {
     let gateway = Gateway::builder()
@@ -98,7 +100,7 @@ async fn after_sigterm_with_nothing_connected_late_clients_are_told_draining_not
 
 #[tokio::test]
 async fn sigint_drains_without_the_shutdown_delay() {
-    let mut gateway = ready_gateway("drain_grace = \"30s\"\nshutdown_delay = \"20s\"").await;
+    let mut gateway = ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"20s\"").await;
     let signalled = Instant::now();
     gateway.interrupt();
     let took = exit_after(&mut gateway, signalled).await;
@@ -112,7 +114,7 @@ async fn sigint_drains_without_the_shutdown_delay() {
 
 #[tokio::test]
 async fn a_second_sigint_exits_at_once_without_waiting_for_open_clients() {
-    let mut gateway = ready_gateway("drain_grace = \"20s\"\nshutdown_delay = \"0s\"").await;
+    let mut gateway = ready_gateway("shutdown_budget = \"30s\"\ndrain_grace = \"20s\"\nshutdown_delay = \"0s\"").await;
     // An admitted client the drain would wait `drain_grace` for.
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "ready");
@@ -136,7 +138,7 @@ async fn a_second_sigint_exits_at_once_without_waiting_for_open_clients() {
 
 #[tokio::test]
 async fn sigint_during_the_shutdown_delay_cuts_it_short() {
-    let mut gateway = ready_gateway("drain_grace = \"30s\"\nshutdown_delay = \"20s\"").await;
+    let mut gateway = ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"20s\"").await;
     let signalled = terminate_and_wait_for_draining(&gateway).await;
     // Still listening, well inside the delay.
     assert_eq!(gateway.get("/readyz").await.status, 503);
@@ -150,7 +152,7 @@ async fn sigint_during_the_shutdown_delay_cuts_it_short() {
 
 #[tokio::test]
 async fn a_zero_shutdown_delay_stops_listening_as_soon_as_nothing_is_open() {
-    let mut gateway = ready_gateway("drain_grace = \"30s\"\nshutdown_delay = \"0s\"").await;
+    let mut gateway = ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"0s\"").await;
     let signalled = Instant::now();
     gateway.terminate();
     let took = exit_after(&mut gateway, signalled).await;
@@ -166,7 +168,7 @@ async fn a_zero_shutdown_delay_stops_listening_as_soon_as_nothing_is_open() {
 async fn connections_without_a_request_in_flight_do_not_hold_the_drain() {
     // Without the fix the exit waits for the force exit at the grace plus
     // a second (11 s), since the head deadline is longer still.
-    let mut gateway = ready_gateway("drain_grace = \"10s\"\nhandshake_timeout = \"60s\"").await;
+    let mut gateway = ready_gateway("shutdown_budget = \"20s\"\ndrain_grace = \"10s\"\nhandshake_timeout = \"60s\"").await;
     let host = format!("Host: {}\r\n", gateway.public);
     let _cut_after_a_header =
         sent_only(gateway.public, &format!("GET /readyz HTTP/1.1\r\n{host}")).await;
@@ -236,4 +238,184 @@ async fn the_forced_exit_names_what_was_still_open() {
         assert!(line.contains(field), "{field} in {line}");
     }
     drop(deaf);
+}
+
+// === the shutdown budget ===
+
+/// The default budget: Cloud Run's 10 s between SIGTERM and SIGKILL.
+const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
+
+/// `/chat` is the demo chat; `/ws` is relayed to `backend`; readiness is
+/// the `app` signal; spans go to `otlp` over HTTP, batched for a minute so
+/// that only the flush at exit can send them.
+async fn gateway_with_every_kind_of_client(otlp: &str, backend: &Backend, gate: &str) -> Gateway {
+    let config = format!(
+        r#"{}
+[upstream]
+url = "{}"
+
+[[route]]
+path = "/ws"
+app = "upstream"
+
+[[route]]
+path = "/chat"
+app = "chat"
+"#,
+        app_signal_plan(gate, ""),
+        backend.ws_url("")
+    );
+    let gateway = Gateway::builder()
+        .config(config)
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "60000")
+        .spawn()
+        .await;
+    gateway.set_signal("app", true).await;
+    gateway.until_ready().await;
+    gateway
+}
+
+#[tokio::test]
+async fn with_the_defaults_held_admitted_and_proxied_clients_drain_and_the_spans_arrive_within_the_budget()
+ {
+    let receiver = OtlpReceiver::start().await;
+    let backend = Backend::start(Duration::ZERO).await;
+    backend.wait_healthy().await;
+    let mut gateway =
+        gateway_with_every_kind_of_client(&receiver.http_endpoint(), &backend, "").await;
+
+    // Admitted: a chat client, and one that never reads again, so it never
+    // answers the close and the drain runs to its very end.
+    let mut admitted = gateway.ws("/chat").await;
+    assert_eq!(admitted.next_json().await["type"], "ready");
+    let mut deaf = gateway.ws("/chat").await;
+    assert_eq!(deaf.next_json().await["type"], "ready");
+    // Proxied, talking to the backend.
+    let mut proxied = gateway.ws("/ws").await;
+    assert_eq!(proxied.next_json().await["type"], "ready");
+    proxied.send(Message::text("before the drain")).await;
+    assert_eq!(
+        proxied.next_message().await,
+        Some(Message::text("before the drain"))
+    );
+    // Held: the gate stops being ready, and a new client waits.
+    let mut events = gateway.events().await;
+    gateway.set_signal("app", false).await;
+    events
+        .until(|snapshot| snapshot["state"] == "not_ready")
+        .await;
+    let mut held = gateway.ws("/chat").await;
+    assert_eq!(held.next_json().await["type"], "warming");
+
+    let signalled = Instant::now();
+    gateway.terminate();
+    let told = held.until_type("unavailable").await;
+    assert_eq!(told.last().unwrap()["reason"], "draining");
+    assert_eq!(held.close_frame().await.0, 1013);
+    admitted.until_type("draining").await;
+    proxied.until_type("draining").await;
+    // Both finish the closing handshake.
+    assert_eq!(admitted.close_frame().await.0, 1001);
+    assert_eq!(admitted.next_message().await, None);
+    assert_eq!(proxied.close_frame().await.0, 1001);
+    assert_eq!(proxied.next_message().await, None);
+
+    let status = gateway.exit_status().await;
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status:?}: {}", gateway.log());
+    assert!(took < DEFAULT_BUDGET, "exited {took:?} after SIGTERM");
+    // The deaf client held the exit to the end of the grace and margin.
+    assert!(
+        took >= Duration::from_secs(8),
+        "exited {took:?} after SIGTERM"
+    );
+    // The spans were batched for a minute: only the flush at exit sent them.
+    let spans = receiver.spans();
+    let websockets: Vec<_> = spans
+        .iter()
+        .filter(|span| span.name == "websocket")
+        .collect();
+    // Four, the deaf client's too: its connection was cut at the exit, and
+    // its span ended then.
+    assert_eq!(websockets.len(), 4, "{spans:#?}");
+    for route in ["/chat", "/ws"] {
+        assert!(
+            websockets
+                .iter()
+                .any(|span| span.attribute("route") == route),
+            "{route}: {websockets:#?}"
+        );
+    }
+    let log = gateway.log();
+    assert!(log.contains("the shutdown took"), "{log}");
+    drop(deaf);
+}
+
+#[tokio::test]
+async fn a_collector_that_never_answers_costs_the_spans_not_the_budget() {
+    // Accepts connections and never reads or answers.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let backend = Backend::start(Duration::ZERO).await;
+    backend.wait_healthy().await;
+    let budget = Duration::from_secs(4);
+    let mut gateway = gateway_with_every_kind_of_client(
+        &endpoint,
+        &backend,
+        "shutdown_budget = \"4s\"\nshutdown_delay = \"0s\"",
+    )
+    .await;
+    let mut client = gateway.ws("/chat").await;
+    assert_eq!(client.next_json().await["type"], "ready");
+
+    let signalled = Instant::now();
+    gateway.terminate();
+    let status = gateway.exit_status().await;
+    let took = signalled.elapsed();
+    assert!(status.success(), "{status:?}: {}", gateway.log());
+    assert!(took < budget, "exited {took:?} after SIGTERM");
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_drain_grace_that_cannot_fit_the_budget_is_refused_at_start() {
+    let dir = warmgate_tests::scratch_dir();
+    let path = dir.path().join("warmgate.toml");
+    std::fs::write(&path, "[gate]\ndrain_grace = \"9s\"\n").unwrap();
+    let stderr = refused_start(&["--config", path.to_str().unwrap()], &[]).await;
+    for needle in [
+        "gate.drain_grace",
+        "does not fit in `shutdown_budget` (\"10s\")",
+        "a `drain_grace` of at most \"7s\", or a `shutdown_budget` of at least \"12s\"",
+    ] {
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    }
+}
+
+// === the platform's PORT ===
+
+#[tokio::test]
+async fn port_moves_the_public_listener_to_every_interface() {
+    let port = warmgate_tests::free_port();
+    let gateway = Gateway::builder()
+        .config(app_signal_plan("", ""))
+        .env("PORT", &port.to_string())
+        .spawn()
+        .await;
+    assert_eq!(gateway.public.to_string(), format!("0.0.0.0:{port}"));
+    // The admin listener stays where the file put it.
+    assert!(gateway.admin.ip().is_loopback());
+    let reached = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect(reached).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_port_that_is_not_a_port_is_refused_at_start() {
+    let stderr = refused_start(&[], &[("PORT", "http")]).await;
+    assert!(
+        stderr.contains("PORT: invalid value \"http\", expected a port number from 1 to 65535"),
+        "{stderr}"
+    );
 }

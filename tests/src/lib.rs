@@ -220,6 +220,9 @@ impl GatewayBuilder {
         command
             .args(&self.args)
             .env("RUST_LOG", "info")
+            // A platform's PORT would move the public listener (a test
+            // that wants it sets it with `env`).
+            .env_remove("PORT")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -242,6 +242,7 @@ fn describe_check(check: &CheckConfig) -> String {
     )
 }
 
-fn human(duration: Duration) -> String {
+/// A duration as the file writes it, such as `7s` or `1m 30s`.
+pub(crate) fn human(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
 }

@@ -67,7 +67,8 @@ pub struct Config {
 ///
 /// Invariant, for a config that came from this crate: every duration but
 /// `shutdown_delay` is greater than zero, `shutdown_delay` is at most
-/// `drain_grace`, `retry_after` is at most [`GateConfig::MAX_RETRY_AFTER`],
+/// `drain_grace`, `drain_grace` fits in `shutdown_budget` (see
+/// [`GateConfig::drain_grace_within`]), `retry_after` is at most [`GateConfig::MAX_RETRY_AFTER`],
 /// `max_connections` and `max_held` are within
 /// [`GateConfig::CLIENT_COUNT_RANGE`], `max_message_bytes` is within
 /// [`GateConfig::MESSAGE_BYTES_RANGE`], and every allowed origin is
@@ -87,9 +88,18 @@ pub struct GateConfig {
     /// The base of the jittered `retry_after_ms` hint sent with
     /// `unavailable`. Default 2s; at most [`GateConfig::MAX_RETRY_AFTER`].
     pub retry_after: Duration,
+    /// The whole shutdown, from the start of the drain (SIGTERM, SIGINT or
+    /// `POST /drain`) to the process's exit: the drain grace, the closing
+    /// handshakes, the last span export and the exit all fit in it. Default
+    /// 10s, Cloud Run's time between SIGTERM and SIGKILL; on Kubernetes keep
+    /// `terminationGracePeriodSeconds` above it. Invariant: at least
+    /// `drain_grace` plus [`GateConfig::CLOSE_MARGIN`] plus
+    /// [`GateConfig::EXIT_RESERVE`].
+    pub shutdown_budget: Duration,
     /// Once draining starts, admitted clients get a `draining` frame and are
-    /// closed with 1001 when this has passed. Default 8s, inside Cloud Run's
-    /// 10s between SIGTERM and SIGKILL.
+    /// closed with 1001 when this has passed. Default `shutdown_budget`
+    /// minus [`GateConfig::CLOSE_MARGIN`] and [`GateConfig::EXIT_RESERVE`]:
+    /// 7s with the default budget.
     pub drain_grace: Duration,
     /// After SIGTERM (and `POST /drain`; not after SIGINT), the listeners
     /// stay open at least this long, answering as draining, so that clients
@@ -290,8 +300,21 @@ impl GateConfig {
     pub const DEFAULT_WARMING_INTERVAL: Duration = Duration::from_secs(1);
     /// The default `retry_after`: 2s.
     pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(2);
-    /// The default `drain_grace`: 8s.
-    pub const DEFAULT_DRAIN_GRACE: Duration = Duration::from_secs(8);
+    /// The default `shutdown_budget`: 10s, Cloud Run's time between SIGTERM
+    /// and SIGKILL.
+    pub const DEFAULT_SHUTDOWN_BUDGET: Duration = Duration::from_secs(10);
+    /// The part of `shutdown_budget` after `drain_grace` in which the last
+    /// closing handshakes may finish: 1s. Past it the process stops waiting
+    /// for them.
+    pub const CLOSE_MARGIN: Duration = Duration::from_secs(1);
+    /// The part of `shutdown_budget` kept for the last span export and the
+    /// exit: 2s.
+    pub const EXIT_RESERVE: Duration = Duration::from_secs(2);
+    /// The default `drain_grace`: 7s, what the default budget leaves (see
+    /// [`GateConfig::drain_grace_within`]).
+    pub const DEFAULT_DRAIN_GRACE: Duration = Self::DEFAULT_SHUTDOWN_BUDGET
+        .saturating_sub(Self::CLOSE_MARGIN)
+        .saturating_sub(Self::EXIT_RESERVE);
     /// The default `shutdown_delay`: 1s (or `drain_grace`, if shorter).
     /// kube-apiserver's `--shutdown-delay-duration` is the same idea.
     pub const DEFAULT_SHUTDOWN_DELAY: Duration = Duration::from_secs(1);
@@ -325,15 +348,25 @@ impl GateConfig {
     /// largest control frame payload) to 16 MiB.
     pub const MESSAGE_BYTES_RANGE: RangeInclusive<usize> = 125..=16 * 1024 * 1024;
 
+    /// The longest `drain_grace` that fits in a shutdown budget: the budget
+    /// minus [`GateConfig::CLOSE_MARGIN`] and [`GateConfig::EXIT_RESERVE`];
+    /// zero when the budget is 3s or less.
+    pub const fn drain_grace_within(shutdown_budget: Duration) -> Duration {
+        shutdown_budget
+            .saturating_sub(Self::CLOSE_MARGIN)
+            .saturating_sub(Self::EXIT_RESERVE)
+    }
+
     /// Every duration of the section that must be greater than zero, by its
     /// key, in file order: all but `shutdown_delay`, which may be zero.
-    pub fn durations(&self) -> [(&'static str, Duration); 9] {
+    pub fn durations(&self) -> [(&'static str, Duration); 10] {
         [
             ("startup_deadline", self.startup_deadline),
             ("retry_cap", self.retry_cap),
             ("hold_timeout", self.hold_timeout),
             ("warming_interval", self.warming_interval),
             ("retry_after", self.retry_after),
+            ("shutdown_budget", self.shutdown_budget),
             ("drain_grace", self.drain_grace),
             ("handshake_timeout", self.handshake_timeout),
             ("ping_interval", self.ping_interval),
@@ -350,6 +383,7 @@ impl Default for GateConfig {
             hold_timeout: Self::DEFAULT_HOLD_TIMEOUT,
             warming_interval: Self::DEFAULT_WARMING_INTERVAL,
             retry_after: Self::DEFAULT_RETRY_AFTER,
+            shutdown_budget: Self::DEFAULT_SHUTDOWN_BUDGET,
             drain_grace: Self::DEFAULT_DRAIN_GRACE,
             shutdown_delay: Self::DEFAULT_SHUTDOWN_DELAY,
             handshake_timeout: Self::DEFAULT_HANDSHAKE_TIMEOUT,

@@ -316,7 +316,7 @@ fn unknown_keys_are_refused_in_every_table() {
     );
     assert_eq!(
         error("[gate]\nhold_timout = \"1s\"\n"),
-        "test.toml: gate.hold_timout: unknown key `hold_timout`, expected one of `startup_deadline`, `retry_cap`, `hold_timeout`, `warming_interval`, `retry_after`, `drain_grace`, `shutdown_delay`, `handshake_timeout`, `ping_interval`, `write_timeout`, `max_connections`, `max_held`, `max_message_bytes`, `allowed_origins`, `messages_per_second`, `message_burst` (line 2, column 1)"
+        "test.toml: gate.hold_timout: unknown key `hold_timout`, expected one of `startup_deadline`, `retry_cap`, `hold_timeout`, `warming_interval`, `retry_after`, `shutdown_budget`, `drain_grace`, `shutdown_delay`, `handshake_timeout`, `ping_interval`, `write_timeout`, `max_connections`, `max_held`, `max_message_bytes`, `allowed_origins`, `messages_per_second`, `message_burst` (line 2, column 1)"
     );
     assert!(error("[[phase]]\nname = \"p\"\nchecks = []\n").starts_with(
         "test.toml: phase[0].checks: unknown key `checks`, expected `name` or `check`"
@@ -598,7 +598,8 @@ gate
   hold_timeout = 5s
   warming_interval = 1s
   retry_after = 2s
-  drain_grace = 8s
+  shutdown_budget = 10s
+  drain_grace = 7s
   handshake_timeout = 10s
   ping_interval = 20s
   write_timeout = 5s
@@ -819,10 +820,11 @@ fn url_kinds_refuse_bad_urls_without_repeating_them() {
 
 // === the WebSocket gate's settings ===
 
-const GATE_DURATION_KEYS: [&str; 7] = [
+const GATE_DURATION_KEYS: [&str; 8] = [
     "hold_timeout",
     "warming_interval",
     "retry_after",
+    "shutdown_budget",
     "drain_grace",
     "handshake_timeout",
     "ping_interval",
@@ -841,7 +843,8 @@ fn gate_defaults_are_the_documented_values() {
             hold_timeout: Duration::from_secs(5),
             warming_interval: Duration::from_secs(1),
             retry_after: Duration::from_secs(2),
-            drain_grace: Duration::from_secs(8),
+            shutdown_budget: Duration::from_secs(10),
+            drain_grace: Duration::from_secs(7),
             shutdown_delay: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(20),
@@ -865,6 +868,7 @@ fn gate_settings_take_their_values() {
 hold_timeout = "250ms"
 warming_interval = "100ms"
 retry_after = "1h"
+shutdown_budget = "30s"
 drain_grace = "25s"
 handshake_timeout = "3s"
 ping_interval = "1m"
@@ -882,6 +886,7 @@ allowed_origins = ["https://chat.example.com", "http://localhost:8080"]
             hold_timeout: Duration::from_millis(250),
             warming_interval: Duration::from_millis(100),
             retry_after: Duration::from_secs(3600),
+            shutdown_budget: Duration::from_secs(30),
             drain_grace: Duration::from_secs(25),
             handshake_timeout: Duration::from_secs(3),
             ping_interval: Duration::from_secs(60),
@@ -1017,8 +1022,8 @@ fn shutdown_delay_may_be_zero_and_defaults_within_the_drain_grace() {
         Duration::from_millis(2500)
     );
     assert_eq!(
-        delay("[gate]\nshutdown_delay = \"8s\"\n"),
-        Duration::from_secs(8),
+        delay("[gate]\nshutdown_delay = \"7s\"\n"),
+        Duration::from_secs(7),
         "as long as the default drain grace is allowed"
     );
     // Unset, the default never stretches a short grace.
@@ -1034,10 +1039,16 @@ fn shutdown_delay_longer_than_the_drain_grace_is_refused() {
         error("[gate]\ndrain_grace = \"2s\"\nshutdown_delay = \"3s\"\n"),
         "test.toml: gate.shutdown_delay: \"3s\" is longer than `drain_grace` (\"2s\"), expected a duration from \"0s\" to `drain_grace`: the listeners close within the drain (line 3, column 18)"
     );
-    // The default grace (8s) is the bound when only the delay is written.
-    assert!(error("[gate]\nshutdown_delay = \"9s\"\n").starts_with(
-        "test.toml: gate.shutdown_delay: \"9s\" is longer than `drain_grace` (\"8s\")"
+    // The default grace (7s) is the bound when only the delay is written.
+    assert!(error("[gate]\nshutdown_delay = \"8s\"\n").starts_with(
+        "test.toml: gate.shutdown_delay: \"8s\" is longer than `drain_grace` (\"7s\")"
     ));
+    // A grace derived from a budget bounds it the same way.
+    assert!(
+        error("[gate]\nshutdown_budget = \"5s\"\nshutdown_delay = \"3s\"\n").starts_with(
+            "test.toml: gate.shutdown_delay: \"3s\" is longer than `drain_grace` (\"2s\")"
+        )
+    );
 }
 
 #[test]
@@ -1049,16 +1060,78 @@ fn shutdown_delay_must_be_a_duration() {
 }
 
 #[test]
-fn gate_has_no_rules_across_its_keys_but_the_shutdown_delay() {
-    // A warming interval longer than the hold, or a long drain grace, is odd
-    // but allowed: each key stands alone, but for `shutdown_delay`, which
-    // the drain grace bounds (see above).
+fn gate_has_no_rules_across_its_keys_but_the_shutdown_ones() {
+    // A warming interval longer than the hold, or a long drain grace in a
+    // long budget, is odd but allowed: each key stands alone, but for
+    // `drain_grace`, which the budget bounds, and `shutdown_delay`, which
+    // the drain grace bounds (see above and below).
     let gate = parse(
-        "[gate]\nhold_timeout = \"1s\"\nwarming_interval = \"10s\"\ndrain_grace = \"5m\"\nmax_held = 10\nmax_connections = 5\n",
+        "[gate]\nhold_timeout = \"1s\"\nwarming_interval = \"10s\"\nshutdown_budget = \"6m\"\ndrain_grace = \"5m\"\nmax_held = 10\nmax_connections = 5\n",
     )
     .gate;
     assert_eq!(gate.warming_interval, Duration::from_secs(10));
     assert_eq!(gate.drain_grace, Duration::from_secs(300));
+}
+
+// === the shutdown budget ===
+
+#[test]
+fn the_default_shutdown_fits_cloud_runs_ten_seconds() {
+    let gate = parse("").gate;
+    assert_eq!(gate.shutdown_budget, Duration::from_secs(10));
+    assert!(
+        gate.drain_grace + GateConfig::CLOSE_MARGIN + GateConfig::EXIT_RESERVE
+            <= gate.shutdown_budget,
+        "{gate:?}"
+    );
+    assert_eq!(
+        GateConfig::drain_grace_within(gate.shutdown_budget),
+        gate.drain_grace
+    );
+}
+
+#[test]
+fn an_unset_drain_grace_is_what_the_budget_leaves() {
+    let grace = |toml: &str| parse(toml).gate.drain_grace;
+    assert_eq!(
+        grace("[gate]\nshutdown_budget = \"30s\"\n"),
+        Duration::from_secs(27)
+    );
+    assert_eq!(
+        grace("[gate]\nshutdown_budget = \"3500ms\"\n"),
+        Duration::from_millis(500)
+    );
+    // Written, it may be shorter than what fits, down to the exact fit.
+    assert_eq!(
+        grace("[gate]\nshutdown_budget = \"30s\"\ndrain_grace = \"2s\"\n"),
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        grace("[gate]\ndrain_grace = \"7s\"\n"),
+        Duration::from_secs(7)
+    );
+}
+
+#[test]
+fn a_drain_grace_that_cannot_fit_the_budget_is_refused_naming_both_keys() {
+    assert_eq!(
+        error("[gate]\ndrain_grace = \"8s\"\n"),
+        "test.toml: gate.drain_grace: \"8s\" does not fit in `shutdown_budget` (\"10s\"): the shutdown budget holds `drain_grace`, 1s for the last closing handshakes and 2s for the last span export and the exit; expected a `drain_grace` of at most \"7s\", or a `shutdown_budget` of at least \"11s\" (line 2, column 15)"
+    );
+    assert!(
+        error("[gate]\nshutdown_budget = \"20s\"\ndrain_grace = \"30s\"\n").starts_with(
+            "test.toml: gate.drain_grace: \"30s\" does not fit in `shutdown_budget` (\"20s\")"
+        )
+    );
+}
+
+#[test]
+fn a_budget_that_leaves_no_drain_is_refused() {
+    assert_eq!(
+        error("[gate]\nshutdown_budget = \"3s\"\n"),
+        "test.toml: gate.shutdown_budget: \"3s\" leaves no time to drain: the shutdown budget holds `drain_grace`, 1s for the last closing handshakes and 2s for the last span export and the exit; expected more than \"3s\" (line 2, column 19)"
+    );
+    assert!(error("[gate]\nshutdown_budget = \"0s\"\n").contains("gate.shutdown_budget"));
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use toml::Spanned;
 
+use crate::describe::human;
 use crate::error::Origin;
 use crate::raw::{RawCheck, RawConfig, RawGate, RawPhase, RawTelemetry};
 use crate::values::{KindNames, Name, NonZeroDuration, ProbeKind};
@@ -154,13 +155,15 @@ fn listeners(
 }
 
 /// The `[gate]` table with its defaults. Every value was checked while
-/// deserializing; one rule spans two keys: `shutdown_delay` is at most
-/// `drain_grace`, so the listeners close within the drain's budget.
+/// deserializing; two rules span keys: `drain_grace` fits in
+/// `shutdown_budget` (with the close margin and the exit reserve), so the
+/// whole shutdown ends within the budget, and `shutdown_delay` is at most
+/// `drain_grace`, so the listeners close within the drain.
 fn gate(raw: RawGate, origin: &Origin<'_>) -> Result<GateConfig, ConfigError> {
     let default = GateConfig::default();
     let duration =
         |value: Option<NonZeroDuration>, default: Duration| value.map_or(default, |d| d.0);
-    let drain_grace = duration(raw.drain_grace, default.drain_grace);
+    let (shutdown_budget, drain_grace) = shutdown_budget(&raw, origin)?;
     let shutdown_delay = match &raw.shutdown_delay {
         // Unset, it never stretches a short grace.
         None => default.shutdown_delay.min(drain_grace),
@@ -170,8 +173,8 @@ fn gate(raw: RawGate, origin: &Origin<'_>) -> Result<GateConfig, ConfigError> {
                 "gate.shutdown_delay",
                 &format!(
                     "{:?} is longer than `drain_grace` ({:?}), expected a duration from \"0s\" to `drain_grace`: the listeners close within the drain",
-                    humantime::format_duration(delay.get_ref().0).to_string(),
-                    humantime::format_duration(drain_grace).to_string()
+                    human(delay.get_ref().0),
+                    human(drain_grace)
                 ),
                 Some(delay.span()),
             ));
@@ -183,6 +186,7 @@ fn gate(raw: RawGate, origin: &Origin<'_>) -> Result<GateConfig, ConfigError> {
         hold_timeout: duration(raw.hold_timeout, default.hold_timeout),
         warming_interval: duration(raw.warming_interval, default.warming_interval),
         retry_after: raw.retry_after.map_or(default.retry_after, |r| r.0),
+        shutdown_budget,
         drain_grace,
         shutdown_delay,
         handshake_timeout: duration(raw.handshake_timeout, default.handshake_timeout),
@@ -201,6 +205,55 @@ fn gate(raw: RawGate, origin: &Origin<'_>) -> Result<GateConfig, ConfigError> {
             .map_or(default.messages_per_second, |n| n.0),
         message_burst: raw.message_burst.map_or(default.message_burst, |n| n.0),
     })
+}
+
+/// `shutdown_budget` and `drain_grace`: the grace is set, and must fit in
+/// the budget, or derived from it (see [`GateConfig::drain_grace_within`]).
+/// An error names the key to change and both ways out.
+fn shutdown_budget(
+    raw: &RawGate,
+    origin: &Origin<'_>,
+) -> Result<(Duration, Duration), ConfigError> {
+    let budget = raw
+        .shutdown_budget
+        .as_ref()
+        .map_or(GateConfig::DEFAULT_SHUTDOWN_BUDGET, |budget| {
+            budget.get_ref().0
+        });
+    let fits = GateConfig::drain_grace_within(budget);
+    let reserved = GateConfig::CLOSE_MARGIN + GateConfig::EXIT_RESERVE;
+    let why = format!(
+        "the shutdown budget holds `drain_grace`, {} for the last closing handshakes and {} for the last span export and the exit",
+        human(GateConfig::CLOSE_MARGIN),
+        human(GateConfig::EXIT_RESERVE)
+    );
+    match &raw.drain_grace {
+        Some(grace) if grace.get_ref().0 <= fits => Ok((budget, grace.get_ref().0)),
+        Some(grace) => {
+            let grace_value = grace.get_ref().0;
+            Err(origin.invalid(
+                "gate.drain_grace",
+                &format!(
+                    "{:?} does not fit in `shutdown_budget` ({:?}): {why}; expected a `drain_grace` of at most {:?}, or a `shutdown_budget` of at least {:?}",
+                    human(grace_value),
+                    human(budget),
+                    human(fits),
+                    human(grace_value + reserved)
+                ),
+                Some(grace.span()),
+            ))
+        }
+        None if !fits.is_zero() => Ok((budget, fits)),
+        None => Err(origin.invalid(
+            "gate.shutdown_budget",
+            &format!(
+                "{:?} leaves no time to drain: {why}; expected more than {:?}",
+                human(budget),
+                human(reserved)
+            ),
+            raw.shutdown_budget.as_ref().map(Spanned::span),
+        )),
+    }
 }
 
 fn phase(

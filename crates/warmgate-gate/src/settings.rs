@@ -43,7 +43,7 @@ impl Default for GateSettings {
             hold_timeout: Duration::from_secs(5),
             warming_interval: Duration::from_secs(1),
             retry_after: Duration::from_secs(2),
-            drain_grace: Duration::from_secs(8),
+            drain_grace: Duration::from_secs(7),
             ping_interval: Duration::from_secs(20),
             max_connections: 10_000,
             max_held: 10_000,

@@ -1,13 +1,17 @@
 //! Command-line arguments and environment overrides.
 //!
 //! Precedence, highest first: a flag, its environment variable, the config
-//! file, the built-in default.
+//! file, the built-in default. The public listener has one more source,
+//! between the variable and the file: `PORT`, the port a platform such as
+//! Cloud Run or Heroku tells the container to serve on, which means
+//! `0.0.0.0:$PORT`.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use warmgate_config::{Config, ConfigError};
+use warmgate_config::Config;
 
 /// An event-driven readiness gate for WebSocket backends.
 ///
@@ -27,7 +31,8 @@ pub(crate) struct RunArgs {
     /// The TOML config file; without it, the embedded default plan.
     #[arg(long, value_name = "FILE", env = "WARMGATE_CONFIG")]
     config: Option<PathBuf>,
-    /// The public listener's address, such as 0.0.0.0:8080.
+    /// The public listener's address, such as 0.0.0.0:8080. Without it,
+    /// a `PORT` variable means 0.0.0.0:$PORT.
     #[arg(long, value_name = "ADDR", env = "WARMGATE_LISTEN")]
     listen: Option<SocketAddr>,
     /// The admin listener's address; keep it on loopback.
@@ -44,16 +49,32 @@ pub(crate) enum Command {
     },
 }
 
+/// The variable a platform sets to the port the container must serve on.
+const PORT_VARIABLE: &str = "PORT";
+
 impl RunArgs {
     /// The config file (or the embedded default) with flag and environment
-    /// overrides applied.
-    pub(crate) fn load_config(&self) -> Result<Config, ConfigError> {
+    /// overrides applied, `PORT` read from the process environment.
+    ///
+    /// # Errors
+    /// A config file error ([`warmgate_config::ConfigError`]), a `PORT` that
+    /// is not a port number from 1 to 65535, or an admin listener moved off
+    /// loopback without a token.
+    pub(crate) fn load_config(&self) -> anyhow::Result<Config> {
+        self.load_config_with(std::env::var(PORT_VARIABLE).ok().as_deref())
+    }
+
+    /// [`RunArgs::load_config`] with `PORT`'s value given (`None` or empty
+    /// when it is unset).
+    fn load_config_with(&self, port: Option<&str>) -> anyhow::Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::embedded_default(),
         };
         if let Some(listen) = self.listen {
             config.listen = listen;
+        } else if let Some(port) = port.map(str::trim).filter(|port| !port.is_empty()) {
+            config.listen = port_listen(port)?;
         }
         if let Some(admin_listen) = self.admin_listen {
             config.admin_listen = admin_listen;
@@ -63,3 +84,20 @@ impl RunArgs {
         Ok(config)
     }
 }
+
+/// The address `PORT` asks for: every IPv4 interface, on that port.
+fn port_listen(port: &str) -> anyhow::Result<SocketAddr> {
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|port| *port != 0)
+        .with_context(|| {
+            format!(
+                "{PORT_VARIABLE}: invalid value {port:?}, expected a port number from 1 to 65535 (it means listening on 0.0.0.0:$PORT; --listen or WARMGATE_LISTEN overrides it)"
+            )
+        })?;
+    Ok(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -9,6 +9,7 @@
 
 #![forbid(unsafe_code)]
 
+mod budget;
 mod cli;
 mod metrics;
 mod serve;
@@ -16,9 +17,12 @@ mod telemetry;
 mod wiring;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+use warmgate_config::GateConfig;
 
+use crate::budget::ShutdownBudget;
 use crate::cli::{Cli, Command};
 
 /// Runs the program with the process's arguments and environment.
@@ -40,10 +44,11 @@ pub fn main() -> ExitCode {
             let config = match cli.run.load_config() {
                 Ok(config) => config,
                 Err(error) => {
-                    eprintln!("error: {error}");
+                    eprintln!("error: {error:#}");
                     return ExitCode::from(2);
                 }
             };
+            let budget = Arc::new(ShutdownBudget::new(config.gate.shutdown_budget));
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -72,12 +77,23 @@ pub fn main() -> ExitCode {
             // accept loops here, and every new connection would cost two
             // thread wake-ups before its request is read.
             let result = runtime.block_on(async {
-                tokio::spawn(serve::run(config))
+                tokio::spawn(serve::run(config, Arc::clone(&budget)))
                     .await
                     .unwrap_or_else(|error| Err(anyhow::anyhow!("the server task ended: {error}")))
             });
-            // The drain is over; the last spans go out before the exit.
-            telemetry.shutdown();
+            // The drain is over. The tasks still running (connections that
+            // never finished their closing handshake) are dropped first, so
+            // that their spans end and go out with the rest; then the last
+            // spans are sent, in what is left of the budget.
+            runtime.shutdown_timeout(budget::RUNTIME_STOP);
+            telemetry.shutdown(budget.remaining().unwrap_or(GateConfig::EXIT_RESERVE));
+            if let Some(elapsed) = budget.elapsed() {
+                tracing::info!(
+                    shutdown_ms = elapsed.as_millis() as u64,
+                    budget_ms = budget.budget().as_millis() as u64,
+                    "exiting; the shutdown took shutdown_ms of its budget_ms"
+                );
+            }
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {

@@ -8,7 +8,9 @@
 //! `drain_grace`. The listeners stay open for `shutdown_delay` (not after
 //! SIGINT: a terminal wants its prompt back) and until every WebSocket has
 //! closed, then stop; once the HTTP requests in flight are answered (or the
-//! grace plus a second is over) the process exits 0.
+//! grace plus [`GateConfig::CLOSE_MARGIN`] is over) the server is done, and
+//! the program flushes its spans and exits 0, all within `shutdown_budget`
+//! of the drain's start (see [`crate::budget`]).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use tokio::sync::watch;
 use warmgate_auth::{Algorithm, AuthSettings, Authenticator, KeySource};
 use warmgate_chat::{Chat, InProcessRooms};
 use warmgate_config::AppKind;
-use warmgate_config::{AuthConfig, Config, JwtKeys};
+use warmgate_config::{AuthConfig, Config, GateConfig, JwtKeys};
 use warmgate_core::GateState;
 use warmgate_engine::ReadinessHandle;
 use warmgate_gate::{Application, Echo, Gate, GateSettings};
@@ -32,13 +34,12 @@ use warmgate_http::{
 };
 use warmgate_proxy::{HttpProxy, HttpProxySettings, Upstream};
 
+use crate::budget::ShutdownBudget;
 use crate::wiring::{LISTENER_SIGNALS, spawn_engine};
 
-/// How long past `drain_grace` the process waits for the last closing
-/// handshakes before it exits anyway.
-const CLOSE_MARGIN: Duration = Duration::from_secs(1);
-
-pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
+/// Serves until the drain is over. `budget` is started by the first shutdown
+/// signal or by the published `draining`, whichever comes first.
+pub(crate) async fn run(config: Config, budget: Arc<ShutdownBudget>) -> anyhow::Result<()> {
     // Before anything records, so no early sample is lost.
     let render_metrics = crate::metrics::install()?;
     let authenticator = authenticator(&config).context("cannot set up client authentication")?;
@@ -83,7 +84,17 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         drain_grace,
         shutdown_delay,
         interrupted_tx,
+        Arc::clone(&budget),
     ));
+    // A drain asked for over the admin API starts the budget too.
+    tokio::spawn({
+        let handle = handle.clone();
+        let budget = Arc::clone(&budget);
+        async move {
+            draining(handle).await;
+            budget.start();
+        }
+    });
 
     // Both listeners keep serving while draining (so probes see 503 and new
     // WebSocket clients are told `draining`): for `shutdown_delay` at least,
@@ -126,7 +137,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     );
     let grace_over = async {
         draining(handle.clone()).await;
-        tokio::time::sleep(drain_grace + CLOSE_MARGIN).await;
+        tokio::time::sleep(drain_grace + GateConfig::CLOSE_MARGIN).await;
     };
     tokio::select! {
         ((), ()) = async { tokio::join!(public_server, admin_server) } => {}
@@ -280,9 +291,11 @@ async fn drain_on_os_signal(
     drain_grace: Duration,
     shutdown_delay: Duration,
     interrupted_tx: watch::Sender<bool>,
+    budget: Arc<ShutdownBudget>,
 ) {
     let mut signals = OsSignals::new();
     let signal = signals.next().await;
+    budget.start();
     let delay = if signal == OsSignal::Interrupt {
         interrupted_tx.send_replace(true);
         Duration::ZERO

@@ -657,7 +657,7 @@ pub(crate) fn judge(run: &Run) -> Judged {
     let _ = writeln!(body, "### Method\n");
     let _ = writeln!(
         body,
-        "- **System**: a fresh PostgreSQL cluster and Redis server (with a password), a stand-in auth service publishing one ES256 key as a JWKS document (`warmgate-jwks-server`), and the release build of warmgate, each its own process on loopback. The plan: `database` (postgres, required), `redis` (optional), `auth` ({}, required), the signal `{HOLD_SIGNAL}`, and `websocket_integration`; checks every 500 ms (`auth` every 1 s) with a 500 ms timeout and the default failure threshold (3); `hold_timeout` 5 s, `drain_grace` 8 s (default).",
+        "- **System**: a fresh PostgreSQL cluster and Redis server (with a password), a stand-in auth service publishing one ES256 key as a JWKS document (`warmgate-jwks-server`), and the release build of warmgate, each its own process on loopback. The plan: `database` (postgres, required), `redis` (optional), `auth` ({}, required), the signal `{HOLD_SIGNAL}`, and `websocket_integration`; checks every 500 ms (`auth` every 1 s) with a 500 ms timeout and the default failure threshold (3); `hold_timeout` 5 s, `drain_grace` 7 s (default).",
         if authenticating {
             "`jwks`, and `[auth] mode = \"jwt\"`"
         } else {

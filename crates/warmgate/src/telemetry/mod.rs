@@ -126,15 +126,16 @@ pub(crate) fn init(whole_config: &Config) -> Result<Telemetry, String> {
 
 impl Telemetry {
     /// Sends the spans still buffered and stops the exporter, waiting at
-    /// most a few seconds. Call it outside async code, before the runtime
-    /// goes away.
-    pub(crate) fn shutdown(self) {
+    /// most `within` (what is left of the shutdown budget). Call it outside
+    /// async code, before the runtime goes away.
+    pub(crate) fn shutdown(self, within: std::time::Duration) {
         let Some(provider) = self.tracer_provider else {
             return;
         };
-        if let Err(error) = provider.shutdown_with_timeout(traces::SHUTDOWN_FLUSH_TIMEOUT) {
+        if let Err(error) = provider.shutdown_with_timeout(within) {
             tracing::warn!(
                 %error,
+                within_ms = within.as_millis() as u64,
                 "cannot flush the last spans before exiting; they are lost"
             );
         }

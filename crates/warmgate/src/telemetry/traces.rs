@@ -312,10 +312,6 @@ pub(crate) fn provider(
     Ok(builder.build())
 }
 
-/// How long the last export may take during shutdown. Cloud Run allows
-/// 10 s after SIGTERM, and the drain has used some of it.
-pub(crate) const SHUTDOWN_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
