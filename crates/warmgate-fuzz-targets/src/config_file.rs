@@ -159,6 +159,10 @@ fn assert_gate_invariants(gate: &GateConfig) {
         gate.shutdown_delay <= gate.drain_grace,
         "gate.shutdown_delay is longer than gate.drain_grace"
     );
+    assert!(
+        gate.drain_grace <= GateConfig::drain_grace_within(gate.shutdown_budget),
+        "gate.drain_grace does not fit in gate.shutdown_budget"
+    );
     let ranges = [
         (
             "max_connections",

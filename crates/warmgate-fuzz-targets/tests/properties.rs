@@ -472,6 +472,7 @@ fn config_key() -> impl Strategy<Value = &'static str> {
         "hold_timeout",
         "warming_interval",
         "retry_after",
+        "shutdown_budget",
         "drain_grace",
         "handshake_timeout",
         "ping_interval",
