@@ -17,4 +17,5 @@ mod proxy;
 mod request_heads;
 mod secrets;
 mod shutdown;
+mod systemd;
 mod traces;

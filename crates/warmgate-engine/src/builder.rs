@@ -9,11 +9,11 @@ use tokio::time::Instant;
 use warmgate_core::{CheckId, Machine, Plan};
 use warmgate_probes::Probe;
 
-use crate::EngineError;
 use crate::engine::Engine;
 use crate::handle::{Published, ReadinessHandle};
 use crate::runner::CheckRunner;
 use crate::startup_span::StartupSpan;
+use crate::{EngineError, EngineObserver};
 
 /// How the engine runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +63,7 @@ pub struct EngineBuilder {
     settings: EngineSettings,
     drivers: Vec<Option<Driver>>,
     ids: HashMap<String, CheckId>,
+    observers: Vec<Box<dyn EngineObserver>>,
 }
 
 impl EngineBuilder {
@@ -78,7 +79,15 @@ impl EngineBuilder {
             settings,
             drivers,
             ids,
+            observers: Vec::new(),
         }
+    }
+
+    /// Adds an observer, called on the engine task for every transition and
+    /// heartbeat, after those added before it.
+    pub fn observer(mut self, observer: Box<dyn EngineObserver>) -> Self {
+        self.observers.push(observer);
+        self
     }
 
     /// Runs check `name` with `probe` on `schedule`.
@@ -178,6 +187,7 @@ impl EngineBuilder {
             inbox_rx,
             self.settings,
             startup_span,
+            self.observers,
         );
         tokio::spawn(engine.run());
         Ok(ReadinessHandle::new(

@@ -9,9 +9,9 @@ use warmgate_core::{
     Cadence, CheckId, CheckOutcome, Effect, Event, GateState, Machine, Snapshot, Transition,
 };
 
-use crate::EngineSettings;
 use crate::handle::Published;
 use crate::startup_span::StartupSpan;
+use crate::{EngineObserver, EngineSettings};
 
 /// Everything the engine's inbox carries.
 #[derive(Debug)]
@@ -42,6 +42,8 @@ pub(crate) struct Engine {
     inbox_rx: mpsc::UnboundedReceiver<Message>,
     settings: EngineSettings,
     startup_span: StartupSpan,
+    /// Called on this task for every transition and heartbeat.
+    observers: Vec<Box<dyn EngineObserver>>,
 }
 
 impl Engine {
@@ -52,6 +54,7 @@ impl Engine {
         inbox_rx: mpsc::UnboundedReceiver<Message>,
         settings: EngineSettings,
         startup_span: StartupSpan,
+        observers: Vec<Box<dyn EngineObserver>>,
     ) -> Self {
         Self {
             machine,
@@ -60,6 +63,7 @@ impl Engine {
             inbox_rx,
             settings,
             startup_span,
+            observers,
         }
     }
 
@@ -87,13 +91,16 @@ impl Engine {
             state = %self.machine.state(),
             "readiness engine started; every check's first attempt starts now"
         );
+        for observer in &mut self.observers {
+            observer.started(self.machine.snapshot());
+        }
         loop {
             tokio::select! {
                 message = self.inbox_rx.recv() => match message {
                     Some(message) => self.handle(message),
                     None => break,
                 },
-                _ = heartbeat.tick() => self.published.beat(),
+                _ = heartbeat.tick() => self.beat(),
                 () = &mut deadline, if !deadline_passed => {
                     deadline_passed = true;
                     let at = self.published.elapsed();
@@ -154,6 +161,15 @@ impl Engine {
         }
     }
 
+    /// One heartbeat: liveness, then the observers. A stuck engine misses
+    /// both.
+    fn beat(&mut self) {
+        self.published.beat();
+        for observer in &mut self.observers {
+            observer.heartbeat(self.machine.snapshot());
+        }
+    }
+
     fn apply(&mut self, event: Event) {
         let effects = self.machine.apply(event);
         let transition = effects.iter().find_map(|effect| match effect {
@@ -175,7 +191,14 @@ impl Engine {
                     // The ArcSwap goes first so that a task woken by the
                     // watch channel never reads an older snapshot from it.
                     self.published.store_snapshot(Arc::clone(&snapshot));
-                    self.snapshot_tx.send_replace(snapshot);
+                    self.snapshot_tx.send_replace(Arc::clone(&snapshot));
+                    // The machine makes at most one transition per event,
+                    // and its snapshot is this one.
+                    if let Some(transition) = &transition {
+                        for observer in &mut self.observers {
+                            observer.transition(transition, &snapshot);
+                        }
+                    }
                 }
             }
         }

@@ -11,7 +11,8 @@
 //!
 //! Reading order: [`EngineBuilder`] wires a plan to its probes and spawns the
 //! engine; `engine` is the task's loop; `runner` runs one check's attempts; `startup_span` is the
-//! trace of startup;
+//! trace of startup; [`EngineObserver`] sees every transition and heartbeat
+//! on the engine task;
 //! [`ReadinessHandle`] is what the rest of the process uses.
 
 #![forbid(unsafe_code)]
@@ -22,12 +23,14 @@ mod engine;
 mod error;
 mod handle;
 pub mod measure;
+mod observer;
 mod runner;
 mod startup_span;
 
 pub use self::builder::{EngineBuilder, EngineSettings, ProbeSchedule};
 pub use self::error::EngineError;
 pub use self::handle::{ReadinessHandle, SnapshotRx};
+pub use self::observer::EngineObserver;
 
 #[cfg(test)]
 mod tests;

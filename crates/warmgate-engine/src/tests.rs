@@ -1,6 +1,7 @@
 //! Engine tests, in paused time: a hung check, a panicking check, a flapping
-//! check, the startup deadline, drain, signals and the heartbeat. They wait
-//! on published snapshots, never on sleeps.
+//! check, the startup deadline, drain, signals, the heartbeat, and what an
+//! observer sees. They wait on published snapshots and observed events,
+//! never on sleeps.
 
 #![allow(clippy::unwrap_used)]
 
@@ -100,6 +101,11 @@ const SCHEDULE: ProbeSchedule = ProbeSchedule {
 
 /// dependencies: database (probed); services: agent (signal).
 fn plan(deadline: Duration) -> Plan {
+    plan_with_agent(deadline, CheckSpec::new("agent", "signal"))
+}
+
+/// [`plan`] with `agent` as given.
+fn plan_with_agent(deadline: Duration, agent: CheckSpec) -> Plan {
     Plan::new(
         vec![
             PhaseSpec {
@@ -108,7 +114,7 @@ fn plan(deadline: Duration) -> Plan {
             },
             PhaseSpec {
                 name: "services".into(),
-                checks: vec![CheckSpec::new("agent", "signal")],
+                checks: vec![agent],
             },
         ],
         deadline,
@@ -392,4 +398,170 @@ async fn subscribers_see_the_current_snapshot_first() {
     snapshot_rx.changed().await.unwrap();
     assert_eq!(snapshot_rx.borrow_and_update().seq, 1);
     assert_eq!(handle.with_current(|s| s.seq), 1);
+}
+
+// === The observer seam ===
+
+/// What a [`Recorder`] saw, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Observed {
+    Started {
+        state: GateState,
+    },
+    Transition {
+        from: GateState,
+        to: GateState,
+        seq: u64,
+        snapshot_seq: u64,
+        snapshot_state: GateState,
+    },
+    Heartbeat {
+        at: tokio::time::Instant,
+    },
+}
+
+/// An observer that sends everything it sees to the test.
+#[derive(Debug)]
+struct Recorder {
+    observed_tx: tokio::sync::mpsc::UnboundedSender<Observed>,
+}
+
+impl crate::EngineObserver for Recorder {
+    fn started(&mut self, snapshot: &Snapshot) {
+        let _ = self.observed_tx.send(Observed::Started {
+            state: snapshot.state,
+        });
+    }
+
+    fn transition(&mut self, transition: &warmgate_core::Transition, snapshot: &Snapshot) {
+        let _ = self.observed_tx.send(Observed::Transition {
+            from: transition.from,
+            to: transition.to,
+            seq: transition.seq,
+            snapshot_seq: snapshot.seq,
+            snapshot_state: snapshot.state,
+        });
+    }
+
+    fn heartbeat(&mut self, _snapshot: &Snapshot) {
+        let _ = self.observed_tx.send(Observed::Heartbeat {
+            at: tokio::time::Instant::now(),
+        });
+    }
+}
+
+/// The test plan with a probed `database` that always passes and a signal
+/// `agent` that turns on its first failure, observed by a [`Recorder`].
+fn spawn_observed(
+    settings: EngineSettings,
+) -> (
+    ReadinessHandle,
+    tokio::sync::mpsc::UnboundedReceiver<Observed>,
+) {
+    let (observed_tx, observed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (probe, _script) = scripted(|_| Step::Pass);
+    let plan = plan_with_agent(
+        Duration::from_secs(60),
+        CheckSpec::new("agent", "signal").thresholds(1, 1),
+    );
+    let handle = EngineBuilder::new(plan, settings)
+        .probe("database", SCHEDULE, probe)
+        .unwrap()
+        .signal("agent")
+        .unwrap()
+        .observer(Box::new(Recorder { observed_tx }))
+        .spawn()
+        .unwrap();
+    (handle, observed_rx)
+}
+
+/// The next thing observed other than a heartbeat.
+async fn next_non_heartbeat(
+    observed_rx: &mut tokio::sync::mpsc::UnboundedReceiver<Observed>,
+) -> Observed {
+    loop {
+        match observed_rx.recv().await.unwrap() {
+            Observed::Heartbeat { .. } => {}
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_observer_sees_every_transition_in_order_even_two_quick_flips() {
+    let (handle, mut observed_rx) = spawn_observed(EngineSettings::default());
+    assert_eq!(
+        observed_rx.recv().await.unwrap(),
+        Observed::Started {
+            state: GateState::Starting
+        }
+    );
+    wait_for(&handle, |s| status(s, "database") == CheckStatus::Passing).await;
+    handle.set_signal("agent", true, None).unwrap();
+    // Two flips sent back to back: a watch receiver could see them as no
+    // change at all, the observer sees both.
+    handle
+        .set_signal("agent", false, Some("reloading".into()))
+        .unwrap();
+    handle.set_signal("agent", true, None).unwrap();
+    handle.drain().unwrap();
+    let mut transitions = Vec::new();
+    for _ in 0..4 {
+        transitions.push(next_non_heartbeat(&mut observed_rx).await);
+    }
+    let steps: Vec<_> = transitions
+        .iter()
+        .map(|observed| match observed {
+            Observed::Transition {
+                from,
+                to,
+                seq,
+                snapshot_seq,
+                snapshot_state,
+            } => {
+                // The snapshot handed over is the one that first shows it.
+                assert_eq!(seq, snapshot_seq);
+                assert_eq!(to, snapshot_state);
+                (*from, *to)
+            }
+            other => panic!("expected a transition, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            (GateState::Starting, GateState::Ready),
+            (GateState::Ready, GateState::NotReady),
+            (GateState::NotReady, GateState::Ready),
+            (GateState::Ready, GateState::Draining),
+        ]
+    );
+    let seqs: Vec<_> = transitions
+        .iter()
+        .map(|observed| match observed {
+            Observed::Transition { seq, .. } => *seq,
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "{seqs:?}");
+    assert_eq!(handle.current().state, GateState::Draining);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_observer_hears_a_heartbeat_at_every_interval() {
+    let settings = EngineSettings {
+        heartbeat_interval: Duration::from_millis(250),
+        ..EngineSettings::default()
+    };
+    let started = tokio::time::Instant::now();
+    let (_handle, mut observed_rx) = spawn_observed(settings);
+    let mut beats = Vec::new();
+    while beats.len() < 8 {
+        if let Observed::Heartbeat { at } = observed_rx.recv().await.unwrap() {
+            beats.push(at - started);
+        }
+    }
+    // The first tick comes at once, then one every interval.
+    let expected: Vec<_> = (0..8).map(|n| Duration::from_millis(250) * n).collect();
+    assert_eq!(beats, expected);
 }

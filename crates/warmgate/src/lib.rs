@@ -13,6 +13,7 @@ mod budget;
 mod cli;
 mod metrics;
 mod serve;
+mod systemd;
 mod telemetry;
 mod wiring;
 

@@ -1,11 +1,14 @@
 //! Turns a checked config into a running engine: one probe per probed
-//! check, and the signals the application sets.
+//! check, the signals the application sets, and the systemd notifier when
+//! a service manager asked for one.
 
 use anyhow::Context as _;
 use warmgate_auth::Authenticator;
 use warmgate_config::{Config, ProbeConfig};
 use warmgate_engine::{EngineBuilder, EngineSettings, ProbeSchedule, ReadinessHandle};
 use warmgate_probes::{HttpProbe, PostgresProbe, Probe, ProbeError, RedisProbe, TcpProbe};
+
+use crate::systemd::SystemdNotifier;
 
 /// Signal checks that warmgate sets itself once its public listener is
 /// serving. A plan may name them like any other signal.
@@ -16,11 +19,27 @@ pub(crate) fn spawn_engine(
     config: &Config,
     authenticator: &Authenticator,
 ) -> anyhow::Result<ReadinessHandle> {
-    let settings = EngineSettings {
+    let mut settings = EngineSettings {
         retry_cap: config.gate.retry_cap,
         ..EngineSettings::default()
     };
+    let notifier = SystemdNotifier::from_env(settings.heartbeat_interval);
+    if let Some(notifier) = &notifier {
+        settings.heartbeat_interval = notifier.heartbeat_interval();
+        tracing::info!(
+            watchdog_ms = notifier
+                .watchdog()
+                .map(|watchdog| watchdog.as_millis() as u64),
+            heartbeat_ms = settings.heartbeat_interval.as_millis() as u64,
+            "NOTIFY_SOCKET is set: notifying the service manager (READY=1 at the first ready, \
+             STATUS= per transition, STOPPING=1 at the drain, WATCHDOG=1 per heartbeat when \
+             its watchdog is on)"
+        );
+    }
     let mut builder = EngineBuilder::new(config.plan(), settings);
+    if let Some(notifier) = notifier {
+        builder = builder.observer(Box::new(notifier));
+    }
     for check in config.phases.iter().flat_map(|phase| &phase.checks) {
         let schedule = ProbeSchedule {
             timeout: check.timeout,
