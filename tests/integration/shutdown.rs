@@ -100,7 +100,9 @@ async fn after_sigterm_with_nothing_connected_late_clients_are_told_draining_not
 
 #[tokio::test]
 async fn sigint_drains_without_the_shutdown_delay() {
-    let mut gateway = ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"20s\"").await;
+    let mut gateway =
+        ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"20s\"")
+            .await;
     let signalled = Instant::now();
     gateway.interrupt();
     let took = exit_after(&mut gateway, signalled).await;
@@ -114,7 +116,9 @@ async fn sigint_drains_without_the_shutdown_delay() {
 
 #[tokio::test]
 async fn a_second_sigint_exits_at_once_without_waiting_for_open_clients() {
-    let mut gateway = ready_gateway("shutdown_budget = \"30s\"\ndrain_grace = \"20s\"\nshutdown_delay = \"0s\"").await;
+    let mut gateway =
+        ready_gateway("shutdown_budget = \"30s\"\ndrain_grace = \"20s\"\nshutdown_delay = \"0s\"")
+            .await;
     // An admitted client the drain would wait `drain_grace` for.
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "ready");
@@ -138,7 +142,9 @@ async fn a_second_sigint_exits_at_once_without_waiting_for_open_clients() {
 
 #[tokio::test]
 async fn sigint_during_the_shutdown_delay_cuts_it_short() {
-    let mut gateway = ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"20s\"").await;
+    let mut gateway =
+        ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"20s\"")
+            .await;
     let signalled = terminate_and_wait_for_draining(&gateway).await;
     // Still listening, well inside the delay.
     assert_eq!(gateway.get("/readyz").await.status, 503);
@@ -152,7 +158,9 @@ async fn sigint_during_the_shutdown_delay_cuts_it_short() {
 
 #[tokio::test]
 async fn a_zero_shutdown_delay_stops_listening_as_soon_as_nothing_is_open() {
-    let mut gateway = ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"0s\"").await;
+    let mut gateway =
+        ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"0s\"")
+            .await;
     let signalled = Instant::now();
     gateway.terminate();
     let took = exit_after(&mut gateway, signalled).await;
@@ -168,7 +176,10 @@ async fn a_zero_shutdown_delay_stops_listening_as_soon_as_nothing_is_open() {
 async fn connections_without_a_request_in_flight_do_not_hold_the_drain() {
     // Without the fix the exit waits for the force exit at the grace plus
     // a second (11 s), since the head deadline is longer still.
-    let mut gateway = ready_gateway("shutdown_budget = \"20s\"\ndrain_grace = \"10s\"\nhandshake_timeout = \"60s\"").await;
+    let mut gateway = ready_gateway(
+        "shutdown_budget = \"20s\"\ndrain_grace = \"10s\"\nhandshake_timeout = \"60s\"",
+    )
+    .await;
     let host = format!("Host: {}\r\n", gateway.public);
     let _cut_after_a_header =
         sent_only(gateway.public, &format!("GET /readyz HTTP/1.1\r\n{host}")).await;

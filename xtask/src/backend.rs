@@ -85,14 +85,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The virtualenv's folder.
+/// The virtualenv's folder; its Python runs the backend.
 pub(crate) fn venv_dir() -> PathBuf {
     target_dir().join("backend-venv")
-}
-
-/// The virtualenv's Python, which runs the backend.
-pub(crate) fn venv_python() -> PathBuf {
-    venv_dir().join("bin").join("python")
 }
 
 fn requirements_path() -> PathBuf {
@@ -106,11 +101,17 @@ fn requirements_path() -> PathBuf {
 /// is missing or was built from other requirements; returns its Python.
 /// When it is up to date this only reads two small files.
 pub(crate) fn install() -> anyhow::Result<PathBuf> {
-    let requirements_path = requirements_path();
-    let requirements = std::fs::read_to_string(&requirements_path)
+    install_venv(&venv_dir(), &requirements_path())
+}
+
+/// Makes sure the virtualenv at `venv` holds exactly the packages pinned in
+/// `requirements_path`, building it anew when it is missing or was built
+/// from other requirements; returns its Python. The backend's and
+/// `cargo xtask deploy-check`'s tools are installed this way.
+pub(crate) fn install_venv(venv: &Path, requirements_path: &Path) -> anyhow::Result<PathBuf> {
+    let requirements = std::fs::read_to_string(requirements_path)
         .with_context(|| format!("cannot read {}", requirements_path.display()))?;
-    let venv = venv_dir();
-    let python = venv_python();
+    let python = venv.join("bin").join("python");
     let marker = venv.join(INSTALLED_REQUIREMENTS);
     let installed = std::fs::read_to_string(&marker).ok();
     if python.is_file() && installed.as_deref() == Some(requirements.as_str()) {
@@ -118,17 +119,20 @@ pub(crate) fn install() -> anyhow::Result<PathBuf> {
     }
     if venv.exists() {
         println!(
-            "backend: {} was built from other requirements; building it anew",
+            "{} was built from other requirements; building it anew",
             venv.display()
         );
-        std::fs::remove_dir_all(&venv)
+        std::fs::remove_dir_all(venv)
             .with_context(|| format!("cannot remove {}", venv.display()))?;
     }
-    let venv_arg = path_arg(&venv)?;
-    command::run("python3", &["-m", "venv", venv_arg]).context(
-        "cannot create the backend's virtualenv; it needs Python 3.11 with its venv module \
-         (Debian package python3-venv)",
-    )?;
+    let venv_arg = path_arg(venv)?;
+    command::run("python3", &["-m", "venv", venv_arg]).with_context(|| {
+        format!(
+            "cannot create the virtualenv {}; it needs Python 3.11 with its venv module \
+             (Debian package python3-venv)",
+            venv.display()
+        )
+    })?;
     // Every dependency is pinned in the file, so pip installs exactly those
     // (--no-deps) and `pip check` fails the install when one is missing or
     // two disagree, instead of pip quietly adding an unpinned version.
@@ -144,14 +148,19 @@ pub(crate) fn install() -> anyhow::Result<PathBuf> {
             "--no-deps",
             "--require-virtualenv",
             "-r",
-            path_arg(&requirements_path)?,
+            path_arg(requirements_path)?,
         ],
     )?;
     command::run(
         python_arg,
         &["-m", "pip", "check", "--disable-pip-version-check"],
     )
-    .context("tests/backend/requirements.txt does not pin every dependency consistently")?;
+    .with_context(|| {
+        format!(
+            "{} does not pin every dependency consistently",
+            requirements_path.display()
+        )
+    })?;
     // Written last: an install cut short is redone next time.
     std::fs::write(&marker, &requirements)
         .with_context(|| format!("cannot write {}", marker.display()))?;

@@ -182,7 +182,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let sizes = if quick { QUICK } else { FULL };
     let started = Instant::now();
     let nginx = nginx::Program::find()?;
-    crate::server::release_build_with_tools()?;
+    crate::server::release_build()?;
     let dir = target_dir().join("bench");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;

@@ -1,7 +1,8 @@
 //! `cargo xtask ci`: the system programs the tests need, the stand-in
 //! upstream's virtualenv, the format check, clippy with warnings denied,
 //! the supply-chain audit, every test, a short fuzz of every target, the
-//! web client's and page's tests, the OpenTelemetry smoke test, a quick
+//! web client's and page's tests, the OpenTelemetry smoke test, the
+//! container image's test (built with podman and run), a quick
 //! benchmark run, the chaos run, a one-minute soak and WebSocket
 //! conformance. CI's `.ci/run` calls exactly
 //! this. Reports that the commands would write under `docs/` go under
@@ -13,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::command::workspace_root;
 use crate::server::target_dir;
 use crate::{
-    audit, backend, bench, chaos, command, conformance, fuzz, otel_smoke, prerequisites, soak,
-    web_test,
+    audit, backend, bench, chaos, command, conformance, deploy_check, fuzz, image, otel_smoke,
+    prerequisites, soak, web_test,
 };
 
 /// Set for the whole of a `cargo xtask ci` run.
@@ -84,6 +85,13 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     // Spans reach a real collector (about 10 s on top of the release build,
     // which conformance reuses).
     otel_smoke::run(&[])?;
+    // The deployment files, with that release build's check-config and
+    // kubernetes-validate (a few seconds).
+    deploy_check::run(&[])?;
+    // The container image, linted, built from that release binary and run:
+    // ready, non-root, drained on SIGTERM within 10 s (about 15 s; the
+    // first run on a machine also makes the Debian base, about 30 s more).
+    image::run_test(&[])?;
     // The benchmark harness, small: it shows the harness works; CI never
     // judges a timing.
     bench::run(&["--quick".to_owned()])?;

@@ -160,18 +160,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             "conformance: note: using kosoku {kosoku_version} from the PATH; the figures in docs/protocol.md are from {KOSOKU_VERSION}"
         );
     }
-    command::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "warmgate",
-            "-p",
-            "warmgate-bench-servers",
-        ],
-    )?;
-    let warmgate = server::release_program("warmgate");
+    let warmgate = server::release_build()?;
 
     let autobahn_dir = target_dir().join("autobahn");
     match std::fs::remove_dir_all(&autobahn_dir) {

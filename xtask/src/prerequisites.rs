@@ -4,7 +4,10 @@
 //! browser tests, `nginx` (Debian package `nginx`), the proxy the
 //! benchmarks compare proxy mode with, and `valgrind` with its
 //! `callgrind_control` (Debian package `valgrind`), which count the
-//! instructions the benchmarked servers execute. As root it installs them with
+//! instructions the benchmarked servers execute, and `podman`, `runc` and
+//! `debootstrap` (Debian packages of the same names), which build the
+//! container image on a locally made base and run it, and `systemd-analyze`
+//! (Debian package `systemd`), which verifies the unit file. As root it installs them with
 //! apt-get; otherwise it names the package to install. It never starts or
 //! configures a system service: the tests and the benchmarks run their own
 //! servers on free ports.
@@ -29,7 +32,7 @@ struct Prerequisite {
     service: Option<&'static str>,
 }
 
-const PREREQUISITES: [Prerequisite; 6] = [
+const PREREQUISITES: [Prerequisite; 10] = [
     Prerequisite {
         program: "redis-server",
         package: "redis-server",
@@ -68,6 +71,34 @@ const PREREQUISITES: [Prerequisite; 6] = [
     Prerequisite {
         program: "callgrind_control",
         package: "valgrind",
+        elsewhere: &[],
+        also_in: &[],
+        service: None,
+    },
+    Prerequisite {
+        program: "podman",
+        package: "podman",
+        elsewhere: &[],
+        also_in: &[],
+        service: None,
+    },
+    Prerequisite {
+        program: "runc",
+        package: "runc",
+        elsewhere: &[],
+        also_in: &["/usr/sbin"],
+        service: None,
+    },
+    Prerequisite {
+        program: "debootstrap",
+        package: "debootstrap",
+        elsewhere: &[],
+        also_in: &["/usr/sbin"],
+        service: None,
+    },
+    Prerequisite {
+        program: "systemd-analyze",
+        package: "systemd",
         elsewhere: &[],
         also_in: &[],
         service: None,

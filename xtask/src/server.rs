@@ -19,19 +19,18 @@ use crate::command::workspace_root;
 /// `/readyz` to 200 (its default plan is ready within milliseconds).
 const START_WAIT: Duration = Duration::from_secs(30);
 
-/// How long warmgate may take to exit after SIGTERM: its drain grace (8 s)
-/// and close margin (1 s), with room to spare.
+/// How long warmgate may take to exit after SIGTERM: its default shutdown
+/// budget (10 s), with room to spare.
 const EXIT_WAIT: Duration = Duration::from_secs(15);
 
-/// The release build of warmgate, built first.
+/// The release build of warmgate, the load generator and the comparison
+/// and stand-in servers, in one command; returns warmgate's path.
+///
+/// Every command that runs or ships a release warmgate builds through
+/// here, so that cargo resolves one feature set: the binary that
+/// otel-smoke runs, deploy-check checks and the image ships is the one
+/// bench measures, and CI builds it once.
 pub(crate) fn release_build() -> anyhow::Result<PathBuf> {
-    crate::command::run("cargo", &["build", "--release", "-p", "warmgate"])?;
-    Ok(release_program("warmgate"))
-}
-
-/// The release builds of warmgate, the load generator and the comparison
-/// and stand-in servers, for the commands that run them all.
-pub(crate) fn release_build_with_tools() -> anyhow::Result<()> {
     crate::command::run(
         "cargo",
         &[
@@ -44,7 +43,8 @@ pub(crate) fn release_build_with_tools() -> anyhow::Result<()> {
             "-p",
             "warmgate-bench-servers",
         ],
-    )
+    )?;
+    Ok(release_program("warmgate"))
 }
 
 /// A program of the release build.
