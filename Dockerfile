@@ -7,9 +7,10 @@
 #
 # From a release binary built beforehand (`cargo build --release --locked
 # -p warmgate`), without the Rust image: the build context is a folder that
-# holds just that binary, named `warmgate`:
+# holds just that binary, named `warmgate`, less its debug sections:
 #
-#   mkdir -p /tmp/warmgate-context && cp target/release/warmgate /tmp/warmgate-context/
+#   mkdir -p /tmp/warmgate-context
+#   objcopy --strip-debug target/release/warmgate /tmp/warmgate-context/warmgate
 #   docker build --build-arg BINARY_STAGE=prebuilt -f Dockerfile -t warmgate /tmp/warmgate-context
 #
 # The binary links against glibc, so build it on Debian bookworm (or older)
@@ -34,8 +35,10 @@ ARG BINARY_STAGE=build
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
+# The release profile keeps line tables for profiling; the image ships the
+# same code without them (13 MB instead of 84 MB).
 RUN cargo build --release --locked -p warmgate \
-    && cp target/release/warmgate /usr/local/bin/warmgate
+    && objcopy --strip-debug target/release/warmgate /usr/local/bin/warmgate
 
 # === prebuilt: a release binary built outside the image ===
 FROM scratch AS prebuilt

@@ -216,6 +216,60 @@ async fn check_config_prints_the_plan_or_the_error() {
 }
 
 #[tokio::test]
+async fn check_config_shows_the_listeners_the_server_would_bind() {
+    let dir = scratch_dir();
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, "listen = \"127.0.0.1:7001\"\n").unwrap();
+    let listen = |args: &'static [&'static str], env: &'static [(&'static str, &'static str)]| {
+        let path = path.clone();
+        async move {
+            let output = tokio::process::Command::new(warmgate_tests::program())
+                .args(args)
+                .arg("check-config")
+                .arg(&path)
+                .env_remove("PORT")
+                .env_remove("WARMGATE_LISTEN")
+                .envs(env.iter().copied())
+                .output()
+                .await
+                .unwrap();
+            assert!(output.status.success(), "{output:?}");
+            let stdout = String::from_utf8(output.stdout).unwrap();
+            stdout
+                .lines()
+                .find_map(|line| line.strip_prefix("  listen = "))
+                .unwrap_or_else(|| panic!("no listen line: {stdout}"))
+                .to_owned()
+        }
+    };
+    assert_eq!(listen(&[], &[]).await, "127.0.0.1:7001");
+    // As the server would: a platform's PORT, then the variable, then the
+    // flag, each over the one before.
+    assert_eq!(listen(&[], &[("PORT", "9000")]).await, "0.0.0.0:9000");
+    assert_eq!(
+        listen(
+            &[],
+            &[("PORT", "9000"), ("WARMGATE_LISTEN", "127.0.0.1:7002")]
+        )
+        .await,
+        "127.0.0.1:7002"
+    );
+    assert_eq!(
+        listen(&["--listen", "127.0.0.1:7003"], &[("PORT", "9000")]).await,
+        "127.0.0.1:7003"
+    );
+    // The file named after check-config wins over WARMGATE_CONFIG.
+    let output = tokio::process::Command::new(warmgate_tests::program())
+        .arg("check-config")
+        .arg(&path)
+        .env("WARMGATE_CONFIG", "/nonexistent/warmgate.toml")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[tokio::test]
 async fn every_shipped_example_config_is_valid() {
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut n_checked = 0;

@@ -360,7 +360,7 @@ async fn with_the_defaults_held_admitted_and_proxied_clients_drain_and_the_spans
         );
     }
     let log = gateway.log();
-    assert!(log.contains("the shutdown took"), "{log}");
+    assert!(log.contains("exiting within the shutdown budget"), "{log}");
     drop(deaf);
 }
 

@@ -7,7 +7,9 @@
 //! instructions the benchmarked servers execute, and `podman`, `runc` and
 //! `debootstrap` (Debian packages of the same names), which build the
 //! container image on a locally made base and run it, and `systemd-analyze`
-//! (Debian package `systemd`), which verifies the unit file. As root it installs them with
+//! (Debian package `systemd`), which verifies the unit file, and `objcopy`
+//! (Debian package `binutils`), which takes the debug sections off the
+//! image's binary. As root it installs them with
 //! apt-get; otherwise it names the package to install. It never starts or
 //! configures a system service: the tests and the benchmarks run their own
 //! servers on free ports.
@@ -32,7 +34,7 @@ struct Prerequisite {
     service: Option<&'static str>,
 }
 
-const PREREQUISITES: [Prerequisite; 10] = [
+const PREREQUISITES: [Prerequisite; 11] = [
     Prerequisite {
         program: "redis-server",
         package: "redis-server",
@@ -99,6 +101,13 @@ const PREREQUISITES: [Prerequisite; 10] = [
     Prerequisite {
         program: "systemd-analyze",
         package: "systemd",
+        elsewhere: &[],
+        also_in: &[],
+        service: None,
+    },
+    Prerequisite {
+        program: "objcopy",
+        package: "binutils",
         elsewhere: &[],
         also_in: &[],
         service: None,

@@ -42,7 +42,9 @@ pub(crate) struct RunArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Validates a config file and prints the plan it describes.
+    /// Validates a config file and prints the plan it describes, with the
+    /// flags and variables applied as the server would apply them (`PORT`
+    /// included), so the listeners shown are the ones it would bind.
     CheckConfig {
         /// The TOML config file to check.
         file: PathBuf,
@@ -53,6 +55,16 @@ pub(crate) enum Command {
 const PORT_VARIABLE: &str = "PORT";
 
 impl RunArgs {
+    /// The same arguments with `file` as the config file (for
+    /// `check-config FILE`, whose file beats `--config` and
+    /// `WARMGATE_CONFIG`).
+    pub(crate) fn with_config(self, file: PathBuf) -> RunArgs {
+        RunArgs {
+            config: Some(file),
+            ..self
+        }
+    }
+
     /// The config file (or the embedded default) with flag and environment
     /// overrides applied, `PORT` read from the process environment.
     ///

@@ -30,17 +30,19 @@ use crate::cli::{Cli, Command};
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::CheckConfig { file }) => match warmgate_config::Config::from_file(&file) {
-            Ok(config) => {
-                print!("{}", config.describe());
-                println!("ok: {} is valid", file.display());
-                ExitCode::SUCCESS
+        Some(Command::CheckConfig { file }) => {
+            match cli.run.with_config(file.clone()).load_config() {
+                Ok(config) => {
+                    print!("{}", config.describe());
+                    println!("ok: {} is valid", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::from(2)
+                }
             }
-            Err(error) => {
-                eprintln!("error: {error}");
-                ExitCode::from(2)
-            }
-        },
+        }
         None => {
             let config = match cli.run.load_config() {
                 Ok(config) => config,
@@ -92,7 +94,7 @@ pub fn main() -> ExitCode {
                 tracing::info!(
                     shutdown_ms = elapsed.as_millis() as u64,
                     budget_ms = budget.budget().as_millis() as u64,
-                    "exiting; the shutdown took shutdown_ms of its budget_ms"
+                    "exiting within the shutdown budget"
                 );
             }
             match result {
