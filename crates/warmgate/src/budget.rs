@@ -46,6 +46,21 @@ impl ShutdownBudget {
     /// Call it when a shutdown signal arrives and when `draining` is
     /// published (a drain asked for over the admin API).
     pub(crate) fn start(&self) {
+        let budget_ms = self.budget.as_millis() as u64;
+        self.start_with(move || {
+            tracing::error!(
+                budget_ms,
+                "the shutdown budget is spent and the process is still running; exiting now (raise [gate] shutdown_budget, or find what holds the exit in the lines above)"
+            );
+            std::process::exit(EXIT_BUDGET_SPENT);
+        });
+    }
+
+    /// [`ShutdownBudget::start`] with what the backstop does when the
+    /// budget is spent: `spent` runs on a thread of its own at the
+    /// deadline, unless the process has exited by then. Only the first call
+    /// starts anything.
+    fn start_with(&self, spent: impl FnOnce() + Send + 'static) {
         let mut started = false;
         let deadline = *self.deadline.get_or_init(|| {
             started = true;
@@ -54,16 +69,11 @@ impl ShutdownBudget {
         if !started {
             return;
         }
-        let budget_ms = self.budget.as_millis() as u64;
         let backstop = std::thread::Builder::new()
             .name("shutdown-backstop".to_owned())
             .spawn(move || {
                 std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                tracing::error!(
-                    budget_ms,
-                    "the shutdown budget is spent and the process is still running; exiting now (raise [gate] shutdown_budget, or find what holds the exit in the lines above)"
-                );
-                std::process::exit(EXIT_BUDGET_SPENT);
+                spent();
             });
         if let Err(error) = backstop {
             tracing::warn!(
@@ -95,3 +105,6 @@ impl ShutdownBudget {
         self.budget
     }
 }
+
+#[cfg(test)]
+mod tests;
