@@ -8,12 +8,16 @@
 //!   mode (unknown keys are errors) against the oldest and the newest
 //!   Kubernetes the files are meant for ([`KUBERNETES_VERSIONS`]), and its
 //!   Deployments keep the probes, the grace period, the security context
-//!   and the config mount that matter.
+//!   and the config mount that matter, and a `/startupz` startup probe
+//!   waits out the config's `startup_deadline`. Every Ingress sends its
+//!   clients to a Service port that one of the kustomizations applies.
 //! - The Cloud Run services (`deploy/cloudrun/*.yaml`) are Knative
 //!   `serving.knative.dev/v1` Services, a kind kubernetes-validate has no
 //!   schema for: it prints a warning and passes them. So their revision's
 //!   pod spec is validated as a core `Pod` instead (less the two keys only
-//!   Knative has), and the Cloud Run keys are checked here one by one.
+//!   Knative has), and the Cloud Run keys are checked here one by one,
+//!   against the mounted config or, without one, the embedded plan
+//!   ([`EMBEDDED_PLAN`]).
 //!
 //! - The systemd unit (`deploy/systemd/warmgate.service`) passes
 //!   `systemd-analyze verify`, on a copy whose `ExecStart` runs the release
@@ -45,6 +49,20 @@ const KUBERNETES_VERSIONS: [&str; 2] = ["1.31.0", "1.37.0"];
 
 /// Cloud Run sends SIGKILL this long after SIGTERM.
 const CLOUD_RUN_KILL_AFTER: Duration = Duration::from_secs(10);
+
+/// Cloud Run gives a startup probe at most this long in all
+/// (`initialDelaySeconds` + `periodSeconds` × `failureThreshold`).
+const CLOUD_RUN_MAX_STARTUP_PROBE: Duration = Duration::from_secs(240);
+
+/// How much longer than the config's `startup_deadline` a `/startupz`
+/// startup probe must wait. At the deadline the gate turns `failed` and
+/// `/startupz` fails on its own; a shorter probe would have the platform
+/// restart warmgate while the backend is still within its time.
+const STARTUP_PROBE_MARGIN: Duration = Duration::from_secs(10);
+
+/// The file warmgate embeds as its plan when no config is given, from the
+/// workspace root: what a Cloud Run service without `WARMGATE_CONFIG` runs.
+const EMBEDDED_PLAN: &str = "crates/warmgate-config/src/default.toml";
 
 /// Cloud Run's limits on a revision's `containerConcurrency` and
 /// `timeoutSeconds` (the request timeout, which cuts WebSockets).
@@ -86,9 +104,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         );
         configs.insert(file, summary);
     }
+    let embedded_file = root.join(EMBEDDED_PLAN);
+    let embedded = (
+        embedded_file.clone(),
+        check_config(&warmgate, &embedded_file)?,
+    );
 
     let mut problems = Vec::new();
     let mut manifests = Vec::new();
+    let mut kubernetes_documents = Vec::new();
     let kustomizations: Vec<PathBuf> = files_under(&deploy.join("kubernetes"), "yaml")?
         .into_iter()
         .filter(|file| {
@@ -100,10 +124,15 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         let dir = kustomization.parent().unwrap_or(&deploy);
         let layer = read_layer(&python, dir)?;
         problems.extend(layer.check(&configs));
-        manifests.extend(layer.manifests.into_iter().map(|(file, _)| file));
+        for (file, documents) in layer.manifests {
+            if !manifests.contains(&file) {
+                manifests.push(file.clone());
+                kubernetes_documents.push((file, documents));
+            }
+        }
     }
     manifests.sort();
-    manifests.dedup();
+    problems.extend(check_ingresses(&kubernetes_documents));
 
     let check_dir = target_dir().join("deploy-check");
     std::fs::create_dir_all(&check_dir)
@@ -112,7 +141,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     for (file, documents) in load_yaml(&python, &cloud_run_files)? {
         for service in &documents {
             problems.extend(
-                check_cloud_run(service, &deploy.join("cloudrun"), &configs)
+                check_cloud_run(service, &deploy.join("cloudrun"), &configs, &embedded)
                     .into_iter()
                     .map(|problem| format!("{}: {problem}", relative(&file))),
             );
@@ -313,8 +342,10 @@ fn load_yaml(python: &Path, files: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, V
 /// `warmgate check-config` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ConfigSummary {
+    startup_deadline: Duration,
     shutdown_budget: Duration,
     max_connections: u64,
+    max_held: u64,
 }
 
 fn check_config(warmgate: &Path, file: &Path) -> anyhow::Result<ConfigSummary> {
@@ -336,8 +367,9 @@ fn check_config(warmgate: &Path, file: &Path) -> anyhow::Result<ConfigSummary> {
         .with_context(|| format!("reading `warmgate check-config {}`", relative(file)))
 }
 
-/// Reads the gate's `shutdown_budget` and `max_connections` from the plan
-/// that `warmgate check-config` prints (`  key = value`, a unit or a
+/// Reads the gate's `startup_deadline`, `shutdown_budget`,
+/// `max_connections` and `max_held` from the plan that
+/// `warmgate check-config` prints (`  key = value`, a unit or a
 /// comment in parentheses after the value).
 fn parse_summary(description: &str) -> anyhow::Result<ConfigSummary> {
     let value = |key: &str| {
@@ -348,14 +380,20 @@ fn parse_summary(description: &str) -> anyhow::Result<ConfigSummary> {
             .next()
             .with_context(|| format!("check-config printed no `{key}`"))
     };
-    let budget = value("shutdown_budget")?;
-    let max_connections = value("max_connections")?;
+    let duration = |key: &str| {
+        let text = value(key)?;
+        parse_duration(text).with_context(|| format!("{key} = {text:?} is not a duration"))
+    };
+    let count = |key: &str| {
+        let text = value(key)?;
+        text.parse::<u64>()
+            .with_context(|| format!("{key} = {text:?} is not a count"))
+    };
     Ok(ConfigSummary {
-        shutdown_budget: parse_duration(budget)
-            .with_context(|| format!("shutdown_budget = {budget:?} is not a duration"))?,
-        max_connections: max_connections
-            .parse()
-            .with_context(|| format!("max_connections = {max_connections:?} is not a count"))?,
+        startup_deadline: duration("startup_deadline")?,
+        shutdown_budget: duration("shutdown_budget")?,
+        max_connections: count("max_connections")?,
+        max_held: count("max_held")?,
     })
 }
 
@@ -482,7 +520,9 @@ impl Layer {
                 let file = files
                     .iter()
                     .find(|file| file.file_name().is_some_and(|f| f == key))?;
-                configs.get(file)
+                configs
+                    .get_key_value(file)
+                    .map(|(file, summary)| (file.as_path(), summary))
             };
             for problem in check_deployment(deployment, &config) {
                 problems.push(format!("{}: {problem}", relative(file)));
@@ -507,12 +547,15 @@ impl Layer {
     }
 }
 
-/// The checks of one Deployment; `config(name, key)` is the summary of the
-/// warmgate config that the ConfigMap `name` holds under `key`, if the
-/// layer generates it.
+/// A warmgate config's file and its summary.
+type ConfigRef<'a> = (&'a Path, &'a ConfigSummary);
+
+/// The checks of one Deployment; `config(name, key)` is the file and the
+/// summary of the warmgate config that the ConfigMap `name` holds under
+/// `key`, if the layer generates it.
 fn check_deployment<'a>(
     deployment: &Value,
-    config: &dyn Fn(&str, &str) -> Option<&'a ConfigSummary>,
+    config: &dyn Fn(&str, &str) -> Option<ConfigRef<'a>>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     let pod = &deployment["spec"]["template"]["spec"];
@@ -574,7 +617,8 @@ fn check_deployment<'a>(
                 None => problems.push(format!(
                     "the config {key:?} of ConfigMap {name:?} is not generated from a warmgate config by the kustomization"
                 )),
-                Some(summary) => {
+                Some((config_file, summary)) => {
+                    problems.extend(check_startup_window(warmgate, config_file, summary));
                     let grace = pod["terminationGracePeriodSeconds"].as_u64();
                     if grace.is_none_or(|grace| Duration::from_secs(grace) <= summary.shutdown_budget) {
                         problems.push(format!(
@@ -590,6 +634,67 @@ fn check_deployment<'a>(
     problems
 }
 
+/// The checks of every Ingress among the Kubernetes manifests (of all the
+/// kustomizations, each file once): each backend names a Service of these
+/// manifests and one of its ports, by name or number.
+fn check_ingresses(documents: &[(PathBuf, Vec<Value>)]) -> Vec<String> {
+    let all = || {
+        documents
+            .iter()
+            .flat_map(|(file, documents)| documents.iter().map(move |document| (file, document)))
+    };
+    let mut problems = Vec::new();
+    for (file, ingress) in all().filter(|(_, doc)| doc["kind"] == "Ingress") {
+        let spec = &ingress["spec"];
+        let backends = std::iter::once(&spec["defaultBackend"])
+            .chain(
+                spec["rules"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|rule| rule["http"]["paths"].as_array().into_iter().flatten())
+                    .map(|path| &path["backend"]),
+            )
+            .filter(|backend| !backend.is_null());
+        let mut any = false;
+        for backend in backends {
+            any = true;
+            let wanted = &backend["service"];
+            let service = all().find(|(_, doc)| {
+                doc["kind"] == "Service" && doc["metadata"]["name"] == wanted["name"]
+            });
+            let Some((_, service)) = service else {
+                problems.push(format!(
+                    "{}: a backend names Service {}, which no kustomization under deploy/kubernetes applies",
+                    relative(file),
+                    wanted["name"]
+                ));
+                continue;
+            };
+            let port = &wanted["port"];
+            let matches = service["spec"]["ports"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|p| {
+                    (!port["name"].is_null() && p["name"] == port["name"])
+                        || (!port["number"].is_null() && p["port"] == port["number"])
+                });
+            if !matches {
+                problems.push(format!(
+                    "{}: a backend names port {port} of Service {}, which has no such port",
+                    relative(file),
+                    wanted["name"]
+                ));
+            }
+        }
+        if !any {
+            problems.push(format!("{}: an Ingress without a backend", relative(file)));
+        }
+    }
+    problems
+}
+
 /// True when every label of `selector` is on the pod.
 fn selects(selector: &Value, labels: &Value) -> bool {
     selector.as_object().is_some_and(|selector| {
@@ -600,11 +705,13 @@ fn selects(selector: &Value, labels: &Value) -> bool {
 // === Cloud Run ===
 
 /// The checks of one Cloud Run service: the keys that make warmgate work
-/// there. `cloudrun_dir` holds the configs the secrets are made from.
+/// there. `cloudrun_dir` holds the configs the secrets are made from;
+/// `embedded` is the plan warmgate runs without one ([`EMBEDDED_PLAN`]).
 fn check_cloud_run(
     service: &Value,
     cloudrun_dir: &Path,
     configs: &BTreeMap<PathBuf, ConfigSummary>,
+    embedded: &(PathBuf, ConfigSummary),
 ) -> Vec<String> {
     let mut problems = Vec::new();
     if service["apiVersion"] != "serving.knative.dev/v1" || service["kind"] != "Service" {
@@ -680,6 +787,15 @@ fn check_cloud_run(
         ));
     }
     let ports = [port.clone()];
+    let startup_window = probe_window(&warmgate["startupProbe"]);
+    if startup_window > CLOUD_RUN_MAX_STARTUP_PROBE {
+        problems.push(format!(
+            "container {WARMGATE_CONTAINER}: the startupProbe waits {} ({}), longer than the {} Cloud Run allows a startup probe",
+            seconds(startup_window),
+            window_terms(&warmgate["startupProbe"]),
+            seconds(CLOUD_RUN_MAX_STARTUP_PROBE)
+        ));
+    }
     if warmgate["startupProbe"]["tcpSocket"].is_null() {
         problems.extend(check_http_probe(
             warmgate,
@@ -699,9 +815,13 @@ fn check_cloud_run(
         "/livez",
         &ports,
     ));
-    match config_source(spec, warmgate) {
-        Err(problem) => problems.push(problem),
-        Ok(None) => {}
+    // The config warmgate runs: the mounted one, or the embedded plan.
+    let config = match config_source(spec, warmgate) {
+        Err(problem) => {
+            problems.push(problem);
+            None
+        }
+        Ok(None) => Some((embedded.0.as_path(), &embedded.1)),
         Ok(Some((volume, key))) => {
             if volume["secret"].is_null() {
                 problems.push(format!(
@@ -709,28 +829,39 @@ fn check_cloud_run(
                     volume["name"]
                 ));
             }
-            match configs.get(&cloudrun_dir.join(&key)) {
-                None => problems.push(format!(
+            let config = configs.get_key_value(&cloudrun_dir.join(&key));
+            if config.is_none() {
+                problems.push(format!(
                     "the config {key:?} is not a warmgate config in {} to make the secret from",
                     relative(cloudrun_dir)
-                )),
-                Some(summary) => {
-                    if summary.shutdown_budget > CLOUD_RUN_KILL_AFTER {
-                        problems.push(format!(
-                            "the config's shutdown_budget ({:?}) is longer than Cloud Run's {CLOUD_RUN_KILL_AFTER:?} between SIGTERM and SIGKILL",
-                            summary.shutdown_budget
-                        ));
-                    }
-                    if concurrency.is_some_and(|n| n > summary.max_connections) {
-                        problems.push(format!(
-                            "containerConcurrency {} is above the config's max_connections {}: Cloud Run would send clients that warmgate refuses",
-                            spec["containerConcurrency"], summary.max_connections
-                        ));
-                    }
-                }
+                ));
             }
+            config.map(|(file, summary)| (file.as_path(), summary))
+        }
+    };
+    let Some((config_file, summary)) = config else {
+        return problems;
+    };
+    let config_name = relative(config_file);
+    if summary.shutdown_budget > CLOUD_RUN_KILL_AFTER {
+        problems.push(format!(
+            "the shutdown_budget of {config_name} ({}) is longer than Cloud Run's {} between SIGTERM and SIGKILL",
+            seconds(summary.shutdown_budget),
+            seconds(CLOUD_RUN_KILL_AFTER)
+        ));
+    }
+    for (key, limit) in [
+        ("max_connections", summary.max_connections),
+        ("max_held", summary.max_held),
+    ] {
+        if concurrency.is_some_and(|n| n > limit) {
+            problems.push(format!(
+                "containerConcurrency {} is above the {key} of {config_name} ({limit}): Cloud Run would send clients that warmgate refuses",
+                spec["containerConcurrency"]
+            ));
         }
     }
+    problems.extend(check_startup_window(warmgate, config_file, summary));
     problems
 }
 
@@ -752,6 +883,65 @@ fn revision_as_pod(service: &Value) -> Value {
 }
 
 // === shared by both platforms ===
+
+/// How long a probe lets the container fail before the platform gives up:
+/// `initialDelaySeconds` + `periodSeconds` × `failureThreshold`, with the
+/// defaults of Kubernetes and Cloud Run (0, 10 and 3) for the keys not set.
+fn probe_window(probe: &Value) -> Duration {
+    let key = |name: &str, default: u64| probe[name].as_u64().unwrap_or(default);
+    Duration::from_secs(
+        key("initialDelaySeconds", 0)
+            + key("periodSeconds", 10).saturating_mul(key("failureThreshold", 3)),
+    )
+}
+
+/// The terms of [`probe_window`], for messages.
+fn window_terms(probe: &Value) -> String {
+    let key = |name: &str, default: u64| probe[name].as_u64().unwrap_or(default);
+    format!(
+        "initialDelaySeconds {} + periodSeconds {} × failureThreshold {}",
+        key("initialDelaySeconds", 0),
+        key("periodSeconds", 10),
+        key("failureThreshold", 3)
+    )
+}
+
+/// A duration in seconds, as the probes count: `330 s`.
+fn seconds(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{duration:?}")
+    }
+}
+
+/// A problem when `container`'s startup probe is an HTTP GET of
+/// `/startupz` that gives up before the `startup_deadline` of the config
+/// in `config_file`, plus [`STARTUP_PROBE_MARGIN`]: the platform would
+/// restart warmgate while the gate is still starting within its time.
+fn check_startup_window(
+    container: &Value,
+    config_file: &Path,
+    summary: &ConfigSummary,
+) -> Option<String> {
+    let probe = &container["startupProbe"];
+    if probe["httpGet"]["path"] != "/startupz" {
+        return None;
+    }
+    let window = probe_window(probe);
+    let needed = summary.startup_deadline + STARTUP_PROBE_MARGIN;
+    (window < needed).then(|| {
+        format!(
+            "container {}: the /startupz startupProbe gives up after {} ({}), shorter than the startup_deadline of {} ({}) plus a {} margin: the platform would restart warmgate mid-start",
+            container["name"].as_str().unwrap_or("(unnamed)"),
+            seconds(window),
+            window_terms(probe),
+            relative(config_file),
+            seconds(summary.startup_deadline),
+            seconds(STARTUP_PROBE_MARGIN)
+        )
+    })
+}
 
 fn container<'a>(pod: &'a Value, name: &str) -> Option<&'a Value> {
     pod["containers"]
@@ -905,8 +1095,10 @@ mod tests {
 
     fn summary(budget_seconds: u64, max_connections: u64) -> ConfigSummary {
         ConfigSummary {
+            startup_deadline: Duration::from_secs(60),
             shutdown_budget: Duration::from_secs(budget_seconds),
             max_connections,
+            max_held: max_connections,
         }
     }
 
@@ -942,9 +1134,33 @@ mod tests {
     }
 
     fn check_service(service: &Value, max_connections: u64) -> Vec<String> {
+        check_service_with(service, summary(10, max_connections))
+    }
+
+    fn check_service_with(service: &Value, config: ConfigSummary) -> Vec<String> {
         let dir = Path::new("/deploy/cloudrun");
-        let configs = BTreeMap::from([(dir.join("warmgate.toml"), summary(10, max_connections))]);
-        check_cloud_run(service, dir, &configs)
+        let configs = BTreeMap::from([(dir.join("warmgate.toml"), config)]);
+        let embedded = (PathBuf::from("/default.toml"), summary(10, 10_000));
+        check_cloud_run(service, dir, &configs, &embedded)
+    }
+
+    /// The shape of deploy/cloudrun/warmgate-only.yaml: no config, so the
+    /// embedded plan, and a /startupz startup probe.
+    fn cloud_run_alone() -> Value {
+        let mut service = cloud_run_service();
+        let spec = &mut service["spec"]["template"]["spec"];
+        spec["volumes"] = json!([]);
+        spec["containers"] = json!([{
+            "name": "warmgate",
+            "ports": [{"name": "http1", "containerPort": 8080}],
+            "startupProbe": {
+                "httpGet": {"path": "/startupz", "port": 8080},
+                "periodSeconds": 1,
+                "failureThreshold": 90,
+            },
+            "livenessProbe": {"httpGet": {"path": "/livez", "port": 8080}},
+        }]);
+        service
     }
 
     /// The shape of deploy/kubernetes/standalone/deployment.yaml.
@@ -960,7 +1176,11 @@ mod tests {
                         "name": "warmgate",
                         "ports": [{"name": "http", "containerPort": 8080}],
                         "env": [{"name": "WARMGATE_CONFIG", "value": "/etc/warmgate/warmgate.toml"}],
-                        "startupProbe": {"httpGet": {"path": "/startupz", "port": "http"}},
+                        "startupProbe": {
+                            "httpGet": {"path": "/startupz", "port": "http"},
+                            "periodSeconds": 1,
+                            "failureThreshold": 90,
+                        },
                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
                         "livenessProbe": {"httpGet": {"path": "/livez", "port": "http"}},
                         "resources": {
@@ -982,9 +1202,13 @@ mod tests {
     }
 
     fn check_with_budget(deployment: &Value, budget_seconds: u64) -> Vec<String> {
-        let config = summary(budget_seconds, 10_000);
+        check_with_config(deployment, summary(budget_seconds, 10_000))
+    }
+
+    fn check_with_config(deployment: &Value, config: ConfigSummary) -> Vec<String> {
+        let file = Path::new("deploy/kubernetes/sidecar/warmgate.toml");
         let lookup = |name: &str, key: &str| {
-            (name == "warmgate-config" && key == "warmgate.toml").then_some(&config)
+            (name == "warmgate-config" && key == "warmgate.toml").then_some((file, &config))
         };
         check_deployment(deployment, &lookup)
     }
@@ -996,6 +1220,10 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(check_with_budget(&deployment(), 10), Vec::<String>::new());
+        assert_eq!(
+            check_service(&cloud_run_alone(), 1000),
+            Vec::<String>::new()
+        );
     }
 
     /// A change to a manifest, and what the check must then say.
@@ -1020,7 +1248,11 @@ mod tests {
 
     #[test]
     fn a_drifted_cloud_run_service_fails() {
-        let cases: [Drift; 7] = [
+        let cases: [Drift; 8] = [
+            ("longer than the 240 s Cloud Run allows", |s| {
+                s["spec"]["template"]["spec"]["containers"][0]["startupProbe"]["failureThreshold"] =
+                    json!(241)
+            }),
             ("cpu-throttling", |s| {
                 s["spec"]["template"]["metadata"]["annotations"]["run.googleapis.com/cpu-throttling"] =
                     json!("true")
@@ -1044,9 +1276,10 @@ mod tests {
                 s["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] =
                     json!("/config")
             }),
-            ("above the config's max_connections", |s| {
-                s["spec"]["template"]["spec"]["containerConcurrency"] = json!(1000)
-            }),
+            (
+                "above the max_connections of /deploy/cloudrun/warmgate.toml (500)",
+                |s| s["spec"]["template"]["spec"]["containerConcurrency"] = json!(1000),
+            ),
         ];
         assert_each_fails(&cases, cloud_run_service, |service| {
             check_service(service, 500)
@@ -1077,6 +1310,101 @@ mod tests {
     }
 
     #[test]
+    fn cloud_run_concurrency_must_not_exceed_max_held() {
+        let config = ConfigSummary {
+            max_held: 100,
+            ..summary(10, 1000)
+        };
+        let problems = check_service_with(&cloud_run_service(), config);
+        assert_eq!(
+            problems,
+            [
+                "containerConcurrency 200 is above the max_held of /deploy/cloudrun/warmgate.toml (100): Cloud Run would send clients that warmgate refuses"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_startupz_probe_must_wait_out_the_startup_deadline() {
+        // The sidecar's first version: 60 s of probing for a 5 m deadline.
+        let mut short = deployment();
+        short["spec"]["template"]["spec"]["containers"][0]["startupProbe"]["failureThreshold"] =
+            json!(60);
+        let config = ConfigSummary {
+            startup_deadline: Duration::from_secs(300),
+            ..summary(10, 10_000)
+        };
+        let problems = check_with_config(&short, config.clone());
+        assert_eq!(
+            problems,
+            [
+                "container warmgate: the /startupz startupProbe gives up after 60 s (initialDelaySeconds 0 + periodSeconds 1 × failureThreshold 60), shorter than the startup_deadline of deploy/kubernetes/sidecar/warmgate.toml (300 s) plus a 10 s margin: the platform would restart warmgate mid-start"
+            ]
+        );
+        // 5 s of delay and 2 s × 155 wait 315 s: enough.
+        let probe = &mut short["spec"]["template"]["spec"]["containers"][0]["startupProbe"];
+        probe["initialDelaySeconds"] = json!(5);
+        probe["periodSeconds"] = json!(2);
+        probe["failureThreshold"] = json!(155);
+        assert_eq!(
+            check_with_config(&short, config.clone()),
+            Vec::<String>::new()
+        );
+        // A TCP probe passes as soon as warmgate listens: no window to check.
+        short["spec"]["template"]["spec"]["containers"][0]["startupProbe"] =
+            json!({"tcpSocket": {"port": "http"}});
+        assert_eq!(check_with_config(&short, config), Vec::<String>::new());
+
+        // On Cloud Run without a config, the embedded plan's deadline (60 s).
+        let mut alone = cloud_run_alone();
+        alone["spec"]["template"]["spec"]["containers"][0]["startupProbe"]["failureThreshold"] =
+            json!(60);
+        let problems = check_service(&alone, 1000);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].contains("gives up after 60 s")
+                && problems[0].contains("the startup_deadline of /default.toml (60 s)"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn an_ingress_must_name_a_service_port() {
+        let service = json!({"kind": "Service", "metadata": {"name": "warmgate"},
+            "spec": {"ports": [{"name": "http", "port": 80}]}});
+        let ingress = |backend: Value| {
+            json!({"kind": "Ingress", "spec": {"rules": [{"http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": backend}},
+            ]}}]}})
+        };
+        let check = |backend: Value| {
+            check_ingresses(&[
+                (PathBuf::from("base/service.yaml"), vec![service.clone()]),
+                (
+                    PathBuf::from("ingress/ingress.yaml"),
+                    vec![ingress(backend)],
+                ),
+            ])
+        };
+        assert_eq!(
+            check(json!({"name": "warmgate", "port": {"name": "http"}})),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            check(json!({"name": "warmgate", "port": {"number": 80}})),
+            Vec::<String>::new()
+        );
+        assert!(
+            check(json!({"name": "warmgate", "port": {"number": 8080}}))[0]
+                .contains("has no such port")
+        );
+        assert!(
+            check(json!({"name": "chat", "port": {"name": "http"}}))[0]
+                .contains("no kustomization under deploy/kubernetes applies")
+        );
+    }
+
+    #[test]
     fn the_grace_period_must_exceed_the_shutdown_budget() {
         let problems = check_with_budget(&deployment(), 15);
         assert_eq!(problems.len(), 1, "{problems:?}");
@@ -1094,15 +1422,25 @@ mod tests {
 
     #[test]
     fn check_config_output_is_read() {
-        let description = "gate\n  startup_deadline = 5m\n  shutdown_budget = 1m 30s\n  max_connections = 1000\n  shutdown_delay = 1s (after SIGTERM, not SIGINT)\n";
+        let description = "gate\n  startup_deadline = 5m\n  shutdown_budget = 1m 30s\n  shutdown_delay = 1s (after SIGTERM, not SIGINT)\n  max_connections = 1000\n  max_held = 800\n";
         assert_eq!(
             parse_summary(description).unwrap(),
             ConfigSummary {
+                startup_deadline: Duration::from_secs(300),
                 shutdown_budget: Duration::from_secs(90),
                 max_connections: 1000,
+                max_held: 800,
             }
         );
-        assert!(parse_summary("gate\n  max_connections = 1000\n").is_err());
+        for missing in ["startup_deadline", "max_held"] {
+            let without: String = description
+                .lines()
+                .filter(|line| !line.contains(missing))
+                .map(|line| format!("{line}\n"))
+                .collect();
+            let error = parse_summary(&without).unwrap_err().to_string();
+            assert_eq!(error, format!("check-config printed no `{missing}`"));
+        }
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("10 s"), None);
         assert_eq!(parse_duration(""), None);
