@@ -4,9 +4,9 @@
 //! The config keeps `drain_grace` plus the close margin plus the exit reserve
 //! within the budget (`warmgate_config::GateConfig::drain_grace_within`), so a
 //! drain that goes to plan ends in time: `serve` stops waiting for closing
-//! handshakes at `drain_grace` plus the margin, the runtime's shutdown takes
-//! at most [`RUNTIME_STOP`] of the exit reserve, and the span flush is given
-//! what is left ([`ShutdownBudget::remaining`]).
+//! handshakes at `drain_grace` plus the margin, the span flush is given what
+//! is left ([`ShutdownBudget::remaining`]) less a slack, and the runtime's
+//! shutdown takes at most [`RUNTIME_STOP`] of that slack.
 //! What does not go to plan (a hung flush, a task that will not stop, an
 //! engine that never publishes `draining`) meets the backstop: a thread that
 //! exits the process, status [`EXIT_BUDGET_SPENT`], when the budget is spent.
@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 /// fit its budget.
 pub(crate) const EXIT_BUDGET_SPENT: i32 = 1;
 
-/// Kept back from the span flush for the exit itself.
-const EXIT_SLACK: Duration = Duration::from_millis(200);
+/// Kept back from the span flush for the runtime's shutdown and the exit.
+const EXIT_SLACK: Duration = Duration::from_millis(300);
 
 /// The longest wait for the runtime's blocking tasks (a DNS lookup, say)
-/// once the server is done; its other tasks stop at once.
-pub(crate) const RUNTIME_STOP: Duration = Duration::from_millis(500);
+/// once the spans are sent; its other tasks stop at once.
+pub(crate) const RUNTIME_STOP: Duration = Duration::from_millis(200);
 
 /// The budget and, once the drain has started, its deadline.
 #[derive(Debug)]

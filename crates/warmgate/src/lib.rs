@@ -84,12 +84,11 @@ pub fn main() -> ExitCode {
                     .await
                     .unwrap_or_else(|error| Err(anyhow::anyhow!("the server task ended: {error}")))
             });
-            // The drain is over. The tasks still running (connections that
-            // never finished their closing handshake) are dropped first, so
-            // that their spans end and go out with the rest; then the last
-            // spans are sent, in what is left of the budget.
-            runtime.shutdown_timeout(budget::RUNTIME_STOP);
+            // The drain is over: the last spans go out, in what is left of
+            // the budget, while the runtime still runs (the gRPC exporter
+            // sends on it); then the tasks still running stop.
             telemetry.shutdown(budget.remaining().unwrap_or(GateConfig::EXIT_RESERVE));
+            runtime.shutdown_timeout(budget::RUNTIME_STOP);
             if let Some(elapsed) = budget.elapsed() {
                 tracing::info!(
                     shutdown_ms = elapsed.as_millis() as u64,
