@@ -228,7 +228,9 @@ async fn the_forced_exit_names_what_was_still_open() {
         ),
     )
     .await;
-    // An admitted WebSocket that never reads, so never answers the close.
+    // An admitted WebSocket that never reads, so never answers the close:
+    // the gate gives up on it within the margin, so it is not among what
+    // holds the exit.
     let mut deaf = gateway.ws("/ws").await;
     assert_eq!(deaf.next_json().await["type"], "ready");
     // And a connection that sent half a head, which must not be counted.
@@ -242,7 +244,7 @@ async fn the_forced_exit_names_what_was_still_open() {
         .find(|line| line.contains("connections still open"))
         .unwrap_or_else(|| panic!("no forced exit: {log}"));
     for field in [
-        "n_websockets_open=1",
+        "n_websockets_open=0",
         "n_websockets_held=0",
         "n_http_requests_in_flight=1",
     ] {
@@ -345,9 +347,10 @@ async fn with_the_defaults_held_admitted_and_proxied_clients_drain_and_the_spans
     let took = signalled.elapsed();
     assert!(status.success(), "{status:?}: {}", gateway.log());
     assert!(took < DEFAULT_BUDGET, "exited {took:?} after SIGTERM");
-    // The deaf client held the exit to the end of the grace and margin.
+    // The deaf client held the exit past the grace, until the gate gave up
+    // on its close reply, inside the margin.
     assert!(
-        took >= Duration::from_secs(8),
+        took >= Duration::from_secs(7) && took < Duration::from_secs(8),
         "exited {took:?} after SIGTERM"
     );
     // The spans were batched for a minute: only the flush at exit sent them.
@@ -356,10 +359,17 @@ async fn with_the_defaults_held_admitted_and_proxied_clients_drain_and_the_spans
         .iter()
         .filter(|span| span.name == "websocket")
         .collect();
-    // The held, admitted and proxied clients'; the deaf client's
-    // connection was still waiting for its close when the process exited,
-    // so its span never ended.
-    assert_eq!(websockets.len(), 3, "{spans:#?}");
+    // Every connection's, the deaf client's too: the gate gives up on its
+    // close reply within the margin, so its connection ends (and is
+    // counted) before the exit.
+    assert_eq!(websockets.len(), 4, "{spans:#?}");
+    let drained = websockets
+        .iter()
+        .filter(|span| {
+            span.attribute("outcome") == "admitted" && span.attribute("close_code") == "1001"
+        })
+        .count();
+    assert_eq!(drained, 3, "{websockets:#?}");
     for route in ["/chat", "/ws"] {
         assert!(
             websockets

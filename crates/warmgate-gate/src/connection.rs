@@ -29,7 +29,8 @@
 //! an application that outruns a reader lags instead of growing the queue;
 //! the client's messages also pause while the session has no room. Only
 //! the close handshake, at the very end, waits, and at most
-//! `CLOSE_HANDSHAKE_WAIT` in all (and the session's close as long again).
+//! `CLOSE_HANDSHAKE_WAIT` in all (and the session's close as long again;
+//! `DRAIN_CLOSE_WAIT` for both at the end of the drain grace).
 //!
 //! A client that takes no byte for `write_timeout` is a slow consumer: it
 //! is closed with 1008 (or dropped, if it cannot take the close frame
@@ -97,6 +98,13 @@ const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 /// How long the closing handshake may take in all: our close frame
 /// written, and the client's read.
 const CLOSE_HANDSHAKE_WAIT: Duration = Duration::from_secs(2);
+
+/// How long the closing handshake may take at the end of the drain grace:
+/// well inside the second the program waits past `drain_grace` before it
+/// exits (`warmgate_config::GateConfig::CLOSE_MARGIN`), so that every
+/// connection ends on its own, its outcome counted and its span ended,
+/// before the exit.
+const DRAIN_CLOSE_WAIT: Duration = Duration::from_millis(500);
 
 /// Samples the slow-consumer log lines, so a room of stalled readers does
 /// not flood the log; the metric counts every one.
@@ -424,7 +432,12 @@ impl Connection {
     /// Sends a close frame and waits for the client's reply, so the client
     /// sees a clean closing handshake; both within `CLOSE_HANDSHAKE_WAIT`.
     async fn close(&mut self, code: u16, reason: &str) {
-        let deadline = Instant::now() + CLOSE_HANDSHAKE_WAIT;
+        self.close_within(code, reason, CLOSE_HANDSHAKE_WAIT).await;
+    }
+
+    /// [`Connection::close`], both within `wait`.
+    async fn close_within(&mut self, code: u16, reason: &str, wait: Duration) {
+        let deadline = Instant::now() + wait;
         if !self.send_close(code, reason, deadline).await {
             return;
         }

@@ -16,7 +16,7 @@ use warmgate_engine::SnapshotRx;
 
 use super::{
     CLOSE_GOING_AWAY, CLOSE_HANDSHAKE_WAIT, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, Connection,
-    Ended, Outcome, admitted_end, client_msg_id_of, millis,
+    DRAIN_CLOSE_WAIT, Ended, Outcome, admitted_end, client_msg_id_of, millis,
 };
 use crate::app::{Message, Outgoing, Replies, Session, frame_of};
 use crate::frames::Incoming;
@@ -111,7 +111,8 @@ impl Connection {
                 }
                 () = &mut drain_deadline, if draining => {
                     tracing::debug!("drain grace over; closing with 1001");
-                    self.close_both(session, CLOSE_GOING_AWAY, "server restarting").await;
+                    self.close_both(session, CLOSE_GOING_AWAY, "server restarting", DRAIN_CLOSE_WAIT)
+                        .await;
                     return admitted_end(Some(CLOSE_GOING_AWAY));
                 }
                 _ = ping.tick() => {
@@ -131,7 +132,7 @@ impl Connection {
                     }
                     if unanswered_pings >= 2 {
                         tracing::info!("client answered none of two pings; closing with 1001");
-                        self.close_both(session, CLOSE_GOING_AWAY, "no answer to two pings").await;
+                        self.close_both(session, CLOSE_GOING_AWAY, "no answer to two pings", CLOSE_HANDSHAKE_WAIT).await;
                         return admitted_end(Some(CLOSE_GOING_AWAY));
                     }
                     unanswered_pings += 1;
@@ -191,15 +192,20 @@ impl Connection {
         }
     }
 
-    /// Closes the client and the session at once, so that the session's
-    /// side (a backend) hears the close even when the client is slow to
-    /// answer its own: at the drain deadline, both must be done within the
-    /// margin the process waits.
-    async fn close_both(&mut self, session: &mut dyn Session, code: u16, reason: &str) {
-        let session_closed =
-            tokio::time::timeout(CLOSE_HANDSHAKE_WAIT, session.close(code, reason));
+    /// Closes the client and the session at once, both within `wait`, so
+    /// that the session's side (a backend) hears the close even when the
+    /// client is slow to answer its own: at the drain deadline, both must
+    /// be done within the margin the process waits (`DRAIN_CLOSE_WAIT`).
+    async fn close_both(
+        &mut self,
+        session: &mut dyn Session,
+        code: u16,
+        reason: &str,
+        wait: Duration,
+    ) {
+        let session_closed = tokio::time::timeout(wait, session.close(code, reason));
         // A session that takes longer is cut off with the connection.
-        let ((), _in_time) = tokio::join!(self.close(code, reason), session_closed);
+        let ((), _in_time) = tokio::join!(self.close_within(code, reason, wait), session_closed);
     }
 
     /// Hands one client message to the session.
