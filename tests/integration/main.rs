@@ -5,13 +5,18 @@
 
 mod auth;
 mod backend;
+mod backoff;
 mod edge;
 mod foundation;
 mod gate;
+mod grpc_health;
 mod hardening;
+mod kube_probes;
+mod leases;
 mod liveness;
 mod logs;
 mod metrics;
+mod operations;
 mod probes;
 mod proxy;
 mod request_heads;

@@ -10,7 +10,7 @@ use warmgate_tests::{EventStream, Gateway, blocking, new_postgres, new_redis};
 
 /// One phase of checks, given as TOML tables, plus a required signal `app`
 /// so that the gate's readiness is in the test's hands.
-fn plan(checks: &str) -> String {
+pub(crate) fn plan(checks: &str) -> String {
     format!(
         r#"
 listen = "127.0.0.1:0"

@@ -353,6 +353,16 @@ impl Gateway {
         EventStream::connect(&self.public_url("/readiness/events")).await
     }
 
+    /// Opens the public event stream as a consumer that reconnects after
+    /// the event `last_event_id`, with the `Last-Event-ID` header.
+    pub async fn events_after(&self, last_event_id: &str) -> EventStream {
+        EventStream::connect_with(
+            &self.public_url("/readiness/events"),
+            &[("last-event-id", last_event_id)],
+        )
+        .await
+    }
+
     /// Sends SIGTERM, as an orchestrator does.
     pub fn terminate(&self) {
         self.signal("TERM");
@@ -423,7 +433,16 @@ impl std::fmt::Debug for EventStream {
 
 impl EventStream {
     pub async fn connect(url: &str) -> Self {
-        let response = within("the event stream to open", http_client().get(url).send())
+        Self::connect_with(url, &[]).await
+    }
+
+    /// Opens the stream with extra request headers.
+    pub async fn connect_with(url: &str, headers: &[(&str, &str)]) -> Self {
+        let mut request = http_client().get(url);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = within("the event stream to open", request.send())
             .await
             .unwrap();
         assert_eq!(response.status(), 200);

@@ -18,6 +18,9 @@ impl Config {
         let _ = writeln!(text, "config {}", self.source);
         let _ = writeln!(text, "  listen = {}", self.listen);
         let _ = writeln!(text, "  admin_listen = {}", self.admin_listen);
+        if let Some(address) = self.grpc_health_listen {
+            let _ = writeln!(text, "  grpc_health_listen = {address}");
+        }
         let guard = if self.admin_token.is_some() {
             "set (admin requests need it)"
         } else {
@@ -228,7 +231,7 @@ fn describe_check(check: &CheckConfig) -> String {
         }
     };
     format!(
-        "check {:?}: {target}, {}, timeout {}, interval {}, failure_threshold {}, success_threshold {}",
+        "check {:?}: {target}, {}, timeout {}, interval {}, backoff_cap {}, failure_threshold {}, success_threshold {}",
         check.name,
         if check.required {
             "required"
@@ -237,6 +240,7 @@ fn describe_check(check: &CheckConfig) -> String {
         },
         human(check.timeout),
         human(check.interval),
+        human(check.backoff_cap),
         check.failure_threshold,
         check.success_threshold,
     )

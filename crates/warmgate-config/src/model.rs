@@ -35,6 +35,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The admin listener for probes and signals. Default `127.0.0.1:9090`.
     pub admin_listen: SocketAddr,
+    /// A listener of its own for the gRPC health checking protocol only
+    /// (`grpc.health.v1.Health`), without a token, for probes that cannot
+    /// send one (Kubernetes' native gRPC probes). Default: none, gRPC
+    /// health is on the admin listener only.
+    pub grpc_health_listen: Option<SocketAddr>,
     pub gate: GateConfig,
     /// The startup phases, in reporting order.
     pub phases: Vec<PhaseConfig>,
@@ -50,6 +55,11 @@ pub struct Config {
     /// `admin_read_token_env`; set only beside `admin_token`, and different
     /// from it.
     pub admin_read_token: Option<SecretText>,
+    /// The variable `admin_token_env` names, when the control token came
+    /// from one: for messages that tell an operator which variable to set.
+    pub admin_token_env: Option<String>,
+    /// The variable `admin_read_token_env` names, likewise.
+    pub admin_read_token_env: Option<String>,
     /// The `[routes]` table: which optional public routes are served.
     pub routes: RoutesConfig,
     /// The `[clients]` table: trusted proxies and per-address limits.
@@ -163,6 +173,15 @@ pub struct CheckConfig {
     pub timeout: Duration,
     /// How long to wait between attempts while the check passes. Default 2s.
     pub interval: Duration,
+    /// Once the gate has been ready, the longest wait between attempts while
+    /// the check is not passing: each wait is drawn uniformly from zero to a
+    /// delay that doubles from 10ms up to this cap (full jitter), so waits
+    /// average half the cap. Default twice `interval` (at most
+    /// [`CheckConfig::MAX_BACKOFF_CAP`]), which keeps a broken dependency at
+    /// about one attempt per interval from each instance. Before the first
+    /// ready, `[gate] retry_cap` applies instead. At most
+    /// [`CheckConfig::MAX_BACKOFF_CAP`].
+    pub backoff_cap: Duration,
     /// Failures in a row that turn a passing check to failing. Default 3, or
     /// 1 for kind `signal`.
     pub failure_threshold: u32,
@@ -404,6 +423,14 @@ impl Default for GateConfig {
 impl CheckConfig {
     pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
     pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+    /// The longest `backoff_cap`: 1h.
+    pub const MAX_BACKOFF_CAP: Duration = Duration::from_secs(60 * 60);
+
+    /// The default `backoff_cap` for a check with this `interval`: twice
+    /// the interval, at most [`CheckConfig::MAX_BACKOFF_CAP`].
+    pub fn default_backoff_cap(interval: Duration) -> Duration {
+        interval.saturating_mul(2).min(Self::MAX_BACKOFF_CAP)
+    }
     pub(crate) const DEFAULT_SUCCESS_THRESHOLD: u32 = 1;
 }
 

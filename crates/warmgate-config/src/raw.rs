@@ -21,10 +21,10 @@ use toml::Spanned;
 use crate::ConfigError;
 use crate::error::Origin;
 use crate::values::{
-    AuthMode, ClientCount, DialCount, EventStreamCount, HandshakeRate, HeaderName, ListenAddress,
-    MessageBurst, MessageBytes, MessageRate, Name, NonZeroDuration, OriginList, OtlpEndpoint,
-    ProbeKind, ProxyList, RetryAfter, RoutePath, ShutdownDelay, StatusList, SubprotocolList,
-    TcpTarget, Threshold, UpstreamUrl,
+    AuthMode, BackoffCap, ClientCount, DialCount, EventStreamCount, HandshakeRate, HeaderName,
+    ListenAddress, MessageBurst, MessageBytes, MessageRate, Name, NonZeroDuration, OriginList,
+    OtlpEndpoint, ProbeKind, ProxyList, RetryAfter, RoutePath, ShutdownDelay, StatusList,
+    SubprotocolList, TcpTarget, Threshold, UpstreamUrl,
 };
 use crate::{LogFormat, OtlpProtocol};
 
@@ -34,6 +34,7 @@ use crate::{LogFormat, OtlpProtocol};
 pub(crate) struct RawConfig {
     pub(crate) listen: Option<Spanned<ListenAddress>>,
     pub(crate) admin_listen: Option<Spanned<ListenAddress>>,
+    pub(crate) grpc_health_listen: Option<Spanned<ListenAddress>>,
     #[serde(default)]
     pub(crate) gate: RawGate,
     #[serde(default)]
@@ -199,6 +200,7 @@ pub(crate) struct RawCheck {
     pub(crate) required: Option<bool>,
     pub(crate) timeout: Option<NonZeroDuration>,
     pub(crate) interval: Option<NonZeroDuration>,
+    pub(crate) backoff_cap: Option<BackoffCap>,
     pub(crate) failure_threshold: Option<Threshold>,
     pub(crate) success_threshold: Option<Threshold>,
 

@@ -56,6 +56,7 @@ addr = "cache.internal:6379"
 required = false
 timeout = "500ms"
 interval = "1m"
+backoff_cap = "30s"
 failure_threshold = 5
 success_threshold = 2
 
@@ -81,6 +82,7 @@ fn embedded_default_parses_to_one_signal_check() {
             source: "<embedded default>".to_owned(),
             listen: "127.0.0.1:8080".parse().unwrap(),
             admin_listen: "127.0.0.1:9090".parse().unwrap(),
+            grpc_health_listen: None,
             gate: GateConfig::default(),
             phases: vec![PhaseConfig {
                 name: "integration".to_owned(),
@@ -89,6 +91,7 @@ fn embedded_default_parses_to_one_signal_check() {
                     required: true,
                     timeout: Duration::from_secs(1),
                     interval: Duration::from_secs(2),
+                    backoff_cap: Duration::from_secs(4),
                     failure_threshold: 1,
                     success_threshold: 1,
                     probe: ProbeConfig::Signal,
@@ -98,6 +101,8 @@ fn embedded_default_parses_to_one_signal_check() {
             auth: crate::AuthConfig::None,
             admin_token: None,
             admin_read_token: None,
+            admin_token_env: None,
+            admin_read_token_env: None,
             routes: crate::RoutesConfig {
                 chat_page: true,
                 websocket: crate::WebSocketRoute::demo(true, true),
@@ -154,6 +159,7 @@ fn full_example_parses_with_every_value() {
             required: false,
             timeout: Duration::from_millis(500),
             interval: Duration::from_secs(60),
+            backoff_cap: Duration::from_secs(30),
             failure_threshold: 5,
             success_threshold: 2,
             probe: ProbeConfig::Tcp {
@@ -304,7 +310,7 @@ timeout = "5x"
 fn unknown_key_lists_expected_keys() {
     assert_eq!(
         error(&one_check("kind = \"tcp\"\ntmeout = \"1s\"")),
-        "test.toml: phase[0].check[0].tmeout: unknown key `tmeout`, expected one of `name`, `kind`, `required`, `timeout`, `interval`, `failure_threshold`, `success_threshold`, `addr`, `url`, `url_env`, `expect_status`, `expect_body` (line 7, column 1)"
+        "test.toml: phase[0].check[0].tmeout: unknown key `tmeout`, expected one of `name`, `kind`, `required`, `timeout`, `interval`, `backoff_cap`, `failure_threshold`, `success_threshold`, `addr`, `url`, `url_env`, `expect_status`, `expect_body` (line 7, column 1)"
     );
 }
 
@@ -312,7 +318,7 @@ fn unknown_key_lists_expected_keys() {
 fn unknown_keys_are_refused_in_every_table() {
     assert_eq!(
         error("listen = \"127.0.0.1:1\"\nlisten_port = 1\n"),
-        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `gate`, `phase`, `telemetry`, `admin_token`, `admin_token_env`, `admin_read_token`, `admin_read_token_env`, `auth`, `routes`, `clients`, `upstream`, `route` (line 2, column 1)"
+        "test.toml: listen_port: unknown key `listen_port`, expected one of `listen`, `admin_listen`, `grpc_health_listen`, `gate`, `phase`, `telemetry`, `admin_token`, `admin_token_env`, `admin_read_token`, `admin_read_token_env`, `auth`, `routes`, `clients`, `upstream`, `route` (line 2, column 1)"
     );
     assert_eq!(
         error("[gate]\nhold_timout = \"1s\"\n"),
@@ -404,7 +410,7 @@ fn listeners_must_differ() {
 
 #[test]
 fn zero_durations_are_refused() {
-    for key in ["timeout", "interval"] {
+    for key in ["timeout", "interval", "backoff_cap"] {
         assert_eq!(
             error(&one_check(&format!("kind = \"signal\"\n{key} = \"0s\""))),
             format!(
@@ -420,6 +426,29 @@ fn zero_durations_are_refused() {
             "{message}"
         );
     }
+}
+
+#[test]
+fn the_backoff_cap_defaults_to_twice_the_interval_and_is_at_most_an_hour() {
+    let config = parse(&one_check("kind = \"signal\"\ninterval = \"750ms\""));
+    assert_eq!(
+        config.phases[0].checks[0].backoff_cap,
+        Duration::from_millis(1500)
+    );
+    let config = parse(&one_check("kind = \"signal\"\ninterval = \"45m\""));
+    assert_eq!(
+        config.phases[0].checks[0].backoff_cap,
+        CheckConfig::MAX_BACKOFF_CAP
+    );
+    let config = parse(&one_check("kind = \"signal\"\nbackoff_cap = \"1h\""));
+    assert_eq!(
+        config.phases[0].checks[0].backoff_cap,
+        Duration::from_secs(3600)
+    );
+    assert_eq!(
+        error(&one_check("kind = \"signal\"\nbackoff_cap = \"61m\"")),
+        r#"test.toml: phase[0].check[0].backoff_cap: invalid duration "61m", expected a duration greater than zero and at most 1h such as "4s" (line 7, column 15)"#
+    );
 }
 
 #[test]
@@ -616,10 +645,10 @@ telemetry
   otlp_endpoint = none (no trace export)
   sampler = parentbased_always_on
 phase 1 of 3 "dependencies" (2 checks)
-  check "database": tcp 127.0.0.1:5432, required, timeout 1s, interval 2s, failure_threshold 3, success_threshold 1
-  check "redis": tcp cache.internal:6379, optional, timeout 500ms, interval 1m, failure_threshold 5, success_threshold 2
+  check "database": tcp 127.0.0.1:5432, required, timeout 1s, interval 2s, backoff_cap 4s, failure_threshold 3, success_threshold 1
+  check "redis": tcp cache.internal:6379, optional, timeout 500ms, interval 1m, backoff_cap 30s, failure_threshold 5, success_threshold 2
 phase 2 of 3 "services" (1 check)
-  check "agent_supervisor": signal, required, timeout 1s, interval 2s, failure_threshold 1, success_threshold 1
+  check "agent_supervisor": signal, required, timeout 1s, interval 2s, backoff_cap 4s, failure_threshold 1, success_threshold 1
 phase 3 of 3 "later" (no checks)
 "#
     );
@@ -649,6 +678,7 @@ const CONFIG_LIKE_LINES: &[&str] = &[
     "addr = \":\"",
     "timeout = \"1s\"",
     "interval = \"0s\"",
+    "backoff_cap = \"2h\"",
     "retry_cap = \"18446744073709551616s\"",
     "failure_threshold = 0",
     "success_threshold = 9223372036854775807",
@@ -1710,4 +1740,23 @@ fn the_documented_production_gate_turns_off_the_demo_routes_and_the_public_detai
     assert!(config.admin_token.is_some() && config.admin_read_token.is_some());
     assert_eq!(config.clients.handshakes_per_second_per_address, Some(10));
     assert!(!config.clients.trusted_proxies.is_empty());
+}
+
+#[test]
+fn a_grpc_health_listener_is_off_by_default_and_needs_an_address_of_its_own() {
+    assert_eq!(parse("").grpc_health_listen, None);
+    let config = parse("grpc_health_listen = \"0.0.0.0:9091\"\n");
+    assert_eq!(
+        config.grpc_health_listen,
+        Some("0.0.0.0:9091".parse().unwrap())
+    );
+    assert!(
+        config
+            .describe()
+            .contains("  grpc_health_listen = 0.0.0.0:9091\n")
+    );
+    assert_eq!(
+        error("admin_listen = \"127.0.0.1:9090\"\ngrpc_health_listen = \"127.0.0.1:9090\"\n"),
+        "test.toml: grpc_health_listen: address \"127.0.0.1:9090\" is also the `admin_listen` address, expected a different address or port for the gRPC health listener (line 2, column 22)"
+    );
 }

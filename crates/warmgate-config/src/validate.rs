@@ -26,7 +26,12 @@ use crate::{auth, edge, upstream};
 /// Applies defaults and rules to the raw file.
 pub(crate) fn config(mut raw: RawConfig, origin: &Origin<'_>) -> Result<Config, ConfigError> {
     let (listen, admin_listen) = listeners(&raw, origin)?;
+    let grpc_health_listen = grpc_health_listener(&raw, listen, admin_listen, origin)?;
     let (admin_token, admin_read_token) = auth::admin_tokens(&raw, origin)?;
+    let variable =
+        |name: &Option<Spanned<String>>| name.as_ref().map(|name| name.get_ref().clone());
+    let admin_token_env = variable(&raw.admin_token_env);
+    let admin_read_token_env = variable(&raw.admin_read_token_env);
     let upstream = upstream::upstream(raw.upstream.take(), origin)?;
     let websocket = upstream::websocket_routes(
         std::mem::take(&mut raw.route),
@@ -63,12 +68,15 @@ pub(crate) fn config(mut raw: RawConfig, origin: &Origin<'_>) -> Result<Config, 
         source: origin.file.to_owned(),
         listen,
         admin_listen,
+        grpc_health_listen,
         gate: gate(raw.gate, origin)?,
         phases,
         telemetry: telemetry(raw.telemetry, origin)?,
         auth,
         admin_token,
         admin_read_token,
+        admin_token_env,
+        admin_read_token_env,
         routes,
         clients,
         upstream,
@@ -152,6 +160,32 @@ fn listeners(
         ));
     }
     Ok((listen, admin_listen))
+}
+
+/// `grpc_health_listen`, when set: an address neither listener has (port 0
+/// excepted, which asks the OS for a free port).
+fn grpc_health_listener(
+    raw: &RawConfig,
+    listen: SocketAddr,
+    admin_listen: SocketAddr,
+    origin: &Origin<'_>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let Some(spanned) = &raw.grpc_health_listen else {
+        return Ok(None);
+    };
+    let address = spanned.get_ref().0;
+    for (key, other) in [("listen", listen), ("admin_listen", admin_listen)] {
+        if address == other && address.port() != 0 {
+            return Err(origin.invalid(
+                "grpc_health_listen",
+                &format!(
+                    "address \"{address}\" is also the `{key}` address, expected a different address or port for the gRPC health listener"
+                ),
+                Some(spanned.span()),
+            ));
+        }
+    }
+    Ok(Some(address))
 }
 
 /// The `[gate]` table with its defaults. Every value was checked while
@@ -303,11 +337,15 @@ fn check(
         ));
     };
     let probe = probe(&raw, kind, path, span, origin)?;
+    let interval = raw.interval.map_or(CheckConfig::DEFAULT_INTERVAL, |i| i.0);
     Ok(CheckConfig {
         name: name.into_inner().0,
         required: raw.required.unwrap_or(true),
         timeout: raw.timeout.map_or(CheckConfig::DEFAULT_TIMEOUT, |t| t.0),
-        interval: raw.interval.map_or(CheckConfig::DEFAULT_INTERVAL, |i| i.0),
+        interval,
+        backoff_cap: raw
+            .backoff_cap
+            .map_or(CheckConfig::default_backoff_cap(interval), |c| c.0),
         failure_threshold: raw
             .failure_threshold
             .map_or(kind.default_failure_threshold(), |t| t.0),

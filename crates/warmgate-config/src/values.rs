@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use crate::{ClientsConfig, GateConfig};
+use crate::{CheckConfig, ClientsConfig, GateConfig};
 
 /// A name for a phase or a check: not empty and not only whitespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +88,12 @@ pub(crate) struct TrustedProxy(pub(crate) ipnet::IpNet);
 /// half again) before they come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RetryAfter(pub(crate) Duration);
+
+/// A check's `backoff_cap`: a duration greater than zero and at most
+/// [`CheckConfig::MAX_BACKOFF_CAP`], past which a recovered dependency
+/// would go unnoticed for too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BackoffCap(pub(crate) Duration);
 
 /// `shutdown_delay`: a duration that may be zero (no delay). That it is at
 /// most `drain_grace` is a rule across two keys, checked in `validate`.
@@ -181,6 +187,19 @@ impl NonZeroDuration {
             )),
         }
     }
+
+    /// [`NonZeroDuration::parse`], also refusing a duration past `max`;
+    /// `example` is a good value, shown in that error.
+    fn parse_at_most(text: &str, max: Duration, example: &str) -> Result<Duration, String> {
+        let duration = Self::parse(text)?;
+        if duration > max {
+            return Err(format!(
+                "invalid duration {text:?}, expected a duration greater than zero and at most {} such as {example:?}",
+                humantime::format_duration(max)
+            ));
+        }
+        Ok(duration)
+    }
 }
 
 impl<'de> Deserialize<'de> for NonZeroDuration {
@@ -196,14 +215,17 @@ impl<'de> Deserialize<'de> for NonZeroDuration {
 impl<'de> Deserialize<'de> for RetryAfter {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserialize_text(deserializer, DURATION_EXPECTED, |text| {
-            let duration = NonZeroDuration::parse(text)?;
-            if duration > GateConfig::MAX_RETRY_AFTER {
-                return Err(format!(
-                    "invalid duration {text:?}, expected a duration greater than zero and at most {} such as \"2s\"",
-                    humantime::format_duration(GateConfig::MAX_RETRY_AFTER)
-                ));
-            }
-            Ok(RetryAfter(duration))
+            NonZeroDuration::parse_at_most(text, GateConfig::MAX_RETRY_AFTER, "2s").map(RetryAfter)
+        })
+    }
+}
+
+// === impl BackoffCap ===
+
+impl<'de> Deserialize<'de> for BackoffCap {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_text(deserializer, DURATION_EXPECTED, |text| {
+            NonZeroDuration::parse_at_most(text, CheckConfig::MAX_BACKOFF_CAP, "4s").map(BackoffCap)
         })
     }
 }

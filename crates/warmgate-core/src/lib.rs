@@ -11,14 +11,17 @@
 
 #![forbid(unsafe_code)]
 
+mod cause;
 mod error;
 mod machine;
 mod plan;
 mod snapshot;
 
+pub use self::cause::{Cause, CheckResult, FailureClass};
 pub use self::error::PlanError;
 pub use self::machine::{Cadence, CheckId, CheckOutcome, Effect, Event, Machine, Transition};
 pub use self::plan::{CheckSpec, PhaseSpec, Plan};
 pub use self::snapshot::{
-    CheckDetails, CheckStatus, CheckView, GateState, Snapshot, VerboseCheckView, VerboseSnapshot,
+    CheckDetails, CheckStatus, CheckView, GateState, Lease, Snapshot, VerboseCheckView,
+    VerboseSnapshot, human_duration,
 };

@@ -20,11 +20,23 @@
 //!   optional check failing gives `degraded`; else `ready`.
 //! - `draining` is entered on request from any state, is terminal, and every
 //!   later result is ignored.
+//! - A signal set with a lease (a time to live) that is not set again
+//!   within it turns `failing` at once when the lease runs out, whatever
+//!   its `failure_threshold`: the process that should renew it is gone.
+//!   Setting a signal again renews its lease, or clears it when the new
+//!   set has none. Leases run out on [`Event::TimePassed`]; the engine
+//!   sends one at [`Machine::next_lease_expiry`].
+//! - [`Machine::cadence`] schedules the next attempt of a probed check:
+//!   `Interval` while it passes; while it does not, `Retry` (fast) during
+//!   start-up, `Backoff` (slow, bounded load) once the gate has been ready
+//!   or its startup deadline has passed.
 
 use std::time::Duration;
 
+use crate::cause::{Cause, CheckResult, FailureClass};
 use crate::snapshot::{
-    CheckDetails, CheckStatus, CheckView, GateState, Snapshot, VerboseCheckView, VerboseSnapshot,
+    CheckDetails, CheckStatus, CheckView, GateState, Lease, Snapshot, VerboseCheckView,
+    VerboseSnapshot,
 };
 use crate::{CheckSpec, Plan};
 
@@ -36,7 +48,12 @@ pub struct CheckId(pub usize);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckOutcome {
     Passed,
-    Failed { error: String },
+    /// The attempt failed: `error` in an operator's words, `class` the
+    /// kind of failure as a word for machines (history, metrics).
+    Failed {
+        error: String,
+        class: FailureClass,
+    },
 }
 
 /// Something that happened, with the time it happened.
@@ -50,8 +67,17 @@ pub enum Event {
         latency: Duration,
         at: Duration,
     },
+    /// The application set a signal check. Recorded like a completed
+    /// attempt (with no latency). `ttl: Some(..)` gives the signal a lease
+    /// that runs out at `at + ttl` unless set again; `None` clears any lease.
+    SignalSet {
+        check: CheckId,
+        outcome: CheckOutcome,
+        ttl: Option<Duration>,
+        at: Duration,
+    },
     /// Time passed with nothing else happening; lets the startup deadline
-    /// take effect.
+    /// take effect, and runs out every lease due by `at`.
     TimePassed { at: Duration },
     /// Shutdown was requested.
     DrainRequested { at: Duration },
@@ -62,6 +88,7 @@ impl Event {
     pub fn at(&self) -> Duration {
         match self {
             Event::CheckCompleted { at, .. }
+            | Event::SignalSet { at, .. }
             | Event::TimePassed { at }
             | Event::DrainRequested { at } => *at,
         }
@@ -76,6 +103,10 @@ pub struct Transition {
     /// The seq of the snapshot that first shows `to`.
     pub seq: u64,
     pub reason: String,
+    /// What caused it, as data.
+    pub cause: Cause,
+    /// When it happened, since the gate started.
+    pub at: Duration,
 }
 
 /// What the engine must do after an event.
@@ -87,12 +118,21 @@ pub enum Effect {
     Publish(Snapshot),
 }
 
-/// How soon a check should run again, decided by its status.
+/// How soon a check should run again, decided by its status and by whether
+/// the gate has been ready once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cadence {
-    /// The check is not passing: retry quickly, backing off with the number
-    /// of consecutive failures so far.
+    /// The check is not passing during start-up (the gate has never been
+    /// ready and its startup deadline has not passed): retry quickly (the
+    /// engine's short `retry_cap`), backing off with the number of
+    /// consecutive failures so far, so start-up is fast.
     Retry { consecutive_failures: u32 },
+    /// The check is not passing and start-up is over (the gate has been
+    /// ready once, or missed its startup deadline): back off with full
+    /// jitter up to the check's own backoff cap, so that a broken
+    /// dependency gets at most about one attempt per interval from each
+    /// instance however long it stays broken.
+    Backoff { consecutive_failures: u32 },
     /// The check passes: run it again after its interval.
     Interval,
     /// The gate is draining: run it no more.
@@ -196,11 +236,44 @@ impl Machine {
         }
         match self.checks.get(check.0) {
             Some(state) if state.status == CheckStatus::Passing => Cadence::Interval,
+            Some(state) if self.ever_ready || self.deadline_passed => Cadence::Backoff {
+                consecutive_failures: state.details.consecutive_failures,
+            },
             Some(state) => Cadence::Retry {
                 consecutive_failures: state.details.consecutive_failures,
             },
             None => Cadence::Stop,
         }
+    }
+
+    /// When the earliest signal lease runs out, as time since the gate
+    /// started; `None` when no lease is held or the gate is draining. The
+    /// engine sends [`Event::TimePassed`] at that time.
+    pub fn next_lease_expiry(&self) -> Option<Duration> {
+        if self.state == GateState::Draining {
+            return None;
+        }
+        self.checks
+            .iter()
+            .filter_map(|check| check.details.lease.map(|lease| lease.expires_at))
+            .min()
+    }
+
+    /// The leases that an [`Event::TimePassed`] at `at` runs out, with their
+    /// checks, in plan order: for the engine's log line before it applies
+    /// the event. Empty while draining.
+    pub fn leases_due(&self, at: Duration) -> Vec<(CheckId, Lease)> {
+        if self.state == GateState::Draining {
+            return Vec::new();
+        }
+        self.checks
+            .iter()
+            .enumerate()
+            .filter_map(|(index, check)| {
+                let lease = check.details.lease?;
+                (lease.expires_at <= at).then_some((CheckId(index), lease))
+            })
+            .collect()
     }
 
     /// Applies one event and returns what the engine must do about it.
@@ -214,6 +287,7 @@ impl Machine {
         }
         let from = self.state;
         let is_drain = matches!(event, Event::DrainRequested { .. });
+        let mut cause = self.cause_of(&event);
         let reason = match event {
             Event::CheckCompleted {
                 check,
@@ -224,7 +298,25 @@ impl Machine {
                 Some(reason) => reason,
                 None => return Vec::new(),
             },
-            Event::TimePassed { .. } => String::new(),
+            Event::SignalSet {
+                check,
+                outcome,
+                ttl,
+                ..
+            } => {
+                let Some(reason) = self.record_attempt(check, outcome, Duration::ZERO) else {
+                    return Vec::new();
+                };
+                let now = self.now;
+                if let Some(state) = self.checks.get_mut(check.0) {
+                    state.details.lease = ttl.map(|ttl| Lease {
+                        ttl,
+                        expires_at: now.saturating_add(ttl),
+                    });
+                }
+                reason
+            }
+            Event::TimePassed { .. } => self.expire_leases(),
             Event::DrainRequested { .. } => "drain requested".to_owned(),
         };
         if is_drain {
@@ -236,6 +328,7 @@ impl Machine {
             self.state = self.evaluate_state();
         }
         let reason = if self.state == GateState::Failed && from != GateState::Failed {
+            cause = Cause::Deadline;
             format!(
                 "startup did not reach ready within the startup deadline of {:?}; pending: {}",
                 self.plan.startup_deadline(),
@@ -257,10 +350,67 @@ impl Machine {
                 to: self.state,
                 seq: self.current.seq,
                 reason,
+                cause,
+                at: self.now,
             }));
         }
         effects.push(Effect::Publish(self.current.clone()));
         effects
+    }
+
+    /// What `event` would cause if it changed the state. A lease running
+    /// out names the first check whose lease ran out; the startup
+    /// deadline is decided after the event is applied.
+    fn cause_of(&self, event: &Event) -> Cause {
+        let check_cause = |check: CheckId, outcome: &CheckOutcome, signal: bool| {
+            let name = self
+                .checks
+                .get(check.0)
+                .map(|state| state.spec.name.clone())
+                .unwrap_or_default();
+            let signal = signal
+                || self
+                    .checks
+                    .get(check.0)
+                    .is_some_and(|state| state.spec.kind == "signal");
+            match outcome {
+                CheckOutcome::Passed => Cause::Check {
+                    check: name,
+                    result: if signal {
+                        CheckResult::SignalReady
+                    } else {
+                        CheckResult::Passed
+                    },
+                    error_class: None,
+                    error: None,
+                },
+                CheckOutcome::Failed { error, class } => {
+                    let result = CheckResult::of_failure(*class);
+                    Cause::Check {
+                        check: name,
+                        result,
+                        error_class: (result == CheckResult::Failed).then_some(*class),
+                        error: Some(error.clone()),
+                    }
+                }
+            }
+        };
+        match event {
+            Event::CheckCompleted { check, outcome, .. } => check_cause(*check, outcome, false),
+            Event::SignalSet { check, outcome, .. } => check_cause(*check, outcome, true),
+            Event::TimePassed { at } => match self.leases_due(self.now.max(*at)).first() {
+                Some((check, lease)) => check_cause(
+                    *check,
+                    &CheckOutcome::Failed {
+                        error: lease.expired_error(),
+                        class: FailureClass::LeaseExpired,
+                    },
+                    true,
+                ),
+                None => Cause::Deadline,
+            },
+            Event::DrainRequested { .. } => Cause::Drain,
+        }
     }
 
     /// The verbose view at the time of the latest event.
@@ -281,6 +431,34 @@ impl Machine {
                 })
                 .collect(),
         }
+    }
+
+    /// Runs out every lease due by now: each such signal turns `failing` at
+    /// once, bypassing hysteresis. Returns the reason to give if the state
+    /// changes (empty when no lease ran out).
+    fn expire_leases(&mut self) -> String {
+        let now = self.now;
+        let mut reasons = Vec::new();
+        for state in &mut self.checks {
+            let Some(lease) = state.details.lease else {
+                continue;
+            };
+            if lease.expires_at > now {
+                continue;
+            }
+            let error = lease.expired_error();
+            let details = &mut state.details;
+            details.lease = None;
+            details.consecutive_failures = details.consecutive_failures.saturating_add(1);
+            details.consecutive_successes = 0;
+            if state.status != CheckStatus::Failing {
+                state.status = CheckStatus::Failing;
+                state.since = now;
+            }
+            reasons.push(format!("check `{}` {error}", state.spec.name));
+            details.last_error = Some(error);
+        }
+        reasons.join("; ")
     }
 
     /// Records an attempt's result; returns the reason to give if the state
@@ -316,7 +494,7 @@ impl Machine {
                 }
                 format!("check `{}` passed", state.spec.name)
             }
-            CheckOutcome::Failed { error } => {
+            CheckOutcome::Failed { error, .. } => {
                 details.consecutive_failures = details.consecutive_failures.saturating_add(1);
                 details.consecutive_successes = 0;
                 let threshold = if established {
@@ -341,30 +519,17 @@ impl Machine {
     }
 
     fn evaluate_state(&mut self) -> GateState {
-        let required_passing = self
-            .checks
-            .iter()
-            .filter(|check| check.spec.required)
-            .all(|check| check.status == CheckStatus::Passing);
-        let optional_failing = self
-            .checks
-            .iter()
-            .any(|check| !check.spec.required && check.status == CheckStatus::Failing);
-        let healthy = if optional_failing {
-            GateState::Degraded
-        } else {
-            GateState::Ready
-        };
-        if required_passing {
+        let state = state_from_checks(
+            self.checks
+                .iter()
+                .map(|check| (check.spec.required, check.status)),
+            self.ever_ready,
+            self.deadline_passed,
+        );
+        if state.admits_traffic() {
             self.ever_ready = true;
-            healthy
-        } else if self.ever_ready {
-            GateState::NotReady
-        } else if self.deadline_passed {
-            GateState::Failed
-        } else {
-            GateState::Starting
         }
+        state
     }
 
     fn view_of(&self, check: &CheckState) -> CheckView {
@@ -416,6 +581,42 @@ impl Machine {
                 .collect(),
             ever_ready: self.ever_ready,
         }
+    }
+}
+
+/// The state the rules give (see the module docs), short of `draining`,
+/// for checks given as `(required, status)`: all required ones `passing`
+/// gives `ready`, or `degraded` while an optional one is `failing`; else
+/// `not_ready` once the gate has been ready, `failed` once the startup
+/// deadline has passed, `starting` before. The machine decides its own
+/// state with this, and [`Snapshot::state_without`] the verdict without
+/// some checks, so both follow the same rule.
+pub(crate) fn state_from_checks(
+    checks: impl IntoIterator<Item = (bool, CheckStatus)>,
+    ever_ready: bool,
+    deadline_passed: bool,
+) -> GateState {
+    let mut required_passing = true;
+    let mut optional_failing = false;
+    for (required, status) in checks {
+        if required {
+            required_passing &= status == CheckStatus::Passing;
+        } else {
+            optional_failing |= status == CheckStatus::Failing;
+        }
+    }
+    if required_passing {
+        if optional_failing {
+            GateState::Degraded
+        } else {
+            GateState::Ready
+        }
+    } else if ever_ready {
+        GateState::NotReady
+    } else if deadline_passed {
+        GateState::Failed
+    } else {
+        GateState::Starting
     }
 }
 

@@ -156,6 +156,28 @@ impl Snapshot {
     pub fn check(&self, name: &str) -> Option<&CheckView> {
         self.checks.iter().find(|check| check.name == name)
     }
+
+    /// The state this snapshot would have without the checks `excluded`
+    /// names, by the machine's own rules (required and optional checks,
+    /// `degraded`, `failed` after the startup deadline): the verdict of
+    /// `GET /readyz?exclude=NAME`. `draining` stays `draining`; with nothing
+    /// excluded this is `self.state`.
+    pub fn state_without(&self, excluded: impl Fn(&str) -> bool) -> GateState {
+        if self.state == GateState::Draining {
+            return GateState::Draining;
+        }
+        // A gate that has never been ready is `failed` only once the
+        // deadline has passed, and `starting` only before it.
+        let deadline_passed = self.state == GateState::Failed;
+        crate::machine::state_from_checks(
+            self.checks
+                .iter()
+                .filter(|check| !excluded(&check.name))
+                .map(|check| (check.required, check.status)),
+            self.ever_ready,
+            deadline_passed,
+        )
+    }
 }
 
 /// Diagnostics for one check, shown only on the admin listener.
@@ -169,6 +191,51 @@ pub struct CheckDetails {
     pub attempts: u64,
     pub consecutive_successes: u32,
     pub consecutive_failures: u32,
+    /// The signal's lease while it holds one (signal checks set with a
+    /// ttl only); absent from the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<Lease>,
+}
+
+/// A signal's lease: set with a time to live, the signal turns `failing` on
+/// its own at `expires_at` unless it is set again before.
+///
+/// On the wire: `{"ttl_ms": 30000, "expires_at_ms": 41250}`, where
+/// `expires_at_ms` is time since the gate started, the clock of `since_ms`
+/// and `elapsed_ms` (so the time left is `expires_at_ms - elapsed_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    /// How long the signal stays as set without being set again.
+    #[serde(rename = "ttl_ms", serialize_with = "as_millis")]
+    pub ttl: Duration,
+    /// When the lease runs out, since the gate started.
+    #[serde(rename = "expires_at_ms", serialize_with = "as_millis")]
+    pub expires_at: Duration,
+}
+
+impl Lease {
+    /// The check's error once the lease has run out:
+    /// `lease expired: not renewed within 30s`.
+    pub fn expired_error(&self) -> String {
+        format!(
+            "lease expired: not renewed within {}",
+            human_duration(self.ttl)
+        )
+    }
+}
+
+/// "30s", "5m", "2h", "300ms", "1500ms": a ttl as an operator would write it.
+pub fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    if duration.subsec_nanos() != 0 || secs == 0 {
+        format!("{}ms", duration.as_millis())
+    } else if secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
 }
 
 /// A check's public view with its diagnostics.

@@ -18,7 +18,9 @@ use crate::{EngineError, EngineObserver};
 /// How the engine runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineSettings {
-    /// The longest delay between retries of a check that is not passing.
+    /// The longest delay between retries of a check that is not passing,
+    /// until the gate has been ready once (after that, each check's
+    /// [`ProbeSchedule::backoff_cap`] applies).
     pub retry_cap: Duration,
     /// How often the engine proves it is alive.
     pub heartbeat_interval: Duration,
@@ -44,6 +46,24 @@ pub struct ProbeSchedule {
     pub timeout: Duration,
     /// The time between attempts while the check passes.
     pub interval: Duration,
+    /// The longest delay between attempts of a check that is not passing
+    /// once the gate has been ready: delays are drawn uniformly from zero
+    /// to a nominal delay that doubles from 10 ms up to this cap, so they
+    /// average `backoff_cap / 2`. Twice `interval` (see
+    /// [`ProbeSchedule::new`]) keeps a broken dependency at about one
+    /// attempt per interval.
+    pub backoff_cap: Duration,
+}
+
+impl ProbeSchedule {
+    /// A schedule with the default backoff cap: twice `interval`.
+    pub const fn new(timeout: Duration, interval: Duration) -> Self {
+        Self {
+            timeout,
+            interval,
+            backoff_cap: interval.saturating_mul(2),
+        }
+    }
 }
 
 #[derive(Debug)]

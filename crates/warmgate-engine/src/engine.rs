@@ -6,10 +6,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::MissedTickBehavior;
 use warmgate_core::{
-    Cadence, CheckId, CheckOutcome, Effect, Event, GateState, Machine, Snapshot, Transition,
+    Cadence, CheckId, CheckOutcome, Effect, Event, FailureClass, GateState, Machine, Snapshot,
+    Transition,
 };
 
 use crate::handle::Published;
+use crate::history::{HISTORY_CAPACITY, History};
 use crate::startup_span::StartupSpan;
 use crate::{EngineObserver, EngineSettings};
 
@@ -28,6 +30,9 @@ pub(crate) enum Message {
         check: CheckId,
         ready: bool,
         reason: Option<String>,
+        /// The lease: the signal turns failing unless set again within it.
+        /// `None` clears any lease.
+        ttl: Option<Duration>,
         /// Told once the signal is applied and its snapshot published.
         applied: Option<oneshot::Sender<()>>,
     },
@@ -44,6 +49,8 @@ pub(crate) struct Engine {
     startup_span: StartupSpan,
     /// Called on this task for every transition and heartbeat.
     observers: Vec<Box<dyn EngineObserver>>,
+    /// The latest transitions; a copy is published after each one.
+    history: History,
 }
 
 impl Engine {
@@ -64,6 +71,7 @@ impl Engine {
             settings,
             startup_span,
             observers,
+            history: History::new(HISTORY_CAPACITY),
         }
     }
 
@@ -80,6 +88,11 @@ impl Engine {
         let deadline = tokio::time::sleep(until_deadline);
         tokio::pin!(deadline);
         let mut deadline_passed = false;
+        // One timer for every signal lease: armed for the earliest expiry
+        // the machine reports, re-armed whenever that changes.
+        let lease_timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(lease_timer);
+        let mut lease_expiry: Option<Duration> = None;
         crate::measure::init(
             self.machine.plan(),
             self.machine.snapshot(),
@@ -105,6 +118,21 @@ impl Engine {
                     deadline_passed = true;
                     let at = self.published.elapsed();
                     self.apply(Event::TimePassed { at });
+                }
+                () = &mut lease_timer, if lease_expiry.is_some() => {
+                    self.expire_leases();
+                    // Re-armed below even if the next expiry is the same.
+                    lease_expiry = None;
+                }
+            }
+            let next_expiry = self.machine.next_lease_expiry();
+            if next_expiry != lease_expiry {
+                lease_expiry = next_expiry;
+                if let Some(expiry) = next_expiry {
+                    let wait = expiry.saturating_sub(self.published.elapsed());
+                    lease_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + wait);
                 }
             }
         }
@@ -134,6 +162,7 @@ impl Engine {
                 check,
                 ready,
                 reason,
+                ttl,
                 applied,
             } => {
                 let outcome = if ready {
@@ -141,15 +170,17 @@ impl Engine {
                 } else {
                     CheckOutcome::Failed {
                         error: reason.unwrap_or_else(|| "signal set to not ready".to_owned()),
+                        class: FailureClass::SignalNotReady,
                     }
                 };
                 if let Some(spec) = self.machine.check_spec(check) {
-                    tracing::info!(check.name = %spec.name, ready, "signal set");
+                    let ttl_ms = ttl.map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+                    tracing::info!(check.name = %spec.name, ready, ttl_ms, "signal set");
                 }
-                self.apply(Event::CheckCompleted {
+                self.apply(Event::SignalSet {
                     check,
                     outcome,
-                    latency: Duration::ZERO,
+                    ttl,
                     at,
                 });
                 if let Some(applied) = applied {
@@ -159,6 +190,24 @@ impl Engine {
             }
             Message::DrainRequested => self.apply(Event::DrainRequested { at }),
         }
+    }
+
+    /// Runs out the signal leases that are due: one log line each, then one
+    /// event, so the machine turns them all failing in one snapshot.
+    fn expire_leases(&mut self) {
+        let at = self.published.elapsed();
+        for (check, lease) in self.machine.leases_due(at) {
+            if let Some(spec) = self.machine.check_spec(check) {
+                tracing::warn!(
+                    check.name = %spec.name,
+                    ttl_ms = u64::try_from(lease.ttl.as_millis()).unwrap_or(u64::MAX),
+                    "signal lease expired: not set again within its ttl of {}; the check is failing \
+                     until the signal is set again (is the process that sets it alive?)",
+                    warmgate_core::human_duration(lease.ttl)
+                );
+            }
+        }
+        self.apply(Event::TimePassed { at });
     }
 
     /// One heartbeat: liveness, then the observers. A stuck engine misses
@@ -176,6 +225,14 @@ impl Engine {
             Effect::Transition(transition) => Some(transition.clone()),
             Effect::Publish(_) => None,
         });
+        // Recorded before the snapshot is published, so a reader that has
+        // seen a snapshot finds its transition in the history.
+        if let Some(transition) = &transition {
+            let unix_ms = crate::history::unix_ms_now();
+            self.history.record(transition, unix_ms);
+            crate::measure::state_entered(unix_ms);
+            self.published.store_history(Arc::new(self.history.clone()));
+        }
         self.published
             .store_verbose(Arc::new(self.machine.verbose()));
         for effect in effects {

@@ -18,6 +18,9 @@ pub enum EngineError {
     /// The engine task has ended, so the request cannot be delivered.
     #[error("the readiness engine has stopped")]
     EngineStopped,
+    /// A signal's lease was shorter than 100 ms or longer than 24 h.
+    #[error("a signal lease's ttl must be from 100ms to 24h, got {ttl_ms} ms")]
+    LeaseTtlOutOfRange { ttl_ms: u64 },
     /// The engine took the request but did not apply it in time.
     #[error("the readiness engine did not apply the signal within {waited_ms} ms")]
     NotApplied { waited_ms: u64 },

@@ -12,6 +12,7 @@ use warmgate_core::{CheckId, Snapshot, VerboseSnapshot};
 
 use crate::EngineError;
 use crate::engine::Message;
+use crate::history::{HISTORY_CAPACITY, History};
 
 /// A receiver that wakes whenever a new snapshot is published.
 pub type SnapshotRx = watch::Receiver<Arc<Snapshot>>;
@@ -23,6 +24,8 @@ pub(crate) struct Published {
     started_at: Instant,
     snapshot: ArcSwap<Snapshot>,
     verbose: ArcSwap<VerboseSnapshot>,
+    /// The transition history, replaced after each transition.
+    history: ArcSwap<History>,
     /// Milliseconds since `started_at` at the engine's latest heartbeat.
     heartbeat_ms: AtomicU64,
     liveness_timeout: Duration,
@@ -39,6 +42,7 @@ impl Published {
             started_at,
             snapshot: ArcSwap::new(snapshot),
             verbose: ArcSwap::new(verbose),
+            history: ArcSwap::from_pointee(History::new(HISTORY_CAPACITY)),
             heartbeat_ms: AtomicU64::new(0),
             liveness_timeout,
         }
@@ -54,6 +58,10 @@ impl Published {
 
     pub(crate) fn store_verbose(&self, verbose: Arc<VerboseSnapshot>) {
         self.verbose.store(verbose);
+    }
+
+    pub(crate) fn store_history(&self, history: Arc<History>) {
+        self.history.store(history);
     }
 
     pub(crate) fn beat(&self) {
@@ -111,6 +119,14 @@ impl ReadinessHandle {
         self.published.verbose.load_full()
     }
 
+    /// The transition history: the latest [`crate::HISTORY_CAPACITY`]
+    /// transitions, oldest first. No await and no lock. Every transition
+    /// up to the seq of [`ReadinessHandle::current`] is in it (or was
+    /// dropped from it) by the time that snapshot is published.
+    pub fn history(&self) -> Arc<History> {
+        self.published.history.load_full()
+    }
+
     /// A receiver that sees the current snapshot, then wakes on each change.
     pub fn subscribe(&self) -> SnapshotRx {
         let mut snapshot_rx = self.snapshot_rx.clone();
@@ -118,16 +134,41 @@ impl ReadinessHandle {
         snapshot_rx
     }
 
+    /// The shortest signal lease: 100 ms.
+    pub const MIN_LEASE_TTL: Duration = Duration::from_millis(100);
+    /// The longest signal lease: 24 h.
+    pub const MAX_LEASE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
     /// Sets in-process signal check `name` to ready or not. `reason` says why
     /// it is not ready, and is shown as the check's error. Returns once the
-    /// engine has the request; the snapshot follows a moment later.
+    /// engine has the request; the snapshot follows a moment later. Clears
+    /// any lease the signal held: it stays as set until set again.
     pub fn set_signal(
         &self,
         name: &str,
         ready: bool,
         reason: Option<String>,
     ) -> Result<(), EngineError> {
-        self.send_signal(name, ready, reason, None)
+        self.send_signal(name, ready, reason, None, None)
+    }
+
+    /// [`ReadinessHandle::set_signal`] with a lease: unless the signal is
+    /// set again within `ttl`, it turns failing on its own, with the error
+    /// `lease expired: not renewed within 30s` (for a `ttl` of 30 s), so a
+    /// setter that died cannot leave the gate ready. Setting it again, with
+    /// or without a ttl, replaces the lease. `ttl: None` is `set_signal`.
+    ///
+    /// Errors: [`EngineError::LeaseTtlOutOfRange`] unless `ttl` is within
+    /// [`ReadinessHandle::MIN_LEASE_TTL`] and
+    /// [`ReadinessHandle::MAX_LEASE_TTL`]; else as `set_signal`.
+    pub fn set_signal_with_ttl(
+        &self,
+        name: &str,
+        ready: bool,
+        reason: Option<String>,
+        ttl: Option<Duration>,
+    ) -> Result<(), EngineError> {
+        self.send_signal(name, ready, reason, ttl, None)
     }
 
     /// [`ReadinessHandle::set_signal`], returning only once the engine has
@@ -140,8 +181,23 @@ impl ReadinessHandle {
         reason: Option<String>,
         within: Duration,
     ) -> Result<(), EngineError> {
+        self.set_signal_applied_with_ttl(name, ready, reason, None, within)
+            .await
+    }
+
+    /// [`ReadinessHandle::set_signal_with_ttl`], returning only once the
+    /// engine has applied it and published the resulting snapshot. Waits at
+    /// most `within`.
+    pub async fn set_signal_applied_with_ttl(
+        &self,
+        name: &str,
+        ready: bool,
+        reason: Option<String>,
+        ttl: Option<Duration>,
+        within: Duration,
+    ) -> Result<(), EngineError> {
         let (applied_tx, applied_rx) = oneshot::channel();
-        self.send_signal(name, ready, reason, Some(applied_tx))?;
+        self.send_signal(name, ready, reason, ttl, Some(applied_tx))?;
         match tokio::time::timeout(within, applied_rx).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(EngineError::EngineStopped),
@@ -156,8 +212,15 @@ impl ReadinessHandle {
         name: &str,
         ready: bool,
         reason: Option<String>,
+        ttl: Option<Duration>,
         applied: Option<oneshot::Sender<()>>,
     ) -> Result<(), EngineError> {
+        let lease_ttls = Self::MIN_LEASE_TTL..=Self::MAX_LEASE_TTL;
+        if let Some(ttl) = ttl.filter(|ttl| !lease_ttls.contains(ttl)) {
+            return Err(EngineError::LeaseTtlOutOfRange {
+                ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            });
+        }
         let check = match self.signals.get(name) {
             Some(check) => *check,
             None => {
@@ -177,6 +240,7 @@ impl ReadinessHandle {
                 check,
                 ready,
                 reason,
+                ttl,
                 applied,
             })
             .map_err(|_| EngineError::EngineStopped)

@@ -13,7 +13,8 @@
 //! engine; `engine` is the task's loop; `runner` runs one check's attempts; `startup_span` is the
 //! trace of startup; [`EngineObserver`] sees every transition and heartbeat
 //! on the engine task;
-//! [`ReadinessHandle`] is what the rest of the process uses.
+//! [`ReadinessHandle`] is what the rest of the process uses; `history` is
+//! the ring of the latest transitions it publishes beside the snapshots.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +23,7 @@ mod builder;
 mod engine;
 mod error;
 mod handle;
+mod history;
 pub mod measure;
 mod observer;
 mod runner;
@@ -30,6 +32,7 @@ mod startup_span;
 pub use self::builder::{EngineBuilder, EngineSettings, ProbeSchedule};
 pub use self::error::EngineError;
 pub use self::handle::{ReadinessHandle, SnapshotRx};
+pub use self::history::{HISTORY_CAPACITY, History, TransitionRecord};
 pub use self::observer::EngineObserver;
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The engine's metrics, through the `metrics` facade: the state, its
-//! transitions, time to first ready, and per-check health and latency.
+//! transitions and when the current one began, time to first ready, and
+//! per-check health and latency.
 //!
 //! The engine records the state and check health from each published
 //! snapshot; the runners record each attempt. Both record before the
@@ -17,6 +18,7 @@ use warmgate_core::{CheckStatus, GateState, Plan, Snapshot, Transition};
 pub const STATE: &str = "warmgate_state";
 pub const TRANSITIONS_TOTAL: &str = "warmgate_transitions_total";
 pub const STARTUP_SECONDS: &str = "warmgate_startup_seconds";
+pub const STATE_SINCE: &str = "warmgate_state_since_timestamp_seconds";
 pub const CHECK_DURATION_SECONDS: &str = "warmgate_check_duration_seconds";
 pub const CHECK_UP: &str = "warmgate_check_up";
 pub const CHECK_FAILURES_TOTAL: &str = "warmgate_check_failures_total";
@@ -66,6 +68,12 @@ pub(crate) fn init(plan: &Plan, snapshot: &Snapshot, elapsed: Duration) {
         metrics::Unit::Seconds,
         "seconds from the engine's start to the first ready or degraded"
     );
+    metrics::describe_gauge!(
+        STATE_SINCE,
+        metrics::Unit::Seconds,
+        "Unix time at which the gate entered its current state (its start before any transition)"
+    );
+    state_entered(crate::history::unix_ms_now());
     metrics::describe_histogram!(
         CHECK_DURATION_SECONDS,
         metrics::Unit::Seconds,
@@ -120,6 +128,13 @@ pub(crate) fn published(snapshot: &Snapshot, transition: Option<&Transition>, el
 
 fn transitions_total(from: GateState, to: GateState) -> metrics::Counter {
     metrics::counter!(TRANSITIONS_TOTAL, "from" => from.as_str(), "to" => to.as_str())
+}
+
+/// Records that the gate entered a new state at `unix_ms` (milliseconds
+/// since the Unix epoch): the time in the current state is `time() -`
+/// [`STATE_SINCE`], Prometheus style, so the series needs no refresh.
+pub(crate) fn state_entered(unix_ms: u64) {
+    metrics::gauge!(STATE_SINCE).set(unix_ms as f64 / 1000.0);
 }
 
 /// Registers a probed check's latency histogram, empty, before its first

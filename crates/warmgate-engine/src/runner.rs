@@ -1,4 +1,7 @@
 //! One check's runner: attempt, time out, catch panics, report, wait.
+//!
+//! How long to wait is the engine's answer (the machine's cadence) turned
+//! into a delay: the check's interval, or a delay of `backoff`.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -8,11 +11,11 @@ use futures_util::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument;
-use warmgate_core::{Cadence, CheckId, CheckOutcome};
-use warmgate_probes::Probe;
+use warmgate_core::{Cadence, CheckId, CheckOutcome, FailureClass};
+use warmgate_probes::{Probe, ProbeError};
 
 use crate::ProbeSchedule;
-use crate::backoff::retry_delay;
+use crate::backoff::{backoff_delay, retry_delay};
 use crate::engine::Message;
 use crate::startup_span::StartupSpan;
 
@@ -47,6 +50,9 @@ impl CheckRunner {
                 Ok(Cadence::Retry {
                     consecutive_failures,
                 }) => retry_delay(consecutive_failures, self.retry_cap),
+                Ok(Cadence::Backoff {
+                    consecutive_failures,
+                }) => backoff_delay(consecutive_failures, self.schedule.backoff_cap),
                 Ok(Cadence::Stop) | Err(_) => return,
             };
             tokio::time::sleep(delay).await;
@@ -77,12 +83,15 @@ impl CheckRunner {
             Ok(Ok(Ok(()))) => CheckOutcome::Passed,
             Ok(Ok(Err(error))) => CheckOutcome::Failed {
                 error: error.to_string(),
+                class: failure_class(&error),
             },
             Ok(Err(panic)) => CheckOutcome::Failed {
                 error: format!("probe panicked: {}", panic_message(panic.as_ref())),
+                class: FailureClass::Panicked,
             },
             Err(_elapsed) => CheckOutcome::Failed {
                 error: format!("timed out after {}", humanize(timeout)),
+                class: FailureClass::TimedOut,
             },
         };
         span.record("latency_ms", latency.as_secs_f64() * 1000.0);
@@ -97,7 +106,7 @@ impl CheckRunner {
             CheckOutcome::Passed => {
                 span.record("outcome", "passed");
             }
-            CheckOutcome::Failed { error } => {
+            CheckOutcome::Failed { error, .. } => {
                 span.record("outcome", "failed");
                 span.record("error", error.as_str());
                 tracing::debug!(
@@ -108,6 +117,26 @@ impl CheckRunner {
             }
         }
         (outcome, latency)
+    }
+}
+
+/// The class of a probe's error, for the transition history: the kind of
+/// a failed connect, or the variant.
+fn failure_class(error: &ProbeError) -> FailureClass {
+    match error {
+        ProbeError::Connect { source, .. } => match source.kind() {
+            std::io::ErrorKind::ConnectionRefused => FailureClass::ConnectionRefused,
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted => {
+                FailureClass::ConnectionReset
+            }
+            std::io::ErrorKind::HostUnreachable
+            | std::io::ErrorKind::NetworkUnreachable
+            | std::io::ErrorKind::AddrNotAvailable => FailureClass::Unreachable,
+            _ => FailureClass::Connect,
+        },
+        ProbeError::Resolve { .. } => FailureClass::Resolve,
+        ProbeError::InvalidTarget { .. } => FailureClass::InvalidTarget,
+        ProbeError::Failed { .. } => FailureClass::Error,
     }
 }
 

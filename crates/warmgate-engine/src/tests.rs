@@ -94,10 +94,7 @@ fn scripted(script: impl FnMut(u32) -> Step + Send + 'static) -> (Box<dyn Probe>
     )
 }
 
-const SCHEDULE: ProbeSchedule = ProbeSchedule {
-    timeout: Duration::from_secs(1),
-    interval: Duration::from_secs(2),
-};
+const SCHEDULE: ProbeSchedule = ProbeSchedule::new(Duration::from_secs(1), Duration::from_secs(2));
 
 /// dependencies: database (probed); services: agent (signal).
 fn plan(deadline: Duration) -> Plan {
@@ -565,3 +562,6 @@ async fn the_observer_hears_a_heartbeat_at_every_interval() {
     let expected: Vec<_> = (0..8).map(|n| Duration::from_millis(250) * n).collect();
     assert_eq!(beats, expected);
 }
+
+mod backoff;
+mod leases;

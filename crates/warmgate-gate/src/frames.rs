@@ -9,20 +9,16 @@
 //! fragments of one message ([`MAX_FRAGMENTS`]), so a message of empty
 //! continuation frames cannot go on for ever.
 //!
-//! It also counts every byte read from the client ([`BytesRead`]), below
-//! the frame parser: a client in the middle of a long frame cannot answer
-//! a ping (a pong may not go inside another frame's payload), so its bytes
-//! are its proof of life. The connection reads the count; this module does
-//! not keep time.
+//! The bytes read from the client are counted below the frame parser
+//! (`warmgate_http::BytesRead`, which `peer` wraps around the read half): a
+//! client in the middle of a long frame cannot answer a ping (a pong may
+//! not go inside another frame's payload), so its bytes are its proof of
+//! life. The connection reads the count; this module does not keep time.
 
 use std::convert::Infallible;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 
 use fastwebsockets::{CloseCode, Frame, OpCode, WebSocketError, WebSocketRead};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncRead;
 
 /// What one read from the client produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,39 +58,6 @@ const MAX_CONTROL_PAYLOAD: usize = 125;
 /// 4 MiB message in 64-octet fragments), and a bound on the CPU a stream
 /// of empty continuation frames can take.
 pub(crate) const MAX_FRAGMENTS: usize = 65_536;
-
-// === impl BytesRead ===
-
-/// A read half that counts the bytes read through it, for the connection's
-/// liveness rule: the count moves while a frame is still arriving, which
-/// the frame parser does not show.
-pub(crate) struct BytesRead<R> {
-    inner: R,
-    n_read: Arc<AtomicU64>,
-}
-
-impl<R> BytesRead<R> {
-    /// Wraps `inner`; `n_read` is the counter the connection watches.
-    pub(crate) fn new(inner: R, n_read: Arc<AtomicU64>) -> Self {
-        Self { inner, n_read }
-    }
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for BytesRead<R> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        let n_new = buf.filled().len().saturating_sub(before);
-        if n_new > 0 {
-            self.n_read.fetch_add(n_new as u64, Ordering::Relaxed);
-        }
-        polled
-    }
-}
 
 struct Partial {
     text: bool,

@@ -18,7 +18,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use crate::app::{Message, frame_of};
-use crate::frames::{BytesRead, FrameReader};
+use warmgate_http::BytesRead;
+
+use crate::frames::FrameReader;
 use crate::outbox::{Gone, Outbox, RoomSignal};
 
 pub use crate::frames::Incoming;

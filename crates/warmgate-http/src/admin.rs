@@ -1,11 +1,14 @@
-//! The admin endpoints: the verbose snapshot, signals, drain and metrics.
+//! The admin endpoints: the verbose snapshot, the transition history
+//! (served by `history`), signals (and their leases), drain and metrics.
 //!
 //! The admin listener binds to loopback by default because the verbose
 //! snapshot carries error text that can name internal hosts. Off loopback
 //! the program requires an admin token, and [`require_admin_token`] makes
 //! every admin request carry it: the control token anywhere, or a read
-//! token on the reading routes (`GET`: metrics, the verbose snapshot), so a
-//! scraper's credential cannot drain the process.
+//! token on the reading routes (`GET`: metrics, the verbose snapshot, the
+//! probes; and the gRPC health calls), so a scraper's credential cannot
+//! drain the process. Both listeners' probes, with each failure's reason
+//! here, are `probe_detail`'s; gRPC health is `grpc_health`'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,8 +23,11 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::{Choice, ConstantTimeEq as _};
-use warmgate_core::VerboseSnapshot;
+use warmgate_core::{VerboseSnapshot, human_duration};
 use warmgate_engine::{EngineError, ReadinessHandle};
+
+use crate::grpc_health::{GRPC_HEALTH_PATH_PREFIX, grpc_health_router};
+use crate::probe_detail::{Disclosure, probe_routes};
 
 /// Renders the process's metrics in the Prometheus text format.
 pub type RenderMetrics = Arc<dyn Fn() -> String + Send + Sync>;
@@ -41,9 +47,13 @@ pub fn admin_router(handle: ReadinessHandle, render_metrics: RenderMetrics) -> R
             }),
         )
         .route("/readiness", get(verbose_readiness))
+        .route("/readiness/history", get(crate::history::readiness_history))
         .route("/signals/{name}", post(set_signal))
         .route("/drain", post(drain))
-        .with_state(handle)
+        .with_state(handle.clone())
+        // The probes with each failure's reason, and gRPC health.
+        .merge(probe_routes(handle.clone(), Disclosure::Reasons))
+        .merge(grpc_health_router(handle))
 }
 
 /// Wraps the admin routes so that every request must carry
@@ -62,7 +72,10 @@ pub fn require_admin_token(router: Router, control: &str, read: Option<&str>) ->
             async move {
                 let presented = bearer_token(request.headers());
                 let scope = presented.and_then(|token| tokens.scope(token.as_bytes()));
-                let reading = matches!(*request.method(), Method::GET | Method::HEAD);
+                // gRPC health calls are POSTs that only read.
+                let reading = matches!(*request.method(), Method::GET | Method::HEAD)
+                    || request.uri().path().starts_with(GRPC_HEALTH_PATH_PREFIX);
+                let grpc = is_grpc(request.headers());
                 match scope {
                     Some(Scope::Control) => next.run(request).await,
                     Some(Scope::Read) if reading => next.run(request).await,
@@ -72,6 +85,12 @@ pub fn require_admin_token(router: Router, control: &str, read: Option<&str>) ->
                             path = request.uri().path(),
                             "admin request refused with 403: the read token may only read; signals and drain need the control token"
                         );
+                        if grpc {
+                            return tonic::Status::permission_denied(
+                                "this token may only read (gRPC health); other calls need the admin control token",
+                            )
+                            .into_http();
+                        }
                         let body = json!({
                             "error": "forbidden",
                             "message": "this token may only read (GET: metrics, readiness); signals and drain need the admin control token",
@@ -85,6 +104,12 @@ pub fn require_admin_token(router: Router, control: &str, read: Option<&str>) ->
                             token_present = presented.is_some(),
                             "admin request refused with 401: it lacks the admin token"
                         );
+                        if grpc {
+                            return tonic::Status::unauthenticated(
+                                "admin calls need `authorization: Bearer <admin token>` metadata",
+                            )
+                            .into_http();
+                        }
                         let body = json!({
                             "error": "unauthorized",
                             "message": "admin requests need `Authorization: Bearer <admin token>`",
@@ -100,6 +125,15 @@ pub fn require_admin_token(router: Router, control: &str, read: Option<&str>) ->
             }
         },
     ))
+}
+
+/// True for a gRPC call (`content-type: application/grpc`, `+proto` and
+/// the like), whose refusals are gRPC statuses rather than HTTP ones.
+fn is_grpc(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/grpc"))
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -162,6 +196,7 @@ impl IntoResponse for AdminError {
                     EngineError::UnknownCheck { .. } | EngineError::NotASignal { .. } => {
                         StatusCode::NOT_FOUND
                     }
+                    EngineError::LeaseTtlOutOfRange { .. } => StatusCode::BAD_REQUEST,
                     _ => StatusCode::SERVICE_UNAVAILABLE,
                 };
                 (status, "signal_not_set", error.to_string())
@@ -183,6 +218,23 @@ struct SignalBody {
     ready: bool,
     #[serde(default)]
     reason: Option<String>,
+    /// The lease, as the config writes durations (`"30s"`); none clears it.
+    #[serde(default)]
+    ttl: Option<String>,
+}
+
+/// A signal body's `ttl`: a duration such as `"30s"` within the engine's
+/// lease bounds (100 ms to 24 h), or a message for a 400 naming the field.
+fn lease_ttl(text: &str) -> Result<Duration, String> {
+    let range = ReadinessHandle::MIN_LEASE_TTL..=ReadinessHandle::MAX_LEASE_TTL;
+    match humantime::parse_duration(text) {
+        Ok(ttl) if range.contains(&ttl) => Ok(ttl),
+        _ => Err(format!(
+            "ttl: invalid duration {text:?}, expected a duration from {} to {} such as \"30s\"",
+            human_duration(*range.start()),
+            human_duration(*range.end()),
+        )),
+    }
 }
 
 /// The longest reason kept; longer ones are cut so a careless caller cannot
@@ -199,19 +251,26 @@ async fn set_signal(
 ) -> Result<StatusCode, AdminError> {
     let body: SignalBody = serde_json::from_slice(&body).map_err(|error| {
         AdminError::BadBody(format!(
-            "expected a JSON body like {{\"ready\":true,\"reason\":\"...\"}}: {error}"
+            "expected a JSON body like {{\"ready\":true,\"reason\":\"...\",\"ttl\":\"30s\"}}: {error}"
         ))
     })?;
+    let ttl = body
+        .ttl
+        .as_deref()
+        .map(lease_ttl)
+        .transpose()
+        .map_err(AdminError::BadBody)?;
     let reason = body
         .reason
         .map(|reason| reason.chars().take(MAX_REASON_CHARS).collect());
     // Answered once the new snapshot is published: a read right after the
     // answer sees the signal applied.
     handle
-        .set_signal_applied(&name, body.ready, reason, SIGNAL_APPLY_LIMIT)
+        .set_signal_applied_with_ttl(&name, body.ready, reason, ttl, SIGNAL_APPLY_LIMIT)
         .await
         .map_err(AdminError::Engine)?;
-    tracing::info!(check.name = %name, ready = body.ready, "signal set through the admin endpoint");
+    let ttl_ms = ttl.map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+    tracing::info!(check.name = %name, ready = body.ready, ttl_ms, "signal set through the admin endpoint");
     Ok(StatusCode::NO_CONTENT)
 }
 

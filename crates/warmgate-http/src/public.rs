@@ -2,7 +2,9 @@
 //!
 //! The probes are always served; the snapshot and its stream name every
 //! check and its kind, so an operator can turn them off (they then answer
-//! 404, like any unknown path).
+//! 404, like any unknown path), and with them the probes' per-check detail
+//! (`?verbose` and `/readyz/{check}`, see [`crate::probe_detail`]). This
+//! file owns the probes' JSON answers, which stay as they are.
 
 use axum::Json;
 use axum::Router;
@@ -16,6 +18,7 @@ use warmgate_engine::ReadinessHandle;
 
 use crate::ClientLimits;
 use crate::events::readiness_events;
+use crate::probe_detail::{Disclosure, probe_routes};
 
 /// What the public router serves besides the probes.
 #[derive(Debug, Clone)]
@@ -38,11 +41,14 @@ impl Default for PublicSettings {
 /// The routes of the public listener. Later features (the WebSocket gate)
 /// merge their routes into this router.
 pub fn public_router(handle: ReadinessHandle, settings: &PublicSettings) -> Router {
-    let probes = Router::new()
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
-        .route("/startupz", get(startupz))
-        .with_state(handle.clone());
+    // The per-check detail of the probes (`?verbose`, `/readyz/{check}`)
+    // names the checks, so it goes with the snapshot.
+    let disclosure = if settings.readiness_detail {
+        Disclosure::Names
+    } else {
+        Disclosure::VerdictOnly
+    };
+    let probes = probe_routes(handle.clone(), disclosure);
     if !settings.readiness_detail {
         return probes;
     }
@@ -66,7 +72,7 @@ fn status_for(ok: bool) -> StatusCode {
 
 /// 200 while the engine's heartbeat is fresh. A stuck engine means the
 /// process should be restarted, which is what liveness failure asks for.
-async fn livez(State(handle): State<ReadinessHandle>) -> Response {
+pub(crate) fn livez_json(handle: &ReadinessHandle) -> Response {
     if handle.is_alive() {
         (StatusCode::OK, Json(json!({"status": "alive"}))).into_response()
     } else {
@@ -84,7 +90,7 @@ async fn livez(State(handle): State<ReadinessHandle>) -> Response {
 }
 
 /// 200 when `ready` or `degraded`, otherwise 503.
-async fn readyz(State(handle): State<ReadinessHandle>) -> Response {
+pub(crate) fn readyz_json(handle: &ReadinessHandle) -> Response {
     handle.with_current(|snapshot| {
         let body = json!({
             "state": snapshot.state,
@@ -97,7 +103,7 @@ async fn readyz(State(handle): State<ReadinessHandle>) -> Response {
 }
 
 /// 503 until the gate has been ready once, and while `failed`.
-async fn startupz(State(handle): State<ReadinessHandle>) -> Response {
+pub(crate) fn startupz_json(handle: &ReadinessHandle) -> Response {
     handle.with_current(|snapshot| {
         let started = snapshot.started();
         let body = json!({"started": started, "state": snapshot.state, "seq": snapshot.seq});

@@ -4,7 +4,8 @@
 //! is not a host and optional port, gets 400 with a one-line body and the
 //! connection closed; it is counted as `host` in
 //! [`CLIENT_REFUSALS_TOTAL`](crate::CLIENT_REFUSALS_TOTAL) and logged once
-//! per window. An HTTP/1.0 request may leave `Host` out.
+//! per window. An HTTP/1.0 request may leave `Host` out, and an HTTP/2
+//! one (the admin listener's gRPC) carries its host as `:authority`.
 //!
 //! What hyper refuses itself (a head it cannot parse, two `Content-Length`
 //! values that differ) never gets here. What a WebSocket handshake needs on
@@ -65,7 +66,14 @@ impl HostRule {
 pub(crate) fn check_host(version: Version, headers: &HeaderMap) -> Result<(), &'static str> {
     let mut hosts = headers.get_all(header::HOST).iter();
     match (hosts.next(), hosts.next()) {
-        (None, _) if version == Version::HTTP_10 || version == Version::HTTP_09 => Ok(()),
+        // HTTP/2 carries the host in `:authority` (RFC 9113 section 8.3.1).
+        (None, _)
+            if version == Version::HTTP_10
+                || version == Version::HTTP_09
+                || version == Version::HTTP_2 =>
+        {
+            Ok(())
+        }
         (None, _) => Err("an HTTP/1.1 request must carry a Host header"),
         (Some(_), Some(_)) => Err("a request must carry one Host header, not several"),
         (Some(host), None) if is_host(host) => Ok(()),

@@ -3,6 +3,13 @@
 //! Each request carries its connection's peer address as
 //! `ConnectInfo<SocketAddr>` in its extensions, for the per-address limits.
 //!
+//! With [`ServeSettings::http2`] (the admin listener, for gRPC), a
+//! connection that opens with HTTP/2's preface is served as HTTP/2 with
+//! prior knowledge (h2c) and any other as HTTP/1.1, exactly as without it.
+//! A connection that has not sent enough to tell (24 bytes) within
+//! `header_read_timeout` is dropped, as an HTTP/1.1 one without a whole
+//! request head is.
+//!
 //! At shutdown the listener closes (logged as `stopped listening`, with the
 //! time), requests in flight are answered, and every other connection is
 //! closed: an idle keep-alive connection, or one that has sent only part of
@@ -14,7 +21,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,10 +29,11 @@ use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::ConnectInfo;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, watch};
 
+use crate::BytesRead;
 use crate::request_head::HostRule;
 
 /// How connections are served.
@@ -34,6 +42,10 @@ pub struct ServeSettings {
     /// A connection that has not sent a complete request head within this
     /// is dropped: slow or half-open clients must not pin memory.
     pub header_read_timeout: Duration,
+    /// Also serve HTTP/2 with prior knowledge (cleartext, the client's
+    /// first bytes being HTTP/2's preface) beside HTTP/1.1: gRPC on the
+    /// admin listener. False on the public listener.
+    pub http2: bool,
 }
 
 /// The listen backlog: room for a burst of thousands of connects (Linux caps
@@ -95,12 +107,23 @@ pub async fn serve(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout);
+    let http2 = settings.http2.then(|| {
+        let mut auto = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        // HTTP/1.1 as above.
+        auto.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(settings.header_read_timeout);
+        auto.http2().timer(TokioTimer::new());
+        auto
+    });
     // Every connection task holds a clone of `alive_tx`; once all are
     // dropped, `alive_rx` reports the end of the last connection.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let (stop_tx, stop_rx) = watch::channel(false);
     let connections = Connections {
         builder,
+        http2,
+        header_read_timeout: settings.header_read_timeout,
         router,
         host_rule: Arc::new(HostRule::new()),
         activity,
@@ -160,6 +183,9 @@ pub async fn serve(
 /// What the connections of one listener share.
 struct Connections {
     builder: hyper::server::conn::http1::Builder,
+    /// HTTP/1.1 and HTTP/2 by the client's first bytes, when HTTP/2 is on.
+    http2: Option<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    header_read_timeout: Duration,
     router: Router,
     /// Checked before the router sees a request.
     host_rule: Arc<HostRule>,
@@ -200,11 +226,43 @@ impl Connections {
         // Boxed, so the task holds a pointer: tokio copies a task's future
         // into place when it spawns it and again with each change of its
         // stage, and hyper's connection is a few kilobytes.
-        let mut connection = Box::pin(
-            self.builder
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades(),
-        );
+        let bytes_read = Arc::new(AtomicU64::new(0));
+        let (mut connection, version_deadline) = match &self.http2 {
+            None => (
+                ServedConnection::Http1(Box::pin(
+                    self.builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .with_upgrades(),
+                )),
+                None,
+            ),
+            Some(auto) => {
+                let stream = BytesRead::new(stream, Arc::clone(&bytes_read));
+                (
+                    ServedConnection::Auto(Box::pin(
+                        auto.serve_connection_with_upgrades(TokioIo::new(stream), service)
+                            .into_owned(),
+                    )),
+                    Some(self.header_read_timeout),
+                )
+            }
+        };
+        // While hyper-util waits to tell HTTP/1.1 from HTTP/2, no head
+        // deadline runs: this one stands in for it.
+        let version_deadline = {
+            let connection_in_flight = Arc::clone(&connection_in_flight);
+            async move {
+                let Some(deadline) = version_deadline else {
+                    return std::future::pending().await;
+                };
+                tokio::time::sleep(deadline).await;
+                let told = bytes_read.load(Ordering::Acquire) >= HTTP2_PREFACE_LEN
+                    || connection_in_flight.load(Ordering::Acquire) > 0;
+                if told {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
         let alive_tx = self.alive_tx.clone();
         let mut stop_rx = self.stop_rx.clone();
         tokio::spawn(async move {
@@ -215,7 +273,13 @@ impl Connections {
                 // The connection first, so that a request whose head has
                 // already arrived is counted before the stop is looked at.
                 biased;
-                result = connection.as_mut() => result,
+                result = &mut connection => result,
+                () = version_deadline => {
+                    tracing::debug!(
+                        "HTTP connection dropped: it sent too little to tell HTTP/1.1 from HTTP/2 within the head deadline"
+                    );
+                    Ok(())
+                }
                 () = stopped => {
                     // With no request in flight, a connection gets a moment
                     // (one accepted just before the stop may not have sent
@@ -225,7 +289,7 @@ impl Connections {
                     let moment = tokio::time::sleep(UNFINISHED_CONNECTION_WAIT);
                     tokio::pin!(moment);
                     let finished = std::future::poll_fn(|cx| {
-                        if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                        if let Poll::Ready(result) = Pin::new(&mut connection).poll(cx) {
                             return Poll::Ready(Some(result));
                         }
                         if connection_in_flight.load(Ordering::Acquire) > 0 {
@@ -238,7 +302,7 @@ impl Connections {
                         Some(result) => result,
                         None => {
                             // Answer the request in flight, then close.
-                            connection.as_mut().graceful_shutdown();
+                            connection.graceful_shutdown();
                             connection.await
                         }
                     }
@@ -249,6 +313,78 @@ impl Connections {
             }
             drop(alive_tx);
         });
+    }
+}
+
+/// The length of HTTP/2's connection preface, `PRI * HTTP/2.0...`: what
+/// hyper-util reads before it knows the protocol.
+const HTTP2_PREFACE_LEN: u64 = 24;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The service `spawn` builds for each connection: the router behind the
+/// host rule, its responses counted in flight.
+trait ConnectionService:
+    hyper::service::Service<
+        axum::http::Request<Incoming>,
+        Response = axum::http::Response<CountedBody>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Send
+    + 'static
+{
+}
+
+impl<S> ConnectionService for S where
+    S: hyper::service::Service<
+            axum::http::Request<Incoming>,
+            Response = axum::http::Response<CountedBody>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Send
+        + 'static
+{
+}
+
+// === impl ServedConnection ===
+
+/// One connection as hyper serves it: HTTP/1.1 only (the public listener),
+/// or HTTP/1.1 or HTTP/2 by its first bytes. Both are boxed (see `spawn`).
+enum ServedConnection<S>
+where
+    S: hyper::service::HttpService<Incoming>,
+{
+    Http1(Pin<Box<hyper::server::conn::http1::UpgradeableConnection<TokioIo<TcpStream>, S>>>),
+    Auto(Pin<Box<AutoConnection<S>>>),
+}
+
+/// hyper-util's connection that tells HTTP/1.1 from HTTP/2 by its first
+/// bytes, over a stream that counts them.
+type AutoConnection<S> = hyper_util::server::conn::auto::UpgradeableConnection<
+    'static,
+    TokioIo<BytesRead<TcpStream>>,
+    S,
+    TokioExecutor,
+>;
+
+impl<S: ConnectionService> ServedConnection<S> {
+    /// Answers the request in flight, then closes (HTTP/2: `GOAWAY`).
+    fn graceful_shutdown(&mut self) {
+        match self {
+            ServedConnection::Http1(connection) => connection.as_mut().graceful_shutdown(),
+            ServedConnection::Auto(connection) => connection.as_mut().graceful_shutdown(),
+        }
+    }
+}
+
+impl<S: ConnectionService> Future for ServedConnection<S> {
+    type Output = Result<(), BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            ServedConnection::Http1(connection) => connection.as_mut().poll(cx).map_err(Into::into),
+            ServedConnection::Auto(connection) => connection.as_mut().poll(cx),
+        }
     }
 }
 
@@ -315,3 +451,6 @@ impl HttpBody for CountedBody {
         self.body.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests;

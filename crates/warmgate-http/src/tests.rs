@@ -22,7 +22,7 @@ fn no_metrics() -> RenderMetrics {
 }
 
 /// dependencies: cache (tcp to a closed port, optional); services: agent (signal).
-async fn handle() -> ReadinessHandle {
+pub(crate) async fn handle() -> ReadinessHandle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed = listener.local_addr().unwrap();
     drop(listener);
@@ -40,10 +40,7 @@ async fn handle() -> ReadinessHandle {
         Duration::from_secs(60),
     )
     .unwrap();
-    let schedule = ProbeSchedule {
-        timeout: Duration::from_secs(1),
-        interval: Duration::from_secs(2),
-    };
+    let schedule = ProbeSchedule::new(Duration::from_secs(1), Duration::from_secs(2));
     EngineBuilder::new(plan, EngineSettings::default())
         .probe(
             "cache",
@@ -436,4 +433,72 @@ async fn event_streams_past_the_per_address_maximum_get_429() {
     drop(open);
     let again = public.clone().oneshot(stream_request()).await.unwrap();
     assert_eq!(again.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_signal_set_with_a_ttl_shows_its_lease_and_a_bad_ttl_is_refused() {
+    let handle = handle().await;
+    let admin = admin_router(handle.clone(), no_metrics());
+    let (status, _) = call(
+        &admin,
+        Method::POST,
+        "/signals/agent",
+        r#"{"ready":true,"ttl":"30s"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    // Applied before the answer: the verbose snapshot already shows the
+    // lease.
+    let (_, verbose) = call(&admin, Method::GET, "/readiness", "").await;
+    let agent = &verbose["checks"][1];
+    assert_eq!(agent["status"], "passing");
+    assert_eq!(agent["lease"]["ttl_ms"], 30_000);
+    let expires_at_ms = agent["lease"]["expires_at_ms"].as_u64().unwrap();
+    assert!(
+        (30_000..=30_000 + verbose["elapsed_ms"].as_u64().unwrap()).contains(&expires_at_ms),
+        "{verbose}"
+    );
+
+    // Without a ttl the lease is cleared.
+    let (status, _) = call(&admin, Method::POST, "/signals/agent", r#"{"ready":true}"#).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, verbose) = call(&admin, Method::GET, "/readiness", "").await;
+    assert!(verbose["checks"][1].get("lease").is_none(), "{verbose}");
+
+    for bad in ["30", "5x", "", "-1s", "50ms", "25h", "1 fortnight"] {
+        let body = serde_json::json!({"ready": true, "ttl": bad}).to_string();
+        let (status, body) = call(&admin, Method::POST, "/signals/agent", &body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(body["error"], "invalid_body");
+        assert_eq!(
+            body["message"],
+            format!(
+                "ttl: invalid duration {bad:?}, expected a duration from 100ms to 24h such as \"30s\""
+            )
+        );
+    }
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "/signals/agent",
+        r#"{"ready":true,"ttl":30}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("expected a JSON body")
+    );
+
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "/signals/nope",
+        r#"{"ready":true,"ttl":"30s"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], "no check named `nope` in the plan");
 }

@@ -47,6 +47,32 @@ impl PostgresProbe {
         })
     }
 
+    /// The probe's error for `error`: a failed connect as
+    /// [`ProbeError::Connect`] (so its kind, such as a refused connection,
+    /// is kept), anything else in words.
+    fn failure(&self, error: &tokio_postgres::Error) -> ProbeError {
+        if error.as_db_error().is_none()
+            && let Some(io) = io_cause(error)
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::AddrNotAvailable
+            )
+        {
+            return ProbeError::Connect {
+                target: self.address.clone(),
+                source: io.kind().into(),
+            };
+        }
+        ProbeError::Failed {
+            message: self.describe(error),
+        }
+    }
+
     fn describe(&self, error: &tokio_postgres::Error) -> String {
         if let Some(db) = error.as_db_error() {
             return format!("{} (SQLSTATE {})", db.message(), db.code().code());
@@ -104,13 +130,10 @@ impl Probe for PostgresProbe {
                 None => {
                     let config = connection_config(&self.url)
                         .map_err(|message| ProbeError::Failed { message })?;
-                    let (client, connection) =
-                        config
-                            .connect(NoTls)
-                            .await
-                            .map_err(|error| ProbeError::Failed {
-                                message: self.describe(&error),
-                            })?;
+                    let (client, connection) = config
+                        .connect(NoTls)
+                        .await
+                        .map_err(|error| self.failure(&error))?;
                     let task = tokio::spawn(async move {
                         // The error, if any, surfaces on the next query.
                         let _ = connection.await;
@@ -124,9 +147,7 @@ impl Probe for PostgresProbe {
                     self.connection = Some((client, guard.disarm()));
                     Ok(())
                 }
-                Err(error) => Err(ProbeError::Failed {
-                    message: self.describe(&error),
-                }),
+                Err(error) => Err(self.failure(&error)),
             }
         })
     }

@@ -1,4 +1,6 @@
-//! Command-line arguments and environment overrides.
+//! Command-line arguments and environment overrides, and the subcommands:
+//! `check-config`, and the operator's `status`, `signal`, `drain` and
+//! `history` (carried out by `operator`).
 //!
 //! Precedence, highest first: a flag, its environment variable, the config
 //! file, the built-in default. The public listener has one more source,
@@ -29,14 +31,20 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// The TOML config file; without it, the embedded default plan.
-    #[arg(long, value_name = "FILE", env = "WARMGATE_CONFIG")]
+    #[arg(long, value_name = "FILE", env = "WARMGATE_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// The public listener's address, such as 0.0.0.0:8080. Without it,
     /// a `PORT` variable means 0.0.0.0:$PORT.
-    #[arg(long, value_name = "ADDR", env = "WARMGATE_LISTEN")]
+    #[arg(long, value_name = "ADDR", env = "WARMGATE_LISTEN", global = true)]
     listen: Option<SocketAddr>,
-    /// The admin listener's address; keep it on loopback.
-    #[arg(long, value_name = "ADDR", env = "WARMGATE_ADMIN_LISTEN")]
+    /// The admin listener's address; keep it on loopback. The operator's
+    /// commands connect to it (0.0.0.0 means loopback).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "WARMGATE_ADMIN_LISTEN",
+        global = true
+    )]
     admin_listen: Option<SocketAddr>,
 }
 
@@ -49,6 +57,52 @@ pub(crate) enum Command {
         /// The TOML config file to check.
         file: PathBuf,
     },
+    /// Shows why the gate is or is not ready, and since when: the state,
+    /// the transition that led to it, and each check's status, kind, last
+    /// result and consecutive failures. Exits 0 when ready or degraded, 1
+    /// otherwise, 2 when the admin listener cannot be asked.
+    Status {
+        /// Print the admin listener's verbose snapshot as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sets a signal check through the admin listener. Exits 0 once it is
+    /// applied, 1 when the server refuses it (its message is shown), 2 when
+    /// the admin listener cannot be asked.
+    Signal {
+        /// The signal check's name.
+        name: String,
+        #[command(flatten)]
+        value: SignalValue,
+        /// Why it is not ready; shown as the check's last result.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        /// A lease, such as 30s: unless set again within it, the signal
+        /// turns not ready on its own.
+        #[arg(long, value_name = "DURATION")]
+        ttl: Option<String>,
+    },
+    /// Starts draining, as SIGTERM does.
+    Drain,
+    /// Shows the latest state transitions, oldest first: when, from and
+    /// to, how long the previous state lasted, and the cause.
+    History {
+        /// Print the admin listener's history document as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--ready` or `--not-ready`: exactly one.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct SignalValue {
+    /// Set the signal ready.
+    #[arg(long)]
+    pub(crate) ready: bool,
+    /// Set the signal not ready.
+    #[arg(long)]
+    pub(crate) not_ready: bool,
 }
 
 /// The variable a platform sets to the port the container must serve on.
@@ -79,6 +133,27 @@ impl RunArgs {
     /// [`RunArgs::load_config`] with `PORT`'s value given (`None` or empty
     /// when it is unset).
     fn load_config_with(&self, port: Option<&str>) -> anyhow::Result<Config> {
+        let config = self.overridden_config(port)?;
+        // Checked again: the flag may have moved the listener off loopback.
+        config.check_admin_exposure()?;
+        Ok(config)
+    }
+
+    /// The config as the operator's commands read it, for the admin
+    /// listener's address and token: the same file, flags and variables as
+    /// the server's, without the server's rule that a listener off
+    /// loopback needs a token (a client only connects to it), and without
+    /// `PORT` (the public listener's).
+    ///
+    /// # Errors
+    /// A config file error ([`warmgate_config::ConfigError`]).
+    pub(crate) fn load_client_config(&self) -> anyhow::Result<Config> {
+        self.overridden_config(None)
+    }
+
+    /// The file (or the embedded default) with the flags and `port`
+    /// applied.
+    fn overridden_config(&self, port: Option<&str>) -> anyhow::Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::embedded_default(),
@@ -91,8 +166,6 @@ impl RunArgs {
         if let Some(admin_listen) = self.admin_listen {
             config.admin_listen = admin_listen;
         }
-        // Checked again: the flag may have moved the listener off loopback.
-        config.check_admin_exposure()?;
         Ok(config)
     }
 }

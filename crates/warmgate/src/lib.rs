@@ -6,12 +6,17 @@
 //! `warmgate-engine` and the endpoints in `warmgate-http`. The program is a
 //! library with a one-line `main.rs` so that the end-to-end tests can build
 //! the very same program as their own binary.
+//!
+//! The same program is the operator's command line (`status`, `signal`,
+//! `drain`, `history`: `operator`), a client of a running one's admin
+//! listener.
 
 #![forbid(unsafe_code)]
 
 mod budget;
 mod cli;
 mod metrics;
+mod operator;
 mod serve;
 mod systemd;
 mod telemetry;
@@ -25,6 +30,7 @@ use warmgate_config::GateConfig;
 
 use crate::budget::ShutdownBudget;
 use crate::cli::{Cli, Command};
+use crate::operator::OperatorCommand;
 
 /// Runs the program with the process's arguments and environment.
 pub fn main() -> ExitCode {
@@ -42,6 +48,27 @@ pub fn main() -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+        Some(Command::Status { json }) => {
+            run_operator_command(&cli.run, OperatorCommand::Status { json })
+        }
+        Some(Command::Signal {
+            name,
+            value,
+            reason,
+            ttl,
+        }) => run_operator_command(
+            &cli.run,
+            OperatorCommand::Signal {
+                name,
+                ready: value.ready,
+                reason,
+                ttl,
+            },
+        ),
+        Some(Command::Drain) => run_operator_command(&cli.run, OperatorCommand::Drain),
+        Some(Command::History { json }) => {
+            run_operator_command(&cli.run, OperatorCommand::History { json })
         }
         None => {
             let config = match cli.run.load_config() {
@@ -103,6 +130,20 @@ pub fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Runs an operator's command against the admin listener of the config the
+/// server would use (flags, variables, file), for its address and token.
+fn run_operator_command(run: &cli::RunArgs, command: OperatorCommand) -> ExitCode {
+    match run.load_client_config() {
+        Ok(config) => operator::run(&config, command),
+        Err(error) => {
+            eprintln!(
+                "error: {error:#}\n(the operator's commands read the server's config for admin_listen and the admin token, so they need the variables the server has; run them where the server runs, or pass --admin-listen ADDR without --config)"
+            );
+            ExitCode::from(2)
         }
     }
 }

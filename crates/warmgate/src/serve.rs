@@ -30,7 +30,7 @@ use warmgate_engine::ReadinessHandle;
 use warmgate_gate::{Application, Echo, Gate, GateSettings};
 use warmgate_http::{
     ClientLimitSettings, ClientLimits, HttpActivity, PublicSettings, ServeSettings, admin_router,
-    bind_listener, public_router, require_admin_token, serve,
+    bind_listener, grpc_health_router, public_router, require_admin_token, serve,
 };
 use warmgate_proxy::{HttpProxy, HttpProxySettings, Upstream};
 
@@ -47,6 +47,10 @@ pub(crate) async fn run(config: Config, budget: Arc<ShutdownBudget>) -> anyhow::
         spawn_engine(&config, &authenticator).context("cannot start the readiness engine")?;
     let public = bind("public", config.listen).await?;
     let admin = bind("admin", config.admin_listen).await?;
+    let grpc_health = match config.grpc_health_listen {
+        Some(address) => Some(bind("gRPC health", address).await?),
+        None => None,
+    };
     let public_addr = public
         .local_addr()
         .context("cannot read the public address")?;
@@ -59,6 +63,7 @@ pub(crate) async fn run(config: Config, budget: Arc<ShutdownBudget>) -> anyhow::
     let counts = gate.counts();
     let serve_settings = ServeSettings {
         header_read_timeout: config.gate.handshake_timeout,
+        http2: false,
     };
     // One plain line on stdout for people and scripts: where to connect.
     println!("warmgate: serving http://{public_addr} (admin http://{admin_addr})");
@@ -128,10 +133,38 @@ pub(crate) async fn run(config: Config, budget: Arc<ShutdownBudget>) -> anyhow::
         let read_token = config.admin_read_token.as_ref().map(|read| read.expose());
         admin_routes = require_admin_token(admin_routes, token.expose(), read_token);
     }
+    // Only `grpc.health.v1.Health`, without a token: it reads what the
+    // public probes already tell, and Kubernetes' gRPC probes send none.
+    let grpc_health_server = match grpc_health {
+        Some(listener) => {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(
+                    grpc_health = %address,
+                    "gRPC health listener bound; grpc.health.v1.Health is served there without a token"
+                );
+            }
+            serve(
+                listener,
+                grpc_health_router(handle.clone()),
+                ServeSettings {
+                    http2: true,
+                    ..serve_settings.clone()
+                },
+                drained.clone(),
+                activity.clone(),
+            )
+            .left_future()
+        }
+        None => std::future::ready(()).right_future(),
+    };
+    // gRPC health (HTTP/2 with prior knowledge) beside HTTP/1.1.
     let admin_server = serve(
         admin,
         admin_routes,
-        serve_settings,
+        ServeSettings {
+            http2: true,
+            ..serve_settings
+        },
         drained,
         activity.clone(),
     );
@@ -140,7 +173,7 @@ pub(crate) async fn run(config: Config, budget: Arc<ShutdownBudget>) -> anyhow::
         tokio::time::sleep(drain_grace + GateConfig::CLOSE_MARGIN).await;
     };
     tokio::select! {
-        ((), ()) = async { tokio::join!(public_server, admin_server) } => {}
+        ((), (), ()) = async { tokio::join!(public_server, admin_server, grpc_health_server) } => {}
         // What is open, by kind: WebSockets (of them, those still held)
         // and HTTP requests being answered. Idle and half-sent HTTP
         // connections never hold the exit.

@@ -44,6 +44,7 @@ pub(crate) fn spawn_engine(
         let schedule = ProbeSchedule {
             timeout: check.timeout,
             interval: check.interval,
+            backoff_cap: check.backoff_cap,
         };
         builder = match probe_for(&check.probe, authenticator)
             .with_context(|| format!("check `{}` cannot be set up", check.name))?

@@ -6,7 +6,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::{PhaseSpec, Plan, PlanError};
+use crate::{PhaseSpec, Plan, PlanError, human_duration};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -52,6 +52,7 @@ fn fail(check: CheckId, at: u64) -> Event {
         check,
         outcome: CheckOutcome::Failed {
             error: "connection refused".into(),
+            class: FailureClass::ConnectionRefused,
         },
         latency: ms(1),
         at: ms(at),
@@ -351,6 +352,221 @@ fn the_cadence_follows_the_status() {
 }
 
 #[test]
+fn after_the_first_ready_a_check_not_passing_backs_off_instead_of_retrying() {
+    let mut machine = ready_machine();
+    // Still passing through the first two failures (hysteresis): the
+    // interval.
+    machine.apply(fail(DATABASE, 10));
+    machine.apply(fail(DATABASE, 20));
+    assert_eq!(machine.cadence(DATABASE), Cadence::Interval);
+    machine.apply(fail(DATABASE, 30));
+    assert_eq!(machine.state(), GateState::NotReady);
+    assert_eq!(
+        machine.cadence(DATABASE),
+        Cadence::Backoff {
+            consecutive_failures: 3
+        }
+    );
+    // A check that recovers returns to its interval.
+    machine.apply(pass(DATABASE, 40));
+    assert_eq!(machine.cadence(DATABASE), Cadence::Interval);
+    // An optional check failing after the first ready backs off too.
+    machine.apply(fail(REDIS, 50));
+    machine.apply(fail(REDIS, 60));
+    machine.apply(fail(REDIS, 70));
+    assert_eq!(
+        machine.cadence(REDIS),
+        Cadence::Backoff {
+            consecutive_failures: 3
+        }
+    );
+}
+
+#[test]
+fn a_startup_that_missed_its_deadline_backs_off_as_after_ready() {
+    let mut machine = Machine::new(chat_plan());
+    machine.apply(fail(DATABASE, 1));
+    // Still starting: fast.
+    assert_eq!(
+        machine.cadence(DATABASE),
+        Cadence::Retry {
+            consecutive_failures: 1
+        }
+    );
+    machine.apply(Event::TimePassed {
+        at: Duration::from_secs(61),
+    });
+    assert_eq!(machine.state(), GateState::Failed);
+    // A gate that failed to start must not hammer what it waits for either:
+    // fifty instances that never got ready would be a storm too.
+    assert_eq!(
+        machine.cadence(DATABASE),
+        Cadence::Backoff {
+            consecutive_failures: 1
+        }
+    );
+}
+
+// === Signal leases ===
+
+fn signal(check: CheckId, ready: bool, ttl: Option<u64>, at: u64) -> Event {
+    Event::SignalSet {
+        check,
+        outcome: if ready {
+            CheckOutcome::Passed
+        } else {
+            CheckOutcome::Failed {
+                error: "set to not ready".into(),
+                class: FailureClass::SignalNotReady,
+            }
+        },
+        ttl: ttl.map(ms),
+        at: ms(at),
+    }
+}
+
+#[test]
+fn a_lease_not_renewed_turns_the_signal_failing_when_it_runs_out() {
+    let mut machine = Machine::new(chat_plan());
+    machine.apply(pass(DATABASE, 1));
+    machine.apply(pass(REDIS, 1));
+    machine.apply(signal(AGENT, true, Some(30_000), 2));
+    assert_eq!(machine.state(), GateState::Ready);
+    assert_eq!(machine.next_lease_expiry(), Some(ms(30_002)));
+    assert!(machine.leases_due(ms(30_001)).is_empty());
+    // Time short of the expiry changes nothing.
+    assert!(
+        machine
+            .apply(Event::TimePassed { at: ms(30_001) })
+            .is_empty()
+    );
+
+    let due = machine.leases_due(ms(30_002));
+    assert_eq!(
+        due,
+        [(
+            AGENT,
+            Lease {
+                ttl: ms(30_000),
+                expires_at: ms(30_002)
+            }
+        )]
+    );
+    let effects = machine.apply(Event::TimePassed { at: ms(30_002) });
+    assert_eq!(
+        transitions(&effects),
+        [(GateState::Ready, GateState::NotReady)]
+    );
+    let Some(Effect::Transition(transition)) = effects.first() else {
+        panic!("no transition in {effects:?}");
+    };
+    assert_eq!(
+        transition.reason,
+        "check `agent` lease expired: not renewed within 30s"
+    );
+    let verbose = machine.verbose();
+    let agent = &verbose.checks[AGENT.0];
+    assert_eq!(agent.view.status, CheckStatus::Failing);
+    assert_eq!(agent.view.since, ms(30_002));
+    assert_eq!(
+        agent.details.last_error.as_deref(),
+        Some("lease expired: not renewed within 30s")
+    );
+    assert_eq!(agent.details.lease, None);
+    assert_eq!(machine.next_lease_expiry(), None);
+}
+
+#[test]
+fn a_lease_runs_out_whatever_the_failure_threshold() {
+    let mut machine = ready_machine();
+    // The chat plan's agent has a failure threshold of 3; a lease that runs
+    // out does not wait for two more failures that would never come.
+    machine.apply(signal(AGENT, true, Some(1_000), 10));
+    machine.apply(Event::TimePassed { at: ms(1_010) });
+    assert_eq!(machine.state(), GateState::NotReady);
+    assert_eq!(machine.snapshot().pending, ["agent"]);
+}
+
+#[test]
+fn setting_a_signal_again_renews_its_lease_and_no_ttl_clears_it() {
+    let mut machine = ready_machine();
+    machine.apply(signal(AGENT, true, Some(1_000), 10));
+    machine.apply(signal(AGENT, true, Some(1_000), 900));
+    assert_eq!(machine.next_lease_expiry(), Some(ms(1_900)));
+    assert!(
+        machine
+            .apply(Event::TimePassed { at: ms(1_010) })
+            .is_empty()
+    );
+    assert_eq!(machine.state(), GateState::Ready);
+
+    machine.apply(signal(AGENT, true, None, 1_500));
+    assert_eq!(machine.next_lease_expiry(), None);
+    assert!(machine.leases_due(ms(1_000_000)).is_empty());
+    machine.apply(Event::TimePassed { at: ms(1_000_000) });
+    assert_eq!(machine.state(), GateState::Ready);
+}
+
+#[test]
+fn the_earliest_of_many_leases_is_next_and_each_runs_out_on_its_own() {
+    let plan = Plan::new(
+        vec![PhaseSpec {
+            name: "services".into(),
+            checks: vec![
+                CheckSpec::new("a", "signal"),
+                CheckSpec::new("b", "signal"),
+                CheckSpec::new("c", "signal"),
+            ],
+        }],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let mut machine = Machine::new(plan);
+    machine.apply(signal(CheckId(0), true, Some(3_000), 0));
+    machine.apply(signal(CheckId(1), true, Some(1_000), 0));
+    machine.apply(signal(CheckId(2), true, None, 0));
+    assert_eq!(machine.state(), GateState::Ready);
+    assert_eq!(machine.next_lease_expiry(), Some(ms(1_000)));
+    machine.apply(Event::TimePassed { at: ms(1_000) });
+    assert_eq!(machine.snapshot().pending, ["b"]);
+    assert_eq!(machine.next_lease_expiry(), Some(ms(3_000)));
+    machine.apply(Event::TimePassed { at: ms(3_000) });
+    assert_eq!(machine.snapshot().pending, ["a", "b"]);
+    assert_eq!(machine.next_lease_expiry(), None);
+}
+
+#[test]
+fn draining_holds_no_lease() {
+    let mut machine = ready_machine();
+    machine.apply(signal(AGENT, true, Some(1_000), 10));
+    machine.apply(Event::DrainRequested { at: ms(20) });
+    assert_eq!(machine.next_lease_expiry(), None);
+    assert!(machine.leases_due(ms(5_000)).is_empty());
+}
+
+#[test]
+fn a_lease_is_in_the_verbose_json_only_while_held() {
+    let mut machine = ready_machine();
+    let verbose = serde_json::to_value(machine.verbose()).unwrap();
+    assert!(verbose["checks"][2].get("lease").is_none());
+    machine.apply(signal(AGENT, true, Some(30_000), 1_250));
+    let verbose = serde_json::to_value(machine.verbose()).unwrap();
+    assert_eq!(
+        verbose["checks"][2]["lease"],
+        serde_json::json!({"ttl_ms": 30_000, "expires_at_ms": 31_250})
+    );
+}
+
+#[test]
+fn durations_are_worded_as_an_operator_writes_them() {
+    assert_eq!(human_duration(ms(300)), "300ms");
+    assert_eq!(human_duration(ms(1_500)), "1500ms");
+    assert_eq!(human_duration(Duration::from_secs(30)), "30s");
+    assert_eq!(human_duration(Duration::from_secs(300)), "5m");
+    assert_eq!(human_duration(Duration::from_secs(7_200)), "2h");
+}
+
+#[test]
 fn verbose_details_record_error_latency_and_counts() {
     let mut machine = Machine::new(chat_plan());
     machine.apply(fail(DATABASE, 1));
@@ -450,7 +666,15 @@ fn the_snapshot_serialises_to_the_documented_json() {
 
 #[derive(Debug, Clone)]
 enum Step {
-    Result { check: usize, passed: bool },
+    Result {
+        check: usize,
+        passed: bool,
+    },
+    /// The agent signal set with a lease of this many milliseconds.
+    Leased {
+        passed: bool,
+        ttl: u64,
+    },
     Time,
     Drain,
 }
@@ -458,6 +682,7 @@ enum Step {
 fn step_strategy() -> impl Strategy<Value = (Step, u64)> {
     let step = prop_oneof![
         8 => (0usize..3, any::<bool>()).prop_map(|(check, passed)| Step::Result { check, passed }),
+        2 => (any::<bool>(), 100u64..5_000).prop_map(|(passed, ttl)| Step::Leased { passed, ttl }),
         1 => Just(Step::Time),
         1 => prop::bool::weighted(0.1).prop_map(|drain| if drain { Step::Drain } else { Step::Time }),
     ];
@@ -478,10 +703,12 @@ proptest! {
             let event = match step {
                 Step::Result { check, passed: true } => pass(CheckId(check), at),
                 Step::Result { check, passed: false } => fail(CheckId(check), at),
+                Step::Leased { passed, ttl } => signal(AGENT, passed, Some(ttl), at),
                 Step::Time => Event::TimePassed { at: ms(at) },
                 Step::Drain => Event::DrainRequested { at: ms(at) },
             };
             let is_drain = matches!(event, Event::DrainRequested { .. });
+            let is_time = matches!(event, Event::TimePassed { .. });
             let effects = machine.apply(event);
             for effect in &effects {
                 if let Effect::Publish(snapshot) = effect {
@@ -496,7 +723,13 @@ proptest! {
             let snapshot = machine.snapshot();
             prop_assert_eq!(snapshot.seq, last_seq);
             drained |= is_drain;
+            if is_time {
+                // Time passing runs out every lease due by then.
+                prop_assert!(machine.leases_due(ms(at)).is_empty());
+                prop_assert!(machine.next_lease_expiry().is_none_or(|expiry| expiry > ms(at)));
+            }
             if drained {
+                prop_assert!(machine.next_lease_expiry().is_none());
                 // Never anything but draining after a drain.
                 prop_assert_eq!(snapshot.state, GateState::Draining);
                 prop_assert_eq!(machine.cadence(DATABASE), Cadence::Stop);
@@ -519,6 +752,88 @@ proptest! {
                     prop_assert!(snapshot.pending.contains(&check.view.name));
                 }
             }
+        }
+    }
+}
+
+// === Snapshot::state_without ===
+
+#[test]
+fn the_verdict_without_a_failing_required_check_is_ready() {
+    let mut machine = ready_machine();
+    for at in 10..20 {
+        machine.apply(fail(DATABASE, at));
+    }
+    let snapshot = machine.snapshot();
+    assert_eq!(snapshot.state, GateState::NotReady);
+    assert_eq!(snapshot.state_without(|_| false), GateState::NotReady);
+    assert_eq!(
+        snapshot.state_without(|name| name == "database"),
+        GateState::Ready
+    );
+}
+
+#[test]
+fn the_verdict_without_a_failing_optional_check_is_ready_not_degraded() {
+    let mut machine = ready_machine();
+    for at in 10..20 {
+        machine.apply(fail(REDIS, at));
+    }
+    let snapshot = machine.snapshot();
+    assert_eq!(snapshot.state, GateState::Degraded);
+    assert_eq!(
+        snapshot.state_without(|name| name == "redis"),
+        GateState::Ready
+    );
+}
+
+#[test]
+fn the_verdict_before_the_first_ready_is_starting_then_failed_after_the_deadline() {
+    let mut machine = Machine::new(chat_plan());
+    machine.apply(pass(DATABASE, 1));
+    assert_eq!(
+        machine.snapshot().state_without(|name| name == "redis"),
+        GateState::Starting
+    );
+    // Excluding the one pending check gives the verdict the gate would
+    // have: ready, though it has never been.
+    assert_eq!(
+        machine.snapshot().state_without(|name| name == "agent"),
+        GateState::Ready
+    );
+    machine.apply(Event::TimePassed { at: ms(60_001) });
+    assert_eq!(machine.state(), GateState::Failed);
+    assert_eq!(
+        machine.snapshot().state_without(|name| name == "redis"),
+        GateState::Failed
+    );
+}
+
+#[test]
+fn draining_stays_draining_whatever_is_excluded() {
+    let mut machine = ready_machine();
+    machine.apply(Event::DrainRequested { at: ms(5) });
+    assert_eq!(
+        machine.snapshot().state_without(|_| true),
+        GateState::Draining
+    );
+}
+
+proptest! {
+    /// With nothing excluded, the verdict is the machine's own state: one
+    /// rule, not two copies of it.
+    #[test]
+    fn the_verdict_without_nothing_is_the_machines_state(
+        results in prop::collection::vec((0usize..3, any::<bool>(), 1u64..30_000), 0..100)
+    ) {
+        let mut machine = Machine::new(chat_plan());
+        let mut at = 0;
+        for (check, passed, advance) in results {
+            at += advance;
+            let event = if passed { pass(CheckId(check), at) } else { fail(CheckId(check), at) };
+            machine.apply(event);
+            let snapshot = machine.snapshot();
+            prop_assert_eq!(snapshot.state_without(|_| false), snapshot.state);
         }
     }
 }

@@ -103,6 +103,7 @@ fn completed(machine: &Machine, passed: bool, at: Duration) -> Event {
     } else {
         CheckOutcome::Failed {
             error: "connection refused".into(),
+            class: warmgate_core::FailureClass::ConnectionRefused,
         }
     };
     Event::CheckCompleted {
@@ -223,10 +224,7 @@ fn attempts_are_counted_before_the_snapshot_that_shows_them_and_signals_only_mov
             )
             .probe(
                 "database",
-                ProbeSchedule {
-                    timeout: Duration::from_secs(1),
-                    interval: Duration::from_secs(2),
-                },
+                ProbeSchedule::new(Duration::from_secs(1), Duration::from_secs(2)),
                 Box::new(Refused),
             )
             .unwrap()

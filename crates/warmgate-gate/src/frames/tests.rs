@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use fastwebsockets::{Role, WebSocket};
 use tokio::io::{AsyncWriteExt, DuplexStream};
 
-use super::{BytesRead, FrameReader, Incoming, MAX_FRAGMENTS};
+use warmgate_http::BytesRead;
+
+use super::{FrameReader, Incoming, MAX_FRAGMENTS};
 
 const TEXT: u8 = 0x1;
 const CONTINUATION: u8 = 0x0;

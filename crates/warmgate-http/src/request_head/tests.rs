@@ -37,6 +37,8 @@ fn one_valid_host_passes() {
 fn http_1_1_needs_a_host_and_http_1_0_may_leave_it_out() {
     assert!(check_host(Version::HTTP_11, &hosts(&[])).is_err());
     assert_eq!(check_host(Version::HTTP_10, &hosts(&[])), Ok(()));
+    // HTTP/2 carries the host as `:authority`, not as a header.
+    assert_eq!(check_host(Version::HTTP_2, &hosts(&[])), Ok(()));
 }
 
 #[test]

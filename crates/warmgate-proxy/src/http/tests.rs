@@ -582,6 +582,7 @@ async fn server_sent_events_arrive_event_by_event_through_the_listener() {
         router,
         ServeSettings {
             header_read_timeout: Duration::from_secs(10),
+            http2: false,
         },
         std::future::pending(),
         HttpActivity::default(),
