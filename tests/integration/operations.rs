@@ -297,6 +297,91 @@ async fn a_token_protected_admin_listener_needs_the_token_the_config_names() {
 }
 
 #[tokio::test]
+async fn an_operator_with_only_the_read_token_and_none_of_the_servers_secrets_can_read() {
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    const READ_TOKEN: &str = "fedcba9876543210fedcba9876543210";
+    // The server's config: both tokens, and a check whose URL is a secret
+    // the operator's shell does not have.
+    let config = format!(
+        "admin_token_env = \"TEST_ADMIN_TOKEN\"\nadmin_read_token_env = \"TEST_ADMIN_READ_TOKEN\"\n{}",
+        app_signal_plan(
+            "",
+            "failure_threshold = 1\nsuccess_threshold = 1\n\n[[phase.check]]\nname = \"cache\"\nkind = \"redis\"\nrequired = false\nurl_env = \"TEST_CACHE_URL\"",
+        )
+    );
+    let gateway = Gateway::builder()
+        .config(config.clone())
+        .env("TEST_ADMIN_TOKEN", TOKEN)
+        .env("TEST_ADMIN_READ_TOKEN", READ_TOKEN)
+        .env("TEST_CACHE_URL", "redis://127.0.0.1:1/")
+        .spawn()
+        .await;
+    let dir = scratch_dir();
+    let file = dir.path().join("warmgate.toml");
+    std::fs::write(&file, &config).unwrap();
+    let file = file.to_str().unwrap();
+    let admin = gateway.admin.to_string();
+    let reader = [("TEST_ADMIN_READ_TOKEN", READ_TOKEN)];
+
+    // Not ready (the signal is unset): read, with the read token alone.
+    let status = warmgate(
+        &["status", "--config", file, "--admin-listen", admin.as_str()],
+        &reader,
+    )
+    .await;
+    assert_eq!(code(&status), 1, "{}", stderr(&status));
+    assert!(
+        stdout(&status).starts_with("state:    starting"),
+        "{}",
+        stdout(&status)
+    );
+    let history = warmgate(
+        &[
+            "history",
+            "--config",
+            file,
+            "--admin-listen",
+            admin.as_str(),
+        ],
+        &reader,
+    )
+    .await;
+    assert_eq!(code(&history), 0, "{}", stderr(&history));
+
+    // Draining needs the control token: the refusal says which.
+    let drain = warmgate(
+        &["drain", "--config", file, "--admin-listen", admin.as_str()],
+        &reader,
+    )
+    .await;
+    assert_eq!(code(&drain), 2);
+    let message = stderr(&drain);
+    assert!(message.contains("403"), "{message}");
+    assert!(message.contains("read token"), "{message}");
+
+    // No token at all here: the 401 names the variables to set.
+    let bare = warmgate(
+        &["status", "--config", file, "--admin-listen", admin.as_str()],
+        &[],
+    )
+    .await;
+    assert_eq!(code(&bare), 2);
+    let message = stderr(&bare);
+    assert!(message.contains("`TEST_ADMIN_TOKEN`"), "{message}");
+    assert!(message.contains("`TEST_ADMIN_READ_TOKEN`"), "{message}");
+
+    // The public listener is not the admin one: an error, saying so.
+    let public = gateway.public.to_string();
+    let wrong = warmgate(&["drain", "--admin-listen", public.as_str()], &[]).await;
+    assert_eq!(code(&wrong), 2);
+    assert!(
+        stderr(&wrong).contains("not the public one"),
+        "{}",
+        stderr(&wrong)
+    );
+}
+
+#[tokio::test]
 async fn a_refused_connection_names_the_address_and_how_to_point_elsewhere() {
     let port = free_port();
     let address = format!("127.0.0.1:{port}");

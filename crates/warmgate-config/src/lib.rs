@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+mod admin_access;
 mod auth;
 mod describe;
 mod edge;
@@ -28,6 +29,7 @@ pub use self::auth::{
     AuthConfig, DEFAULT_LEEWAY, JWT_ALGORITHMS, JwtConfig, JwtKeys, MAX_LEEWAY,
     MIN_ADMIN_TOKEN_BYTES, MIN_SECRET_BYTES,
 };
+pub use self::admin_access::{AdminAccess, AdminCredential};
 pub use self::edge::{ClientsConfig, RoutesConfig};
 pub use self::error::{ConfigError, Location};
 pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};

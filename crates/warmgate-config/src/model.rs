@@ -236,7 +236,7 @@ impl Config {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9090);
 
     /// The name that [`Config::embedded_default`] gives as its source.
-    const EMBEDDED_DEFAULT_SOURCE: &str = "<embedded default>";
+    pub(crate) const EMBEDDED_DEFAULT_SOURCE: &str = "<embedded default>";
     const EMBEDDED_DEFAULT_TOML: &str = include_str!("default.toml");
 
     /// Reads and checks a config file. `source` becomes the path as given.

@@ -237,7 +237,7 @@ impl RawCheck {
 
 /// Parses the text into the raw structs, turning toml and serde errors into
 /// [`ConfigError`]s that carry the key path and location.
-pub(crate) fn parse(origin: &Origin<'_>) -> Result<RawConfig, ConfigError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(origin: &Origin<'_>) -> Result<T, ConfigError> {
     let deserializer = toml::Deserializer::parse(origin.text)
         .map_err(|error| origin.syntax(error.message(), error.span()))?;
     serde_path_to_error::deserialize(deserializer).map_err(|error| {

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use warmgate_config::Config;
+use warmgate_config::{AdminAccess, Config};
 
 /// An event-driven readiness gate for WebSocket backends.
 ///
@@ -139,16 +139,23 @@ impl RunArgs {
         Ok(config)
     }
 
-    /// The config as the operator's commands read it, for the admin
-    /// listener's address and token: the same file, flags and variables as
-    /// the server's, without the server's rule that a listener off
-    /// loopback needs a token (a client only connects to it), and without
-    /// `PORT` (the public listener's).
+    /// What the operator's commands need: the admin listener's address
+    /// and tokens, from the same file, flag and variable as the server's,
+    /// read leniently ([`AdminAccess`]): the rest of the file, and the
+    /// server's secrets, are the server's business.
     ///
     /// # Errors
-    /// A config file error ([`warmgate_config::ConfigError`]).
-    pub(crate) fn load_client_config(&self) -> anyhow::Result<Config> {
-        self.overridden_config(None)
+    /// A file that cannot be read, is not TOML, or whose `admin_listen` is
+    /// not an address ([`warmgate_config::ConfigError`]).
+    pub(crate) fn load_admin_access(&self) -> anyhow::Result<AdminAccess> {
+        let mut access = match &self.config {
+            Some(path) => AdminAccess::from_file(path)?,
+            None => AdminAccess::embedded_default(),
+        };
+        if let Some(admin_listen) = self.admin_listen {
+            access.admin_listen = admin_listen;
+        }
+        Ok(access)
     }
 
     /// The file (or the embedded default) with the flags and `port`

@@ -137,11 +137,11 @@ pub fn main() -> ExitCode {
 /// Runs an operator's command against the admin listener of the config the
 /// server would use (flags, variables, file), for its address and token.
 fn run_operator_command(run: &cli::RunArgs, command: OperatorCommand) -> ExitCode {
-    match run.load_client_config() {
-        Ok(config) => operator::run(&config, command),
+    match run.load_admin_access() {
+        Ok(access) => operator::run(&access, command),
         Err(error) => {
             eprintln!(
-                "error: {error:#}\n(the operator's commands read the server's config for admin_listen and the admin token, so they need the variables the server has; run them where the server runs, or pass --admin-listen ADDR without --config)"
+                "error: {error:#}\n(the operator's commands read admin_listen and the admin token keys of the server's config; or pass --admin-listen ADDR without --config)"
             );
             ExitCode::from(2)
         }

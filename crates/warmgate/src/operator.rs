@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
-use warmgate_config::Config;
+use warmgate_config::AdminAccess;
 
 /// How long one request to the admin listener may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,10 +49,10 @@ pub(crate) enum OperatorCommand {
     },
 }
 
-/// Runs `command` against the admin listener `config` names, printing
+/// Runs `command` against the admin listener `access` names, printing
 /// the result on stdout and errors on stderr; returns the exit code.
-pub(crate) fn run(config: &Config, command: OperatorCommand) -> ExitCode {
-    let admin = match AdminClient::new(config) {
+pub(crate) fn run(access: &AdminAccess, command: OperatorCommand) -> ExitCode {
+    let admin = match AdminClient::new(access) {
         Ok(admin) => admin,
         Err(error) => {
             eprintln!("error: {error}");
@@ -148,12 +148,19 @@ struct AdminClient {
     /// Where the token comes from, for messages: `WARMGATE_ADMIN_TOKEN
     /// (admin_token_env in /etc/warmgate.toml)`.
     token_source: Option<String>,
+    /// Where the file says tokens come from that this process does not
+    /// have (their variables are not set here).
+    unset_tokens: Vec<String>,
     config_source: String,
     http: reqwest::blocking::Client,
 }
 
 impl AdminClient {
-    fn new(config: &Config) -> Result<AdminClient, String> {
+    /// The client for `access`: the control token when this process has
+    /// it, else the read token (enough for `status` and `history`; the
+    /// server refuses it for `signal` and `drain`, and the message says
+    /// so).
+    fn new(access: &AdminAccess) -> Result<AdminClient, String> {
         // The workspace builds reqwest with rustls but no built-in crypto
         // provider; the server installs ring's too.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -161,22 +168,30 @@ impl AdminClient {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(|error| format!("cannot build an HTTP client: {error}"))?;
-        let token_source = match (&config.admin_token_env, &config.admin_token) {
-            (Some(variable), _) => Some(format!(
-                "the variable `{variable}` (admin_token_env in {})",
-                config.source
-            )),
-            (None, Some(_)) => Some(format!("admin_token in {}", config.source)),
-            (None, None) => None,
+        let held = [&access.control, &access.read]
+            .into_iter()
+            .flatten()
+            .find_map(|credential| {
+                let token = credential.token.as_ref()?;
+                Some((token.expose().to_owned(), credential.from.clone()))
+            });
+        let (token, token_source) = match held {
+            Some((token, from)) => (Some(token), Some(from)),
+            None => (None, None),
         };
+        // Named by the file, but not set here: worth saying on a 401.
+        let unset = [&access.control, &access.read]
+            .into_iter()
+            .flatten()
+            .filter(|credential| credential.token.is_none())
+            .map(|credential| credential.from.clone())
+            .collect::<Vec<_>>();
         Ok(AdminClient {
-            base: format!("http://{}", connect_address(config.admin_listen)),
-            token: config
-                .admin_token
-                .as_ref()
-                .map(|token| token.expose().to_owned()),
+            base: format!("http://{}", connect_address(access.admin_listen)),
+            token,
             token_source,
-            config_source: config.source.clone(),
+            unset_tokens: unset,
+            config_source: access.source.clone(),
             http,
         })
     }
@@ -211,8 +226,11 @@ impl AdminClient {
         let message = self.refusal(status, &text, path);
         // An answer about the request itself (unknown signal, bad ttl) is
         // the server's no; an answer about the caller is an error.
+        // A 404 without a body is not warmgate's no (its 404 names the
+        // signal): the address is not an admin listener.
         let code = match status.as_u16() {
             401 | 403 => EXIT_ERROR,
+            404 if text.trim().is_empty() => EXIT_ERROR,
             _ => EXIT_NO,
         };
         Err(Failure { message, code })
@@ -255,12 +273,20 @@ impl AdminClient {
             (401, Some(source)) => format!(
                 "; the admin token from {source} was refused: set it to the server's admin token"
             ),
+            (401, None) if !self.unset_tokens.is_empty() => format!(
+                "; no admin token is set here: set {}",
+                self.unset_tokens.join(", or ")
+            ),
             (401, None) => format!(
                 "; no admin token is configured here ({}): run with the server's config (--config FILE or WARMGATE_CONFIG) and the variable its admin_token_env names",
                 self.config_source
             ),
             (403, Some(source)) => format!(
                 "; the token from {source} is the read token: signals and drain need the control token (admin_token_env)"
+            ),
+            (404, _) if said.is_empty() => format!(
+                "nothing is served there; is {} the admin listener (admin_listen), not the public one?",
+                self.base
             ),
             _ => String::new(),
         };
