@@ -26,6 +26,8 @@ use subtle::{Choice, ConstantTimeEq as _};
 use warmgate_core::{VerboseSnapshot, human_duration};
 use warmgate_engine::{EngineError, ReadinessHandle};
 
+use crate::ClientLimits;
+use crate::events::readiness_events;
 use crate::grpc_health::{GRPC_HEALTH_PATH_PREFIX, grpc_health_router};
 use crate::probe_detail::{Disclosure, probe_routes};
 
@@ -51,6 +53,13 @@ pub fn admin_router(handle: ReadinessHandle, render_metrics: RenderMetrics) -> R
         .route("/signals/{name}", post(set_signal))
         .route("/drain", post(drain))
         .with_state(handle.clone())
+        // The event stream too, for operators of a gate whose public one
+        // is off (`readiness_detail = false`); no per-address limit here.
+        .merge(
+            Router::new()
+                .route("/readiness/events", get(readiness_events))
+                .with_state((handle.clone(), ClientLimits::default())),
+        )
         // The probes with each failure's reason, and gRPC health.
         .merge(probe_routes(handle.clone(), Disclosure::Reasons))
         .merge(grpc_health_router(handle))

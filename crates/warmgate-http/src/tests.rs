@@ -296,6 +296,17 @@ async fn the_public_readiness_detail_can_be_turned_off_and_the_probes_stay() {
         let (status, _) = call(&public, Method::GET, path, "").await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
     }
+    // Operators still have the stream, on the admin listener.
+    let request = Request::builder()
+        .uri("/readiness/events")
+        .body(Body::empty())
+        .unwrap();
+    let response = admin_router(handle.clone(), no_metrics())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
     let (status, _) = call(&public, Method::GET, "/readyz", "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     let (status, _) = call(&public, Method::GET, "/startupz", "").await;
