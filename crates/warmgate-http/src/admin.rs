@@ -269,6 +269,13 @@ async fn set_signal(
         .map(lease_ttl)
         .transpose()
         .map_err(AdminError::BadBody)?;
+    if ttl.is_some() && !body.ready {
+        // A lease keeps a signal ready until it runs out; on a signal set to
+        // not ready it would only change the reason when it did.
+        return Err(AdminError::BadBody(
+            "ttl: a lease keeps a ready signal ready until it runs out, expected it only with \"ready\": true (set a not-ready signal without ttl)".to_owned(),
+        ));
+    }
     let reason = body
         .reason
         .map(|reason| reason.chars().take(MAX_REASON_CHARS).collect());

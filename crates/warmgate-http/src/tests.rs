@@ -488,6 +488,22 @@ async fn a_signal_set_with_a_ttl_shows_its_lease_and_a_bad_ttl_is_refused() {
             )
         );
     }
+    // A lease is for a ready signal.
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        "/signals/agent",
+        r#"{"ready":false,"ttl":"30s"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("ttl: a lease keeps a ready signal ready"),
+        "{body}"
+    );
     let (status, body) = call(
         &admin,
         Method::POST,
