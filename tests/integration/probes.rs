@@ -135,6 +135,13 @@ failure_threshold = 2
     );
     let details = verbose_check(&gateway, "redis").await;
     assert!(details["consecutive_failures"].as_u64().unwrap() >= 2);
+    // Past the broken connection, each attempt connects anew and is
+    // refused: worded (and classed) as every other check's refusal.
+    let last_error = details["last_error"].as_str().unwrap();
+    assert!(
+        last_error.starts_with("connection refused to 127.0.0.1:"),
+        "{last_error}"
+    );
 
     let _redis = blocking("Redis to restart", move || {
         redis.start().unwrap();

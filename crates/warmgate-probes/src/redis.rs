@@ -1,6 +1,8 @@
 //! The `redis` probe: `PING` answered by `PONG`, over a connection kept
 //! between attempts.
 
+use std::io;
+
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use warmgate_secret::SecretUrl;
@@ -62,6 +64,31 @@ impl RedisProbe {
         error.to_string()
     }
 
+    /// A failed attempt as every probe reports one: a refused or timed-out
+    /// connection (a new one, or the kept one reconnecting) is
+    /// [`ProbeError::Connect`] to the server's address, so it reads, and is
+    /// classed, as a TCP or PostgreSQL check's would; anything else says
+    /// what the client said.
+    ///
+    /// The client keeps its IO error behind a shared pointer, which the
+    /// error chain does not see through, so its kind comes from the
+    /// client's own questions.
+    fn failure(&self, error: &redis::RedisError) -> ProbeError {
+        let kind = if error.is_connection_refusal() {
+            io::ErrorKind::ConnectionRefused
+        } else if error.is_timeout() {
+            io::ErrorKind::TimedOut
+        } else {
+            return ProbeError::Failed {
+                message: self.describe(error),
+            };
+        };
+        ProbeError::Connect {
+            target: self.address.clone(),
+            source: io::Error::from(kind),
+        }
+    }
+
     async fn connect(&self) -> redis::RedisResult<MultiplexedConnection> {
         // The engine's timeout bounds every attempt, so the client's own
         // timeouts are off: they would cut in first with a vaguer message.
@@ -88,16 +115,12 @@ impl Probe for RedisProbe {
         Box::pin(async move {
             let mut connection = match self.connection.take() {
                 Some(connection) => connection,
-                None => self.connect().await.map_err(|error| ProbeError::Failed {
-                    message: self.describe(&error),
-                })?,
+                None => self.connect().await.map_err(|error| self.failure(&error))?,
             };
             let reply: String = redis::cmd("PING")
                 .query_async(&mut connection)
                 .await
-                .map_err(|error| ProbeError::Failed {
-                    message: self.describe(&error),
-                })?;
+                .map_err(|error| self.failure(&error))?;
             if reply != "PONG" {
                 return Err(ProbeError::Failed {
                     message: format!("PING to {} answered {reply:?}, expected \"PONG\"", self.url),
