@@ -25,11 +25,11 @@ mod upstream;
 mod validate;
 mod values;
 
+pub use self::admin_access::{AdminAccess, AdminCredential};
 pub use self::auth::{
     AuthConfig, DEFAULT_LEEWAY, JWT_ALGORITHMS, JwtConfig, JwtKeys, MAX_LEEWAY,
     MIN_ADMIN_TOKEN_BYTES, MIN_SECRET_BYTES,
 };
-pub use self::admin_access::{AdminAccess, AdminCredential};
 pub use self::edge::{ClientsConfig, RoutesConfig};
 pub use self::error::{ConfigError, Location};
 pub use self::model::{CheckConfig, Config, GateConfig, PhaseConfig, ProbeConfig};
