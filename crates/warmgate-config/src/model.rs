@@ -237,6 +237,11 @@ impl Config {
 
     /// The name that [`Config::embedded_default`] gives as its source.
     pub(crate) const EMBEDDED_DEFAULT_SOURCE: &str = "<embedded default>";
+
+    /// The longest duration any setting accepts: one year (`"1y"`, 365.25
+    /// days as the duration syntax counts it). None needs more, and a longer
+    /// one would overflow the clocks it is added to.
+    pub const MAX_DURATION: Duration = Duration::from_secs(31_557_600);
     const EMBEDDED_DEFAULT_TOML: &str = include_str!("default.toml");
 
     /// Reads and checks a config file. `source` becomes the path as given.

@@ -1030,6 +1030,33 @@ fn gate_durations_must_be_greater_than_zero() {
 }
 
 #[test]
+fn a_duration_that_would_overflow_a_clock_is_refused() {
+    // Once allowed, "300000000000y" panicked when SIGTERM added it to the
+    // clock, before the drain could start.
+    for key in [
+        "shutdown_budget",
+        "drain_grace",
+        "hold_timeout",
+        "shutdown_delay",
+    ] {
+        assert_eq!(
+            error(&format!("[gate]\n{key} = \"300000000000y\"\n")),
+            format!(
+                r#"test.toml: gate.{key}: invalid duration "300000000000y", expected a duration of at most 1year (line 2, column {})"#,
+                key.len() + 4
+            )
+        );
+    }
+    assert!(
+        error("[[phase]]\nname = \"p\"\n[[phase.check]]\nname = \"c\"\nkind = \"signal\"\ntimeout = \"2years\"\n")
+            .contains("expected a duration of at most 1year")
+    );
+    // At the bound itself, a budget is fine (and its drain grace too).
+    let gate = parse("[gate]\nshutdown_budget = \"1y\"\n").gate;
+    assert_eq!(gate.shutdown_budget, Config::MAX_DURATION);
+}
+
+#[test]
 fn retry_after_is_at_most_an_hour() {
     assert_eq!(
         error("[gate]\nretry_after = \"61m\"\n"),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use crate::{CheckConfig, ClientsConfig, GateConfig};
+use crate::{CheckConfig, ClientsConfig, Config, GateConfig};
 
 /// A name for a phase or a check: not empty and not only whitespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,16 +171,26 @@ impl<'de> Deserialize<'de> for Name {
     }
 }
 
+/// The error for a duration past [`Config::MAX_DURATION`], which no setting
+/// needs and which would overflow the clocks it is added to.
+fn too_long(text: &str) -> String {
+    format!(
+        "invalid duration {text:?}, expected a duration of at most {}",
+        humantime::format_duration(Config::MAX_DURATION)
+    )
+}
+
 // === impl NonZeroDuration ===
 
 impl NonZeroDuration {
-    /// Parses `text` as a duration greater than zero; the error is the whole
-    /// message.
+    /// Parses `text` as a duration greater than zero and at most
+    /// [`Config::MAX_DURATION`]; the error is the whole message.
     fn parse(text: &str) -> Result<Duration, String> {
         match humantime::parse_duration(text) {
             Ok(duration) if duration.is_zero() => Err(format!(
                 "invalid duration {text:?}, expected a duration greater than zero such as \"250ms\" or \"5s\""
             )),
+            Ok(duration) if duration > Config::MAX_DURATION => Err(too_long(text)),
             Ok(duration) => Ok(duration),
             Err(_) => Err(format!(
                 "invalid duration {text:?}, expected {DURATION_EXPECTED}"
@@ -234,13 +244,17 @@ impl<'de> Deserialize<'de> for BackoffCap {
 
 impl<'de> Deserialize<'de> for ShutdownDelay {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserialize_text(deserializer, DURATION_EXPECTED, |text| {
-            humantime::parse_duration(text)
-                .map(ShutdownDelay)
-                .map_err(|_| {
-                    format!("invalid duration {text:?}, expected a duration such as \"1s\", or \"0s\" for none")
-                })
-        })
+        deserialize_text(
+            deserializer,
+            DURATION_EXPECTED,
+            |text| match humantime::parse_duration(text) {
+                Ok(delay) if delay > Config::MAX_DURATION => Err(too_long(text)),
+                Ok(delay) => Ok(ShutdownDelay(delay)),
+                Err(_) => Err(format!(
+                    "invalid duration {text:?}, expected a duration such as \"1s\", or \"0s\" for none"
+                )),
+            },
+        )
     }
 }
 

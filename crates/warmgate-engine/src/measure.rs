@@ -18,6 +18,8 @@ use warmgate_core::{CheckStatus, GateState, Plan, Snapshot, Transition};
 pub const STATE: &str = "warmgate_state";
 pub const TRANSITIONS_TOTAL: &str = "warmgate_transitions_total";
 pub const STARTUP_SECONDS: &str = "warmgate_startup_seconds";
+/// Gauge: when the current state began, in seconds since the Unix epoch
+/// (time in state is `time() - warmgate_state_since_timestamp_seconds`).
 pub const STATE_SINCE: &str = "warmgate_state_since_timestamp_seconds";
 pub const CHECK_DURATION_SECONDS: &str = "warmgate_check_duration_seconds";
 pub const CHECK_UP: &str = "warmgate_check_up";

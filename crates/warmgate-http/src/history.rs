@@ -2,9 +2,10 @@
 //! admin listener, and the `transition` and `history_gap` events that
 //! `GET /readiness/events` replays and streams (see `events`).
 //!
-//! The admin listener shows each transition whole; the public event stream
-//! shows it without its free text (the cause's `error` and the `reason`),
-//! which can name internal hosts, as the public snapshot shows no errors.
+//! `GET /readiness/history` shows each transition whole; the event stream
+//! (on either listener) shows it without its free text (the cause's `error`
+//! and the `reason`), which can name internal hosts, as the public snapshot
+//! shows no errors.
 
 use axum::Json;
 use axum::extract::State;

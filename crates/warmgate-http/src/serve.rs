@@ -113,7 +113,14 @@ pub async fn serve(
         auto.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(settings.header_read_timeout);
-        auto.http2().timer(TokioTimer::new());
+        // HTTP/2: a ping keeps the idle connection honest (a peer that
+        // vanished is dropped), and one connection opens at most this many
+        // streams (gRPC health Watches among them).
+        auto.http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Some(HTTP2_KEEP_ALIVE_INTERVAL))
+            .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT)
+            .max_concurrent_streams(HTTP2_MAX_STREAMS);
         auto
     });
     // Every connection task holds a clone of `alive_tx`; once all are
@@ -319,6 +326,14 @@ impl Connections {
 /// The length of HTTP/2's connection preface, `PRI * HTTP/2.0...`: what
 /// hyper-util reads before it knows the protocol.
 const HTTP2_PREFACE_LEN: u64 = 24;
+
+/// How often an HTTP/2 connection is pinged, and how long its answer may
+/// take before the connection is dropped.
+const HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The streams one HTTP/2 connection may have open at once.
+const HTTP2_MAX_STREAMS: u32 = 100;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -529,8 +529,12 @@ fn unix_ms(time: SystemTime) -> u64 {
         })
 }
 
+/// The time `unix_ms` names, clamped to the year 9999, the last the
+/// timestamps here can show (whatever answers at the admin address sends
+/// these numbers).
 fn at_unix_ms(unix_ms: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(unix_ms)
+    const LAST_MS: u64 = 253_402_300_799_000; // 9999-12-31T23:59:59Z
+    SystemTime::UNIX_EPOCH + Duration::from_millis(unix_ms.min(LAST_MS))
 }
 
 /// `2026-12-01T00:41:02Z`.
