@@ -408,6 +408,15 @@ async fn the_event_stream_tells_proxies_neither_to_buffer_nor_to_compress_it() {
     let cache_control = headers["cache-control"].to_str().unwrap();
     assert!(cache_control.contains("no-transform"), "{cache_control}");
     assert!(cache_control.contains("no-cache"), "{cache_control}");
-    // The admin listener has no event stream.
-    assert_eq!(gateway.admin_get("/readiness/events").await.status, 404);
+    // The admin listener serves the same stream, with the same head.
+    let admin = within(
+        "the admin event stream's head",
+        http_client()
+            .get(gateway.admin_url("/readiness/events"))
+            .send(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin.status().as_u16(), 200);
+    assert_eq!(admin.headers()["x-accel-buffering"], "no");
 }
