@@ -57,6 +57,23 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// Every [`AuthError::code`] a refused client can get: all but
+    /// `jwks_unavailable`, a readiness check's failure that never reaches a
+    /// client. For registering metric series up front.
+    pub const REFUSAL_CODES: [&'static str; 11] = [
+        "missing_token",
+        "malformed_token",
+        "token_expired",
+        "token_not_yet_valid",
+        "invalid_signature",
+        "unknown_key",
+        "algorithm_not_accepted",
+        "wrong_issuer",
+        "wrong_audience",
+        "query_token_refused",
+        "auth_unavailable",
+    ];
+
     /// The machine-readable name of the failure, for the 401 body's `error`
     /// field, metrics labels and log fields.
     pub fn code(&self) -> &'static str {

@@ -993,3 +993,27 @@ async fn unknown_key_ids_fetch_at_most_once_a_minute_and_requests_queued_behind_
     // Within the minute, no fetch for them: one fetch served all three.
     assert!(fetches.try_recv().is_err());
 }
+
+#[test]
+fn every_code_a_client_can_get_is_a_refusal_code_and_the_list_has_no_other() {
+    let refusals = [
+        AuthError::MissingToken,
+        AuthError::malformed("no dots"),
+        AuthError::TokenExpired,
+        AuthError::TokenNotYetValid,
+        AuthError::InvalidSignature,
+        AuthError::UnknownKey { kid: "k".into() },
+        AuthError::AlgorithmNotAccepted {
+            algorithm: "HS256".into(),
+            accepted: "RS256".into(),
+        },
+        AuthError::WrongIssuer,
+        AuthError::WrongAudience,
+        AuthError::QueryTokenRefused,
+        AuthError::KeysUnavailable,
+    ];
+    let codes: Vec<&str> = refusals.iter().map(AuthError::code).collect();
+    assert_eq!(codes, AuthError::REFUSAL_CODES);
+    // The one code no client gets: a readiness check's failure.
+    assert!(!AuthError::REFUSAL_CODES.contains(&AuthError::Jwks("down".into()).code()));
+}

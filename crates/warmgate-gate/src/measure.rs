@@ -26,22 +26,6 @@ pub const CONNECTIONS_TOTAL: &str = "warmgate_connections_total";
 pub const AUTH_REFUSALS_TOTAL: &str = "warmgate_auth_refusals_total";
 pub const RATE_LIMITED_TOTAL: &str = "warmgate_rate_limited_total";
 
-/// Every `error` code of a refused token, for registering its series up
-/// front (see `warmgate_auth::AuthError::code`).
-const AUTH_REFUSAL_CODES: [&str; 11] = [
-    "missing_token",
-    "malformed_token",
-    "token_expired",
-    "token_not_yet_valid",
-    "invalid_signature",
-    "unknown_key",
-    "algorithm_not_accepted",
-    "wrong_issuer",
-    "wrong_audience",
-    "query_token_refused",
-    "auth_unavailable",
-];
-
 /// The buckets of [`CONNECTION_WAIT_SECONDS`]: from 100 us (an admission
 /// on a ready gate) to 10 s (past any sane hold).
 pub const WAIT_BUCKETS: [f64; 16] = [
@@ -161,7 +145,7 @@ pub(crate) fn init() -> Meters {
         AUTH_REFUSALS_TOTAL,
         "WebSocket upgrades refused for their token (401) or for keys not loaded yet (503), by error"
     );
-    for code in AUTH_REFUSAL_CODES {
+    for code in warmgate_auth::AuthError::REFUSAL_CODES {
         metrics::counter!(AUTH_REFUSALS_TOTAL, "error" => code).increment(0);
     }
     metrics::describe_counter!(

@@ -1,6 +1,9 @@
-//! The gate's settings, with their defaults.
+//! The gate's settings. Their defaults and bounds are the config's
+//! (`warmgate_config::GateConfig`), the one place they are written.
 
 use std::time::Duration;
+
+use warmgate_config::GateConfig;
 
 /// How the gate holds, admits, limits and drains WebSocket clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,21 +40,29 @@ pub struct GateSettings {
     pub write_timeout: Duration,
 }
 
+/// The config's defaults ([`GateConfig::default`]).
 impl Default for GateSettings {
     fn default() -> Self {
+        Self::from(&GateConfig::default())
+    }
+}
+
+/// The gate's part of the `[gate]` table.
+impl From<&GateConfig> for GateSettings {
+    fn from(gate: &GateConfig) -> Self {
         Self {
-            hold_timeout: Duration::from_secs(5),
-            warming_interval: Duration::from_secs(1),
-            retry_after: Duration::from_secs(2),
-            drain_grace: Duration::from_secs(7),
-            ping_interval: Duration::from_secs(20),
-            max_connections: 10_000,
-            max_held: 10_000,
-            max_message_bytes: 64 * 1024,
-            allowed_origins: Vec::new(),
-            messages_per_second: 20,
-            message_burst: 40,
-            write_timeout: Duration::from_secs(5),
+            hold_timeout: gate.hold_timeout,
+            warming_interval: gate.warming_interval,
+            retry_after: gate.retry_after,
+            drain_grace: gate.drain_grace,
+            ping_interval: gate.ping_interval,
+            max_connections: gate.max_connections,
+            max_held: gate.max_held,
+            max_message_bytes: gate.max_message_bytes,
+            allowed_origins: gate.allowed_origins.clone(),
+            messages_per_second: gate.messages_per_second,
+            message_burst: gate.message_burst,
+            write_timeout: gate.write_timeout,
         }
     }
 }

@@ -57,7 +57,7 @@ pub(crate) async fn run(config: Config, budget: Arc<ShutdownBudget>) -> anyhow::
     let admin_addr = admin
         .local_addr()
         .context("cannot read the admin address")?;
-    let settings = gate_settings(&config);
+    let settings = GateSettings::from(&config.gate);
     let drain_grace = settings.drain_grace;
     let gate = Gate::new(handle.clone(), settings, authenticator);
     let counts = gate.counts();
@@ -252,25 +252,6 @@ fn public_routes(config: &Config, handle: &ReadinessHandle, gate: &Gate) -> anyh
         router = router.merge(proxy.router());
     }
     Ok(router)
-}
-
-/// The gate's settings from the `[gate]` table.
-fn gate_settings(config: &Config) -> GateSettings {
-    let gate = &config.gate;
-    GateSettings {
-        hold_timeout: gate.hold_timeout,
-        warming_interval: gate.warming_interval,
-        retry_after: gate.retry_after,
-        drain_grace: gate.drain_grace,
-        ping_interval: gate.ping_interval,
-        max_connections: gate.max_connections,
-        max_held: gate.max_held,
-        max_message_bytes: gate.max_message_bytes,
-        allowed_origins: gate.allowed_origins.clone(),
-        messages_per_second: gate.messages_per_second,
-        message_burst: gate.message_burst,
-        write_timeout: gate.write_timeout,
-    }
 }
 
 /// The authenticator `[auth]` asks for.
