@@ -36,7 +36,7 @@ export interface ReadyMessage {
   degraded: string[];
   /** How long the client was held; 0 when the gate was ready at connect. */
   waited_ms: number;
-  /** This connection's id: the `from` of its chat messages. */
+  /** This connection's id: the `from` of its chat messages without `[auth]` (with it, the token's `sub` is). */
   connection_id: string;
   seq: number;
 }
@@ -245,7 +245,7 @@ export declare class WarmgateClient extends EventTarget {
   readonly state: ClientState;
   /** The delay before the next attempt while `reconnecting`, else null. */
   readonly retryInMs: number | null;
-  /** This connection's id (the `from` of our chat messages), once admitted. */
+  /** This connection's id, once admitted: the `from` of our chat messages without `[auth]` (with it, the token's `sub` is). */
   readonly connectionId: string | null;
   /** Every chat message not acked yet, oldest first (copies). */
   readonly pending: PendingMessage[];

@@ -78,7 +78,9 @@ commands:
                hung, and warmgate sent SIGTERM; judges every client and probe and
                rewrites its section of docs/reliability.md [--auth jwt|none]
   ci           run what CI runs: cargo fmt --check, clippy -D warnings, the audit,
-               all tests
+               all tests, a short fuzz, web-test, otel-smoke, deploy-check,
+               image-test, bench --quick, chaos, a one-minute soak and
+               conformance
   conformance  run the Autobahn TestSuite cases (kosoku) three times, on release
                builds: against bare fastwebsockets (warmgate-reference), against
                warmgate's /echo, and through warmgate in proxy mode to the former;
