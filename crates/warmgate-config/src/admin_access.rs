@@ -67,11 +67,7 @@ impl AdminAccess {
     /// [`ConfigError::Syntax`] when it is not TOML, and
     /// [`ConfigError::Invalid`] when `admin_listen` is not an address.
     pub fn from_file(path: &Path) -> Result<AdminAccess, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            file: file.clone(),
-            error,
-        })?;
+        let (text, file) = crate::model::read_file(path)?;
         Self::from_toml_str(&text, &file)
     }
 

@@ -246,11 +246,7 @@ impl Config {
 
     /// Reads and checks a config file. `source` becomes the path as given.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            file: file.clone(),
-            error,
-        })?;
+        let (text, file) = read_file(path)?;
         Self::from_toml_str(&text, &file)
     }
 
@@ -308,6 +304,16 @@ impl Config {
             })
             .collect();
         Plan::new(phases, self.gate.startup_deadline)
+    }
+}
+
+/// A config file's text and its name for errors and [`Config::source`]
+/// (the path as given).
+pub(crate) fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((text, file)),
+        Err(error) => Err(ConfigError::Read { file, error }),
     }
 }
 
