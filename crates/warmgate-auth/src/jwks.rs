@@ -18,7 +18,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::{mpsc, oneshot};
@@ -66,17 +65,10 @@ impl std::fmt::Debug for JwksClient {
 
 impl JwksClient {
     pub(crate) fn new(url: &SecretUrl) -> Result<JwksClient, AuthError> {
-        // rustls needs one process-wide crypto provider; installing it twice
-        // is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         // A parse error never repeats the text.
         reqwest::Url::parse(url.expose())
             .map_err(|error| AuthError::Jwks(format!("invalid JWKS URL {url}: {error}")))?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .connect_timeout(Duration::from_secs(30))
-            .user_agent(concat!("warmgate/", env!("CARGO_PKG_VERSION")))
-            .build()
+        let client = warmgate_outbound::fetch_client()
             .map_err(|error| AuthError::Jwks(format!("cannot build the JWKS client: {error}")))?;
         Ok(JwksClient {
             client,
@@ -141,14 +133,7 @@ impl KeyFetcher for JwksClient {
 /// The innermost cause of `error`, with its URL dropped first: reqwest's
 /// own message repeats the whole URL, query included.
 fn innermost(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut deepest = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(current) = source {
-        deepest = current.to_string();
-        source = current.source();
-    }
-    deepest
+    warmgate_outbound::deepest_cause(&error.without_url())
 }
 
 // === impl KeyOwner ===

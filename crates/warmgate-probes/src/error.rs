@@ -52,16 +52,3 @@ pub(crate) fn describe_io(error: &io::Error) -> String {
         }
     }
 }
-
-/// The first IO error in `error`'s source chain, `error` itself included:
-/// client libraries wrap the socket error that says what really happened.
-pub(crate) fn io_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
-    let mut source = Some(error);
-    while let Some(current) = source {
-        if let Some(io) = current.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        source = current.source();
-    }
-    None
-}

@@ -8,12 +8,11 @@
 //! - the attempt's timeout bounds the whole exchange, body included;
 //! - at most 64 KiB of the body is read when `expect_body` is set.
 
-use std::time::Duration;
-
 use warmgate_secret::SecretUrl;
 
-use crate::error::{describe_io, io_cause};
+use crate::error::describe_io;
 use crate::{Probe, ProbeError, ProbeFuture};
+use warmgate_outbound::io_cause;
 
 /// The most body read to look for `expect_body`.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -50,18 +49,11 @@ impl HttpProbe {
             target: url.redacted().to_owned(),
             reason,
         };
-        // rustls needs one process-wide crypto provider; installing it twice
-        // is harmless, so every probe makes sure.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         // Checked here so that a bad URL stops the start; a parse error never
         // repeats the text.
         reqwest::Url::parse(url.expose()).map_err(|error| invalid(error.to_string()))?;
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::limited(5))
-            .connect_timeout(Duration::from_secs(30))
-            .user_agent(concat!("warmgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|error| invalid(error.to_string()))?;
+        let client =
+            warmgate_outbound::fetch_client().map_err(|error| invalid(error.to_string()))?;
         Ok(Self {
             client,
             url,
@@ -93,13 +85,11 @@ impl HttpProbe {
         if let Some(io) = io_cause(&error) {
             return format!("{} to {}", describe_io(io), self.shown());
         }
-        let mut deepest = error.to_string();
-        let mut source = std::error::Error::source(&error);
-        while let Some(current) = source {
-            deepest = current.to_string();
-            source = current.source();
-        }
-        format!("GET {} failed: {deepest}", self.shown())
+        format!(
+            "GET {} failed: {}",
+            self.shown(),
+            warmgate_outbound::deepest_cause(&error)
+        )
     }
 }
 

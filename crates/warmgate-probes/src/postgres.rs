@@ -4,8 +4,9 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, NoTls};
 use warmgate_secret::SecretUrl;
 
-use crate::error::{describe_io, io_cause};
+use crate::error::describe_io;
 use crate::{Probe, ProbeError, ProbeFuture};
+use warmgate_outbound::io_cause;
 
 /// Runs `SELECT 1` within the attempt's timeout.
 ///

@@ -7,8 +7,9 @@ use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use warmgate_secret::SecretUrl;
 
-use crate::error::{describe_io, io_cause};
+use crate::error::describe_io;
 use crate::{Probe, ProbeError, ProbeFuture};
+use warmgate_outbound::io_cause;
 
 /// Sends `PING` and expects `PONG`. The connection (with `AUTH` from the
 /// URL's password, and `SELECT` of its database) is kept between attempts

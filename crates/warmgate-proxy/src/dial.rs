@@ -482,9 +482,7 @@ impl Backend {
 fn tls_connector(backend: &Backend) -> Result<TlsConnector, DialError> {
     use rustls_platform_verifier::BuilderVerifierExt as _;
 
-    // rustls needs one process-wide crypto provider; installing it twice
-    // is harmless, so every user makes sure.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    warmgate_outbound::install_crypto_provider();
     let mut config = rustls::ClientConfig::builder()
         .with_platform_verifier()
         .map_err(|error| DialError::Tls {

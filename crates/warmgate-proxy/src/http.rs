@@ -155,10 +155,7 @@ impl HttpProxy {
             },
             port: base.port_or_known_default().unwrap_or(80),
         };
-        // rustls needs one process-wide crypto provider; installing it
-        // twice is harmless, so every client makes sure.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let client = warmgate_outbound::builder()
             .redirect(reqwest::redirect::Policy::none())
             .no_gzip()
             .no_brotli()
@@ -170,7 +167,7 @@ impl HttpProxy {
             .build()
             .map_err(|error| ProxyError::HttpClient {
                 backend: backend.origin.clone(),
-                reason: deepest_cause(&error),
+                reason: warmgate_outbound::deepest_cause(&error),
                 source: Box::new(error.without_url()),
             })?;
         init_metrics();
@@ -461,7 +458,7 @@ impl Inner {
         if broke_off_in_client_body(error) {
             Outcome::ClientError.record(Some("client_body"));
             tracing::debug!(
-                error = %deepest_cause(error),
+                error = %warmgate_outbound::deepest_cause(error),
                 "HTTP request not proxied: the client's body broke off"
             );
             return text_response(
@@ -532,7 +529,7 @@ impl Failure {
                 connecting: true,
             };
         }
-        let io_kind = io_cause(error).map(io::Error::kind);
+        let io_kind = warmgate_outbound::io_cause(error).map(io::Error::kind);
         let (kind, what) = match io_kind {
             Some(io::ErrorKind::ConnectionRefused) => {
                 ("connection_refused", "connection refused".to_owned())
@@ -540,8 +537,8 @@ impl Failure {
             Some(io::ErrorKind::ConnectionReset) => {
                 ("connection_reset", "connection reset".to_owned())
             }
-            _ if error.is_connect() => ("connect_error", deepest_cause(error)),
-            _ => ("request_error", deepest_cause(error)),
+            _ if error.is_connect() => ("connect_error", warmgate_outbound::deepest_cause(error)),
+            _ => ("request_error", warmgate_outbound::deepest_cause(error)),
         };
         Failure {
             kind,
@@ -549,18 +546,6 @@ impl Failure {
             connecting: error.is_connect(),
         }
     }
-}
-
-/// The innermost IO error under `error`, if any.
-fn io_cause<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
-    let mut source = Some(error);
-    while let Some(current) = source {
-        if let Some(io) = current.downcast_ref::<io::Error>() {
-            return Some(io);
-        }
-        source = current.source();
-    }
-    None
 }
 
 /// True when the request failed because the client's own body did (it
@@ -574,20 +559,6 @@ fn broke_off_in_client_body(error: &(dyn std::error::Error + 'static)) -> bool {
         source = current.source();
     }
     false
-}
-
-/// The innermost cause's message, without the " (os error N)" suffix and
-/// never a URL.
-fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut deepest = error;
-    while let Some(source) = deepest.source() {
-        deepest = source;
-    }
-    let text = deepest.to_string();
-    match text.find(" (os error") {
-        Some(end) => text[..end].to_owned(),
-        None => text,
-    }
 }
 
 /// `Retry-After` in whole seconds, rounded up.

@@ -91,7 +91,7 @@ pub fn main() -> ExitCode {
             };
             // rustls needs one process-wide crypto provider before any HTTPS
             // client (the OTLP exporter, the http probes) is built.
-            let _ = rustls::crypto::ring::default_provider().install_default();
+            warmgate_outbound::install_crypto_provider();
             // Inside the runtime, which an OTLP exporter over gRPC needs.
             let telemetry = {
                 let _runtime = runtime.enter();

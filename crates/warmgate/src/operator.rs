@@ -161,9 +161,7 @@ impl AdminClient {
     /// server refuses it for `signal` and `drain`, and the message says
     /// so).
     fn new(access: &AdminAccess) -> Result<AdminClient, String> {
-        // The workspace builds reqwest with rustls but no built-in crypto
-        // provider; the server installs ring's too.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        warmgate_outbound::install_crypto_provider();
         let http = reqwest::blocking::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .build()

@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn a_refused_export_says_why_without_the_url() {
         // As the program does before building any HTTPS client.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        warmgate_outbound::install_crypto_provider();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
