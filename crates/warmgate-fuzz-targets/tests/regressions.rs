@@ -1,8 +1,8 @@
 //! One test per crash the fuzzer found: the input, kept as found in
 //! `fuzz/regressions/<target>/`, replayed through its target's body. A
-//! fixed crash is a [`regression!`]; one in code not fixed yet is an
-//! [`open_regression!`], ignored with the reason, so it shows in every test
-//! run until it is fixed. `docs/fuzzing.md` says how a crash gets here.
+//! crash lands as a [`regression!`] with its fix: the workspace ignores no
+//! test, so a crash not fixed yet stays out of the tree, where `cargo xtask
+//! fuzz` finds it again. `docs/fuzzing.md` says how a crash gets here.
 
 mod common;
 
@@ -11,7 +11,6 @@ use common::fuzz_dir;
 /// A test replaying `fuzz/regressions/<target>/<file>`, which must pass.
 /// The file is read at compile time, so a missing one fails the build.
 /// Attributes before the name go on the test.
-#[allow(unused_macros)]
 macro_rules! regression {
     ($(#[$attribute:meta])* $test:ident, $target:literal, $file:literal) => {
         #[test]
@@ -29,19 +28,6 @@ macro_rules! regression {
                 )),
             );
         }
-    };
-}
-
-/// [`regression!`] for a crash not fixed yet: ignored, with the reason.
-#[allow(unused_macros)]
-macro_rules! open_regression {
-    ($test:ident, $target:literal, $file:literal, $reason:literal) => {
-        regression!(
-            #[ignore = $reason]
-            $test,
-            $target,
-            $file
-        );
     };
 }
 
@@ -72,7 +58,7 @@ fn every_reproduction_has_a_test() {
                 .unwrap_or_default();
             assert!(
                 this_file.contains(&format!("\"{}\", \"{name}\"", target.name)),
-                "{} has no regression! or open_regression! line in tests/regressions.rs",
+                "{} has no regression! line in tests/regressions.rs",
                 file.display()
             );
         }

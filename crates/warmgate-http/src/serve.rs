@@ -15,6 +15,19 @@
 //! closed: an idle keep-alive connection, or one that has sent only part of
 //! a request head, never holds the exit. [`HttpActivity`] counts the
 //! requests in flight, for the drain's log line.
+//!
+//! The shutdown is written here rather than with hyper-util's
+//! `GracefulShutdown`, which calls each connection's `graceful_shutdown`
+//! and waits for them all. That rule is not ours in three ways:
+//! - an HTTP/1.1 connection that has sent part of a request head keeps
+//!   hyper waiting for the rest until `header_read_timeout`, so a slow or
+//!   half-open client would hold the exit; here it is dropped after
+//!   `UNFINISHED_CONNECTION_WAIT`;
+//! - a connection accepted just before the stop, whose request has not
+//!   arrived yet, would be closed at once; here it gets that same moment,
+//!   and connections the kernel completed but nobody accepted are served;
+//! - the drain's log line needs the number of requests in flight
+//!   ([`HttpActivity`]), which `GracefulShutdown` does not count.
 
 use std::convert::Infallible;
 use std::future::Future;
