@@ -1787,3 +1787,5 @@ fn a_grpc_health_listener_is_off_by_default_and_needs_an_address_of_its_own() {
         "test.toml: grpc_health_listen: address \"127.0.0.1:9090\" is also the `admin_listen` address, expected a different address or port for the gRPC health listener (line 2, column 22)"
     );
 }
+
+mod documented_keys;
