@@ -72,6 +72,10 @@ impl ShutdownBudget {
         let backstop = std::thread::Builder::new()
             .name("shutdown-backstop".to_owned())
             .spawn(move || {
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "the backstop is a thread of its own, so that it fires even when the runtime is stuck"
+                )]
                 std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
                 spent();
             });
