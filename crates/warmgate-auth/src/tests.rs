@@ -1,3 +1,10 @@
+//! Unit tests of the authenticator: token extraction, key sets, claims,
+//! and the JWKS fetch and its key owner against a real HTTP server on
+//! loopback.
+//!
+//! Long because one set of token and key helpers serves every test of the
+//! crate; split by module, each part would need its own copy.
+
 #![allow(clippy::unwrap_used)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

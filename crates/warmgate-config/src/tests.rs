@@ -1,5 +1,9 @@
 //! Unit tests: the embedded default, defaults, every rule and its message,
 //! and a property test that no input panics.
+//!
+//! Long because it is the parser's error catalogue: one test per message the
+//! file can get, beside the helpers they share. The documented keys have
+//! their own module (`tests/documented_keys.rs`).
 
 #![allow(clippy::unwrap_used)]
 

@@ -5,6 +5,9 @@
 //! reported with the key path and location that serde and toml already know.
 //! Rules that involve more than one key (a `tcp` check needs `addr`, names are
 //! unique) are the `validate` module's business.
+//!
+//! Long because every single-value type of the file is here with its parse
+//! rule and its message, so that the messages read alike.
 
 use std::fmt;
 use std::marker::PhantomData;

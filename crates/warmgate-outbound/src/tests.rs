@@ -1,3 +1,5 @@
+//! Unit tests of the outbound client set-up and the error-cause walks.
+
 use super::*;
 
 #[derive(Debug)]

@@ -8,6 +8,10 @@
 //! backend (the caller does, and passes them as they are), never retries,
 //! and never relays a frame: the caller gets the open [`UpstreamSocket`] and
 //! decides everything after the 101, closes and pongs included.
+//!
+//! Long because a dial is one sequence (TCP, TLS, the upgrade request, the
+//! answer's checks), and each step's error names what the operator should
+//! look at.
 
 use std::error::Error as StdError;
 use std::fmt;

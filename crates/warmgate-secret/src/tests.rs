@@ -1,3 +1,5 @@
+//! Unit tests of `SecretUrl` and `SecretText`: nothing they print shows a secret.
+
 use super::*;
 
 const HTTP_SCHEMES: [&str; 2] = ["http", "https"];

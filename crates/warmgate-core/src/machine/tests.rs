@@ -1,5 +1,8 @@
 //! Table tests for every rule of the machine, and property tests for its
 //! invariants over random event sequences.
+//!
+//! Long because it is the machine's rule table: every event in every state,
+//! with the property tests that hold the invariants.
 
 use std::time::Duration;
 
