@@ -3,24 +3,23 @@
 
 use serde_json::{Value, json};
 use warmgate_devservers::{SigningKey, TokenClaims};
-use warmgate_tests::jwks::{AUDIENCE, ISSUER, JwksServer, auth_config, token};
+use warmgate_tests::jwks::{AUDIENCE, ISSUER, JwksServer, token, with_jwt_auth};
 use warmgate_tests::otlp::OtlpReceiver;
-use warmgate_tests::{Gateway, Message, WsClient, within};
+use warmgate_tests::{Gateway, Message, Plan, WsClient, within};
 
-/// A gateway whose only checks are the signal `app` (set here) and the
-/// JWKS, waited until ready.
-async fn ready_gateway(jwks: &JwksServer, extra_auth: &str, gate: &str) -> Gateway {
-    let gateway = Gateway::builder()
-        .config(config(jwks, extra_auth, gate))
-        .spawn()
-        .await;
+/// A gateway on `plan` (usually [`config`]'s), its signal `app` set, waited
+/// until ready.
+async fn ready_gateway(plan: Plan) -> Gateway {
+    let gateway = Gateway::builder().config(plan).spawn().await;
     gateway.set_signal("app", true).await;
     gateway.until_ready().await;
     gateway
 }
 
-fn config(jwks: &JwksServer, extra_auth: &str, gate: &str) -> String {
-    warmgate_tests::app_signal_plan(gate, "") + &auth_config(jwks.url(), extra_auth)
+/// A plan whose only checks are the signal `app` and the JWKS of `jwks`,
+/// fetched every second.
+fn config(jwks: &JwksServer) -> Plan {
+    with_jwt_auth(Plan::app_signal(), jwks.url(), "1s")
 }
 
 fn bearer(token: &str) -> String {
@@ -73,7 +72,7 @@ async fn bad_tokens_are_refused_before_the_upgrade_with_a_reason() {
     let key = SigningKey::generate("k1").unwrap();
     let impostor = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
-    let gateway = ready_gateway(&jwks, "", "").await;
+    let gateway = ready_gateway(config(&jwks)).await;
 
     let (status, body) = refused(&gateway, &["warmgate.v1"], &[]).await;
     assert_eq!(status, 401);
@@ -185,7 +184,7 @@ async fn bad_tokens_are_refused_before_the_upgrade_with_a_reason() {
 async fn a_signed_token_whose_registered_claim_has_the_wrong_json_type_is_refused_as_malformed() {
     let key = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
-    let gateway = ready_gateway(&jwks, "", "").await;
+    let gateway = ready_gateway(config(&jwks)).await;
     let claims = TokenClaims::expiring_in("u1", 300)
         .issuer(ISSUER)
         .audience(AUDIENCE);
@@ -244,7 +243,7 @@ async fn a_signed_token_whose_registered_claim_has_the_wrong_json_type_is_refuse
 async fn a_valid_token_admits_by_header_or_subprotocol_and_its_sub_is_the_chat_sender() {
     let key = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
-    let gateway = ready_gateway(&jwks, "", "").await;
+    let gateway = ready_gateway(config(&jwks)).await;
 
     let ada = token(&key, "ada", 60);
     let mut by_header = with_token(&gateway, &ada).await;
@@ -270,7 +269,9 @@ async fn a_valid_token_admits_by_header_or_subprotocol_and_its_sub_is_the_chat_s
 async fn a_query_token_is_accepted_only_when_allowed() {
     let key = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
-    let gateway = ready_gateway(&jwks, "allow_query_token = true", "").await;
+    let gateway =
+        ready_gateway(config(&jwks).table("auth", |auth| auth.set("allow_query_token", true)))
+            .await;
     let valid = token(&key, "ada", 60);
     let mut client = gateway.ws(&format!("/ws?token={valid}")).await;
     assert_eq!(client.next_json().await["type"], "ready");
@@ -281,10 +282,7 @@ async fn the_gate_waits_for_the_jwks_and_refuses_with_503_until_it_loads() {
     let key = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
     jwks.hang(true);
-    let gateway = Gateway::builder()
-        .config(config(&jwks, "", ""))
-        .spawn()
-        .await;
+    let gateway = Gateway::builder().config(config(&jwks)).spawn().await;
     gateway.set_signal("app", true).await;
     let mut events = gateway.events().await;
     // The JWKS check fails its attempts (timeouts) and holds the gate back.
@@ -318,9 +316,8 @@ async fn an_unknown_key_id_refreshes_the_jwks_at_most_once_a_minute() {
     let unknown_key = SigningKey::generate("never-published").unwrap();
     let jwks = JwksServer::start(&[&old_key]).await;
     // The periodic refresh is an hour away: every fetch below is on demand.
-    let config = warmgate_tests::app_signal_plan("", "")
-        + &auth_config(jwks.url(), "").replace("interval = \"1s\"", "interval = \"1h\"");
-    let gateway = Gateway::builder().config(config).spawn().await;
+    let plan = with_jwt_auth(Plan::app_signal(), jwks.url(), "1h");
+    let gateway = Gateway::builder().config(plan).spawn().await;
     gateway.set_signal("app", true).await;
     gateway.until_ready().await;
     let fetched_at_start = jwks.requests();
@@ -347,7 +344,7 @@ async fn an_unknown_key_id_refreshes_the_jwks_at_most_once_a_minute() {
 async fn a_token_that_expires_during_the_session_ends_it_with_token_expired_and_1008() {
     let key = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
-    let gateway = ready_gateway(&jwks, "", "").await;
+    let gateway = ready_gateway(config(&jwks)).await;
     // Valid for one more second (exp is in whole seconds, leeway is 0).
     let short = token(&key, "ada", 1);
     let mut client = with_token(&gateway, &short).await;
@@ -362,7 +359,7 @@ async fn a_token_that_expires_while_its_client_is_held_ends_the_hold_with_token_
     let key = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
     let mut gateway = Gateway::builder()
-        .config(config(&jwks, "", r#"hold_timeout = "30s""#))
+        .config(config(&jwks).gate(|gate| gate.set("hold_timeout", "30s")))
         .spawn()
         .await;
     // The keys are loaded, and only the signal `app` (never set) holds the
@@ -407,7 +404,7 @@ async fn no_token_appears_in_logs_spans_metrics_snapshots_or_errors() {
     let jwks = JwksServer::start(&[&key]).await;
     let receiver = OtlpReceiver::start().await;
     let gateway = Gateway::builder()
-        .config(config(&jwks, "allow_query_token = true", ""))
+        .config(config(&jwks).table("auth", |auth| auth.set("allow_query_token", true)))
         .env("RUST_LOG", "trace")
         .env("WARMGATE_LOG_FORMAT", "json")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.http_endpoint())
@@ -505,7 +502,7 @@ async fn a_flood_of_bad_tokens_is_counted_in_full_but_logged_once_per_kind_and_w
     let impostor = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
     let mut gateway = Gateway::builder()
-        .config(config(&jwks, "", ""))
+        .config(config(&jwks))
         .env("WARMGATE_LOG_FORMAT", "json")
         .spawn()
         .await;
@@ -562,7 +559,10 @@ async fn a_flood_of_bad_tokens_is_counted_in_full_but_logged_once_per_kind_and_w
 async fn a_flood_past_the_rate_limit_gets_rate_limited_then_1008() {
     let key = SigningKey::generate("k1").unwrap();
     let jwks = JwksServer::start(&[&key]).await;
-    let gateway = ready_gateway(&jwks, "", "messages_per_second = 1\nmessage_burst = 3").await;
+    let gateway = ready_gateway(
+        config(&jwks).gate(|gate| gate.set("messages_per_second", 1).set("message_burst", 3)),
+    )
+    .await;
     let valid = token(&key, "ada", 60);
     let mut client = with_token(&gateway, &valid).await;
     assert_eq!(client.next_json().await["type"], "ready");

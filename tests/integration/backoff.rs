@@ -6,20 +6,13 @@
 use std::time::{Duration, Instant};
 
 use warmgate_devservers::Postgres;
-use warmgate_tests::{Gateway, blocking, new_postgres, within};
+use warmgate_devservers::process::{Signal, send_signal};
+use warmgate_tests::{Check, Gateway, Plan, blocking, new_postgres, within};
 
 /// A required `database` check on `url` every `interval`, beside the
 /// required signal `app` of the probe tests' plan.
-fn plan(url: &str, interval: &str) -> String {
-    crate::probes::plan(&format!(
-        r#"
-[[phase.check]]
-name = "database"
-kind = "postgres"
-url = "{url}"
-interval = "{interval}"
-"#
-    ))
+fn plan(url: &str, interval: &str) -> Plan {
+    crate::probes::plan([Check::postgres("database", url).set("interval", interval)])
 }
 
 /// The `database` check's attempts so far, from the admin `/metrics`: the
@@ -78,14 +71,6 @@ fn prepend_hba(postgres: &Postgres, line: &str) {
     std::fs::write(&path, format!("{line}\n{rules}")).unwrap();
 }
 
-fn kill(signal: &str, pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args([format!("-{signal}"), pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill -{signal} {pid}");
-}
-
 /// The server processes of role `app`'s sessions, by their process title
 /// (`postgres: app app 127.0.0.1(PORT) idle`).
 fn app_sessions() -> Vec<u32> {
@@ -139,11 +124,11 @@ async fn after_the_first_ready_a_refused_database_gets_about_one_login_per_inter
     // in pg_hba.conf, a reload (SIGHUP to the postmaster), then the probe's
     // kept session is ended, so its next attempt logs in again.
     prepend_hba(&postgres, "host all app 127.0.0.1/32 reject");
-    kill("HUP", postgres.pid().unwrap());
+    send_signal(postgres.pid().unwrap(), Signal::Hangup).unwrap();
     let sessions = app_sessions();
     assert!(!sessions.is_empty(), "no session of `app` to end");
     for session in sessions {
-        kill("TERM", session);
+        send_signal(session, Signal::Terminate).unwrap();
     }
     events.until(|s| s["state"] == "not_ready").await;
 

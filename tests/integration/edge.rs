@@ -2,22 +2,21 @@
 //! with the address from a trusted proxy's `X-Forwarded-For`, and the
 //! read-only admin token.
 
-use warmgate_tests::{EventStream, Gateway, http_client};
+use warmgate_tests::{EventStream, Gateway, Plan, http_client};
 
 const CONTROL_TOKEN: &str = "0d5c1f3e9a7b4c2d8e6f0a1b3c5d7e9f";
 const READ_TOKEN: &str = "9f7e5d3c1b0a8f6e4d2c7b9a5e3f1c0d";
 
-/// The app signal plan with `tables` (such as `[routes]`) before it.
-fn config_with(tables: &str) -> String {
-    format!("{}\n{tables}", warmgate_tests::app_signal_plan("", ""))
-}
-
 #[tokio::test]
 async fn turned_off_routes_answer_404_and_the_probes_stay() {
     let gateway = Gateway::builder()
-        .config(config_with(
-            "[routes]\nchat_page = false\nchat = false\necho = false\nreadiness_detail = false\n",
-        ))
+        .config(Plan::app_signal().table("routes", |routes| {
+            routes
+                .set("chat_page", false)
+                .set("chat", false)
+                .set("echo", false)
+                .set("readiness_detail", false)
+        }))
         .spawn()
         .await;
     for path in ["/", "/app.js", "/readiness", "/readiness/events"] {
@@ -41,9 +40,11 @@ async fn turned_off_routes_answer_404_and_the_probes_stay() {
 #[tokio::test]
 async fn handshakes_past_the_per_address_rate_get_429_keyed_by_the_forwarded_address() {
     let gateway = Gateway::builder()
-        .config(config_with(
-            "[clients]\ntrusted_proxies = [\"127.0.0.1\"]\nhandshakes_per_second_per_address = 1\n",
-        ))
+        .config(Plan::app_signal().table("clients", |clients| {
+            clients
+                .set("trusted_proxies", ["127.0.0.1"])
+                .set("handshakes_per_second_per_address", 1)
+        }))
         .spawn()
         .await;
     gateway.set_signal("app", true).await;
@@ -97,9 +98,9 @@ async fn handshakes_past_the_per_address_rate_get_429_keyed_by_the_forwarded_add
 #[tokio::test]
 async fn event_streams_past_the_per_address_maximum_get_429_and_are_gauged() {
     let gateway = Gateway::builder()
-        .config(config_with(
-            "[clients]\nmax_event_streams_per_address = 1\n",
-        ))
+        .config(Plan::app_signal().table("clients", |clients| {
+            clients.set("max_event_streams_per_address", 1)
+        }))
         .spawn()
         .await;
     let mut first = EventStream::connect(&gateway.public_url("/readiness/events")).await;
@@ -122,10 +123,11 @@ async fn event_streams_past_the_per_address_maximum_get_429_and_are_gauged() {
 #[tokio::test]
 async fn a_read_token_scrapes_and_reads_but_cannot_drain() {
     let gateway = Gateway::builder()
-        .config(format!(
-            "admin_token_env = \"WARMGATE_TEST_ADMIN_TOKEN\"\nadmin_read_token_env = \"WARMGATE_TEST_ADMIN_READ_TOKEN\"\n{}",
-            warmgate_tests::app_signal_plan("", "")
-        ))
+        .config(
+            Plan::app_signal()
+                .set("admin_token_env", "WARMGATE_TEST_ADMIN_TOKEN")
+                .set("admin_read_token_env", "WARMGATE_TEST_ADMIN_READ_TOKEN"),
+        )
         .env("WARMGATE_TEST_ADMIN_TOKEN", CONTROL_TOKEN)
         .env("WARMGATE_TEST_ADMIN_READ_TOKEN", READ_TOKEN)
         .spawn()

@@ -3,33 +3,16 @@
 
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use warmgate_tests::{Gateway, free_port, scratch_dir};
+use warmgate_tests::{Check, Gateway, Plan, free_port, scratch_dir};
 
-fn plan_with_a_tcp_dependency(port: u16) -> String {
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[gate]
-retry_cap = "20ms"
-
-[[phase]]
-name = "dependencies"
-
-[[phase.check]]
-name = "database"
-kind = "tcp"
-addr = "127.0.0.1:{port}"
-
-[[phase]]
-name = "services"
-
-[[phase.check]]
-name = "agent_supervisor"
-kind = "signal"
-"#
-    )
+fn plan_with_a_tcp_dependency(port: u16) -> Plan {
+    Plan::new()
+        .gate(|gate| gate.set("retry_cap", "20ms"))
+        .phase(
+            "dependencies",
+            [Check::tcp("database", format!("127.0.0.1:{port}"))],
+        )
+        .phase("services", [Check::signal("agent_supervisor")])
 }
 
 #[tokio::test]
@@ -98,10 +81,7 @@ async fn a_closed_dependency_holds_the_gate_until_it_opens_and_the_signal_is_set
 
 #[tokio::test]
 async fn a_signal_set_through_the_admin_listener_is_visible_as_soon_as_it_answers() {
-    let gateway = Gateway::builder()
-        .config(warmgate_tests::app_signal_plan("", ""))
-        .spawn()
-        .await;
+    let gateway = Gateway::builder().config(Plan::app_signal()).spawn().await;
     // No wait on an event anywhere below: each answer came after the
     // snapshot that shows it.
     gateway.set_signal("app", true).await;
@@ -191,7 +171,7 @@ async fn a_bad_config_names_the_file_the_key_and_what_was_expected_and_exits_non
 async fn check_config_prints_the_plan_or_the_error() {
     let dir = scratch_dir();
     let path = dir.path().join("good.toml");
-    std::fs::write(&path, plan_with_a_tcp_dependency(5432)).unwrap();
+    std::fs::write(&path, plan_with_a_tcp_dependency(5432).to_toml()).unwrap();
     let output = tokio::process::Command::new(warmgate_tests::program())
         .arg("check-config")
         .arg(&path)

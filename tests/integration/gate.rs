@@ -5,20 +5,21 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
-use warmgate_tests::{Gateway, Message, within};
+use warmgate_tests::{Check, Gateway, Message, Plan, Table, within};
 
 /// A plan with one required signal `app` and one optional signal `cache`,
 /// and the `[gate]` settings given.
-fn plan(gate: &str) -> String {
-    let cache = "\n[[phase.check]]\nname = \"cache\"\nkind = \"signal\"\nrequired = false\n";
-    warmgate_tests::app_signal_plan(gate, cache)
+fn plan(gate: impl FnOnce(Table) -> Table) -> Plan {
+    Plan::app_signal()
+        .check(Check::signal("cache").optional())
+        .gate(gate)
 }
 
-pub(crate) async fn gateway(gate: &str) -> Gateway {
+pub(crate) async fn gateway(gate: impl FnOnce(Table) -> Table) -> Gateway {
     Gateway::builder().config(plan(gate)).spawn().await
 }
 
-pub(crate) async fn ready_gateway(gate: &str) -> Gateway {
+pub(crate) async fn ready_gateway(gate: impl FnOnce(Table) -> Table) -> Gateway {
     let gateway = gateway(gate).await;
     gateway.set_signal("app", true).await;
     gateway.until_ready().await;
@@ -27,7 +28,7 @@ pub(crate) async fn ready_gateway(gate: &str) -> Gateway {
 
 #[tokio::test]
 async fn a_ready_gate_admits_at_once_and_selects_the_subprotocol() {
-    let gateway = ready_gateway("").await;
+    let gateway = ready_gateway(|gate| gate).await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.subprotocol.as_deref(), Some("warmgate.v1"));
     let ready = client.next_json().await;
@@ -45,7 +46,7 @@ async fn a_ready_gate_admits_at_once_and_selects_the_subprotocol() {
 
 #[tokio::test]
 async fn a_held_client_is_warmed_then_admitted_when_the_gate_flips() {
-    let gateway = gateway(r#"hold_timeout = "30s""#).await;
+    let gateway = gateway(|gate| gate.set("hold_timeout", "30s")).await;
     let mut client = gateway.ws("/ws").await;
     let warming = client.next_json().await;
     assert_eq!(warming["type"], "warming");
@@ -62,7 +63,11 @@ async fn a_held_client_is_warmed_then_admitted_when_the_gate_flips() {
 
 #[tokio::test]
 async fn held_clients_get_a_warming_heartbeat() {
-    let gateway = gateway("hold_timeout = \"30s\"\nwarming_interval = \"50ms\"").await;
+    let gateway = gateway(|gate| {
+        gate.set("hold_timeout", "30s")
+            .set("warming_interval", "50ms")
+    })
+    .await;
     let mut client = gateway.ws("/ws").await;
     let first = client.next_json().await;
     let second = client.next_json().await;
@@ -79,7 +84,7 @@ async fn held_clients_get_a_warming_heartbeat() {
 
 #[tokio::test]
 async fn a_client_held_past_the_hold_timeout_is_told_when_to_come_back_and_closed_1013() {
-    let gateway = gateway("hold_timeout = \"200ms\"\nretry_after = \"2s\"").await;
+    let gateway = gateway(|gate| gate.set("hold_timeout", "200ms").set("retry_after", "2s")).await;
     let mut client = gateway.ws("/ws").await;
     let frames = client.until_type("unavailable").await;
     assert_eq!(frames[0]["type"], "warming");
@@ -96,7 +101,7 @@ async fn a_client_held_past_the_hold_timeout_is_told_when_to_come_back_and_close
 
 #[tokio::test]
 async fn messages_sent_while_held_are_processed_in_order_after_admission() {
-    let gateway = gateway(r#"hold_timeout = "30s""#).await;
+    let gateway = gateway(|gate| gate.set("hold_timeout", "30s")).await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "warming");
     for n in 1..=3 {
@@ -122,7 +127,7 @@ async fn messages_sent_while_held_are_processed_in_order_after_admission() {
 
 #[tokio::test]
 async fn clients_released_together_get_each_others_first_messages_whatever_order_they_run_in() {
-    let gateway = gateway(r#"hold_timeout = "30s""#).await;
+    let gateway = gateway(|gate| gate.set("hold_timeout", "30s")).await;
     let mut listener = gateway.ws("/ws").await;
     assert_eq!(listener.next_json().await["type"], "warming");
     // Eight more held clients, each with a chat buffered: all nine are
@@ -151,7 +156,7 @@ async fn clients_released_together_get_each_others_first_messages_whatever_order
 
 #[tokio::test]
 async fn a_full_hold_buffer_refuses_messages_and_reports_what_was_not_processed() {
-    let gateway = gateway(r#"hold_timeout = "1s""#).await;
+    let gateway = gateway(|gate| gate.set("hold_timeout", "1s")).await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "warming");
     for n in 0..33 {
@@ -169,7 +174,7 @@ async fn a_full_hold_buffer_refuses_messages_and_reports_what_was_not_processed(
 
 #[tokio::test]
 async fn admitted_clients_get_readiness_pushes_and_chat_reaches_the_room() {
-    let gateway = ready_gateway("").await;
+    let gateway = ready_gateway(|gate| gate).await;
     let mut alice = gateway.ws("/ws").await;
     let mut bob = gateway.ws("/ws").await;
     assert_eq!(alice.next_json().await["type"], "ready");
@@ -219,7 +224,7 @@ async fn admitted_clients_get_readiness_pushes_and_chat_reaches_the_room() {
 
 #[tokio::test]
 async fn a_message_resent_after_a_reconnect_is_acked_again_but_delivered_once() {
-    let gateway = ready_gateway("").await;
+    let gateway = ready_gateway(|gate| gate).await;
     let mut bob = gateway.ws("/ws").await;
     assert_eq!(bob.next_json().await["type"], "ready");
     let send =
@@ -255,7 +260,8 @@ async fn a_message_resent_after_a_reconnect_is_acked_again_but_delivered_once() 
 
 #[tokio::test]
 async fn draining_refuses_held_and_new_clients_and_closes_admitted_ones_after_the_grace() {
-    let mut gateway = ready_gateway("hold_timeout = \"30s\"\ndrain_grace = \"300ms\"").await;
+    let mut gateway =
+        ready_gateway(|gate| gate.set("hold_timeout", "30s").set("drain_grace", "300ms")).await;
     let mut admitted = gateway.ws("/ws").await;
     assert_eq!(admitted.next_json().await["type"], "ready");
     // The required signal drops: the gate is not ready, so the next client is held.
@@ -287,7 +293,7 @@ async fn draining_refuses_held_and_new_clients_and_closes_admitted_ones_after_th
 
 #[tokio::test]
 async fn past_max_connections_clients_are_refused_for_capacity() {
-    let gateway = ready_gateway("max_connections = 1").await;
+    let gateway = ready_gateway(|gate| gate.set("max_connections", 1)).await;
     let mut first = gateway.ws("/ws").await;
     assert_eq!(first.next_json().await["type"], "ready");
     let mut second = gateway.ws("/ws").await;
@@ -301,7 +307,7 @@ async fn past_max_connections_clients_are_refused_for_capacity() {
 
 #[tokio::test]
 async fn past_max_held_clients_are_refused_for_capacity() {
-    let gateway = gateway("max_held = 1\nhold_timeout = \"30s\"").await;
+    let gateway = gateway(|gate| gate.set("max_held", 1).set("hold_timeout", "30s")).await;
     let mut first = gateway.ws("/ws").await;
     assert_eq!(first.next_json().await["type"], "warming");
     let mut second = gateway.ws("/ws").await;
@@ -312,7 +318,7 @@ async fn past_max_held_clients_are_refused_for_capacity() {
 
 #[tokio::test]
 async fn frames_over_max_message_bytes_close_1009() {
-    let gateway = ready_gateway("max_message_bytes = 1024").await;
+    let gateway = ready_gateway(|gate| gate.set("max_message_bytes", 1024)).await;
     let mut client = gateway.ws("/echo").await;
     client.send(Message::text("x".repeat(1024))).await;
     assert_eq!(
@@ -331,7 +337,7 @@ async fn frames_over_max_message_bytes_close_1009() {
 
 #[tokio::test]
 async fn invalid_utf8_in_a_text_frame_closes_1007() {
-    let gateway = ready_gateway("").await;
+    let gateway = ready_gateway(|gate| gate).await;
     let mut client = gateway.ws("/echo").await;
     let frame = Frame::message(vec![0xff, 0xfe, 0x41], OpCode::Data(Data::Text), true);
     client.send_frame(frame).await;
@@ -340,7 +346,7 @@ async fn invalid_utf8_in_a_text_frame_closes_1007() {
 
 #[tokio::test]
 async fn protocol_violations_close_1002() {
-    let gateway = ready_gateway("").await;
+    let gateway = ready_gateway(|gate| gate).await;
     // A continuation frame that continues nothing.
     let mut client = gateway.ws("/echo").await;
     client
@@ -378,7 +384,7 @@ pub(crate) async fn raw_upgrade(gateway: &Gateway, path: &str) -> tokio::net::Tc
 
 #[tokio::test]
 async fn the_echo_route_is_transparent_while_held_and_echoes_once_admitted() {
-    let gateway = gateway(r#"hold_timeout = "30s""#).await;
+    let gateway = gateway(|gate| gate.set("hold_timeout", "30s")).await;
     let mut client = gateway.ws_with("/echo", &[]).await;
     client.send(Message::text("sent while held")).await;
     client.send(Message::binary(vec![1u8, 2, 3])).await;
@@ -411,7 +417,7 @@ async fn raw_http(gateway: &Gateway, request: &str) -> String {
 
 #[tokio::test]
 async fn malformed_upgrades_get_a_status_and_a_one_line_reason() {
-    let gateway = ready_gateway("").await;
+    let gateway = ready_gateway(|gate| gate).await;
     let upgrade = "Connection: Upgrade\r\nUpgrade: websocket\r\n";
     let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
     let cases = [
@@ -455,7 +461,8 @@ async fn malformed_upgrades_get_a_status_and_a_one_line_reason() {
 
 #[tokio::test]
 async fn origins_outside_allowed_origins_are_refused_with_403() {
-    let gateway = ready_gateway(r#"allowed_origins = ["https://chat.example.com"]"#).await;
+    let gateway =
+        ready_gateway(|gate| gate.set("allowed_origins", ["https://chat.example.com"])).await;
     let request = "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nOrigin: https://evil.example\r\nConnection: close\r\n\r\n";
     let response = raw_http(&gateway, request).await;
     assert!(response.starts_with("HTTP/1.1 403"), "{response}");
@@ -467,7 +474,7 @@ async fn origins_outside_allowed_origins_are_refused_with_403() {
 
 #[tokio::test]
 async fn a_handshake_that_never_finishes_is_dropped_after_handshake_timeout() {
-    let gateway = ready_gateway(r#"handshake_timeout = "200ms""#).await;
+    let gateway = ready_gateway(|gate| gate.set("handshake_timeout", "200ms")).await;
     let mut stream = tokio::net::TcpStream::connect(gateway.public)
         .await
         .unwrap();
@@ -486,7 +493,7 @@ async fn a_handshake_that_never_finishes_is_dropped_after_handshake_timeout() {
 
 #[tokio::test]
 async fn a_silent_client_is_closed_after_two_unanswered_pings() {
-    let gateway = ready_gateway(r#"ping_interval = "100ms""#).await;
+    let gateway = ready_gateway(|gate| gate.set("ping_interval", "100ms")).await;
     // A raw client that completes the handshake and then never answers.
     let mut stream = raw_upgrade(&gateway, "/echo").await;
     let mut received = Vec::new();
@@ -508,7 +515,11 @@ async fn a_silent_client_is_closed_after_two_unanswered_pings() {
 
 #[tokio::test]
 async fn a_gate_past_its_startup_deadline_refuses_held_clients_as_failed() {
-    let gateway = gateway("startup_deadline = \"50ms\"\nhold_timeout = \"300ms\"").await;
+    let gateway = gateway(|gate| {
+        gate.set("startup_deadline", "50ms")
+            .set("hold_timeout", "300ms")
+    })
+    .await;
     gateway
         .events()
         .await
@@ -523,7 +534,7 @@ async fn a_gate_past_its_startup_deadline_refuses_held_clients_as_failed() {
 
 #[tokio::test]
 async fn a_held_echo_client_gets_no_frames_only_close_1013_at_the_hold_timeout() {
-    let gateway = gateway(r#"hold_timeout = "200ms""#).await;
+    let gateway = gateway(|gate| gate.set("hold_timeout", "200ms")).await;
     let mut client = gateway.ws_with("/echo", &[]).await;
     match client.next_message().await {
         Some(Message::Close(Some(frame))) => assert_eq!(u16::from(frame.code), 1013),

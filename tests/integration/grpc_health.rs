@@ -10,7 +10,7 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
-use warmgate_tests::{Gateway, app_signal_plan, http_client, within};
+use warmgate_tests::{Gateway, Plan, http_client, within};
 
 const CONTROL_TOKEN: &str = "6f1d2c3b4a5968778695a4b3c2d1e0f9";
 const READ_TOKEN: &str = "9e8d7c6b5a4938271605f4e3d2c1b0a9";
@@ -94,10 +94,7 @@ async fn list(channel: Channel) -> HashMap<String, ServingStatus> {
 
 #[tokio::test]
 async fn grpc_health_follows_the_gate_from_start_through_a_flip_to_the_drain() {
-    let mut gateway = Gateway::builder()
-        .config(app_signal_plan("", ""))
-        .spawn()
-        .await;
+    let mut gateway = Gateway::builder().config(Plan::app_signal()).spawn().await;
     let channel = admin_channel(&gateway).await;
     let mut client = HealthClient::new(channel.clone());
 
@@ -155,10 +152,11 @@ async fn grpc_health_follows_the_gate_from_start_through_a_flip_to_the_drain() {
 #[tokio::test]
 async fn grpc_health_needs_an_admin_token_and_a_read_token_is_enough() {
     let gateway = Gateway::builder()
-        .config(format!(
-            "admin_token_env = \"WARMGATE_TEST_ADMIN_TOKEN\"\nadmin_read_token_env = \"WARMGATE_TEST_ADMIN_READ_TOKEN\"\n{}",
-            app_signal_plan("", "")
-        ))
+        .config(
+            Plan::app_signal()
+                .set("admin_token_env", "WARMGATE_TEST_ADMIN_TOKEN")
+                .set("admin_read_token_env", "WARMGATE_TEST_ADMIN_READ_TOKEN"),
+        )
         .env("WARMGATE_TEST_ADMIN_TOKEN", CONTROL_TOKEN)
         .env("WARMGATE_TEST_ADMIN_READ_TOKEN", READ_TOKEN)
         .spawn()
@@ -210,10 +208,11 @@ async fn grpc_health_needs_an_admin_token_and_a_read_token_is_enough() {
 async fn the_grpc_health_listener_answers_without_a_token_and_serves_nothing_else() {
     let port = warmgate_tests::free_port();
     let mut gateway = Gateway::builder()
-        .config(format!(
-            "grpc_health_listen = \"127.0.0.1:{port}\"\nadmin_token_env = \"WARMGATE_TEST_ADMIN_TOKEN\"\n{}",
-            app_signal_plan("", "")
-        ))
+        .config(
+            Plan::app_signal()
+                .set("grpc_health_listen", format!("127.0.0.1:{port}"))
+                .set("admin_token_env", "WARMGATE_TEST_ADMIN_TOKEN"),
+        )
         .env("WARMGATE_TEST_ADMIN_TOKEN", CONTROL_TOKEN)
         .spawn()
         .await;

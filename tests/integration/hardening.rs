@@ -2,18 +2,14 @@
 //! and half-open handshakes by the thousand.
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use warmgate_tests::{Gateway, http_client, within};
+use warmgate_tests::{Gateway, Plan, http_client, within};
 
 const ADMIN_TOKEN: &str = "0d5c1f3e9a7b4c2d8e6f0a1b3c5d7e9f";
 
 #[tokio::test]
 async fn with_an_admin_token_every_admin_request_needs_it() {
-    let config = format!(
-        "admin_token_env = \"WARMGATE_TEST_ADMIN_TOKEN\"\n{}",
-        warmgate_tests::app_signal_plan("", "")
-    );
     let gateway = Gateway::builder()
-        .config(config)
+        .config(Plan::app_signal().set("admin_token_env", "WARMGATE_TEST_ADMIN_TOKEN"))
         .env("WARMGATE_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
         .spawn()
         .await;
@@ -94,10 +90,10 @@ fn open_fds(pid: u32) -> usize {
 async fn five_thousand_half_open_handshakes_are_freed_by_handshake_timeout_in_bounded_memory() {
     const HALF_OPEN: usize = 5000;
     let gateway = Gateway::builder()
-        .config(warmgate_tests::app_signal_plan(
-            "handshake_timeout = \"1s\"\nmax_connections = 100",
-            "",
-        ))
+        .config(Plan::app_signal().gate(|gate| {
+            gate.set("handshake_timeout", "1s")
+                .set("max_connections", 100)
+        }))
         .spawn()
         .await;
     let pid = gateway.pid();

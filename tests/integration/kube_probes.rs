@@ -2,19 +2,16 @@
 //! `/readyz/{check}`) on the real program: reasons withheld on the public
 //! listener, given on the admin one.
 
-use warmgate_tests::{Gateway, app_signal_plan};
+use warmgate_tests::{Check, Gateway, Plan};
 
 #[tokio::test]
 async fn verbose_probes_exclude_and_per_check_probes_on_both_listeners() {
     // `app` (required signal) and `cache` (optional, a closed port).
     let closed = warmgate_tests::free_port();
     let gateway = Gateway::builder()
-        .config(app_signal_plan(
-            "",
-            &format!(
-                "\n[[phase.check]]\nname = \"cache\"\nkind = \"tcp\"\naddr = \"127.0.0.1:{closed}\"\nrequired = false\n"
-            ),
-        ))
+        .config(
+            Plan::app_signal().check(Check::tcp("cache", format!("127.0.0.1:{closed}")).optional()),
+        )
         .spawn()
         .await;
     gateway.set_signal("app", true).await;

@@ -2,14 +2,11 @@
 //! nobody renews turns the gate not ready on its own, with a reason and a
 //! log line an operator can act on.
 
-use warmgate_tests::{Gateway, app_signal_plan};
+use warmgate_tests::{Gateway, Plan};
 
 #[tokio::test]
 async fn a_signal_lease_not_renewed_turns_the_gate_not_ready_with_the_reason() {
-    let gateway = Gateway::builder()
-        .config(app_signal_plan("", ""))
-        .spawn()
-        .await;
+    let gateway = Gateway::builder().config(Plan::app_signal()).spawn().await;
     let mut events = gateway.events().await;
     let reply = gateway
         .admin_post("/signals/app", r#"{"ready":true,"ttl":"300ms"}"#)

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use warmgate_tests::{Gateway, raw_websocket_upgrade, within};
+use warmgate_tests::{Gateway, Table, raw_websocket_upgrade, within};
 
 use crate::gate::{gateway, raw_upgrade, ready_gateway};
 
@@ -136,7 +136,11 @@ async fn until_no_ws_client(gateway: &Gateway, stage: &str) {
 
 #[tokio::test]
 async fn one_frame_sent_at_10_kb_per_second_across_six_ping_intervals_is_echoed_whole() {
-    let gateway = ready_gateway("ping_interval = \"1s\"\nmax_message_bytes = 1048576").await;
+    let gateway = ready_gateway(|gate| {
+        gate.set("ping_interval", "1s")
+            .set("max_message_bytes", 1048576)
+    })
+    .await;
     let (mut read, mut write) = raw_upgrade(&gateway, "/echo").await.into_split();
     let payload: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
     // About 10 kB/s: six seconds inside one frame, where no pong can go.
@@ -151,7 +155,11 @@ async fn one_frame_sent_at_10_kb_per_second_across_six_ping_intervals_is_echoed_
 
 #[tokio::test]
 async fn a_message_in_fragments_dribbled_across_five_ping_intervals_is_echoed_whole() {
-    let gateway = ready_gateway("ping_interval = \"1s\"\nmax_message_bytes = 1048576").await;
+    let gateway = ready_gateway(|gate| {
+        gate.set("ping_interval", "1s")
+            .set("max_message_bytes", 1048576)
+    })
+    .await;
     let (mut read, mut write) = raw_upgrade(&gateway, "/echo").await.into_split();
     let fragment = [b'a'; 1000];
     // Six fragments, one every 900 ms; no frame is whole before the last.
@@ -172,7 +180,11 @@ async fn a_message_in_fragments_dribbled_across_five_ping_intervals_is_echoed_wh
 async fn messages_larger_than_the_send_queue_are_echoed_one_after_another_without_a_timer() {
     // With pings an hour apart, no timer wakes the connection: only the
     // writer making room in the queue can let it read the next message.
-    let gateway = ready_gateway("ping_interval = \"1h\"\nmax_message_bytes = 4194304").await;
+    let gateway = ready_gateway(|gate| {
+        gate.set("ping_interval", "1h")
+            .set("max_message_bytes", 4194304)
+    })
+    .await;
     let (mut read, mut write) = raw_upgrade(&gateway, "/echo").await.into_split();
     for (n, size) in [(0u8, 300_000), (1, 1_048_576), (2, 300_000), (3, 64)] {
         let payload = vec![b'a' + n; size];
@@ -233,11 +245,18 @@ async fn chat_into_lobby(gateway: &Gateway, n_messages: usize, n_bytes: usize) {
     within("every ack", reading).await.unwrap();
 }
 
-const FLOODED_ROOM: &str = "ping_interval = \"1s\"\nmax_message_bytes = 1048576\nmessages_per_second = 100000\nmessage_burst = 1000000";
+/// The `[gate]` settings of a room flooded with chat: pings every second,
+/// 1 MiB messages, and a rate limit no client reaches.
+fn flooded_room(gate: Table) -> Table {
+    gate.set("ping_interval", "1s")
+        .set("max_message_bytes", 1048576)
+        .set("messages_per_second", 100000)
+        .set("message_burst", 1000000)
+}
 
 #[tokio::test]
 async fn a_ws_client_that_stops_reading_while_others_chat_is_closed_as_a_slow_consumer() {
-    let gateway = ready_gateway(&format!("{FLOODED_ROOM}\nwrite_timeout = \"1s\"")).await;
+    let gateway = ready_gateway(|gate| flooded_room(gate).set("write_timeout", "1s")).await;
     let (mut read, _write) = raw_upgrade_small_buffer(&gateway, "/ws").await.into_split();
     let (_, ready) = next_data_frame(&mut read).await.unwrap();
     assert!(String::from_utf8_lossy(&ready).contains("\"ready\""));
@@ -271,9 +290,12 @@ async fn a_ws_client_that_stops_reading_while_others_chat_is_closed_as_a_slow_co
 async fn a_held_client_that_floods_without_reading_is_closed_as_a_slow_consumer() {
     // The gate never turns ready. The hold ends at 5 s, but a loop stuck
     // on a write never gets there; the slow-consumer rule ends it first.
-    let gateway =
-        gateway("hold_timeout = \"5s\"\nwarming_interval = \"100ms\"\nwrite_timeout = \"1s\"")
-            .await;
+    let gateway = gateway(|gate| {
+        gate.set("hold_timeout", "5s")
+            .set("warming_interval", "100ms")
+            .set("write_timeout", "1s")
+    })
+    .await;
     let (mut read, mut write) = raw_upgrade_small_buffer(&gateway, "/ws").await.into_split();
     let (_, warming) = next_data_frame(&mut read).await.unwrap();
     assert!(String::from_utf8_lossy(&warming).contains("\"warming\""));
@@ -293,9 +315,11 @@ async fn a_held_client_that_floods_without_reading_is_closed_as_a_slow_consumer(
 async fn a_client_stuck_at_the_drain_deadline_does_not_hold_the_drain() {
     // The write timeout is longer than the drain: only the drain deadline
     // can close this client, and it must, though it takes no frame.
-    let mut gateway = ready_gateway(&format!(
-        "{FLOODED_ROOM}\nwrite_timeout = \"1h\"\ndrain_grace = \"2s\""
-    ))
+    let mut gateway = ready_gateway(|gate| {
+        flooded_room(gate)
+            .set("write_timeout", "1h")
+            .set("drain_grace", "2s")
+    })
     .await;
     let (mut read, _write) = raw_upgrade_small_buffer(&gateway, "/ws").await.into_split();
     next_data_frame(&mut read).await.unwrap();
@@ -313,9 +337,12 @@ async fn a_client_stuck_at_the_drain_deadline_does_not_hold_the_drain() {
 #[tokio::test]
 async fn a_reader_that_pauses_under_the_write_timeout_catches_up_with_lagged() {
     // Pings as by default (every 20 s), so only the room can end this.
-    let gateway = ready_gateway(
-        "max_message_bytes = 1048576\nmessages_per_second = 100000\nmessage_burst = 1000000\nwrite_timeout = \"1h\"",
-    )
+    let gateway = ready_gateway(|gate| {
+        gate.set("max_message_bytes", 1048576)
+            .set("messages_per_second", 100000)
+            .set("message_burst", 1000000)
+            .set("write_timeout", "1h")
+    })
     .await;
     let (mut read, _write) = raw_upgrade_small_buffer(&gateway, "/ws").await.into_split();
     next_data_frame(&mut read).await.unwrap();
@@ -341,7 +368,7 @@ async fn a_reader_that_pauses_under_the_write_timeout_catches_up_with_lagged() {
 
 #[tokio::test]
 async fn a_message_in_more_than_65536_fragments_is_refused_with_1009() {
-    let gateway = ready_gateway("").await;
+    let gateway = ready_gateway(|gate| gate).await;
     for (path, opcode) in [("/echo", TEXT), ("/ws", BINARY)] {
         let (mut read, mut write) = raw_upgrade(&gateway, path).await.into_split();
         if path == "/ws" {
@@ -370,7 +397,7 @@ async fn a_message_in_more_than_65536_fragments_is_refused_with_1009() {
 
 #[tokio::test]
 async fn a_close_frame_the_server_refuses_ends_the_connection_without_waiting_for_another() {
-    let gateway = ready_gateway("").await;
+    let gateway = ready_gateway(|gate| gate).await;
     let cases: [(&str, Vec<u8>, u16); 4] = [
         ("code 1005", 1005u16.to_be_bytes().to_vec(), 1002),
         ("code 999", 999u16.to_be_bytes().to_vec(), 1002),

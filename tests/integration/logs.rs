@@ -1,7 +1,7 @@
 //! Log formats: every line of the `gcp` and `json` formats is one JSON
 //! object that Cloud Logging (or any log pipeline) can read.
 
-use warmgate_tests::Gateway;
+use warmgate_tests::{Gateway, Plan};
 
 fn json_lines(log: &str) -> Vec<serde_json::Value> {
     log.lines()
@@ -11,7 +11,7 @@ fn json_lines(log: &str) -> Vec<serde_json::Value> {
 
 #[tokio::test]
 async fn the_gcp_format_writes_cloud_logging_json_with_spans() {
-    let config = warmgate_tests::app_signal_plan(r#"hold_timeout = "100ms""#, "");
+    let config = Plan::app_signal().gate(|gate| gate.set("hold_timeout", "100ms"));
     let mut gateway = Gateway::builder()
         .config(config)
         .env("WARMGATE_LOG_FORMAT", "gcp")
@@ -77,13 +77,7 @@ async fn the_json_format_writes_one_object_per_line() {
 
 #[tokio::test]
 async fn the_environment_beats_the_file_for_the_log_format() {
-    let config = r#"
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[telemetry]
-log_format = "text"
-"#;
+    let config = Plan::new().table("telemetry", |telemetry| telemetry.set("log_format", "text"));
     let gateway = Gateway::builder()
         .config(config)
         .env("WARMGATE_LOG_FORMAT", "json")

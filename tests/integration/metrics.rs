@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 use tokio::net::TcpListener;
-use warmgate_tests::{Gateway, Message, free_port};
+use warmgate_tests::{Check, Gateway, Message, Plan, free_port};
 
 /// Every metric warmgate serves, with its Prometheus type.
 const METRICS: [(&str, &str); 11] = [
@@ -180,15 +180,9 @@ async fn scrape(gateway: &Gateway) -> Scrape {
     Scrape::parse(&reply.text)
 }
 
-fn plan(gate: &str, checks: &str) -> String {
-    warmgate_tests::app_signal_plan(gate, checks)
-}
-
 /// A required `tcp` check named `db` against `addr`, probed every `interval`.
-fn tcp_check(addr: &str, interval: &str) -> String {
-    format!(
-        "\n[[phase.check]]\nname = \"db\"\nkind = \"tcp\"\naddr = \"{addr}\"\ninterval = \"{interval}\"\n"
-    )
+fn tcp_check(addr: &str, interval: &str) -> Check {
+    Check::tcp("db", addr).set("interval", interval)
 }
 
 fn check_status(snapshot: &Value, name: &str) -> Option<String> {
@@ -207,7 +201,7 @@ async fn metrics_are_prometheus_text_with_every_series_from_the_start() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let gateway = Gateway::builder()
-        .config(plan("", &tcp_check(&addr, "1h")))
+        .config(Plan::app_signal().check(tcp_check(&addr, "1h")))
         .spawn()
         .await;
 
@@ -285,7 +279,7 @@ async fn metrics_are_prometheus_text_with_every_series_from_the_start() {
 
 #[tokio::test]
 async fn a_held_then_admitted_connection_is_counted_under_admitted() {
-    let gateway = Gateway::builder().config(plan("", "")).spawn().await;
+    let gateway = Gateway::builder().config(Plan::app_signal()).spawn().await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "warming");
     let held = scrape(&gateway).await;
@@ -337,7 +331,7 @@ async fn a_held_then_admitted_connection_is_counted_under_admitted() {
 #[tokio::test]
 async fn a_client_refused_at_the_hold_timeout_is_counted_under_unavailable_hold_timeout() {
     let gateway = Gateway::builder()
-        .config(plan(r#"hold_timeout = "200ms""#, ""))
+        .config(Plan::app_signal().gate(|gate| gate.set("hold_timeout", "200ms")))
         .spawn()
         .await;
     let mut client = gateway.ws("/ws").await;
@@ -378,7 +372,7 @@ async fn a_client_refused_at_the_hold_timeout_is_counted_under_unavailable_hold_
 async fn a_tcp_check_on_a_closed_port_is_down_and_counts_its_failures() {
     let closed = format!("127.0.0.1:{}", free_port());
     let gateway = Gateway::builder()
-        .config(plan("", &tcp_check(&closed, "1s")))
+        .config(Plan::app_signal().check(tcp_check(&closed, "1s")))
         .spawn()
         .await;
     // An attempt is counted before the snapshot that shows its result.
@@ -409,7 +403,7 @@ async fn scraping_never_runs_a_check() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let gateway = Gateway::builder()
-        .config(plan("", &tcp_check(&addr, "1h")))
+        .config(Plan::app_signal().check(tcp_check(&addr, "1h")))
         .spawn()
         .await;
     gateway.set_signal("app", true).await;

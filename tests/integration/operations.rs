@@ -8,11 +8,18 @@
 use std::process::Output;
 
 use serde_json::Value;
-use warmgate_tests::{Gateway, app_signal_plan, free_port, program, scratch_dir, within};
+use warmgate_tests::{Check, Gateway, Plan, free_port, program, scratch_dir, within};
 
 /// A plan whose signal `app` flips on every set.
-fn flipping_plan() -> String {
-    app_signal_plan("", "failure_threshold = 1\nsuccess_threshold = 1")
+fn flipping_plan() -> Plan {
+    Plan::new().phase("services", [flipping_app()])
+}
+
+/// The signal `app`, failing or passing on its first report.
+fn flipping_app() -> Check {
+    Check::signal("app")
+        .set("failure_threshold", 1)
+        .set("success_threshold", 1)
 }
 
 /// Runs the program with `args` (an operator's command) and `env`.
@@ -238,10 +245,7 @@ async fn status_signal_history_and_drain_drive_a_gate_from_the_command_line() {
 #[tokio::test]
 async fn a_token_protected_admin_listener_needs_the_token_the_config_names() {
     const TOKEN: &str = "0123456789abcdef0123456789abcdef";
-    let config = format!(
-        "admin_token_env = \"TEST_ADMIN_TOKEN\"\n{}",
-        flipping_plan()
-    );
+    let config = flipping_plan().set("admin_token_env", "TEST_ADMIN_TOKEN");
     let gateway = Gateway::builder()
         .config(config.clone())
         .env("TEST_ADMIN_TOKEN", TOKEN)
@@ -250,7 +254,7 @@ async fn a_token_protected_admin_listener_needs_the_token_the_config_names() {
     // The operator's copy of the same config, pointed at the listener.
     let dir = scratch_dir();
     let file = dir.path().join("warmgate.toml");
-    std::fs::write(&file, &config).unwrap();
+    std::fs::write(&file, config.to_toml()).unwrap();
     let file = file.to_str().unwrap();
     let admin = gateway.admin.to_string();
     let set = warmgate(
@@ -302,13 +306,14 @@ async fn an_operator_with_only_the_read_token_and_none_of_the_servers_secrets_ca
     const READ_TOKEN: &str = "fedcba9876543210fedcba9876543210";
     // The server's config: both tokens, and a check whose URL is a secret
     // the operator's shell does not have.
-    let config = format!(
-        "admin_token_env = \"TEST_ADMIN_TOKEN\"\nadmin_read_token_env = \"TEST_ADMIN_READ_TOKEN\"\n{}",
-        app_signal_plan(
-            "",
-            "failure_threshold = 1\nsuccess_threshold = 1\n\n[[phase.check]]\nname = \"cache\"\nkind = \"redis\"\nrequired = false\nurl_env = \"TEST_CACHE_URL\"",
+    let config = flipping_plan()
+        .check(
+            Check::new("cache", "redis")
+                .optional()
+                .set("url_env", "TEST_CACHE_URL"),
         )
-    );
+        .set("admin_token_env", "TEST_ADMIN_TOKEN")
+        .set("admin_read_token_env", "TEST_ADMIN_READ_TOKEN");
     let gateway = Gateway::builder()
         .config(config.clone())
         .env("TEST_ADMIN_TOKEN", TOKEN)
@@ -318,7 +323,7 @@ async fn an_operator_with_only_the_read_token_and_none_of_the_servers_secrets_ca
         .await;
     let dir = scratch_dir();
     let file = dir.path().join("warmgate.toml");
-    std::fs::write(&file, &config).unwrap();
+    std::fs::write(&file, config.to_toml()).unwrap();
     let file = file.to_str().unwrap();
     let admin = gateway.admin.to_string();
     let reader = [("TEST_ADMIN_READ_TOKEN", READ_TOKEN)];

@@ -6,31 +6,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use warmgate_tests::{EventStream, Gateway, blocking, new_postgres, new_redis};
+use warmgate_tests::{Check, EventStream, Gateway, Plan, blocking, new_postgres, new_redis};
 
-/// One phase of checks, given as TOML tables, plus a required signal `app`
-/// so that the gate's readiness is in the test's hands.
-pub(crate) fn plan(checks: &str) -> String {
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[gate]
-retry_cap = "100ms"
-
-[[phase]]
-name = "dependencies"
-{checks}
-
-[[phase]]
-name = "services"
-
-[[phase.check]]
-name = "app"
-kind = "signal"
-"#
-    )
+/// One phase `dependencies` of `checks`, then a phase with a required
+/// signal `app`, so that the gate's readiness is in the test's hands.
+pub(crate) fn plan(checks: impl IntoIterator<Item = Check>) -> Plan {
+    Plan::new()
+        .gate(|gate| gate.set("retry_cap", "100ms"))
+        .phase("dependencies", checks)
+        .phase("services", [Check::signal("app")])
 }
 
 fn check_status<'a>(snapshot: &'a Value, name: &str) -> &'a Value {
@@ -44,7 +28,7 @@ async fn verbose_check(gateway: &Gateway, name: &str) -> Value {
     checks.into_iter().find(|c| c["name"] == name).unwrap()
 }
 
-async fn ready_gateway(config: String, env: &[(&str, String)]) -> (Gateway, EventStream) {
+async fn ready_gateway(config: Plan, env: &[(&str, String)]) -> (Gateway, EventStream) {
     let mut builder = Gateway::builder().config(config);
     for (key, value) in env {
         builder = builder.env(key, value);
@@ -61,14 +45,7 @@ async fn ready_gateway(config: String, env: &[(&str, String)]) -> (Gateway, Even
 #[tokio::test]
 async fn the_gate_waits_for_postgres_to_start_then_turns_ready() {
     let postgres = new_postgres(false).await;
-    let config = plan(
-        r#"
-[[phase.check]]
-name = "database"
-kind = "postgres"
-url_env = "TEST_DATABASE_URL"
-"#,
-    );
+    let config = plan([Check::new("database", "postgres").set("url_env", "TEST_DATABASE_URL")]);
     let gateway = Gateway::builder()
         .config(config)
         .env("TEST_DATABASE_URL", &postgres.url())
@@ -106,18 +83,10 @@ url_env = "TEST_DATABASE_URL"
 #[tokio::test]
 async fn stopping_the_optional_redis_degrades_the_gate_and_restarting_it_recovers() {
     let redis = new_redis(None).await;
-    let config = plan(&format!(
-        r#"
-[[phase.check]]
-name = "redis"
-kind = "redis"
-url = "{}"
-required = false
-interval = "50ms"
-failure_threshold = 2
-"#,
-        redis.url()
-    ));
+    let config = plan([Check::redis("redis", &redis.url())
+        .optional()
+        .set("interval", "50ms")
+        .set("failure_threshold", 2)]);
     let (gateway, mut events) = ready_gateway(config, &[]).await;
 
     let mut redis = blocking("Redis to die", move || {
@@ -154,17 +123,9 @@ failure_threshold = 2
 #[tokio::test]
 async fn stopping_the_required_postgres_makes_the_gate_not_ready_until_it_returns() {
     let postgres = new_postgres(true).await;
-    let config = plan(&format!(
-        r#"
-[[phase.check]]
-name = "database"
-kind = "postgres"
-url = "{}"
-interval = "50ms"
-failure_threshold = 2
-"#,
-        postgres.url()
-    ));
+    let config = plan([Check::postgres("database", &postgres.url())
+        .set("interval", "50ms")
+        .set("failure_threshold", 2)]);
     let (gateway, mut events) = ready_gateway(config, &[]).await;
 
     let postgres = blocking("PostgreSQL to stop", move || {
@@ -196,19 +157,10 @@ async fn wrong_passwords_fail_clearly_and_no_password_is_ever_shown() {
     let wrong_redis = redis
         .url()
         .replace("redis-right-pw-6f1", "redis-wrong-pw-27c");
-    let config = plan(
-        r#"
-[[phase.check]]
-name = "database"
-kind = "postgres"
-url_env = "TEST_DATABASE_URL"
-
-[[phase.check]]
-name = "redis"
-kind = "redis"
-url_env = "TEST_REDIS_URL"
-"#,
-    );
+    let config = plan([
+        Check::new("database", "postgres").set("url_env", "TEST_DATABASE_URL"),
+        Check::new("redis", "redis").set("url_env", "TEST_REDIS_URL"),
+    ]);
     let gateway = Gateway::builder()
         .config(config)
         .env("TEST_DATABASE_URL", &wrong_postgres)
@@ -269,27 +221,14 @@ async fn black_hole() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
 #[tokio::test]
 async fn hung_servers_time_out_every_kind_while_the_endpoints_stay_responsive() {
     let (addr, _server) = black_hole().await;
-    let config = plan(&format!(
-        r#"
-[[phase.check]]
-name = "database"
-kind = "postgres"
-url = "postgres://app:pw@{addr}/app"
-timeout = "2s"
-
-[[phase.check]]
-name = "redis"
-kind = "redis"
-url = "redis://{addr}/"
-timeout = "2s"
-
-[[phase.check]]
-name = "auth"
-kind = "http"
-url = "http://{addr}/health"
-timeout = "2s"
-"#
-    ));
+    let config = plan(
+        [
+            Check::postgres("database", &format!("postgres://app:pw@{addr}/app")),
+            Check::redis("redis", &format!("redis://{addr}/")),
+            Check::http("auth", &format!("http://{addr}/health")),
+        ]
+        .map(|check| check.set("timeout", "2s")),
+    );
     let gateway = Gateway::builder().config(config).spawn().await;
     // While every attempt hangs for its 2 s, the endpoints answer at once:
     // they read the published snapshot and never wait on a check.
@@ -326,28 +265,13 @@ async fn http_checks_judge_the_status_and_the_body() {
     let gateway_for_auth = Gateway::builder().spawn().await;
     let livez = gateway_for_auth.public_url("/livez");
     let missing = gateway_for_auth.public_url("/nope");
-    let config = plan(&format!(
-        r#"
-[[phase.check]]
-name = "alive"
-kind = "http"
-url = "{livez}"
-expect_body = "alive"
-
-[[phase.check]]
-name = "wrong_body"
-kind = "http"
-url = "{livez}"
-expect_body = "keys"
-required = false
-
-[[phase.check]]
-name = "missing"
-kind = "http"
-url = "{missing}?token=http-token-55e"
-required = false
-"#
-    ));
+    let config = plan([
+        Check::http("alive", &livez).set("expect_body", "alive"),
+        Check::http("wrong_body", &livez)
+            .set("expect_body", "keys")
+            .optional(),
+        Check::http("missing", &format!("{missing}?token=http-token-55e")).optional(),
+    ]);
     let (gateway, _events) = ready_gateway(config, &[]).await;
     let mut events = gateway.events().await;
     events

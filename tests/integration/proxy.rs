@@ -15,7 +15,7 @@ use warmgate_tests::backend::{Backend, SUBPROTOCOL};
 use warmgate_tests::proxy::{
     Direction, WireTap, gated_on_backend, gated_on_signal, series_value, until_logged,
 };
-use warmgate_tests::{CloseCode, Gateway, Message, free_port, http_client, within};
+use warmgate_tests::{CloseCode, Gateway, Message, Plan, Table, free_port, http_client, within};
 
 /// How long the backend takes to start where a test needs it starting:
 /// short, since Python itself adds most of a second.
@@ -28,21 +28,20 @@ async fn serving_backend() -> Backend {
     backend
 }
 
-/// A gateway made ready by its signal, proxying `/ws` to `url`.
-async fn ready_gateway(url: &str, gate: &str, upstream: &str) -> Gateway {
-    let gateway = Gateway::builder()
-        .config(gated_on_signal(url, gate, upstream))
-        .spawn()
-        .await;
+/// A gateway on `plan` (a [`gated_on_signal`] one), made ready by its
+/// signal.
+async fn ready_gateway(plan: Plan) -> Gateway {
+    let gateway = Gateway::builder().config(plan).spawn().await;
     gateway.set_signal("app", true).await;
     gateway.until_ready().await;
     gateway
 }
 
-/// A gateway whose readiness is the backend's `/healthz`.
-async fn gateway_on_backend(backend: &Backend, gate: &str, upstream: &str) -> Gateway {
+/// A gateway whose readiness is the backend's `/healthz`, with the
+/// `[gate]` settings given.
+async fn gateway_on_backend(backend: &Backend, gate: impl FnOnce(Table) -> Table) -> Gateway {
     Gateway::builder()
-        .config(gated_on_backend(backend, gate, upstream))
+        .config(gated_on_backend(backend).gate(gate))
         .spawn()
         .await
 }
@@ -67,11 +66,10 @@ fn value(scrape: &str, series: &str) -> f64 {
 #[tokio::test]
 async fn a_warmgate_client_is_warmed_while_the_backend_starts_then_talks_to_it() {
     let backend = Backend::start(STARTUP_DELAY).await;
-    let gateway = gateway_on_backend(
-        &backend,
-        "hold_timeout = \"30s\"\nwarming_interval = \"200ms\"",
-        "",
-    )
+    let gateway = gateway_on_backend(&backend, |gate| {
+        gate.set("hold_timeout", "30s")
+            .set("warming_interval", "200ms")
+    })
     .await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.subprotocol.as_deref(), Some("warmgate.v1"));
@@ -106,7 +104,7 @@ async fn a_warmgate_client_is_warmed_while_the_backend_starts_then_talks_to_it()
 #[tokio::test]
 async fn messages_sent_while_held_reach_the_backend_in_order_before_later_ones() {
     let backend = Backend::start(STARTUP_DELAY).await;
-    let gateway = gateway_on_backend(&backend, "hold_timeout = \"30s\"", "").await;
+    let gateway = gateway_on_backend(&backend, |gate| gate.set("hold_timeout", "30s")).await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "warming");
     let held = ["held 1", "held 2", "held 3"];
@@ -131,11 +129,10 @@ async fn messages_sent_while_held_reach_the_backend_in_order_before_later_ones()
 #[tokio::test]
 async fn a_transparent_client_held_beside_a_warmgate_client_sees_only_the_backend() {
     let backend = Backend::start(STARTUP_DELAY).await;
-    let gateway = gateway_on_backend(
-        &backend,
-        "hold_timeout = \"30s\"\nwarming_interval = \"100ms\"",
-        "",
-    )
+    let gateway = gateway_on_backend(&backend, |gate| {
+        gate.set("hold_timeout", "30s")
+            .set("warming_interval", "100ms")
+    })
     .await;
     let mut warmgate = gateway.ws("/ws").await;
     let mut transparent = gateway.ws_with("/ws", &[]).await;
@@ -171,7 +168,7 @@ async fn a_transparent_client_held_beside_a_warmgate_client_sees_only_the_backen
 #[tokio::test]
 async fn a_backend_down_at_admission_refuses_clients_with_upstream_unavailable_and_1013() {
     let mut backend = serving_backend().await;
-    let gateway = ready_gateway(&backend.ws_url(""), "", "").await;
+    let gateway = ready_gateway(gated_on_signal(&backend.ws_url(""))).await;
     // Proxied while the backend is up...
     let mut before = gateway.ws("/ws").await;
     assert_eq!(before.next_json().await["type"], "ready");
@@ -212,7 +209,7 @@ async fn a_backend_down_at_admission_refuses_clients_with_upstream_unavailable_a
 #[tokio::test]
 async fn the_backends_close_code_and_reason_reach_the_client() {
     let backend = serving_backend().await;
-    let gateway = ready_gateway(&backend.ws_url(""), "", "").await;
+    let gateway = ready_gateway(gated_on_signal(&backend.ws_url(""))).await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "ready");
     client
@@ -224,7 +221,7 @@ async fn the_backends_close_code_and_reason_reach_the_client() {
 #[tokio::test]
 async fn a_backend_killed_mid_session_closes_the_client_with_1011() {
     let mut backend = serving_backend().await;
-    let gateway = ready_gateway(&backend.ws_url(""), "", "").await;
+    let gateway = ready_gateway(gated_on_signal(&backend.ws_url(""))).await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "ready");
     client.send(Message::text("still there?")).await;
@@ -245,7 +242,7 @@ async fn a_client_close_code_reaches_the_backend_and_the_connection_is_released(
     let mut tap = WireTap::start(backend.addr()).await;
     // The connection's closing line is at debug when nothing was lost.
     let gateway = Gateway::builder()
-        .config(gated_on_signal(&tap.url(), "", ""))
+        .config(gated_on_signal(&tap.url()))
         .env("RUST_LOG", "info,warmgate_gate::connection=debug")
         .spawn()
         .await;
@@ -291,7 +288,8 @@ async fn sigterm_tells_proxied_clients_draining_then_closes_both_sides_with_1001
     let backend = serving_backend().await;
     let mut tap = WireTap::start(backend.addr()).await;
     let drain_grace = Duration::from_secs(1);
-    let mut gateway = ready_gateway(&tap.url(), "drain_grace = \"1s\"", "").await;
+    let mut gateway =
+        ready_gateway(gated_on_signal(&tap.url()).gate(|gate| gate.set("drain_grace", "1s"))).await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "ready");
     client.send(Message::text("before the drain")).await;
@@ -325,7 +323,7 @@ async fn sigterm_tells_proxied_clients_draining_then_closes_both_sides_with_1001
 #[tokio::test]
 async fn the_backend_sees_the_clients_headers_path_and_query_but_not_warmgate_v1() {
     let backend = serving_backend().await;
-    let gateway = ready_gateway(&backend.ws_url(""), "", "").await;
+    let gateway = ready_gateway(gated_on_signal(&backend.ws_url(""))).await;
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let mut client = gateway
         .ws_with_headers(
@@ -368,9 +366,9 @@ async fn the_backend_sees_the_clients_headers_path_and_query_but_not_warmgate_v1
 async fn an_application_subprotocol_is_selected_for_the_client_and_offered_upstream() {
     let backend = serving_backend().await;
     let gateway = ready_gateway(
-        &backend.ws_url(""),
-        "",
-        &format!("subprotocols = [\"{SUBPROTOCOL}\"]"),
+        gated_on_signal(&backend.ws_url("")).table("upstream", |upstream| {
+            upstream.set("subprotocols", [SUBPROTOCOL])
+        }),
     )
     .await;
     let mut client = gateway.ws_with("/ws", &["warmgate.v1", SUBPROTOCOL]).await;
@@ -390,9 +388,9 @@ async fn an_application_subprotocol_is_selected_for_the_client_and_offered_upstr
 async fn a_bearer_entry_beside_the_backends_subprotocol_is_accepted_and_never_goes_upstream() {
     let backend = serving_backend().await;
     let gateway = ready_gateway(
-        &backend.ws_url(""),
-        "",
-        &format!("subprotocols = [\"{SUBPROTOCOL}\"]"),
+        gated_on_signal(&backend.ws_url("")).table("upstream", |upstream| {
+            upstream.set("subprotocols", [SUBPROTOCOL])
+        }),
     )
     .await;
     // A browser offers its token as a subprotocol beside the application's
@@ -412,10 +410,9 @@ async fn a_bearer_entry_beside_the_backends_subprotocol_is_accepted_and_never_go
 #[tokio::test]
 async fn a_prefix_route_relays_every_path_under_it_and_an_unrouted_upgrade_gets_404() {
     let backend = serving_backend().await;
-    let config = format!(
-        "{}\n[[route]]\npath = \"/ws/*\"\napp = \"upstream\"\n",
-        gated_on_signal(&backend.ws_url(""), "", "http = true")
-    );
+    let config = gated_on_signal(&backend.ws_url(""))
+        .table("upstream", |upstream| upstream.set("http", true))
+        .route("/ws/*", "upstream");
     let gateway = Gateway::builder().config(config).spawn().await;
     gateway.set_signal("app", true).await;
     gateway.until_ready().await;
@@ -441,7 +438,14 @@ async fn a_prefix_route_relays_every_path_under_it_and_an_unrouted_upgrade_gets_
 #[tokio::test]
 async fn an_http_request_made_while_the_backend_starts_waits_and_is_answered() {
     let backend = Backend::start(STARTUP_DELAY).await;
-    let gateway = gateway_on_backend(&backend, "hold_timeout = \"30s\"", "http = true").await;
+    let gateway = Gateway::builder()
+        .config(
+            gated_on_backend(&backend)
+                .gate(|gate| gate.set("hold_timeout", "30s"))
+                .table("upstream", |upstream| upstream.set("http", true)),
+        )
+        .spawn()
+        .await;
     assert_eq!(gateway.get("/readyz").await.status, 503, "already ready");
 
     let hello = gateway.get("/api/hello").await;
@@ -468,7 +472,11 @@ async fn an_http_request_made_while_the_backend_starts_waits_and_is_answered() {
 #[tokio::test]
 async fn server_sent_events_are_relayed_as_they_are_produced() {
     let backend = serving_backend().await;
-    let gateway = ready_gateway(&backend.ws_url(""), "", "http = true").await;
+    let gateway = ready_gateway(
+        gated_on_signal(&backend.ws_url(""))
+            .table("upstream", |upstream| upstream.set("http", true)),
+    )
+    .await;
     let (n_events, interval) = (4, Duration::from_millis(250));
     let requested = Instant::now();
     let response = within(
@@ -514,11 +522,11 @@ async fn an_http_request_not_ready_within_hold_timeout_gets_503_with_retry_after
     let url = format!("ws://127.0.0.1:{}", free_port());
     let hold_timeout = Duration::from_millis(300);
     let gateway = Gateway::builder()
-        .config(gated_on_signal(
-            &url,
-            "hold_timeout = \"300ms\"\nretry_after = \"3s\"",
-            "http = true",
-        ))
+        .config(
+            gated_on_signal(&url)
+                .gate(|gate| gate.set("hold_timeout", "300ms").set("retry_after", "3s"))
+                .table("upstream", |upstream| upstream.set("http", true)),
+        )
         .spawn()
         .await;
     let requested = Instant::now();
@@ -550,7 +558,7 @@ async fn an_http_request_not_ready_within_hold_timeout_gets_503_with_retry_after
 #[tokio::test]
 async fn a_proxied_session_is_counted_in_metrics() {
     let backend = serving_backend().await;
-    let gateway = ready_gateway(&backend.ws_url(""), "", "").await;
+    let gateway = ready_gateway(gated_on_signal(&backend.ws_url(""))).await;
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "ready");
     client.send(Message::text("count me")).await;

@@ -8,13 +8,10 @@
 use std::net::SocketAddr;
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use warmgate_tests::{Gateway, http_client, within};
+use warmgate_tests::{Gateway, Plan, http_client, within};
 
 async fn ready_gateway() -> Gateway {
-    let gateway = Gateway::builder()
-        .config(warmgate_tests::app_signal_plan("", ""))
-        .spawn()
-        .await;
+    let gateway = Gateway::builder().config(Plan::app_signal()).spawn().await;
     gateway.set_signal("app", true).await;
     gateway.until_ready().await;
     gateway

@@ -17,7 +17,8 @@ use warmgate_devservers::SigningKey;
 use warmgate_tests::jwks::{AUDIENCE, ISSUER, JwksServer};
 use warmgate_tests::otlp::OtlpReceiver;
 use warmgate_tests::{
-    Gateway, free_port, http_client, new_postgres, new_redis, program, scratch_dir, within,
+    Check, Gateway, Plan, free_port, http_client, new_postgres, new_redis, program, scratch_dir,
+    within,
 };
 
 const PG_QUERY: &str = "s3cr3t-pg-QUERY";
@@ -65,10 +66,10 @@ fn leak(secrets: &[&str], what: &str, output: &str) -> Option<String> {
 
 /// Runs `warmgate check-config` on `config` with `env`, and returns what it
 /// printed on stdout and stderr.
-async fn check_config_output(config: &str, env: &[(&str, &str)]) -> String {
+async fn check_config_output(config: &Plan, env: &[(&str, &str)]) -> String {
     let dir = scratch_dir();
     let path = dir.path().join("warmgate.toml");
-    std::fs::write(&path, config).unwrap();
+    std::fs::write(&path, config.to_toml()).unwrap();
     let mut command = tokio::process::Command::new(program());
     command
         .arg("check-config")
@@ -142,72 +143,54 @@ async fn no_url_password_query_token_or_header_reaches_any_output() {
         .to_owned();
     let pg_port = postgres.port();
     let redis_port = redis.port();
-    let config = format!(
-        r#"
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-admin_token_env = "TEST_ADMIN_TOKEN"
-
-[gate]
-retry_cap = "100ms"
-
-[auth]
-mode = "jwt"
-algorithms = ["ES256"]
-jwks_url = "http://jwks:{JWKS_PASSWORD}@{jwks_addr}/.well-known/jwks.json?token={JWKS_QUERY}"
-issuer = "{ISSUER}"
-audience = "{AUDIENCE}"
-
-[[phase]]
-name = "dependencies"
-
-[[phase.check]]
-name = "database"
-kind = "postgres"
-url_env = "TEST_DATABASE_URL"
-
-[[phase.check]]
-name = "database_wrong_password"
-kind = "postgres"
-url = "postgres://app:{PG_WRONG_PASSWORD}@127.0.0.1:{pg_port}/app?application_name={PG_QUERY}"
-required = false
-
-[[phase.check]]
-name = "cache"
-kind = "redis"
-url = "redis://:{REDIS_PASSWORD}@127.0.0.1:{redis_port}/?token={REDIS_QUERY}"
-
-[[phase.check]]
-name = "cache_wrong_password"
-kind = "redis"
-url = "redis://:{REDIS_WRONG_PASSWORD}@127.0.0.1:{redis_port}/?token={REDIS_QUERY}"
-required = false
-
-[[phase.check]]
-name = "api"
-kind = "http"
-url = "http://probe:{HTTP_PASSWORD}@{jwks_addr}/.well-known/jwks.json?token={HTTP_QUERY}"
-
-[[phase.check]]
-name = "api_missing"
-kind = "http"
-url = "http://probe:{HTTP_PASSWORD}@{jwks_addr}/nope?token={HTTP_QUERY}"
-required = false
-
-[[phase.check]]
-name = "api_down"
-kind = "http"
-url = "https://probe:{HTTP_PASSWORD}@127.0.0.1:{closed_port}/health?token={HTTP_QUERY}"
-required = false
-
-[[phase]]
-name = "auth"
-
-[[phase.check]]
-name = "keys"
-kind = "jwks"
-"#
-    );
+    let config = Plan::new()
+        .set("admin_token_env", "TEST_ADMIN_TOKEN")
+        .gate(|gate| gate.set("retry_cap", "100ms"))
+        .table("auth", |auth| {
+            auth.set("mode", "jwt")
+                .set("algorithms", ["ES256"])
+                .set(
+                    "jwks_url",
+                    format!("http://jwks:{JWKS_PASSWORD}@{jwks_addr}/.well-known/jwks.json?token={JWKS_QUERY}"),
+                )
+                .set("issuer", ISSUER)
+                .set("audience", AUDIENCE)
+        })
+        .phase(
+            "dependencies",
+            [
+                Check::new("database", "postgres").set("url_env", "TEST_DATABASE_URL"),
+                Check::postgres(
+                    "database_wrong_password",
+                    &format!("postgres://app:{PG_WRONG_PASSWORD}@127.0.0.1:{pg_port}/app?application_name={PG_QUERY}"),
+                )
+                .optional(),
+                Check::redis(
+                    "cache",
+                    &format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{redis_port}/?token={REDIS_QUERY}"),
+                ),
+                Check::redis(
+                    "cache_wrong_password",
+                    &format!("redis://:{REDIS_WRONG_PASSWORD}@127.0.0.1:{redis_port}/?token={REDIS_QUERY}"),
+                )
+                .optional(),
+                Check::http(
+                    "api",
+                    &format!("http://probe:{HTTP_PASSWORD}@{jwks_addr}/.well-known/jwks.json?token={HTTP_QUERY}"),
+                ),
+                Check::http(
+                    "api_missing",
+                    &format!("http://probe:{HTTP_PASSWORD}@{jwks_addr}/nope?token={HTTP_QUERY}"),
+                )
+                .optional(),
+                Check::http(
+                    "api_down",
+                    &format!("https://probe:{HTTP_PASSWORD}@127.0.0.1:{closed_port}/health?token={HTTP_QUERY}"),
+                )
+                .optional(),
+            ],
+        )
+        .phase("auth", [Check::jwks("keys")]);
     let otlp_endpoint = format!(
         "{}/?token={OTLP_QUERY}",
         receiver
@@ -317,10 +300,12 @@ kind = "jwks"
 #[tokio::test]
 async fn the_hmac_secret_reaches_no_output() {
     let receiver = OtlpReceiver::start().await;
-    let config = format!(
-        "admin_token_env = \"TEST_ADMIN_TOKEN\"\n{}\n[auth]\nmode = \"jwt\"\nsecret_env = \"TEST_AUTH_SECRET\"\n",
-        warmgate_tests::app_signal_plan("", "")
-    );
+    let config = Plan::app_signal()
+        .set("admin_token_env", "TEST_ADMIN_TOKEN")
+        .table("auth", |auth| {
+            auth.set("mode", "jwt")
+                .set("secret_env", "TEST_AUTH_SECRET")
+        });
     let env = [
         ("TEST_AUTH_SECRET", HMAC_SECRET),
         ("TEST_ADMIN_TOKEN", ADMIN_TOKEN),
@@ -435,12 +420,13 @@ async fn otlp_endpoint_secrets_reach_no_log_line_whether_exports_succeed_or_fail
     ];
     let mut logs = Vec::new();
     for run in runs {
-        let mut config = warmgate_tests::app_signal_plan("", "");
+        let mut config = Plan::app_signal();
         if run.variable.is_none() {
-            config.push_str(&format!(
-                "\n[telemetry]\notlp_endpoint = \"{}\"\notlp_protocol = \"{}\"\n",
-                run.endpoint, run.protocol
-            ));
+            config = config.table("telemetry", |telemetry| {
+                telemetry
+                    .set("otlp_endpoint", &run.endpoint)
+                    .set("otlp_protocol", run.protocol)
+            });
         }
         let mut builder = Gateway::builder()
             .config(config)

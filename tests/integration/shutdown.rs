@@ -10,11 +10,11 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use warmgate_tests::backend::Backend;
 use warmgate_tests::otlp::OtlpReceiver;
-use warmgate_tests::{Gateway, Message, app_signal_plan, refused_start, within};
+use warmgate_tests::{Gateway, Message, Plan, Table, refused_start, within};
 
-async fn ready_gateway(gate: &str) -> Gateway {
+async fn ready_gateway(gate: impl FnOnce(Table) -> Table) -> Gateway {
     let gateway = Gateway::builder()
-        .config(app_signal_plan(gate, ""))
+        .config(Plan::app_signal().gate(gate))
         .spawn()
         .await;
     gateway.set_signal("app", true).await;
@@ -64,7 +64,7 @@ fn stopped_listening(log: &str) -> Vec<u64> {
 #[tokio::test]
 async fn after_sigterm_with_nothing_connected_late_clients_are_told_draining_not_refused() {
     // The default delay, 1 s.
-    let mut gateway = ready_gateway("").await;
+    let mut gateway = ready_gateway(|gate| gate).await;
     let signalled = terminate_and_wait_for_draining(&gateway).await;
 
     // Clients that a load balancer still routes here.
@@ -100,9 +100,12 @@ async fn after_sigterm_with_nothing_connected_late_clients_are_told_draining_not
 
 #[tokio::test]
 async fn sigint_drains_without_the_shutdown_delay() {
-    let mut gateway =
-        ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"20s\"")
-            .await;
+    let mut gateway = ready_gateway(|gate| {
+        gate.set("shutdown_budget", "40s")
+            .set("drain_grace", "30s")
+            .set("shutdown_delay", "20s")
+    })
+    .await;
     let signalled = Instant::now();
     gateway.interrupt();
     let took = exit_after(&mut gateway, signalled).await;
@@ -116,9 +119,12 @@ async fn sigint_drains_without_the_shutdown_delay() {
 
 #[tokio::test]
 async fn a_second_sigint_exits_at_once_without_waiting_for_open_clients() {
-    let mut gateway =
-        ready_gateway("shutdown_budget = \"30s\"\ndrain_grace = \"20s\"\nshutdown_delay = \"0s\"")
-            .await;
+    let mut gateway = ready_gateway(|gate| {
+        gate.set("shutdown_budget", "30s")
+            .set("drain_grace", "20s")
+            .set("shutdown_delay", "0s")
+    })
+    .await;
     // An admitted client the drain would wait `drain_grace` for.
     let mut client = gateway.ws("/ws").await;
     assert_eq!(client.next_json().await["type"], "ready");
@@ -142,9 +148,12 @@ async fn a_second_sigint_exits_at_once_without_waiting_for_open_clients() {
 
 #[tokio::test]
 async fn sigint_during_the_shutdown_delay_cuts_it_short() {
-    let mut gateway =
-        ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"20s\"")
-            .await;
+    let mut gateway = ready_gateway(|gate| {
+        gate.set("shutdown_budget", "40s")
+            .set("drain_grace", "30s")
+            .set("shutdown_delay", "20s")
+    })
+    .await;
     let signalled = terminate_and_wait_for_draining(&gateway).await;
     // Still listening, well inside the delay.
     assert_eq!(gateway.get("/readyz").await.status, 503);
@@ -158,9 +167,12 @@ async fn sigint_during_the_shutdown_delay_cuts_it_short() {
 
 #[tokio::test]
 async fn a_zero_shutdown_delay_stops_listening_as_soon_as_nothing_is_open() {
-    let mut gateway =
-        ready_gateway("shutdown_budget = \"40s\"\ndrain_grace = \"30s\"\nshutdown_delay = \"0s\"")
-            .await;
+    let mut gateway = ready_gateway(|gate| {
+        gate.set("shutdown_budget", "40s")
+            .set("drain_grace", "30s")
+            .set("shutdown_delay", "0s")
+    })
+    .await;
     let signalled = Instant::now();
     gateway.terminate();
     let took = exit_after(&mut gateway, signalled).await;
@@ -176,9 +188,11 @@ async fn a_zero_shutdown_delay_stops_listening_as_soon_as_nothing_is_open() {
 async fn connections_without_a_request_in_flight_do_not_hold_the_drain() {
     // Without the fix the exit waits for the force exit at the grace plus
     // a second (11 s), since the head deadline is longer still.
-    let mut gateway = ready_gateway(
-        "shutdown_budget = \"20s\"\ndrain_grace = \"10s\"\nhandshake_timeout = \"60s\"",
-    )
+    let mut gateway = ready_gateway(|gate| {
+        gate.set("shutdown_budget", "20s")
+            .set("drain_grace", "10s")
+            .set("handshake_timeout", "60s")
+    })
     .await;
     let host = format!("Host: {}\r\n", gateway.public);
     let _cut_after_a_header =
@@ -218,7 +232,7 @@ async fn connections_without_a_request_in_flight_do_not_hold_the_drain() {
 
 #[tokio::test]
 async fn the_forced_exit_names_what_was_still_open() {
-    let mut gateway = ready_gateway("drain_grace = \"1s\"").await;
+    let mut gateway = ready_gateway(|gate| gate.set("drain_grace", "1s")).await;
     // A request in flight: its head is whole, its body never comes.
     let _in_flight = sent_only(
         gateway.admin,
@@ -266,24 +280,12 @@ async fn gateway_with_every_kind_of_client(
     otlp: &str,
     protocol: &str,
     backend: &Backend,
-    gate: &str,
+    gate: impl FnOnce(Table) -> Table,
 ) -> Gateway {
-    let config = format!(
-        r#"{}
-[upstream]
-url = "{}"
-
-[[route]]
-path = "/ws"
-app = "upstream"
-
-[[route]]
-path = "/chat"
-app = "chat"
-"#,
-        app_signal_plan(gate, ""),
-        backend.ws_url("")
-    );
+    let config = Plan::app_signal()
+        .gate(gate)
+        .upstream(&backend.ws_url(""))
+        .route("/chat", "chat");
     let gateway = Gateway::builder()
         .config(config)
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
@@ -305,7 +307,8 @@ async fn with_the_defaults_held_admitted_and_proxied_clients_drain_and_the_spans
     // Over gRPC, whose exporter sends on the program's runtime: the flush
     // must come before the runtime stops.
     let mut gateway =
-        gateway_with_every_kind_of_client(&receiver.grpc_endpoint(), "grpc", &backend, "").await;
+        gateway_with_every_kind_of_client(&receiver.grpc_endpoint(), "grpc", &backend, |gate| gate)
+            .await;
 
     // Admitted: a chat client, and one that never reads again, so it never
     // answers the close and the drain runs to its very end.
@@ -391,13 +394,12 @@ async fn a_collector_that_never_answers_costs_the_spans_not_the_budget() {
     let backend = Backend::start(Duration::ZERO).await;
     backend.wait_healthy().await;
     let budget = Duration::from_secs(4);
-    let mut gateway = gateway_with_every_kind_of_client(
-        &endpoint,
-        "http/protobuf",
-        &backend,
-        "shutdown_budget = \"4s\"\nshutdown_delay = \"0s\"",
-    )
-    .await;
+    let mut gateway =
+        gateway_with_every_kind_of_client(&endpoint, "http/protobuf", &backend, |gate| {
+            gate.set("shutdown_budget", "4s")
+                .set("shutdown_delay", "0s")
+        })
+        .await;
     let mut client = gateway.ws("/chat").await;
     assert_eq!(client.next_json().await["type"], "ready");
 
@@ -431,7 +433,7 @@ async fn a_drain_grace_that_cannot_fit_the_budget_is_refused_at_start() {
 async fn port_moves_the_public_listener_to_every_interface() {
     let port = warmgate_tests::free_port();
     let gateway = Gateway::builder()
-        .config(app_signal_plan("", ""))
+        .config(Plan::app_signal())
         .env("PORT", &port.to_string())
         .spawn()
         .await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::UnixDatagram;
 use tokio::sync::mpsc;
 use warmgate_devservers::ScratchDir;
-use warmgate_tests::{Gateway, app_signal_plan, scratch_dir, within};
+use warmgate_tests::{Check, Gateway, Plan, scratch_dir, within};
 
 /// A watchdog of one second: the program then ticks every 500 ms, and
 /// extends a timeout by three ticks.
@@ -95,10 +95,14 @@ impl ServiceManager {
 async fn the_service_manager_hears_warming_ready_every_transition_heartbeats_and_the_drain() {
     let mut manager = ServiceManager::bind();
     let mut gateway = Gateway::builder()
-        .config(app_signal_plan(
-            r#"shutdown_delay = "1s""#,
-            "failure_threshold = 1",
-        ))
+        .config(
+            Plan::new()
+                .gate(|gate| gate.set("shutdown_delay", "1s"))
+                .phase(
+                    "services",
+                    [Check::signal("app").set("failure_threshold", 1)],
+                ),
+        )
         .env("NOTIFY_SOCKET", manager.socket())
         .env("WATCHDOG_USEC", WATCHDOG_USEC)
         .spawn()
@@ -178,7 +182,7 @@ async fn without_notify_socket_nothing_is_attempted() {
     // An empty NOTIFY_SOCKET counts as none, as an unset one does; the
     // watchdog alone asks for nothing.
     let mut gateway = Gateway::builder()
-        .config(app_signal_plan("", ""))
+        .config(Plan::app_signal())
         .env("NOTIFY_SOCKET", "")
         .env("WATCHDOG_USEC", WATCHDOG_USEC)
         .spawn()

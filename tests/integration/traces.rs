@@ -2,7 +2,7 @@
 //! (see `warmgate_tests::otlp`), over HTTP and over gRPC.
 
 use warmgate_tests::otlp::{OtlpReceiver, ReceivedSpan};
-use warmgate_tests::{Gateway, Message, WsClient};
+use warmgate_tests::{Check, Gateway, Message, Plan, WsClient};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_SPAN_ID: &str = "00f067aa0ba902b7";
@@ -11,9 +11,9 @@ const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 /// A gateway held on the `app` signal, exporting to `receiver` over HTTP.
 /// The batch delay is a minute, so spans arrive only when the exporter is
 /// flushed at shutdown.
-async fn held_gateway_exporting_over_http(receiver: &OtlpReceiver, gate: &str) -> Gateway {
+async fn held_gateway_exporting_over_http(receiver: &OtlpReceiver) -> Gateway {
     Gateway::builder()
-        .config(warmgate_tests::app_signal_plan(gate, ""))
+        .config(Plan::app_signal())
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.http_endpoint())
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
         .env("OTEL_BSP_SCHEDULE_DELAY", "60000")
@@ -39,7 +39,7 @@ fn one_named<'a>(spans: &'a [ReceivedSpan], name: &str) -> &'a ReceivedSpan {
 #[tokio::test]
 async fn a_connection_with_a_traceparent_joins_that_trace_and_is_flushed_at_drain() {
     let receiver = OtlpReceiver::start().await;
-    let mut gateway = held_gateway_exporting_over_http(&receiver, "").await;
+    let mut gateway = held_gateway_exporting_over_http(&receiver).await;
     let mut client = gateway
         .ws_with_headers("/ws", &["warmgate.v1"], &[("traceparent", TRACEPARENT)])
         .await;
@@ -81,7 +81,7 @@ async fn a_connection_with_a_traceparent_joins_that_trace_and_is_flushed_at_drai
 #[tokio::test]
 async fn the_cloud_run_trace_header_is_the_parent_when_there_is_no_traceparent() {
     let receiver = OtlpReceiver::start().await;
-    let mut gateway = held_gateway_exporting_over_http(&receiver, "").await;
+    let mut gateway = held_gateway_exporting_over_http(&receiver).await;
     // Answered once the state is ready: the connection below finds it so.
     gateway.set_signal("app", true).await;
     // 1234567890123456789 is 0x112210f47de98115.
@@ -110,20 +110,12 @@ async fn the_cloud_run_trace_header_is_the_parent_when_there_is_no_traceparent()
 async fn check_attempts_and_transitions_arrive_over_grpc_inside_the_startup_trace() {
     let receiver = OtlpReceiver::start().await;
     let closed_port = warmgate_tests::free_port();
-    let checks = format!(
-        r#"
-[[phase.check]]
-name = "cache"
-kind = "tcp"
-addr = "127.0.0.1:{closed_port}"
-required = false
-"#
-    );
     let gateway = Gateway::builder()
-        .config(warmgate_tests::app_signal_plan(
-            r#"retry_cap = "50ms""#,
-            &checks,
-        ))
+        .config(
+            Plan::app_signal()
+                .check(Check::tcp("cache", format!("127.0.0.1:{closed_port}")).optional())
+                .gate(|gate| gate.set("retry_cap", "50ms")),
+        )
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.grpc_endpoint())
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
         .env("OTEL_SERVICE_NAME", "chat-gateway")
@@ -178,10 +170,7 @@ required = false
 async fn gcp_log_lines_carry_the_trace_and_span_of_the_exported_span() {
     let receiver = OtlpReceiver::start().await;
     let mut gateway = Gateway::builder()
-        .config(warmgate_tests::app_signal_plan(
-            r#"hold_timeout = "100ms""#,
-            "",
-        ))
+        .config(Plan::app_signal().gate(|gate| gate.set("hold_timeout", "100ms")))
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.http_endpoint())
         .env("WARMGATE_LOG_FORMAT", "gcp")
         .env("GOOGLE_CLOUD_PROJECT", "chat-prod")
@@ -221,10 +210,7 @@ async fn gcp_log_lines_carry_the_trace_and_span_of_the_exported_span() {
 #[tokio::test]
 async fn gcp_log_lines_link_to_traces_even_without_an_exporter() {
     let mut gateway = Gateway::builder()
-        .config(warmgate_tests::app_signal_plan(
-            r#"hold_timeout = "100ms""#,
-            "",
-        ))
+        .config(Plan::app_signal().gate(|gate| gate.set("hold_timeout", "100ms")))
         .env("WARMGATE_LOG_FORMAT", "gcp")
         .env("GOOGLE_CLOUD_PROJECT", "chat-prod")
         .spawn()

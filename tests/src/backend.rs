@@ -22,6 +22,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use warmgate_devservers::process::{Signal, send_signal};
 
 use crate::{PATIENCE, WsClient, free_port, http_client, within};
 
@@ -209,11 +210,7 @@ impl Backend {
     /// exits. Waits until it is gone.
     pub async fn terminate(&mut self) -> ExitStatus {
         if let Some(pid) = self.child.id() {
-            let sent = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .unwrap();
-            assert!(sent.success(), "cannot send SIGTERM to the backend");
+            send_signal(pid, Signal::Terminate).expect("cannot send SIGTERM to the backend");
         }
         self.wait_for_exit().await
     }

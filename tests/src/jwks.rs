@@ -1,6 +1,7 @@
 //! A real JWKS endpoint for the tests: an HTTP server on loopback that
 //! publishes signing keys, counts its requests, and can change its keys or
-//! stop answering while a test runs.
+//! stop answering while a test runs, and the tests' tokens and the plan
+//! that checks them.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,6 +9,8 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::routing::get;
 use warmgate_devservers::{SigningKey, TokenClaims, jwks_document};
+
+use crate::{Check, Plan};
 
 /// The issuer and audience the tests' tokens carry.
 pub const ISSUER: &str = "https://auth.test/";
@@ -97,28 +100,22 @@ pub fn token(key: &SigningKey, sub: &str, lifetime_seconds: u64) -> String {
     .unwrap()
 }
 
-/// An `[auth]` table and a `jwks` check for `url`, with no leeway, in a
-/// phase `auth` (append it to a plan after its gate table).
-pub fn auth_config(url: &str, extra: &str) -> String {
-    format!(
-        r#"
-[auth]
-mode = "jwt"
-algorithms = ["ES256"]
-jwks_url = "{url}"
-issuer = "{ISSUER}"
-audience = "{AUDIENCE}"
-leeway = "0s"
-{extra}
-
-[[phase]]
-name = "auth"
-
-[[phase.check]]
-name = "auth"
-kind = "jwks"
-timeout = "500ms"
-interval = "1s"
-"#
+/// `plan` with the tests' JWT `[auth]` table (ES256 tokens from
+/// [`token`], no leeway) on the keys at `url`, and a phase `auth` whose
+/// `jwks` check `auth` loads them every `interval`.
+pub fn with_jwt_auth(plan: Plan, url: &str, interval: &str) -> Plan {
+    plan.table("auth", |auth| {
+        auth.set("mode", "jwt")
+            .set("algorithms", ["ES256"])
+            .set("jwks_url", url)
+            .set("issuer", ISSUER)
+            .set("audience", AUDIENCE)
+            .set("leeway", "0s")
+    })
+    .phase(
+        "auth",
+        [Check::jwks("auth")
+            .set("timeout", "500ms")
+            .set("interval", interval)],
     )
 }

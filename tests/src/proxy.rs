@@ -1,4 +1,4 @@
-//! Helpers for the proxy-mode tests: configs that put warmgate in front of
+//! Helpers for the proxy-mode tests: plans that put warmgate in front of
 //! the stand-in backend ([`crate::backend::Backend`]), a [`WireTap`] that
 //! shows which WebSocket frames crossed between warmgate and the backend,
 //! and reading one series from a `/metrics` scrape.
@@ -16,60 +16,25 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::backend::Backend;
-use crate::{Gateway, within};
+use crate::{Check, Gateway, Plan, within};
 
-/// The `[upstream]` table for `url`, with `extra` keys, and the route
-/// `/ws` to it.
-fn upstream_tables(url: &str, extra: &str) -> String {
-    format!(
-        r#"
-[upstream]
-url = "{url}"
-{extra}
-
-[[route]]
-path = "/ws"
-app = "upstream"
-"#
-    )
+/// A plan whose readiness is the backend's: one required `http` check on
+/// its `/healthz`, so the gate turns ready once the backend serves.
+/// Clients on `/ws` are proxied to it.
+pub fn gated_on_backend(backend: &Backend) -> Plan {
+    Plan::new()
+        .phase(
+            "backend",
+            [Check::http("backend", &backend.http_url("/healthz")).set("timeout", "500ms")],
+        )
+        .upstream(&backend.ws_url(""))
 }
 
-/// A config whose readiness is the backend's: one required `http` check
-/// on its `/healthz`, so the gate turns ready once the backend serves.
-/// Clients on `/ws` are proxied to it; `gate` is the `[gate]` table's
-/// keys, `upstream` more `[upstream]` keys (`http = true`, say).
-pub fn gated_on_backend(backend: &Backend, gate: &str, upstream: &str) -> String {
-    format!(
-        r#"
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[gate]
-{gate}
-
-[[phase]]
-name = "backend"
-
-[[phase.check]]
-name = "backend"
-kind = "http"
-url = "{healthz}"
-timeout = "500ms"
-{tables}"#,
-        healthz = backend.http_url("/healthz"),
-        tables = upstream_tables(&backend.ws_url(""), upstream),
-    )
-}
-
-/// A config whose readiness is in the test's hands (the required signal
-/// `app` of [`crate::app_signal_plan`]), proxying `/ws` to `url`
-/// (`ws://host:port`: a backend's, or a [`WireTap`]'s).
-pub fn gated_on_signal(url: &str, gate: &str, upstream: &str) -> String {
-    format!(
-        "{}{}",
-        crate::app_signal_plan(gate, ""),
-        upstream_tables(url, upstream)
-    )
+/// A plan whose readiness is in the test's hands ([`Plan::app_signal`]),
+/// proxying `/ws` to `url` (`ws://host:port`: a backend's, or a
+/// [`WireTap`]'s).
+pub fn gated_on_signal(url: &str) -> Plan {
+    Plan::app_signal().upstream(url)
 }
 
 /// The value of one series in a Prometheus scrape, written as it is

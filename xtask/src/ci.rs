@@ -11,6 +11,8 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use warmgate_devservers::process;
+
 use crate::command::workspace_root;
 use crate::server::target_dir;
 use crate::{
@@ -34,10 +36,7 @@ pub(crate) fn docs_dir() -> PathBuf {
     }
 }
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(extra) = args.first() {
-        anyhow::bail!("`cargo xtask ci` takes no arguments, got `{extra}`");
-    }
+pub(crate) fn run() -> anyhow::Result<()> {
     CI_RUN.store(true, Ordering::Relaxed);
     prerequisites::ensure()?;
     // The integration tests start the stand-in upstream from its virtualenv
@@ -58,8 +57,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     )?;
     // The supply-chain audit (a few seconds): advisories, bans, licences
     // and sources, judged by deny.toml.
-    audit::run(&[])?;
-    if command::on_path("cargo-nextest") {
+    audit::run()?;
+    if process::find_on_path("cargo-nextest").is_some() {
         // Doc tests first, so that the run ends on nextest's summary.
         command::run("cargo", &["test", "--workspace", "--locked", "--doc"])?;
         // Nextest runs each test in its own process and ends a hung one.
@@ -79,26 +78,32 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     }
     // Every fuzz target for 20 s (about 4 minutes with the instrumented
     // build); a crash fails CI and leaves its input in fuzz/regressions.
-    fuzz::run(&["--seconds".to_owned(), "20".to_owned()])?;
+    fuzz::run(&fuzz::FuzzArgs {
+        seconds: 20,
+        ..fuzz::FuzzArgs::default()
+    })?;
     // The JavaScript client in Node, and the chat page in Chromium.
-    web_test::run(&[])?;
+    web_test::run()?;
     // Spans reach a real collector (about 10 s on top of the release build,
     // which conformance reuses).
-    otel_smoke::run(&[])?;
+    otel_smoke::run()?;
     // The deployment files, with that release build's check-config and
     // kubernetes-validate (a few seconds).
-    deploy_check::run(&[])?;
+    deploy_check::run()?;
     // The container image, linted, built from that release binary and run:
     // ready, non-root, drained on SIGTERM within 10 s (about 15 s; the
     // first run on a machine also makes the Debian base, about 30 s more).
-    image::run_test(&[])?;
+    image::run_test(&image::ImageArgs::default())?;
     // The benchmark harness, small: it shows the harness works; CI never
     // judges a timing.
-    bench::run(&["--quick".to_owned()])?;
+    bench::run(&bench::BenchArgs { quick: true })?;
     // Faults under authenticated load (about 80 s), and a short soak
     // (about 75 s): both judge behaviour, and the probes' 50 ms bound.
-    chaos::run(&[])?;
-    soak::run(&["--minutes".to_owned(), "1".to_owned()])?;
+    chaos::run(&chaos::ChaosArgs::default())?;
+    soak::run(&soak::SoakArgs {
+        minutes: 1.0,
+        ..soak::SoakArgs::default()
+    })?;
     // WebSocket conformance last: it ends on its own "N passed, N failed".
-    conformance::run(&[])
+    conformance::run()
 }

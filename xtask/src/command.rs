@@ -38,12 +38,6 @@ pub(crate) fn run_with_env(
     Ok(())
 }
 
-/// True when `program` can be found on the PATH.
-pub(crate) fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
 /// Installs `requirement` (`name==version`) with python3's pip; `extra` are
 /// more pip arguments, such as `--target DIR`.
 pub(crate) fn pip_install(requirement: &str, extra: &[&str]) -> anyhow::Result<()> {

@@ -42,8 +42,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
+use warmgate_devservers::process;
 
 use crate::command::{self, workspace_root};
+use crate::plans;
 use crate::server::{self, Server, target_dir, wait_until_ready};
 
 /// The kosoku release installed when none is on the PATH. The figures in
@@ -82,28 +84,21 @@ const REFERENCE_KNOWN_FAILURES: [(&str, &str); 1] = [(
 /// its limit. The three take a minute or two.
 const SUITE_LIMIT: Duration = Duration::from_secs(20 * 60);
 
-/// The plan of the gate under the `echo` run: ready at once (its only
-/// check is the listener signal warmgate sets itself), with room for
-/// 16 MiB messages.
-const ECHO_CONFIG: &str = r#"[gate]
-max_message_bytes = 16777216
+/// The `[gate]` table of both runs: room for 16 MiB messages.
+const BIG_MESSAGES_GATE: &str = "[gate]\nmax_message_bytes = 16777216\n";
 
-[[phase]]
-name = "integration"
-
-[[phase.check]]
-name = "http_listener"
-kind = "signal"
-"#;
+/// The plan of the gate under the `echo` run: ready at once
+/// ([`plans::READY`]), with room for 16 MiB messages.
+fn echo_config() -> String {
+    format!("{BIG_MESSAGES_GATE}\n{}", plans::READY)
+}
 
 /// The plan of the gate under the `proxied` run: the `echo` run's, with
 /// `/echo` relayed to the reference at `upstream`, and ready once the
-/// reference answers `/readyz`.
+/// reference answers `/readyz` (a check in the ready plan's phase).
 fn proxied_config(upstream: SocketAddr) -> String {
     format!(
-        r#"[gate]
-max_message_bytes = 16777216
-
+        r#"{BIG_MESSAGES_GATE}
 [upstream]
 url = "ws://{upstream}"
 
@@ -111,18 +106,13 @@ url = "ws://{upstream}"
 path = "/echo"
 app = "upstream"
 
-[[phase]]
-name = "integration"
-
-[[phase.check]]
-name = "http_listener"
-kind = "signal"
-
+{ready}
 [[phase.check]]
 name = "upstream"
 kind = "http"
 url = "http://{upstream}/readyz"
-"#
+"#,
+        ready = plans::READY
     )
 }
 
@@ -149,10 +139,7 @@ impl Run {
     }
 }
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(extra) = args.first() {
-        bail!("`cargo xtask conformance` takes no arguments, got `{extra}`");
-    }
+pub(crate) fn run() -> anyhow::Result<()> {
     let kosoku = kosoku()?;
     let kosoku_version = installed_kosoku_version();
     if kosoku_version != KOSOKU_VERSION {
@@ -196,7 +183,7 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
         upstream,
     )?;
 
-    let echo_run = suite.gate_run(&warmgate, "echo", ECHO_CONFIG, "", &mut problems)?;
+    let echo_run = suite.gate_run(&warmgate, "echo", &echo_config(), "", &mut problems)?;
 
     if let Some(status) = reference.exited()? {
         bail!(
@@ -381,8 +368,8 @@ fn kosoku() -> anyhow::Result<PathBuf> {
 }
 
 fn find_kosoku() -> Option<PathBuf> {
-    if command::on_path("kosoku") {
-        return Some(PathBuf::from("kosoku"));
+    if let Some(program) = process::find_on_path("kosoku") {
+        return Some(program);
     }
     // pip may put scripts in a directory that is not on the PATH.
     let output = Command::new("python3")

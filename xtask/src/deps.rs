@@ -19,12 +19,10 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use warmgate_devservers::{Postgres, Redis, generate_password};
 
 use crate::command;
-
-const USAGE: &str = "usage: cargo xtask deps <up|down|status>";
 
 /// The URLs of running development dependencies, as `deps up` leaves them.
 #[derive(Debug)]
@@ -37,18 +35,23 @@ pub(crate) struct DevDeps {
     pub(crate) env_file: PathBuf,
 }
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let Some((subcommand, rest)) = args.split_first() else {
-        bail!("`cargo xtask deps` needs a subcommand\n\n{USAGE}");
-    };
-    if !["up", "down", "status"].contains(&subcommand.as_str()) {
-        bail!("unknown `cargo xtask deps` subcommand `{subcommand}`\n\n{USAGE}");
-    }
-    if let Some(extra) = rest.first() {
-        bail!("`cargo xtask deps {subcommand}` takes no arguments, got `{extra}`");
-    }
-    match subcommand.as_str() {
-        "up" => {
+/// `cargo xtask deps up|down|status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub(crate) enum DepsCommand {
+    /// Start a throwaway PostgreSQL and redis-server on free loopback ports
+    ///
+    /// They live under target/devdeps; their URLs are printed and written to
+    /// target/devdeps/env. They keep running until `deps down`.
+    Up,
+    /// Stop them and remove target/devdeps
+    Down,
+    /// Show whether each one runs, its port and its URL (password masked)
+    Status,
+}
+
+pub(crate) fn run(subcommand: DepsCommand) -> anyhow::Result<()> {
+    match subcommand {
+        DepsCommand::Up => {
             let deps = deps_up()?;
             println!("WARMGATE_DATABASE_URL={}", deps.database_url);
             println!("WARMGATE_REDIS_URL={}", deps.redis_url);
@@ -58,8 +61,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        "down" => deps_down(),
-        _ => deps_status(),
+        DepsCommand::Down => deps_down(),
+        DepsCommand::Status => deps_status(),
     }
 }
 

@@ -19,18 +19,27 @@
 //! while the backend starts, then relayed. It needs neither the
 //! databases nor the auth service. Ctrl-C reaches both processes, which
 //! stop on it; when either one ends by itself, the other is stopped too.
+//!
+//! Either way, the programs are built (`cargo build`, untimed: the first
+//! build on a machine takes minutes) before any of them starts, and then
+//! run from `target/debug` directly, so that the deadlines on their
+//! starts measure the starts and never a compilation.
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use warmgate_devservers::process::{self, Signal};
+use warmgate_devservers::serving::ServingLine;
 
 use crate::auth_service::AuthService;
 use crate::backend;
 use crate::command::{self, workspace_root};
 use crate::deps::deps_up;
+use crate::net::free_loopback_port;
 use crate::server::{http_request, target_dir};
 
 const SERVICE_SIGNALS: [&str; 2] = ["agent_supervisor", "websocket_bridge"];
@@ -49,47 +58,93 @@ const UPSTREAM_STARTUP_DELAY: Duration = Duration::from_secs(5);
 /// for the interpreter's start and a client that connects a little late.
 const UPSTREAM_HOLD_MARGIN: Duration = Duration::from_secs(10);
 
-const USAGE: &str =
-    "usage: cargo xtask dev [--upstream [--startup-delay S]] [--listen ADDR] [--admin-listen ADDR]";
+/// The gateway's listeners unless told otherwise.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut listen: SocketAddr = "127.0.0.1:8080".parse()?;
-    let mut admin_listen: SocketAddr = "127.0.0.1:9090".parse()?;
-    let mut upstream = false;
-    let mut startup_delay = None;
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--upstream" => upstream = true,
-            "--startup-delay" => {
-                let value = args
-                    .next()
-                    .context("`--startup-delay` needs seconds such as 5 or 0.5")?;
-                let delay = value
-                    .parse()
-                    .ok()
-                    .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
-                    .with_context(|| {
-                        format!("`--startup-delay {value}`: expected seconds such as 5 or 0.5")
-                    })?;
-                startup_delay = Some(delay);
-            }
-            "--listen" | "--admin-listen" => {
-                let value = args
-                    .next()
-                    .with_context(|| format!("`{arg}` needs a value such as 127.0.0.1:8080"))?;
-                let addr = value.parse().with_context(|| {
-                    format!("`{arg} {value}`: expected an address such as 127.0.0.1:8080")
-                })?;
-                if arg == "--listen" {
-                    listen = addr;
-                } else {
-                    admin_listen = addr;
-                }
-            }
-            other => bail!("unknown option `{other}`\n{USAGE}"),
-        }
+/// What `cargo xtask dev` is asked for.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub(crate) struct DevArgs {
+    /// Where the gateway serves clients
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = DEFAULT_LISTEN,
+        value_parser = crate::listen_address
+    )]
+    pub(crate) listen: SocketAddr,
+    /// Where the gateway's admin listener serves
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = DEFAULT_ADMIN_LISTEN,
+        value_parser = crate::listen_address
+    )]
+    pub(crate) admin_listen: SocketAddr,
+    /// Instead of the chat plan: the stand-in backend on a free port, and
+    /// the gateway in front of it
+    #[arg(long)]
+    pub(crate) upstream: bool,
+    /// With --upstream, how long the backend takes to start, in seconds,
+    /// such as 5 or 0.5 (default 5)
+    #[arg(
+        long,
+        value_name = "S",
+        requires = "upstream",
+        value_parser = crate::seconds
+    )]
+    pub(crate) startup_delay: Option<Duration>,
+}
+
+/// A program `dev` runs, by its package and binary name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DevProgram {
+    package: &'static str,
+    binary: &'static str,
+}
+
+const GATEWAY: DevProgram = DevProgram {
+    package: "warmgate",
+    binary: "warmgate",
+};
+
+const AUTH_SERVICE: DevProgram = DevProgram {
+    package: "warmgate-bench-servers",
+    binary: "warmgate-jwks-server",
+};
+
+impl DevProgram {
+    /// Where `cargo build` (the dev profile) puts it.
+    fn path(self) -> PathBuf {
+        target_dir().join("debug").join(self.binary)
     }
+}
+
+/// The `cargo build` arguments that build `programs`, as `cargo run -p
+/// PACKAGE --bin BINARY` would (the dev profile, default features), in one
+/// command.
+fn build_arguments(programs: &[DevProgram]) -> Vec<&'static str> {
+    let mut args = vec!["build"];
+    for program in programs {
+        args.extend(["-p", program.package, "--bin", program.binary]);
+    }
+    args
+}
+
+/// Builds `programs` before anything starts: a first build takes minutes,
+/// which no start deadline should include.
+fn build(programs: &[DevProgram]) -> anyhow::Result<()> {
+    println!("dev: building the programs first (minutes the first time, seconds after)");
+    command::run("cargo", &build_arguments(programs))
+}
+
+pub(crate) fn run(args: &DevArgs) -> anyhow::Result<()> {
+    let &DevArgs {
+        listen,
+        admin_listen,
+        upstream,
+        startup_delay,
+    } = args;
     if upstream {
         return run_upstream(
             listen,
@@ -97,56 +152,31 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
             startup_delay.unwrap_or(UPSTREAM_STARTUP_DELAY),
         );
     }
-    if startup_delay.is_some() {
-        bail!("`--startup-delay` is the backend's, so it goes with `--upstream`\n{USAGE}");
-    }
 
+    build(&[GATEWAY, AUTH_SERVICE])?;
     let deps = deps_up()?;
     let dev_dir = target_dir().join("dev");
     std::fs::create_dir_all(&dev_dir)
         .with_context(|| format!("cannot create {}", dev_dir.display()))?;
-    let mut jwks_command = Command::new("cargo");
-    jwks_command
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "warmgate-bench-servers",
-            "--bin",
-            "warmgate-jwks-server",
-            "--",
-        ])
-        .current_dir(workspace_root());
-    let auth_service = AuthService::start(jwks_command, &dev_dir, DEV_KID)?;
+    let auth_service = AuthService::start(auth_service_command(), &dev_dir, DEV_KID)?;
     let auth_url = auth_service.jwks_url();
     let token = auth_service.token("dev-user", DEV_ISSUER, DEV_AUDIENCE, 24 * 3600)?;
     println!("dev: starting the gateway with examples/chat.toml (auth service {auth_url})");
-    let mut gateway = Command::new("cargo")
-        .args([
-            "run",
-            "--quiet",
-            "-p",
-            "warmgate",
-            "--",
-            "--config",
-            "examples/chat.toml",
-        ])
-        .arg("--listen")
-        .arg(listen.to_string())
-        .arg("--admin-listen")
-        .arg(admin_listen.to_string())
+    let mut gateway = gateway_command(listen, admin_listen)
         .env("WARMGATE_DATABASE_URL", &deps.database_url)
         .env("WARMGATE_REDIS_URL", &deps.redis_url)
         .env("WARMGATE_AUTH_URL", &auth_url)
-        .current_dir(workspace_root())
         .stdout(Stdio::piped())
         .spawn()
-        .context("cannot start `cargo run -p warmgate`")?;
+        .context("cannot start the gateway")?;
     let stdout = gateway.stdout.take().context("the gateway has no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     match lines.next() {
-        Some(Ok(line)) if line.starts_with("warmgate: serving") => println!("{line}"),
-        Some(Ok(line)) => bail!("the gateway said {line:?} instead of where it serves"),
+        Some(Ok(line)) => {
+            ServingLine::parse_from("warmgate", &line)
+                .context("the gateway did not say where it serves")?;
+            println!("{line}");
+        }
         _ => {
             let status = gateway.wait()?;
             bail!("the gateway exited ({status}) before serving; its log above says why");
@@ -182,6 +212,26 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The built auth service, without arguments (`AuthService::start` adds
+/// them).
+fn auth_service_command() -> Command {
+    Command::new(AUTH_SERVICE.path())
+}
+
+/// The built gateway on `examples/chat.toml`, from the workspace root (the
+/// config's path is relative to it), on the listeners asked for.
+fn gateway_command(listen: SocketAddr, admin_listen: SocketAddr) -> Command {
+    let mut command = Command::new(GATEWAY.path());
+    command
+        .args(["--config", "examples/chat.toml"])
+        .arg("--listen")
+        .arg(listen.to_string())
+        .arg("--admin-listen")
+        .arg(admin_listen.to_string())
+        .current_dir(workspace_root());
+    command
+}
+
 // === --upstream ===
 
 /// The stand-in backend on a free port and the gateway in front of it,
@@ -194,8 +244,8 @@ fn run_upstream(
     // Everything slow happens before either process starts, so that the
     // hold a user sees is the backend's startup and not a build.
     backend::install()?;
-    command::run("cargo", &["build", "--quiet", "-p", "warmgate"])?;
-    let port = free_port()?;
+    build(&[GATEWAY])?;
+    let port = free_loopback_port()?;
     let dev_dir = target_dir().join("dev");
     std::fs::create_dir_all(&dev_dir)
         .with_context(|| format!("cannot create {}", dev_dir.display()))?;
@@ -210,7 +260,7 @@ fn run_upstream(
         config_path.display()
     );
     let mut gateway = StopOnDrop(
-        Command::new(target_dir().join("debug").join("warmgate"))
+        Command::new(GATEWAY.path())
             .arg("--config")
             .arg(&config_path)
             .arg("--listen")
@@ -229,8 +279,11 @@ fn run_upstream(
         .context("the gateway has no stdout")?;
     let mut lines = BufReader::new(stdout).lines();
     match lines.next() {
-        Some(Ok(line)) if line.starts_with("warmgate: serving") => println!("{line}"),
-        Some(Ok(line)) => bail!("the gateway said {line:?} instead of where it serves"),
+        Some(Ok(line)) => {
+            ServingLine::parse_from("warmgate", &line)
+                .context("the gateway did not say where it serves")?;
+            println!("{line}");
+        }
         _ => {
             let status = gateway.0.wait()?;
             bail!("the gateway exited ({status}) before serving; its log above says why");
@@ -326,12 +379,6 @@ url = "http://127.0.0.1:{port}/healthz"
     )
 }
 
-/// A free loopback port, for the backend.
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
 /// A child process that is stopped when this command ends before it:
 /// SIGTERM, so that it shuts down as it would in production, and SIGKILL
 /// if it is still there after [`STOP_WAIT`].
@@ -346,9 +393,7 @@ impl Drop for StopOnDrop {
         if !matches!(self.0.try_wait(), Ok(None)) {
             return;
         }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        let _ = process::send_signal(self.0.id(), Signal::Terminate);
         let asked = Instant::now();
         while asked.elapsed() < STOP_WAIT {
             if !matches!(self.0.try_wait(), Ok(None)) {
@@ -369,3 +414,6 @@ fn post_json(addr: SocketAddr, path: &str, body: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -21,44 +21,50 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use warmgate_devservers::process;
 
-use crate::command::{self, workspace_root};
+use crate::command::workspace_root;
 use crate::server::target_dir;
 
-/// What a run fuzzes, and for how long.
-#[derive(Debug, Clone)]
+/// How long each target runs unless told otherwise.
+const DEFAULT_SECONDS: u64 = 60;
+
+/// What a run fuzzes, and for how long (`cargo xtask fuzz`'s options).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub(crate) struct FuzzArgs {
-    /// How long each target runs.
+    /// How long each target runs, in whole seconds above 0
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = DEFAULT_SECONDS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub(crate) seconds: u64,
-    /// The targets to run, by name; empty runs every target.
+    /// Run only this target; may be repeated (default: all of
+    /// fuzz/fuzz_targets/)
+    #[arg(long = "target", value_name = "NAME")]
     pub(crate) targets: Vec<String>,
-    /// Afterwards, choose again the found inputs kept in the committed
-    /// corpus, from the committed and the new ones, for coverage, up to
-    /// [`CORPUS_FILES_PER_TARGET`] files a target; seeds always stay.
+    /// Afterwards, choose again the found inputs kept in
+    /// fuzz/corpus/<target>/, from those and the new ones, for coverage: up
+    /// to 80 files a target, hand-written seeds always kept
+    // The 80 is [`CORPUS_FILES_PER_TARGET`].
+    #[arg(long)]
     pub(crate) merge: bool,
-    /// How many targets run at once; 0 for one per core.
+    /// How many targets run at once (default, 0: one per core)
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub(crate) jobs: usize,
 }
 
 impl Default for FuzzArgs {
     fn default() -> Self {
         Self {
-            seconds: 60,
+            seconds: DEFAULT_SECONDS,
             targets: Vec::new(),
             merge: false,
             jobs: 0,
         }
     }
 }
-
-const USAGE: &str = "usage: cargo xtask fuzz [--seconds N] [--target NAME]... [--merge] [--jobs N]
-
-  --seconds N    how long each target runs (default 60)
-  --target NAME  run only this target; may be repeated (default: all of fuzz/fuzz_targets/)
-  --merge        afterwards, choose again the found inputs kept in fuzz/corpus/<target>/,
-                 from those and the new ones, for coverage: up to 80 files a target,
-                 hand-written seeds always kept
-  --jobs N       how many targets run at once (default: one per core)";
 
 /// The instrumentation: the stable flags among those cargo-fuzz passes.
 /// Left out: `-Zsanitizer=address` (nightly only; the code forbids
@@ -87,46 +93,8 @@ const INPUT_TIMEOUT_SECONDS: u64 = 10;
 const CORPUS_FILES_PER_TARGET: usize = 80;
 const CORPUS_BYTES_LIMIT: u64 = 1024 * 1024;
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let mut parsed = FuzzArgs::default();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| {
-            args.next()
-                .cloned()
-                .with_context(|| format!("`{name}` needs a value\n\n{USAGE}"))
-        };
-        match arg.as_str() {
-            "--seconds" => {
-                let seconds = value("--seconds")?;
-                parsed.seconds = seconds
-                    .parse()
-                    .ok()
-                    .filter(|seconds| *seconds > 0)
-                    .with_context(|| {
-                        format!("`--seconds` takes a whole number above 0, not `{seconds}`")
-                    })?;
-            }
-            "--target" => parsed.targets.push(value("--target")?),
-            "--jobs" => {
-                let jobs = value("--jobs")?;
-                parsed.jobs = jobs
-                    .parse()
-                    .with_context(|| format!("`--jobs` takes a whole number, not `{jobs}`"))?;
-            }
-            "--merge" => parsed.merge = true,
-            "help" | "--help" | "-h" => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            other => bail!("`cargo xtask fuzz` does not take `{other}`\n\n{USAGE}"),
-        }
-    }
-    run_with(&parsed)
-}
-
 /// Builds the fuzz binaries and runs the chosen targets.
-pub(crate) fn run_with(args: &FuzzArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &FuzzArgs) -> anyhow::Result<()> {
     let all_targets = targets()?;
     for name in &args.targets {
         if !all_targets.contains(name) {
@@ -259,7 +227,7 @@ struct Binary {
 
 /// Builds the binaries of `targets` with the coverage instrumentation.
 fn build(targets: &[String]) -> anyhow::Result<Vec<Binary>> {
-    if !(command::on_path("c++") || std::env::var_os("CXX").is_some()) {
+    if !(process::find_on_path("c++").is_some() || std::env::var_os("CXX").is_some()) {
         bail!(
             "libfuzzer-sys compiles libFuzzer with the system C++ compiler, and there is no `c++` \
              on the PATH: install g++ (Debian package `g++`) or set CXX"

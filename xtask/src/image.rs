@@ -32,7 +32,7 @@ mod websocket;
 #[cfg(test)]
 mod tests;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::command::{self, workspace_root};
+use crate::net::free_loopback_address;
 use crate::prerequisites;
 use crate::server::{self, target_dir};
 
@@ -81,44 +82,46 @@ const STOP_TIMEOUT_SECS: u32 = 30;
 const DRAIN_LOG_LINES: [&str; 2] = ["shutdown signal received", "drained; exiting"];
 
 /// What `image` and `image-test` are asked for.
-#[derive(Debug, PartialEq, Eq)]
-struct Options {
-    /// The name given to the image built.
-    tag: String,
-    /// The base image; `None` for [`LOCAL_BASE`], made when missing.
-    base: Option<String>,
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub(crate) struct ImageArgs {
+    /// The name given to the image built
+    #[arg(
+        long,
+        value_name = "T",
+        default_value = DEFAULT_TAG,
+        value_parser = image_name
+    )]
+    pub(crate) tag: String,
+    /// The base image (default: localhost/debian:bookworm-slim, made with
+    /// debootstrap when missing)
+    // `None` is [`LOCAL_BASE`].
+    #[arg(long, value_name = "IMAGE", value_parser = image_name)]
+    pub(crate) base: Option<String>,
 }
 
-/// Reads `[--tag T] [--base IMAGE]`.
-fn parse_options(command_name: &str, args: &[String]) -> anyhow::Result<Options> {
-    let mut options = Options {
-        tag: DEFAULT_TAG.to_owned(),
-        base: None,
-    };
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        let mut value = |flag: &str| {
-            args.next()
-                .filter(|value| !value.is_empty() && !value.starts_with("--"))
-                .cloned()
-                .with_context(|| format!("`{flag}` needs an image name"))
-        };
-        match arg.as_str() {
-            "--tag" => options.tag = value("--tag")?,
-            "--base" => options.base = Some(value("--base")?),
-            other => {
-                bail!("`cargo xtask {command_name}` takes [--tag T] [--base IMAGE], got `{other}`")
-            }
+impl Default for ImageArgs {
+    fn default() -> Self {
+        ImageArgs {
+            tag: DEFAULT_TAG.to_owned(),
+            base: None,
         }
     }
-    Ok(options)
+}
+
+/// An image name: not empty, and not a flag.
+fn image_name(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.starts_with('-') {
+        return Err(format!(
+            "expected an image name such as {DEFAULT_TAG}, got `{text}`"
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// `cargo xtask image`: lint, then build the image.
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    let options = parse_options("image", args)?;
+pub(crate) fn run(options: &ImageArgs) -> anyhow::Result<()> {
     let podman = Podman::new()?;
-    let image = build(&podman, &options)?;
+    let image = build(&podman, options)?;
     println!(
         "image: built {} ({}) from the release binary",
         image.tag,
@@ -128,10 +131,9 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
 }
 
 /// `cargo xtask image-test`: lint, build, then run the image and judge it.
-pub(crate) fn run_test(args: &[String]) -> anyhow::Result<()> {
-    let options = parse_options("image-test", args)?;
+pub(crate) fn run_test(options: &ImageArgs) -> anyhow::Result<()> {
     let podman = Podman::new()?;
-    let image = build(&podman, &options)?;
+    let image = build(&podman, options)?;
     let public = free_loopback_address()?;
     let admin = free_loopback_address()?;
     let log_path = work_dir().join("container.log");
@@ -176,7 +178,7 @@ struct Image {
 }
 
 /// Lints the Dockerfile, builds the release binary and the image from it.
-fn build(podman: &Podman, options: &Options) -> anyhow::Result<Image> {
+fn build(podman: &Podman, options: &ImageArgs) -> anyhow::Result<Image> {
     lint()?;
     let base = match &options.base {
         Some(base) => base.clone(),
@@ -462,11 +464,6 @@ fn megabytes(bytes: u64) -> String {
 /// root filesystem while it is made, podman's config and the container's log.
 fn work_dir() -> PathBuf {
     target_dir().join("image")
-}
-
-fn free_loopback_address() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?)
 }
 
 // === podman ===

@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 use crate::command;
+use crate::net::free_loopback_address;
+use crate::plans;
 use crate::server::{self, Server, target_dir, wait_until_ready};
 
 /// The rotel release installed; its agent reports itself as 0.0.1-alpha10.
@@ -31,10 +33,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// The spans every run must deliver.
 const EXPECTED_SPANS: [&str; 4] = ["startup", "check_attempt", "state_transition", "websocket"];
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(extra) = args.first() {
-        bail!("`cargo xtask otel-smoke` takes no arguments, got `{extra}`");
-    }
+pub(crate) fn run() -> anyhow::Result<()> {
     let agent = rotel_agent()?;
     let program = server::release_build()?;
     let work_dir = target_dir().join("otel-smoke");
@@ -42,8 +41,8 @@ pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
     std::fs::create_dir_all(&work_dir)
         .with_context(|| format!("cannot create {}", work_dir.display()))?;
 
-    let grpc = free_address()?;
-    let http = free_address()?;
+    let grpc = free_loopback_address()?;
+    let http = free_loopback_address()?;
     let collector_log = work_dir.join("collector.log");
     let mut collector = Collector::start(&agent, grpc, http, &collector_log)?;
     wait_for_port(grpc)?;
@@ -91,6 +90,7 @@ fn run_gateway(
     let name = protocol.replace('/', "-");
     let config_path = work_dir.join(format!("warmgate-{name}.toml"));
     let log_path = work_dir.join(format!("warmgate-{name}.log"));
+    // Ready once the collector listens: its check, then the ready plan.
     let config = format!(
         r#"[[phase]]
 name = "dependencies"
@@ -100,13 +100,8 @@ name = "collector"
 kind = "tcp"
 addr = "{collector}"
 
-[[phase]]
-name = "integration"
-
-[[phase.check]]
-name = "http_listener"
-kind = "signal"
-"#
+{ready}"#,
+        ready = plans::READY
     );
     std::fs::write(&config_path, config)
         .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -279,11 +274,6 @@ impl Drop for Collector {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_address() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
-    Ok(listener.local_addr()?)
 }
 
 /// Waits until something accepts connections on `address`.

@@ -17,6 +17,7 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
+use warmgate_devservers::process;
 
 use crate::command;
 
@@ -117,7 +118,7 @@ const PREREQUISITES: [Prerequisite; 11] = [
 /// Where `prerequisite`'s program is: on the PATH (by its bare name), in
 /// one of its `also_in` folders, or in a version folder.
 fn locate(prerequisite: &Prerequisite) -> Option<PathBuf> {
-    if command::on_path(prerequisite.program) {
+    if process::find_on_path(prerequisite.program).is_some() {
         return Some(PathBuf::from(prerequisite.program));
     }
     let beside = prerequisite
@@ -133,13 +134,6 @@ fn locate(prerequisite: &Prerequisite) -> Option<PathBuf> {
             })
         })
     })
-}
-
-fn running_as_root() -> bool {
-    std::process::Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
 }
 
 /// Makes sure every prerequisite is installed: what `cargo xtask ci` needs.
@@ -172,7 +166,7 @@ fn install_missing(wanted: Vec<&Prerequisite>) -> anyhow::Result<()> {
     // Two programs may come from one package (valgrind's).
     packages.sort_unstable();
     packages.dedup();
-    if !running_as_root() {
+    if !process::running_as_root() {
         bail!(
             "xtask needs {}: install the Debian package(s) {} (for example `sudo apt-get install {}`)",
             missing

@@ -12,6 +12,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use warmgate_devservers::process::{self, Signal};
+use warmgate_devservers::serving::ServingLine;
 
 use crate::command::workspace_root;
 
@@ -23,6 +25,13 @@ const START_WAIT: Duration = Duration::from_secs(30);
 /// budget (10 s), with room to spare.
 const EXIT_WAIT: Duration = Duration::from_secs(15);
 
+/// The packages of [`release_build`]. The workspace-hack crate (kept by
+/// `cargo hakari`) makes their third-party features those of warmgate
+/// built alone, which `cargo build --release -p warmgate` (the
+/// `Dockerfile`'s from-source stage) gives; the tidy test holds it so.
+pub(crate) const RELEASE_PACKAGES: [&str; 3] =
+    ["warmgate", "warmgate-loadgen", "warmgate-bench-servers"];
+
 /// The release build of warmgate, the load generator and the comparison
 /// and stand-in servers, in one command; returns warmgate's path.
 ///
@@ -31,19 +40,11 @@ const EXIT_WAIT: Duration = Duration::from_secs(15);
 /// otel-smoke runs, deploy-check checks and the image ships is the one
 /// bench measures, and CI builds it once.
 pub(crate) fn release_build() -> anyhow::Result<PathBuf> {
-    crate::command::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "warmgate",
-            "-p",
-            "warmgate-loadgen",
-            "-p",
-            "warmgate-bench-servers",
-        ],
-    )?;
+    let mut args = vec!["build", "--release"];
+    for package in RELEASE_PACKAGES {
+        args.extend(["-p", package]);
+    }
+    crate::command::run("cargo", &args)?;
     Ok(release_program("warmgate"))
 }
 
@@ -81,8 +82,9 @@ impl Server {
         Server::spawn(command, "warmgate", log_path)
     }
 
-    /// Starts `command`, a server that prints `NAME: serving http://ADDR`
-    /// (and ` (admin http://ADDR)` for warmgate) as its first line, and
+    /// Starts `command`, a server that prints its serving line
+    /// (`NAME: serving http://ADDR`, and ` (admin http://ADDR)` for
+    /// warmgate; see `warmgate_devservers::serving`) as its first line, and
     /// waits for that line. Its stderr goes to `log_path`.
     pub(crate) fn spawn(command: Command, name: &str, log_path: &Path) -> anyhow::Result<Server> {
         Server::spawn_within(command, name, log_path, START_WAIT)
@@ -139,7 +141,13 @@ impl Server {
                 log_path.display()
             ),
         };
-        (server.public, server.admin) = parse_serving_line(name, &line)?;
+        let serving = ServingLine::parse_from(name, &line).with_context(|| {
+            format!(
+                "{name} did not say where it serves; its log is {}",
+                log_path.display()
+            )
+        })?;
+        (server.public, server.admin) = (serving.public, serving.admin);
         Ok(server)
     }
 
@@ -155,14 +163,7 @@ impl Server {
 
     /// [`Server::stop`], waiting at most `exit_wait` for the exit.
     pub(crate) fn stop_within(&mut self, exit_wait: Duration) -> anyhow::Result<ExitStatus> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .context("cannot run `kill -TERM`")?;
-        if !sent.success() {
-            bail!("`kill -TERM {pid}` failed with {sent}");
-        }
+        self.signal(Signal::Terminate)?;
         let asked = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().context("cannot wait for warmgate")? {
@@ -186,29 +187,6 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
-}
-
-/// The addresses in `NAME: serving http://ADDR`, with warmgate's
-/// ` (admin http://ADDR)` after it.
-fn parse_serving_line(name: &str, line: &str) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
-    let expected = || {
-        format!(
-            "{name} said {line:?}, expected `{name}: serving http://ADDR` (with ` (admin http://ADDR)` for warmgate)"
-        )
-    };
-    let rest = line
-        .strip_prefix(name)
-        .and_then(|rest| rest.strip_prefix(": serving http://"))
-        .with_context(expected)?;
-    let (public, admin) = match rest.split_once(" (admin http://") {
-        Some((public, admin)) => (public, Some(admin.trim_end_matches(')'))),
-        None => (rest.trim(), None),
-    };
-    let address = |text: &str| {
-        text.parse::<SocketAddr>()
-            .with_context(|| format!("{name} said {line:?}; `{text}` is not an address"))
-    };
-    Ok((address(public)?, admin.map(address).transpose()?))
 }
 
 /// Polls `GET /readyz` until it answers 200.
@@ -274,17 +252,9 @@ impl Server {
             .context("cannot ask whether the server runs")
     }
 
-    /// Sends `signal` (`STOP`, `CONT`, `TERM`, …) to the process.
-    pub(crate) fn signal(&self, signal: &str) -> anyhow::Result<()> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .with_context(|| format!("cannot run `kill -{signal}`"))?;
-        if !sent.success() {
-            bail!("`kill -{signal} {pid}` failed with {sent}");
-        }
-        Ok(())
+    /// Sends `signal` (SIGSTOP, SIGCONT, SIGTERM, …) to the process.
+    pub(crate) fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        Ok(process::send_signal(self.child.id(), signal)?)
     }
 }
 

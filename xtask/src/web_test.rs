@@ -18,10 +18,7 @@ use crate::server::target_dir;
 /// Where Debian's `chromium` package puts the browser.
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-pub(crate) fn run(args: &[String]) -> anyhow::Result<()> {
-    if let Some(extra) = args.first() {
-        bail!("`cargo xtask web-test` takes no arguments, got `{extra}`");
-    }
+pub(crate) fn run() -> anyhow::Result<()> {
     if !std::path::Path::new(CHROMIUM).is_file() {
         bail!(
             "the browser tests need {CHROMIUM}: install Debian's `chromium` package (`cargo xtask ci` does, as root)"

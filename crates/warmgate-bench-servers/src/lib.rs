@@ -13,8 +13,9 @@
 //! - `warmgate-jwks-server`: one signing key's public half as a JWKS
 //!   document at `/.well-known/jwks.json` (see `jwks_server.rs`).
 //!
-//! All print `NAME: serving http://ADDR` on stdout once they listen, as
-//! warmgate does, so the harness finds them the same way.
+//! All print the serving line `NAME: serving http://ADDR` on stdout once
+//! they listen ([`print_serving_line`]), in warmgate's format, so the harness
+//! reads them with the same `warmgate_devservers::serving` reader.
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ use axum::Router;
 use axum::serve::ListenerExt as _;
 use fastwebsockets::upgrade::{IncomingUpgrade, UpgradeFut};
 use fastwebsockets::{FragmentCollector, Frame, OpCode, Payload, WebSocketError};
+use warmgate_devservers::serving::ServingLine;
 
 /// The first frame every server sends once a client is admitted.
 pub const READY_FRAME: &[u8] = br#"{"type":"ready"}"#;
@@ -68,6 +70,17 @@ pub fn accept(upgrade: IncomingUpgrade, greet: bool) -> axum::response::Response
 
 use axum::response::IntoResponse as _;
 
+/// Prints the serving line that says `name` listens on `public` (see
+/// `warmgate_devservers::serving` for its format).
+pub fn print_serving_line(name: &str, public: SocketAddr) {
+    let line = ServingLine {
+        name: name.to_owned(),
+        public,
+        admin: None,
+    };
+    println!("{line}");
+}
+
 /// Serves `router` on `addr` with `TCP_NODELAY` and warmgate's listen
 /// backlog, printing `NAME: serving http://ADDR` once it listens. The
 /// server runs on a spawned task, as warmgate's does, so that connections
@@ -76,8 +89,7 @@ use axum::response::IntoResponse as _;
 pub async fn serve(name: &str, addr: SocketAddr, router: Router) -> anyhow::Result<()> {
     let listener =
         warmgate_http::bind_listener(addr).with_context(|| format!("cannot listen on {addr}"))?;
-    let local = listener.local_addr()?;
-    println!("{name}: serving http://{local}");
+    print_serving_line(name, listener.local_addr()?);
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });

@@ -1,9 +1,9 @@
 //! Running the server programs: finding them, running them as the right
-//! user, capturing what they print, waiting with a bound, and asking whether
-//! a process is still alive.
+//! user, capturing what they print, and waiting with a bound.
 //!
 //! This module knows nothing about PostgreSQL or Redis themselves; the
-//! `postgres` and `redis` modules do.
+//! `postgres` and `redis` modules do. Signals, the user id and whether a
+//! process is alive are the `process` module's, which runs no program.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::DevServerError;
+use crate::{DevServerError, process};
 
 /// How long a server may take to accept connections after it was started.
 ///
@@ -33,22 +33,17 @@ const TAIL_LINES: usize = 20;
 
 // === finding programs ===
 
-/// Finds `program` in a directory of the `PATH`.
+/// Finds `program` in a directory of the `PATH`, or names the Debian
+/// `package` that provides it.
 pub(crate) fn find_on_path(
     program: &'static str,
     package: &'static str,
 ) -> Result<PathBuf, DevServerError> {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|directory| directory.join(program))
-                .find(|candidate| candidate.is_file())
-        })
-        .ok_or(DevServerError::ProgramNotFound {
-            program,
-            searched: "on PATH".to_owned(),
-            package,
-        })
+    process::find_on_path(program).ok_or(DevServerError::ProgramNotFound {
+        program,
+        searched: "on PATH".to_owned(),
+        package,
+    })
 }
 
 // === running programs ===
@@ -140,16 +135,10 @@ pub(crate) enum RunAs {
 impl RunAs {
     /// Decides how to run PostgreSQL's programs from the current user id.
     pub(crate) fn detect() -> Result<RunAs, DevServerError> {
-        if !current_user_is_root()? {
+        if !process::running_as_root() {
             return Ok(RunAs::CurrentUser);
         }
-        let postgres_user_exists = Command::new("id")
-            .args(["-u", "postgres"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success());
-        if !postgres_user_exists {
+        if !process::user_exists("postgres")? {
             return Err(DevServerError::NoPostgresUser);
         }
         let runuser = find_on_path("runuser", "util-linux")?;
@@ -185,45 +174,7 @@ impl RunAs {
     }
 }
 
-/// True when this process runs as root, asked of `id -u` so that no unsafe
-/// call is needed.
-fn current_user_is_root() -> Result<bool, DevServerError> {
-    let mut id = Command::new("id");
-    id.arg("-u");
-    let printed = run(&mut id, None, None)?;
-    Ok(printed.trim() == "0")
-}
-
-// === processes ===
-
-/// True while process `pid` exists and has not exited.
-///
-/// A process that has exited but was not yet reaped (a zombie) counts as
-/// gone: in a container whose first process never reaps orphans, a killed
-/// daemon stays a zombie forever, and `kill -0` would call it alive.
-pub(crate) fn process_is_alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_none_or(|(_, fields)| !fields.trim_start().starts_with('Z')),
-        Err(_) if Path::new("/proc/self").exists() => false,
-        // Without a /proc file system, `kill -0` is the next best question.
-        Err(_) => Command::new("kill")
-            .args(["-0", &pid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success()),
-    }
-}
-
-/// Sends `signal` (such as `KILL` or `TERM`) to process `pid` with the
-/// `kill` program, since the workspace forbids the unsafe call.
-pub(crate) fn send_signal(pid: u32, signal: &str) -> Result<(), DevServerError> {
-    let mut kill = Command::new("kill");
-    kill.arg(format!("-{signal}")).arg(pid.to_string());
-    run(&mut kill, None, None).map(drop)
-}
+// === pid files ===
 
 /// Reads a pid file's first line.
 pub(crate) fn read_pid_file(path: &Path) -> Option<u32> {
@@ -264,6 +215,10 @@ pub(crate) fn wait_until(
             Progress::NotYet if Instant::now() >= deadline => {
                 return Err(format!("{what} within {} s", limit.as_secs()));
             }
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "synchronous set-up code, on the caller's own thread, polling a child process that offers no event"
+            )]
             Progress::NotYet => thread::sleep(POLL_INTERVAL),
         }
     }

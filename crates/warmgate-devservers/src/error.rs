@@ -38,6 +38,14 @@ pub enum DevServerError {
         #[source]
         source: io::Error,
     },
+    /// A signal could not be sent to a process.
+    #[error("cannot send {signal} to process {pid}")]
+    Signal {
+        signal: crate::process::Signal,
+        pid: u32,
+        #[source]
+        source: io::Error,
+    },
     /// A program could not be started at all.
     #[error("cannot run `{command}`")]
     Spawn {
@@ -88,6 +96,12 @@ pub enum DevServerError {
     /// A signing key could not be made, read or used.
     #[error("signing key: {reason}")]
     SigningKey { reason: String },
+    /// A line a server printed is not the serving line that says where it
+    /// listens (see [`crate::serving`]).
+    #[error(
+        "{line:?} is not a serving line (`NAME: serving http://ADDR`, then ` (admin http://ADDR)` for warmgate): {reason}"
+    )]
+    NotAServingLine { line: String, reason: String },
 }
 
 impl DevServerError {

@@ -17,8 +17,18 @@
 //! it makes an ES256 key, publishes it as a JWKS document and signs tokens,
 //! so tests and `cargo xtask chaos` can run a real JWKS endpoint.
 //!
+//! The [`process`] module answers the process questions that these servers,
+//! xtask and the tests share: it sends signals, tells whether a process is
+//! alive, gives the user id and finds programs on the `PATH`, all without
+//! starting a program or using unsafe code.
+//!
+//! The [`serving`] module reads and writes the serving line, the first
+//! line warmgate and the benchmark servers print on stdout to say where
+//! they listen, for xtask and the tests.
+//!
 //! Reading order: [`Postgres`], [`Redis`], then [`ScratchDir`] and
-//! [`generate_password`], and the one error type, [`DevServerError`].
+//! [`generate_password`], [`process`], and the one error type,
+//! [`DevServerError`].
 
 #![forbid(unsafe_code)]
 
@@ -27,7 +37,9 @@ mod ephemeral;
 mod error;
 mod jwks;
 mod postgres;
+pub mod process;
 mod redis;
+pub mod serving;
 mod settings_file;
 
 pub use self::ephemeral::{ScratchDir, generate_password};

@@ -25,6 +25,7 @@ use std::process::Command;
 use crate::DevServerError;
 use crate::command::{self, Progress, RunAs};
 use crate::ephemeral::{free_loopback_port, generate_password};
+use crate::process;
 use crate::settings_file::{Settings, write_settings};
 
 /// The name `Postgres` uses for itself in messages and settings files.
@@ -138,7 +139,7 @@ impl Postgres {
     /// Starts the server on its port and returns once it accepts
     /// connections.
     pub fn start(&self) -> Result<(), DevServerError> {
-        if let Some(pid) = self.pid().filter(|&pid| command::process_is_alive(pid)) {
+        if let Some(pid) = self.pid().filter(|&pid| process::is_alive(pid)) {
             return Err(DevServerError::AlreadyRunning {
                 server: SERVER,
                 port: self.port,
@@ -253,7 +254,7 @@ impl Postgres {
         self.stop_on_drop = false;
     }
 
-    // --- private ---
+    // === private ===
 
     fn data_directory(&self) -> PathBuf {
         self.directory.join("data")
@@ -271,7 +272,7 @@ impl Postgres {
             .arg(self.data_directory())
             .current_dir(&self.directory);
         let output = command::run_unchecked(&mut pg_ctl, None, None)?;
-        if output.status.success() || !command::process_is_alive(pid) {
+        if output.status.success() || !process::is_alive(pid) {
             // A server that died without removing its pid file is stopped
             // too, whatever pg_ctl made of the stale file.
             return Ok(());

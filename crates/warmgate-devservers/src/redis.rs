@@ -25,6 +25,7 @@ use std::time::Duration;
 use crate::DevServerError;
 use crate::command::{self, Progress};
 use crate::ephemeral::free_loopback_port;
+use crate::process::{self, Signal};
 use crate::settings_file::{Settings, write_settings};
 
 /// The name `Redis` uses for itself in messages and settings files.
@@ -186,13 +187,13 @@ impl Redis {
     /// Stops the server the polite way (SIGTERM) and waits until it has
     /// exited. Stopping a server that is not running does nothing.
     pub fn stop(&mut self) -> Result<(), DevServerError> {
-        self.end("TERM")
+        self.end(Signal::Terminate)
     }
 
     /// Kills the server at once (SIGKILL), as a crash would, and waits until
     /// it has exited. Killing a server that is not running does nothing.
     pub fn kill(&mut self) -> Result<(), DevServerError> {
-        self.end("KILL")
+        self.end(Signal::Kill)
     }
 
     /// The URL of the server: `redis://:PASSWORD@127.0.0.1:PORT/` with a
@@ -246,7 +247,7 @@ impl Redis {
         self.stop_on_drop = false;
     }
 
-    // --- private ---
+    // === private ===
 
     fn start_new_with(
         directory: &Path,
@@ -318,16 +319,16 @@ impl Redis {
             RedisProcess::Child(child) => child.as_ref().map(Child::id),
             RedisProcess::Found => command::read_pid_file(&self.pid_file()),
         };
-        pid.filter(|&pid| command::process_is_alive(pid))
+        pid.filter(|&pid| process::is_alive(pid))
     }
 
     /// Sends `signal` to the server and waits until it has exited.
-    fn end(&mut self, signal: &str) -> Result<(), DevServerError> {
+    fn end(&mut self, signal: Signal) -> Result<(), DevServerError> {
         let Some(pid) = self.running_pid() else {
             self.forget_child();
             return Ok(());
         };
-        command::send_signal(pid, signal)?;
+        process::send_signal(pid, signal)?;
         let waited = command::wait_until(command::STOP_LIMIT, "it did not exit", || {
             match &mut self.process {
                 // Waiting on a child reaps it, so no zombie is left behind.
@@ -336,7 +337,7 @@ impl Redis {
                     Ok(None) => Progress::NotYet,
                     Err(error) => Progress::Failed(format!("cannot wait for it: {error}")),
                 },
-                _ if command::process_is_alive(pid) => Progress::NotYet,
+                _ if process::is_alive(pid) => Progress::NotYet,
                 _ => Progress::Done,
             }
         });

@@ -4,7 +4,8 @@
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
-use crate::command::{self, process_is_alive};
+use crate::command;
+use crate::process;
 use crate::redis::{answers_ping, reported_pid, resp_command};
 use crate::settings_file::{Settings, write_settings};
 use crate::{DevServerError, Postgres, Redis, ScratchDir, generate_password};
@@ -102,7 +103,7 @@ fn postgres_restarts_on_the_same_port_with_its_data() {
     postgres.stop().unwrap();
     assert!(!postgres.is_accepting_connections());
     assert_eq!(postgres.pid(), None);
-    assert!(!process_is_alive(first_pid));
+    assert!(!process::is_alive(first_pid));
     // Stopping a stopped server is not an error.
     postgres.stop().unwrap();
 
@@ -141,7 +142,7 @@ fn postgres_is_stopped_by_dropping_its_creator_but_not_an_opened_handle() {
     assert!(postgres.is_accepting_connections());
 
     drop(postgres);
-    assert!(!process_is_alive(pid));
+    assert!(!process::is_alive(pid));
     let reopened = Postgres::open_existing(&directory).unwrap();
     assert!(!reopened.is_accepting_connections());
 }
@@ -153,12 +154,12 @@ fn postgres_left_running_is_stopped_through_an_opened_handle() {
     let postgres = Postgres::start_new(&directory).unwrap();
     let pid = postgres.pid().unwrap();
     postgres.leave_running();
-    assert!(process_is_alive(pid));
+    assert!(process::is_alive(pid));
 
     let opened = Postgres::open_existing(&directory).unwrap();
     assert!(opened.is_accepting_connections());
     opened.stop().unwrap();
-    assert!(!process_is_alive(pid));
+    assert!(!process::is_alive(pid));
     assert!(!opened.is_accepting_connections());
 }
 
@@ -236,7 +237,7 @@ fn redis_with_a_password_answers_only_with_it_and_restarts_on_the_same_port() {
     ));
 
     redis.kill().unwrap();
-    assert!(!process_is_alive(pid));
+    assert!(!process::is_alive(pid));
     assert!(!redis.is_accepting_connections());
     assert_eq!(redis.pid(), None);
     // Killing a dead server is not an error.
@@ -248,7 +249,7 @@ fn redis_with_a_password_answers_only_with_it_and_restarts_on_the_same_port() {
 
     let pid = redis.pid().unwrap();
     redis.stop().unwrap();
-    assert!(!process_is_alive(pid));
+    assert!(!process::is_alive(pid));
     assert!(!redis.is_accepting_connections());
 }
 
@@ -266,7 +267,7 @@ fn redis_without_a_password_is_killed_when_dropped() {
     assert!(answers_ping(port, None));
 
     drop(redis);
-    assert!(!process_is_alive(pid));
+    assert!(!process::is_alive(pid));
     assert!(!answers_ping(port, None));
 }
 
@@ -282,7 +283,7 @@ fn redis_detached_outlives_its_handle_and_is_stopped_through_an_opened_one() {
     let pid = redis.pid().unwrap();
     let url = redis.url();
     redis.leave_running();
-    assert!(process_is_alive(pid));
+    assert!(process::is_alive(pid));
 
     let mut opened = Redis::open_existing(&directory).unwrap();
     assert_eq!(opened.url(), url);
@@ -290,7 +291,7 @@ fn redis_detached_outlives_its_handle_and_is_stopped_through_an_opened_one() {
     assert!(opened.is_accepting_connections());
 
     opened.stop().unwrap();
-    assert!(!process_is_alive(pid));
+    assert!(!process::is_alive(pid));
     assert!(!opened.is_accepting_connections());
 
     // A detached server started again through an opened handle is detached
@@ -298,10 +299,10 @@ fn redis_detached_outlives_its_handle_and_is_stopped_through_an_opened_one() {
     opened.start().unwrap();
     let restarted_pid = opened.pid().unwrap();
     drop(opened);
-    assert!(process_is_alive(restarted_pid));
+    assert!(process::is_alive(restarted_pid));
     let mut reopened = Redis::open_existing(&directory).unwrap();
     reopened.kill().unwrap();
-    assert!(!process_is_alive(restarted_pid));
+    assert!(!process::is_alive(restarted_pid));
 }
 
 #[test]

@@ -11,8 +11,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
+use warmgate_loadgen::report::ChatLoadReport;
 
 use crate::chat::{self, ChatEvent, ChatSettings, Order};
 use crate::churn::{self, AttemptSettings, ChurnSettings};
@@ -187,7 +187,7 @@ pub(crate) async fn collect<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T>
     results
 }
 
-pub(crate) async fn run(arguments: ChatLoadArguments) -> anyhow::Result<Value> {
+pub(crate) async fn run(arguments: ChatLoadArguments) -> anyhow::Result<ChatLoadReport> {
     let clock = Clock::start();
     let target = Target::parse(&arguments.url)?;
     let tokens = Arc::new(Tokens::new(&arguments.auth)?);
@@ -217,16 +217,20 @@ pub(crate) async fn run(arguments: ChatLoadArguments) -> anyhow::Result<Value> {
     let records = crowd.records().await;
     let probes = tokio::task::spawn_blocking(move || prober.finish()).await?;
     let timeline = follower.finish().await;
-    Ok(json!({
-        "started_unix_ms": clock.started_unix_ms(),
-        "ended_unix_ms": clock.now_ms(),
-        "authentication": tokens.enabled(),
-        "load": format!("{load:?}"),
-        "chat": chat::summarise(&records, clock),
-        "attempts": churn::summarise(&attempts, clock, true),
-        "probes": probes,
-        "timeline": timeline,
-    }))
+    Ok(ChatLoadReport {
+        started_unix_ms: clock.started_unix_ms(),
+        ended_unix_ms: clock.now_ms(),
+        authentication: tokens.enabled(),
+        load: format!("{load:?}"),
+        chat: chat::summarise(&records, clock),
+        attempts: churn::summarise(&attempts, clock),
+        attempt_list: attempts
+            .iter()
+            .map(|attempt| attempt.record(clock))
+            .collect(),
+        probes,
+        timeline,
+    })
 }
 
 /// Resolves once stdin reaches its end (or cannot be read).

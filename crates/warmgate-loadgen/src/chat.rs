@@ -20,6 +20,7 @@ use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
+use warmgate_loadgen::report::{ChatDrain, ChatSummary, DeliveryProblem, JoinFailure};
 
 use crate::client::{self, Refused, Target, Ws};
 use crate::clock::Clock;
@@ -517,7 +518,7 @@ fn parse_message_id(id: &str) -> Option<(usize, usize)> {
 }
 
 /// The delivery check and the chat figures, over every client's record.
-pub(crate) fn summarise(records: &[ChatRecord], clock: Clock) -> Value {
+pub(crate) fn summarise(records: &[ChatRecord], clock: Clock) -> ChatSummary {
     let mut by_room: BTreeMap<&str, Vec<&ChatRecord>> = BTreeMap::new();
     for record in records {
         by_room
@@ -551,10 +552,11 @@ pub(crate) fn summarise(records: &[ChatRecord], clock: Clock) -> Value {
                     if count > 1 {
                         duplicated += 1;
                         if samples.len() < LISTED {
-                            samples.push(json!({
-                                "problem": "duplicated", "message": format!("{}.{seq}", sender.index),
-                                "member": member.index, "count": count,
-                            }));
+                            samples.push(DeliveryProblem::Duplicated {
+                                message: format!("{}.{seq}", sender.index),
+                                member: member.index,
+                                count,
+                            });
                         }
                     }
                     let Some(acked_at) = message.acked_at else {
@@ -573,12 +575,12 @@ pub(crate) fn summarise(records: &[ChatRecord], clock: Clock) -> Value {
                         0 => {
                             missing += 1;
                             if samples.len() < LISTED {
-                                samples.push(json!({
-                                    "problem": "missing", "message": format!("{}.{seq}", sender.index),
-                                    "member": member.index,
-                                    "sent_ms": clock.unix_ms(message.sent_at),
-                                    "acked_ms": clock.unix_ms(acked_at),
-                                }));
+                                samples.push(DeliveryProblem::Missing {
+                                    message: format!("{}.{seq}", sender.index),
+                                    member: member.index,
+                                    sent_ms: clock.unix_ms(message.sent_at),
+                                    acked_ms: clock.unix_ms(acked_at),
+                                });
                             }
                         }
                         _ => {}
@@ -606,13 +608,13 @@ pub(crate) fn summarise(records: &[ChatRecord], clock: Clock) -> Value {
         .iter()
         .filter(|record| record.joined_at.is_some())
         .count();
-    let failures: Vec<Value> = records
+    let join_failures: Vec<JoinFailure> = records
         .iter()
         .filter_map(|record| {
-            record
-                .failure
-                .as_ref()
-                .map(|why| json!({ "client": record.index, "why": why }))
+            record.failure.as_ref().map(|why| JoinFailure {
+                client: record.index,
+                why: why.clone(),
+            })
         })
         .take(LISTED)
         .collect();
@@ -653,33 +655,41 @@ pub(crate) fn summarise(records: &[ChatRecord], clock: Clock) -> Value {
             .map_or_else(|| "none".to_owned(), |code| code.to_string());
         *close_codes.entry(code).or_default() += 1;
     }
-    json!({
-        "clients": records.len(),
-        "rooms": by_room.len(),
-        "joined": joined,
-        "join_failures": failures,
-        "messages_sent": sent,
-        "messages_acked": acked,
-        "ack_latency": stats::summary(&mut ack_latencies),
-        "deliveries_required": required,
-        "delivered_once": delivered_once,
-        "missing": missing,
-        "duplicated": duplicated,
-        "unknown_deliveries": unknown,
-        "foreign_frames": records.iter().map(|record| record.foreign).sum::<u64>(),
-        "wrong_from": records.iter().map(|record| record.wrong_from).sum::<u64>(),
-        "stray_acks": records.iter().map(|record| record.stray_acks).sum::<u64>(),
-        "repeated_acks": records.iter().map(|record| record.repeated_acks).sum::<u64>(),
-        "problems": samples,
-        "error_frames": error_frames,
-        "ends": ends,
-        "readiness_pushes": readiness,
-        "drain": {
-            "told_draining": drained.len(),
-            "first_draining_ms": drained.iter().filter_map(|record| record.draining_at).min().map(|at| clock.unix_ms(at)),
-            "last_closed_ms": drained.iter().filter_map(|record| record.closed_at).max().map(|at| clock.unix_ms(at)),
-            "close_codes": close_codes,
-            "draining_to_close": stats::summary(&mut draining_to_close),
+    ChatSummary {
+        clients: records.len(),
+        rooms: by_room.len(),
+        joined,
+        join_failures,
+        messages_sent: sent,
+        messages_acked: acked,
+        ack_latency: stats::summary(&mut ack_latencies),
+        deliveries_required: required,
+        delivered_once,
+        missing,
+        duplicated,
+        unknown_deliveries: unknown,
+        foreign_frames: records.iter().map(|record| record.foreign).sum(),
+        wrong_from: records.iter().map(|record| record.wrong_from).sum(),
+        stray_acks: records.iter().map(|record| record.stray_acks).sum(),
+        repeated_acks: records.iter().map(|record| record.repeated_acks).sum(),
+        problems: samples,
+        error_frames,
+        ends,
+        readiness_pushes: readiness,
+        drain: ChatDrain {
+            told_draining: drained.len(),
+            first_draining_ms: drained
+                .iter()
+                .filter_map(|record| record.draining_at)
+                .min()
+                .map(|at| clock.unix_ms(at)),
+            last_closed_ms: drained
+                .iter()
+                .filter_map(|record| record.closed_at)
+                .max()
+                .map(|at| clock.unix_ms(at)),
+            close_codes,
+            draining_to_close: stats::summary(&mut draining_to_close),
         },
-    })
+    }
 }

@@ -18,13 +18,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
+pub(crate) use warmgate_loadgen::report::AttemptOutcome as Outcome;
+use warmgate_loadgen::report::{AttemptCounts, AttemptRecord};
 
 use crate::client::{self, Refused, Target, Ws};
 use crate::clock::Clock;
-use crate::tokens::{Credential, Tokens};
+use crate::tokens::{self, Credential, Tokens};
 
 /// The pause before the next attempt when the server gave no hint.
 const DEFAULT_RETRY: Duration = Duration::from_secs(2);
@@ -34,53 +36,6 @@ const NO_CONNECTION_PAUSE: Duration = Duration::from_millis(100);
 
 /// How many silent attempts are listed one by one (all are counted).
 const LISTED: usize = 100;
-
-/// How one attempt ended.
-#[derive(Debug, Clone)]
-pub(crate) enum Outcome {
-    Admitted {
-        held: bool,
-    },
-    Unavailable {
-        reason: String,
-        retry_after_ms: Option<u64>,
-        close_code: Option<u16>,
-    },
-    Refused {
-        status: u16,
-        error: String,
-    },
-    NoConnection(String),
-    Silent(String),
-}
-
-impl Outcome {
-    /// A short label: `admitted`, `admitted_after_hold`,
-    /// `unavailable:REASON`, `http_STATUS:ERROR`, `no_connection` or
-    /// `silent`.
-    pub(crate) fn label(&self) -> String {
-        match self {
-            Outcome::Admitted { held: false } => "admitted".to_owned(),
-            Outcome::Admitted { held: true } => "admitted_after_hold".to_owned(),
-            Outcome::Unavailable { reason, .. } => format!("unavailable:{reason}"),
-            Outcome::Refused { status, error } => format!("http_{status}:{error}"),
-            Outcome::NoConnection(_) => "no_connection".to_owned(),
-            Outcome::Silent(_) => "silent".to_owned(),
-        }
-    }
-
-    fn detail(&self) -> Value {
-        match self {
-            Outcome::Unavailable {
-                retry_after_ms,
-                close_code,
-                ..
-            } => json!({ "retry_after_ms": retry_after_ms, "close_code": close_code }),
-            Outcome::NoConnection(why) | Outcome::Silent(why) => json!(why),
-            _ => Value::Null,
-        }
-    }
-}
 
 /// One connection attempt.
 #[derive(Debug, Clone)]
@@ -116,10 +71,12 @@ pub(crate) async fn attempt(
         match tokio::time::timeout(settings.deadline, run_attempt(settings, token, held)).await {
             Ok(result) => result,
             Err(_) => (
-                Outcome::Silent(format!(
-                    "no `ready` or `unavailable` within {} s",
-                    settings.deadline.as_secs()
-                )),
+                Outcome::Silent {
+                    why: format!(
+                        "no `ready` or `unavailable` within {} s",
+                        settings.deadline.as_secs()
+                    ),
+                },
                 None,
             ),
         };
@@ -147,8 +104,8 @@ async fn run_attempt(
                 .unwrap_or_else(|| "no_json_error".to_owned());
             return (Outcome::Refused { status, error }, None);
         }
-        Err(Refused::NoConnection(why)) => return (Outcome::NoConnection(why), None),
-        Err(Refused::Broken(why)) => return (Outcome::Silent(why), None),
+        Err(Refused::NoConnection(why)) => return (Outcome::NoConnection { why }, None),
+        Err(Refused::Broken(why)) => return (Outcome::Silent { why }, None),
     };
     let mut was_held = false;
     loop {
@@ -182,24 +139,26 @@ async fn run_attempt(
             Some(Ok(Message::Close(frame))) => {
                 let code = frame.map(|frame| u16::from(frame.code));
                 return (
-                    Outcome::Silent(format!(
-                        "closed ({code:?}) without `ready` or `unavailable`"
-                    )),
+                    Outcome::Silent {
+                        why: format!("closed ({code:?}) without `ready` or `unavailable`"),
+                    },
                     None,
                 );
             }
             Some(Ok(_)) => {}
             Some(Err(error)) => {
                 return (
-                    Outcome::Silent(format!(
-                        "broke off without `ready` or `unavailable`: {error}"
-                    )),
+                    Outcome::Silent {
+                        why: format!("broke off without `ready` or `unavailable`: {error}"),
+                    },
                     None,
                 );
             }
             None => {
                 return (
-                    Outcome::Silent("ended without `ready` or `unavailable`".to_owned()),
+                    Outcome::Silent {
+                        why: "ended without `ready` or `unavailable`".to_owned(),
+                    },
                     None,
                 );
             }
@@ -262,7 +221,7 @@ pub(crate) fn pause_after(outcome: &Outcome) -> Duration {
             ..
         } => Duration::from_millis(*ms),
         Outcome::Unavailable { .. } => DEFAULT_RETRY,
-        Outcome::NoConnection(_) | Outcome::Silent(_) => NO_CONNECTION_PAUSE,
+        Outcome::NoConnection { .. } | Outcome::Silent { .. } => NO_CONNECTION_PAUSE,
         Outcome::Admitted { .. } | Outcome::Refused { .. } => Duration::ZERO,
     }
 }
@@ -337,44 +296,41 @@ fn credential_for(number: usize, settings: &ChurnSettings, tokens: &Tokens) -> C
         return Credential::Good;
     }
     let turn = number / settings.unauthorised_every;
-    Credential::UNAUTHORISED[turn % Credential::UNAUTHORISED.len()]
+    tokens::UNAUTHORISED[turn % tokens::UNAUTHORISED.len()]
 }
 
-/// Counts by credential and outcome, the silent attempts one by one, and
-/// (with `list`) every attempt as `[credential, started_ms, ended_ms,
-/// outcome, detail, stay]`.
-pub(crate) fn summarise(attempts: &[Attempt], clock: Clock, list: bool) -> Value {
-    let mut counts = BTreeMap::<String, BTreeMap<String, u64>>::new();
+impl Attempt {
+    /// The attempt as reported, with its times on the wall clock.
+    pub(crate) fn record(&self, clock: Clock) -> AttemptRecord {
+        AttemptRecord {
+            credential: self.credential,
+            started_ms: clock.unix_ms(self.started),
+            ended_ms: clock.unix_ms(self.ended),
+            outcome: self.outcome.clone(),
+            stay: self.stay.clone(),
+        }
+    }
+}
+
+/// Counts by credential and outcome, and the silent attempts one by one.
+pub(crate) fn summarise(attempts: &[Attempt], clock: Clock) -> AttemptCounts {
+    let mut by_credential = BTreeMap::<Credential, BTreeMap<String, u64>>::new();
     for attempt in attempts {
-        *counts
-            .entry(attempt.credential.as_str().to_owned())
+        *by_credential
+            .entry(attempt.credential)
             .or_default()
             .entry(attempt.outcome.label())
             .or_default() += 1;
     }
-    let listed = |attempt: &Attempt| {
-        json!([
-            attempt.credential.as_str(),
-            clock.unix_ms(attempt.started),
-            clock.unix_ms(attempt.ended),
-            attempt.outcome.label(),
-            attempt.outcome.detail(),
-            attempt.stay,
-        ])
-    };
-    let silent: Vec<Value> = attempts
+    let silent = attempts
         .iter()
-        .filter(|attempt| matches!(attempt.outcome, Outcome::Silent(_)))
+        .filter(|attempt| matches!(attempt.outcome, Outcome::Silent { .. }))
         .take(LISTED)
-        .map(listed)
+        .map(|attempt| attempt.record(clock))
         .collect();
-    let mut summary = json!({
-        "total": attempts.len(),
-        "by_credential": counts,
-        "silent": silent,
-    });
-    if list {
-        summary["list"] = attempts.iter().map(listed).collect();
+    AttemptCounts {
+        total: attempts.len(),
+        by_credential,
+        silent,
     }
-    summary
 }

@@ -1,6 +1,7 @@
 //! `warmgate-loadgen`: drives real clients over loopback for
 //! `cargo xtask bench`, `chaos` and `soak`, one scenario per run, and
-//! prints its figures as one JSON object on stdout.
+//! prints its figures as one JSON object on stdout: the scenario's type
+//! in the library's `report` module, which xtask reads back with.
 //!
 //! Every time is taken on the client side with a monotonic clock, per
 //! client, and summarised as p50, p99 and max (see `stats`). The harness
@@ -26,8 +27,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::{Parser, Subcommand};
-use serde_json::{Value, json};
+use serde::Serialize;
 use tokio::sync::{Semaphore, mpsc, watch};
+use warmgate_loadgen::report::{
+    ConnectReport, EchoReport, HoldReport, HttpLoadReport, Release, SignalReport,
+};
 
 use crate::client::{ClientLibrary, HttpConnection, Socket, Target};
 
@@ -179,7 +183,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(scenario: Scenario) -> anyhow::Result<Value> {
+/// The report as one line of JSON.
+fn json(report: anyhow::Result<impl Serialize>) -> anyhow::Result<String> {
+    Ok(serde_json::to_string(&report?)?)
+}
+
+async fn run(scenario: Scenario) -> anyhow::Result<String> {
     match scenario {
         Scenario::ConnectSequential {
             url,
@@ -191,15 +200,17 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
             pause_ms,
         } => {
             let token = tokens::Tokens::new(&auth)?.token(tokens::Credential::Good, "bench")?;
-            connect_sequential(
-                client,
-                &Target::parse(&url)?,
-                token.as_deref(),
-                count,
-                (warmup, wait_for_go),
-                Duration::from_millis(pause_ms),
+            json(
+                connect_sequential(
+                    client,
+                    &Target::parse(&url)?,
+                    token.as_deref(),
+                    count,
+                    (warmup, wait_for_go),
+                    Duration::from_millis(pause_ms),
+                )
+                .await,
             )
-            .await
         }
         Scenario::Hold {
             url,
@@ -225,47 +236,49 @@ async fn run(scenario: Scenario) -> anyhow::Result<Value> {
                 );
             }
             let settle = Duration::from_millis(settle_ms);
-            hold(
-                Target::parse(&url)?,
-                HoldPlan {
-                    clients,
-                    concurrency,
-                    pids: pid,
-                    flip,
-                    settle,
-                    transparent,
-                    library: client,
-                    wait_for_go,
-                },
+            json(
+                hold(
+                    Target::parse(&url)?,
+                    HoldPlan {
+                        clients,
+                        concurrency,
+                        pids: pid,
+                        flip,
+                        settle,
+                        transparent,
+                        library: client,
+                        wait_for_go,
+                    },
+                )
+                .await,
             )
-            .await
         }
         Scenario::DetectSignal {
             url,
             signal_url,
             rounds,
-        } => detect_signal(&Target::parse(&url)?, &signal_url, rounds).await,
+        } => json(detect_signal(&Target::parse(&url)?, &signal_url, rounds).await),
         Scenario::Echo {
             url,
             count,
             size,
             client,
             wait_for_go,
-        } => echo(client, &Target::parse(&url)?, count, size, wait_for_go).await,
-        Scenario::ChatLoad(arguments) => chaos::run(arguments).await,
-        Scenario::Soak(arguments) => soak::run(arguments).await,
+        } => json(echo(client, &Target::parse(&url)?, count, size, wait_for_go).await),
+        Scenario::ChatLoad(arguments) => json(chaos::run(arguments).await),
+        Scenario::Soak(arguments) => json(soak::run(arguments).await),
         Scenario::HttpLoad {
             url,
             connections,
             seconds,
-        } => {
+        } => json(
             http_load(
                 &Target::parse(&url)?,
                 connections,
                 Duration::from_secs_f64(seconds),
             )
-            .await
-        }
+            .await,
+        ),
     }
 }
 
@@ -305,7 +318,7 @@ async fn connect_sequential(
     count: usize,
     (warmup, go): (usize, bool),
     pause: Duration,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<ConnectReport> {
     let mut samples = Vec::with_capacity(count);
     for index in 0..warmup + count {
         if index > 0 && !pause.is_zero() {
@@ -332,7 +345,9 @@ async fn connect_sequential(
         }
         ws.close().await;
     }
-    Ok(json!({ "connect_to_ready": stats::summary(&mut samples) }))
+    Ok(ConnectReport {
+        connect_to_ready: stats::summary(&mut samples),
+    })
 }
 
 // === hold and release ===
@@ -442,7 +457,7 @@ async fn held_client(
     ws.close().await;
 }
 
-async fn hold(target: Target, plan: HoldPlan) -> anyhow::Result<Value> {
+async fn hold(target: Target, plan: HoldPlan) -> anyhow::Result<HoldReport> {
     let HoldPlan {
         clients,
         concurrency,
@@ -491,7 +506,7 @@ async fn hold(target: Target, plan: HoldPlan) -> anyhow::Result<Value> {
     let connect_wall = started.elapsed();
     let rss_loaded = rss_sum_kib(&pids)?;
 
-    let mut release = json!(null);
+    let mut release = None;
     if let Some(flip) = flip {
         if held != connected {
             bail!(
@@ -534,35 +549,34 @@ async fn hold(target: Target, plan: HoldPlan) -> anyhow::Result<Value> {
                 () = &mut deadline => break,
             }
         }
-        let released = samples.len();
-        release = json!({
-            "released": released,
-            "flip_to_ready": stats::summary(&mut samples),
+        release = Some(Release {
+            released: samples.len(),
+            flip_to_ready: stats::summary(&mut samples),
         });
     }
     let _ = finish_tx.send(true);
     for task in tasks {
         let _ = task.await;
     }
-    let per_client_kib = match (rss_idle, rss_loaded) {
+    let rss_per_client_kib = match (rss_idle, rss_loaded) {
         (Some(idle), Some(loaded)) if connected > 0 => {
-            json!((loaded.saturating_sub(idle)) as f64 / connected as f64)
+            Some(loaded.saturating_sub(idle) as f64 / connected as f64)
         }
-        _ => json!(null),
+        _ => None,
     };
-    Ok(json!({
-        "clients": clients,
-        "connected": connected,
-        "held": held,
-        "errors": errors.len(),
-        "first_error": errors.first(),
-        "connect_wall_ms": connect_wall.as_secs_f64() * 1e3,
-        "connects_per_second": connected as f64 / connect_wall.as_secs_f64(),
-        "rss_idle_kib": rss_idle,
-        "rss_loaded_kib": rss_loaded,
-        "rss_per_client_kib": per_client_kib,
-        "release": release,
-    }))
+    Ok(HoldReport {
+        clients,
+        connected,
+        held,
+        errors: errors.len(),
+        first_error: errors.first().cloned(),
+        connect_wall_ms: connect_wall.as_secs_f64() * 1e3,
+        connects_per_second: connected as f64 / connect_wall.as_secs_f64(),
+        rss_idle_kib: rss_idle,
+        rss_loaded_kib: rss_loaded,
+        rss_per_client_kib,
+        release,
+    })
 }
 
 /// Listens on `addr` and accepts (and drops) connections until dropped:
@@ -580,7 +594,11 @@ async fn accept_forever(addr: SocketAddr) -> anyhow::Result<tokio::task::JoinHan
 
 // === signal detection ===
 
-async fn detect_signal(target: &Target, signal_url: &str, rounds: usize) -> anyhow::Result<Value> {
+async fn detect_signal(
+    target: &Target,
+    signal_url: &str,
+    rounds: usize,
+) -> anyhow::Result<SignalReport> {
     let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         client::post(signal_url, r#"{"ready":false,"reason":"benchmark round"}"#).await?;
@@ -600,7 +618,9 @@ async fn detect_signal(target: &Target, signal_url: &str, rounds: usize) -> anyh
         samples.push(started.elapsed());
         let _ = ws.close(None).await;
     }
-    Ok(json!({ "signal_to_ready": stats::summary(&mut samples) }))
+    Ok(SignalReport {
+        signal_to_ready: stats::summary(&mut samples),
+    })
 }
 
 // === echo ===
@@ -613,7 +633,7 @@ async fn echo(
     count: usize,
     size: usize,
     go: bool,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<EchoReport> {
     let mut ws = Socket::connect(library, target).await?;
     let payload = "x".repeat(size);
     let warmup = count / 10;
@@ -629,7 +649,10 @@ async fn echo(
         }
     }
     ws.close().await;
-    Ok(json!({ "round_trip": stats::summary(&mut samples), "size": size }))
+    Ok(EchoReport {
+        round_trip: stats::summary(&mut samples),
+        size,
+    })
 }
 
 // === HTTP load ===
@@ -638,7 +661,7 @@ async fn http_load(
     target: &Target,
     connections: usize,
     duration: Duration,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<HttpLoadReport> {
     let deadline = Instant::now() + duration;
     let mut tasks = Vec::with_capacity(connections);
     for _ in 0..connections {
@@ -668,11 +691,11 @@ async fn http_load(
     }
     let seconds = started.elapsed().as_secs_f64();
     let requests: u64 = statuses.values().sum();
-    Ok(json!({
-        "requests": requests,
-        "seconds": seconds,
-        "requests_per_second": requests as f64 / seconds,
-        "connection_errors": errors,
-        "statuses": statuses.iter().map(|(status, count)| (status.to_string(), json!(count))).collect::<serde_json::Map<_, _>>(),
-    }))
+    Ok(HttpLoadReport {
+        requests,
+        seconds,
+        requests_per_second: requests as f64 / seconds,
+        connection_errors: errors,
+        statuses,
+    })
 }

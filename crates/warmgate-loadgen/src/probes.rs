@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::{Value, json};
+use warmgate_loadgen::report::{
+    FailedProbe, PathProbes, ProbeAnswer, ProbePaths, ProbeRecord, ProbeSummary, SlowProbe,
+};
 
 use crate::clock::Clock;
 use crate::stats;
@@ -78,6 +80,10 @@ impl Prober {
                 next += interval;
                 let now = Instant::now();
                 if next > now {
+                    #[expect(
+                        clippy::disallowed_methods,
+                        reason = "the probe thread's own schedule: a dedicated thread, so that the gate's load cannot delay it"
+                    )]
                     std::thread::sleep(next - now);
                 } else {
                     // Behind schedule (a probe took long): start afresh
@@ -98,68 +104,80 @@ impl Prober {
     /// Stops the prober and returns, per path, the count, the latency
     /// summary of answered probes, the statuses, the slow and failed probes
     /// with their wall times, and every probe.
-    pub(crate) fn finish(self) -> Value {
+    pub(crate) fn finish(self) -> ProbeSummary {
         self.stop.store(true, Ordering::Relaxed);
-        let results = self.thread.join().unwrap_or_default();
-        let mut summary = serde_json::Map::new();
-        for (path, probes) in PATHS.iter().zip(results) {
-            let mut latencies: Vec<Duration> = probes
-                .iter()
-                .filter(|probe| probe.outcome.is_ok())
-                .map(|probe| probe.latency)
-                .collect();
-            let mut statuses = std::collections::BTreeMap::<String, u64>::new();
-            for probe in &probes {
-                if let Ok(status) = probe.outcome {
-                    *statuses.entry(status.to_string()).or_default() += 1;
-                }
-            }
-            let slow: Vec<&Probe> = probes
-                .iter()
-                .filter(|probe| probe.outcome.is_ok() && probe.latency > self.limit)
-                .collect();
-            let failed: Vec<&Probe> = probes
-                .iter()
-                .filter(|probe| probe.outcome.is_err())
-                .collect();
-            summary.insert(
-                (*path).to_owned(),
-                json!({
-                    "probes": probes.len(),
-                    "first_ms": probes.first().map(|probe| probe.at_ms),
-                    "last_ms": probes.last().map(|probe| probe.at_ms),
-                    "latency": stats::summary(&mut latencies),
-                    "statuses": statuses,
-                    "slow_count": slow.len(),
-                    "slow": slow.iter().take(LISTED).map(|probe| json!({
-                        "at_ms": probe.at_ms,
-                        "latency_ms": probe.latency.as_secs_f64() * 1e3,
-                    })).collect::<Vec<_>>(),
-                    "failed_count": failed.len(),
-                    "failed": failed.iter().take(LISTED).map(|probe| json!({
-                        "at_ms": probe.at_ms,
-                        "latency_ms": probe.latency.as_secs_f64() * 1e3,
-                        "error": probe.outcome.as_ref().err(),
-                    })).collect::<Vec<_>>(),
-                    // Every probe, `[system_ms, latency_ms, status or
-                    // error]`, so that a judge can pick the ones of any
-                    // window (up to when warmgate stopped listening) itself.
-                    "all": probes.iter().map(|probe| json!([
-                        probe.system_ms,
-                        probe.latency.as_secs_f64() * 1e3,
-                        match &probe.outcome {
-                            Ok(status) => json!(status),
-                            Err(error) => json!(error),
-                        },
-                    ])).collect::<Vec<_>>(),
-                }),
-            );
+        // A prober thread that panicked counts as no probe at all.
+        let mut results = self.thread.join().unwrap_or_default().into_iter();
+        let mut next = || path_summary(&results.next().unwrap_or_default(), self.limit);
+        let (livez, readyz) = (next(), next());
+        ProbeSummary {
+            interval_ms: self.interval.as_secs_f64() * 1e3,
+            limit_ms: self.limit.as_secs_f64() * 1e3,
+            paths: ProbePaths { livez, readyz },
         }
-        json!({
-            "interval_ms": self.interval.as_secs_f64() * 1e3,
-            "limit_ms": self.limit.as_secs_f64() * 1e3,
-            "paths": summary,
-        })
+    }
+}
+
+/// One path's summary: a probe slower than `limit` is listed as slow.
+fn path_summary(probes: &[Probe], limit: Duration) -> PathProbes {
+    let mut latencies: Vec<Duration> = probes
+        .iter()
+        .filter(|probe| probe.outcome.is_ok())
+        .map(|probe| probe.latency)
+        .collect();
+    let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+    for probe in probes {
+        if let Ok(status) = probe.outcome {
+            *statuses.entry(status).or_default() += 1;
+        }
+    }
+    let slow: Vec<&Probe> = probes
+        .iter()
+        .filter(|probe| probe.outcome.is_ok() && probe.latency > limit)
+        .collect();
+    let failed: Vec<&Probe> = probes
+        .iter()
+        .filter(|probe| probe.outcome.is_err())
+        .collect();
+    let latency_ms = |probe: &Probe| probe.latency.as_secs_f64() * 1e3;
+    PathProbes {
+        probes: probes.len(),
+        first_ms: probes.first().map(|probe| probe.at_ms),
+        last_ms: probes.last().map(|probe| probe.at_ms),
+        latency: stats::summary(&mut latencies),
+        statuses,
+        slow_count: slow.len(),
+        slow: slow
+            .iter()
+            .take(LISTED)
+            .map(|probe| SlowProbe {
+                at_ms: probe.at_ms,
+                latency_ms: latency_ms(probe),
+            })
+            .collect(),
+        failed_count: failed.len(),
+        failed: failed
+            .iter()
+            .take(LISTED)
+            .map(|probe| FailedProbe {
+                at_ms: probe.at_ms,
+                latency_ms: latency_ms(probe),
+                error: probe.outcome.clone().err().unwrap_or_default(),
+            })
+            .collect(),
+        // Every probe, so that a judge can pick the ones of any window
+        // (up to when warmgate stopped listening) itself.
+        all: probes
+            .iter()
+            .map(|probe| ProbeRecord {
+                system_ms: probe.system_ms,
+                latency_ms: latency_ms(probe),
+                answer: match &probe.outcome {
+                    Ok(status) => ProbeAnswer::Status(*status),
+                    Err(error) => ProbeAnswer::Error(error.clone()),
+                },
+            })
+            .collect(),
     }
 }
 

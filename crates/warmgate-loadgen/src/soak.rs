@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
+use warmgate_loadgen::report::{HeldCrowds, Prefill, ProcessSample, SoakReport};
 
 use crate::chaos::{ChatCrowd, LoadArguments, collect};
 use crate::chat::{self, ChatEvent, Order};
@@ -95,17 +95,17 @@ impl Sample {
         })
     }
 
-    fn json(&self) -> Value {
-        json!({
-            "at_s": self.at.as_secs_f64(),
-            "rss_kib": self.rss_kib,
-            "fds": self.fds,
-            "threads": self.threads,
-        })
+    fn report(&self) -> ProcessSample {
+        ProcessSample {
+            at_s: self.at.as_secs_f64(),
+            rss_kib: self.rss_kib,
+            fds: self.fds,
+            threads: self.threads,
+        }
     }
 }
 
-pub(crate) async fn run(arguments: SoakArguments) -> anyhow::Result<Value> {
+pub(crate) async fn run(arguments: SoakArguments) -> anyhow::Result<SoakReport> {
     if !(arguments.cycle_seconds > 0.0 && arguments.seconds > 0.0) {
         bail!("--seconds and --cycle-seconds must be greater than zero");
     }
@@ -198,33 +198,33 @@ pub(crate) async fn run(arguments: SoakArguments) -> anyhow::Result<Value> {
     let records = crowd.records().await;
     let probes = tokio::task::spawn_blocking(move || prober.finish()).await?;
     let timeline = follower.finish().await;
-    Ok(json!({
-        "started_unix_ms": clock.started_unix_ms(),
-        "ended_unix_ms": clock.now_ms(),
-        "authentication": tokens.enabled(),
-        "load": format!("{load:?}"),
-        "seconds": soaked.as_secs_f64(),
-        "cycle_seconds": arguments.cycle_seconds,
-        "cycles": cycles,
-        "prefill": {
-            "messages_per_client": arguments.prefill_messages,
-            "clients": prefilled,
-            "seconds": prefill_seconds,
+    Ok(SoakReport {
+        started_unix_ms: clock.started_unix_ms(),
+        ended_unix_ms: clock.now_ms(),
+        authentication: tokens.enabled(),
+        load: format!("{load:?}"),
+        seconds: soaked.as_secs_f64(),
+        cycle_seconds: arguments.cycle_seconds,
+        cycles,
+        prefill: Prefill {
+            messages_per_client: arguments.prefill_messages,
+            clients: prefilled,
+            seconds: prefill_seconds,
         },
-        "samples": samples.iter().map(Sample::json).collect::<Vec<_>>(),
-        "held": {
-            "per_cycle": arguments.held_per_cycle,
-            "held": held_total,
-            "released": releases.len(),
-            "flip_to_ready": stats::summary(&mut releases),
-            "problems": flip_problems,
+        samples: samples.iter().map(Sample::report).collect(),
+        held: HeldCrowds {
+            per_cycle: arguments.held_per_cycle,
+            held: held_total,
+            released: releases.len(),
+            flip_to_ready: stats::summary(&mut releases),
+            problems: flip_problems,
         },
-        "quiet_clients": quiet,
-        "chat": chat::summarise(&records, clock),
-        "attempts": churn::summarise(&attempts, clock, false),
-        "probes": probes,
-        "timeline": timeline,
-    }))
+        quiet_clients: quiet,
+        chat: chat::summarise(&records, clock),
+        attempts: churn::summarise(&attempts, clock),
+        probes,
+        timeline,
+    })
 }
 
 /// Has every chat client send `messages` messages, and waits until they

@@ -2,23 +2,23 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use warmgate_loadgen::report::Timings;
 
-/// `n`, `p50_us`, `p99_us`, `max_us` and `mean_us` of `samples`, by the
-/// nearest-rank method. An empty sample gives only `n: 0`.
-pub(crate) fn summary(samples: &mut [Duration]) -> Value {
+/// The p50, p99, max and mean of `samples`, by the nearest-rank method;
+/// `None` for no sample.
+pub(crate) fn summary(samples: &mut [Duration]) -> Option<Timings> {
     if samples.is_empty() {
-        return json!({ "n": 0 });
+        return None;
     }
     samples.sort_unstable();
     let micros = |duration: Duration| duration.as_secs_f64() * 1e6;
     let total: Duration = samples.iter().sum();
-    json!({
-        "n": samples.len(),
-        "p50_us": micros(percentile(samples, 0.50)),
-        "p99_us": micros(percentile(samples, 0.99)),
-        "max_us": micros(samples[samples.len() - 1]),
-        "mean_us": micros(total / samples.len() as u32),
+    Some(Timings {
+        n: samples.len(),
+        p50_us: micros(percentile(samples, 0.50)),
+        p99_us: micros(percentile(samples, 0.99)),
+        max_us: micros(samples[samples.len() - 1]),
+        mean_us: micros(total / samples.len() as u32),
     })
 }
 
@@ -39,25 +39,4 @@ pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let mut samples: Vec<Duration> = (1..=100).rev().map(Duration::from_micros).collect();
-        let summary = summary(&mut samples);
-        assert_eq!(summary["n"], 100);
-        assert_eq!(summary["p50_us"], 50.0);
-        assert_eq!(summary["p99_us"], 99.0);
-        assert_eq!(summary["max_us"], 100.0);
-        assert_eq!(summary["mean_us"], 50.5);
-        let mut one = [Duration::from_micros(7)];
-        assert_eq!(super::summary(&mut one)["p99_us"], 7.0);
-        assert_eq!(super::summary(&mut [])["n"], 0);
-    }
-
-    #[test]
-    fn reads_its_own_rss() {
-        assert!(rss_kib(std::process::id()).unwrap() > 0);
-    }
-}
+mod tests;

@@ -3,35 +3,70 @@
 //! arrived, and the latest state for scenarios that wait on a change.
 //!
 //! The stream ends after `draining`. If it breaks before that, the follower
-//! reconnects (and notes the gap) until it is stopped.
+//! reconnects (and notes the gap) until it is stopped. The events are
+//! parsed by `eventsource-stream`; only `readiness` events are kept.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
+use eventsource_stream::Eventsource as _;
+use futures_util::StreamExt as _;
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use warmgate_loadgen::report::{StateRecord, StreamBreak, Timeline};
 
 use crate::clock::Clock;
 
 /// How long to wait before reconnecting a broken stream.
 const RECONNECT_DELAY: Duration = Duration::from_millis(100);
 
+/// The fields of warmgate's snapshot that the timeline keeps. The
+/// snapshot has more (the checks, the elapsed time), which are ignored;
+/// these must be there.
+#[derive(Debug, Clone, Deserialize)]
+struct Snapshot {
+    seq: u64,
+    state: String,
+    #[serde(deserialize_with = "Option::deserialize")]
+    phase: Option<String>,
+    pending: Vec<String>,
+    degraded: Vec<String>,
+}
+
 /// One snapshot as it arrived.
 #[derive(Debug, Clone)]
 pub(crate) struct StateEvent {
     pub(crate) at_ms: f64,
-    pub(crate) snapshot: Value,
+    snapshot: Snapshot,
 }
 
 impl StateEvent {
     pub(crate) fn state(&self) -> &str {
-        self.snapshot["state"].as_str().unwrap_or_default()
+        &self.snapshot.state
+    }
+
+    fn record(&self) -> StateRecord {
+        let Snapshot {
+            seq,
+            state,
+            phase,
+            pending,
+            degraded,
+        } = self.snapshot.clone();
+        StateRecord {
+            at_ms: self.at_ms,
+            seq,
+            state,
+            phase,
+            pending,
+            degraded,
+        }
     }
 }
 
@@ -92,20 +127,17 @@ impl Follower {
 
     /// Stops following (if the stream has not ended by itself) and returns
     /// every event and break.
-    pub(crate) async fn finish(self) -> Value {
+    pub(crate) async fn finish(self) -> Timeline {
         let _ = self.stop.send(true);
         let record = self.task.await.unwrap_or_default();
-        json!({
-            "events": record.events.iter().map(|event| json!({
-                "at_ms": event.at_ms,
-                "seq": event.snapshot["seq"],
-                "state": event.snapshot["state"],
-                "phase": event.snapshot["phase"],
-                "pending": event.snapshot["pending"],
-                "degraded": event.snapshot["degraded"],
-            })).collect::<Vec<_>>(),
-            "breaks": record.breaks.iter().map(|(at_ms, why)| json!({ "at_ms": at_ms, "why": why })).collect::<Vec<_>>(),
-        })
+        Timeline {
+            events: record.events.iter().map(StateEvent::record).collect(),
+            breaks: record
+                .breaks
+                .into_iter()
+                .map(|(at_ms, why)| StreamBreak { at_ms, why })
+                .collect(),
+        }
     }
 }
 
@@ -132,37 +164,44 @@ async fn follow(
     if response.status() != hyper::StatusCode::OK {
         bail!("GET /readiness/events answered {}", response.status());
     }
-    let mut body = response.into_body();
-    let mut buffer = String::new();
-    while let Some(frame) = body.frame().await {
-        let Ok(data) = frame?.into_data() else {
+    record_events(
+        response.into_body().into_data_stream(),
+        clock,
+        record,
+        latest,
+    )
+    .await
+}
+
+/// Reads Server-Sent Events from `body` to its end, recording each
+/// `readiness` snapshot; other events are skipped.
+async fn record_events<B, E>(
+    body: B,
+    clock: Clock,
+    record: &mut Record,
+    latest: &watch::Sender<Option<StateEvent>>,
+) -> anyhow::Result<()>
+where
+    B: futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut events = body.eventsource();
+    while let Some(event) = events.next().await {
+        let event = event.context("the event stream broke")?;
+        if event.event != "readiness" {
             continue;
-        };
-        buffer.push_str(&String::from_utf8_lossy(&data));
-        // Events end with a blank line.
-        while let Some(end) = buffer.find("\n\n") {
-            let event: String = buffer.drain(..end + 2).collect();
-            let mut kind = "message";
-            let mut data = String::new();
-            for line in event.lines() {
-                if let Some(value) = line.strip_prefix("event:") {
-                    kind = value.trim();
-                } else if let Some(value) = line.strip_prefix("data:") {
-                    data.push_str(value.trim_start());
-                }
-            }
-            if kind != "readiness" {
-                continue;
-            }
-            let snapshot: Value =
-                serde_json::from_str(&data).with_context(|| format!("not a snapshot: {data}"))?;
-            let event = StateEvent {
-                at_ms: clock.now_ms(),
-                snapshot,
-            };
-            record.events.push(event.clone());
-            let _ = latest.send(Some(event));
         }
+        let snapshot: Snapshot = serde_json::from_str(&event.data)
+            .with_context(|| format!("not a snapshot: {}", event.data))?;
+        let event = StateEvent {
+            at_ms: clock.now_ms(),
+            snapshot,
+        };
+        record.events.push(event.clone());
+        let _ = latest.send(Some(event));
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

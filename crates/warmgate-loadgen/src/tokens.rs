@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use warmgate_devservers::{SigningKey, TokenClaims};
+pub(crate) use warmgate_loadgen::report::Credential;
 
 /// How long a good token lives: longer than any run.
 const TOKEN_LIFETIME_SECONDS: u64 = 6 * 3600;
@@ -14,37 +15,13 @@ const TOKEN_LIFETIME_SECONDS: u64 = 6 * 3600;
 /// How long ago a deliberately expired token expired: far beyond any leeway.
 const EXPIRED_SINCE_SECONDS: u64 = 3600;
 
-/// What kind of credential a connection attempt carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Credential {
-    /// A good token (or, with authentication off, nothing, which is fine).
-    Good,
-    NoToken,
-    /// Signed by another key under the published key id.
-    WrongKey,
-    /// Signed by a key under an id the auth service does not publish.
-    UnknownKey,
-    Expired,
-}
-
-impl Credential {
-    pub(crate) const UNAUTHORISED: [Credential; 4] = [
-        Credential::NoToken,
-        Credential::WrongKey,
-        Credential::UnknownKey,
-        Credential::Expired,
-    ];
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Credential::Good => "good_token",
-            Credential::NoToken => "no_token",
-            Credential::WrongKey => "wrong_key",
-            Credential::UnknownKey => "unknown_key",
-            Credential::Expired => "expired",
-        }
-    }
-}
+/// The unauthorised credentials, in the order churn attempts take turns.
+pub(crate) const UNAUTHORISED: [Credential; 4] = [
+    Credential::NoToken,
+    Credential::WrongKey,
+    Credential::UnknownKey,
+    Credential::Expired,
+];
 
 /// The `--auth-*` arguments: where the key is and what the tokens claim.
 #[derive(Debug, Clone, clap::Args)]

@@ -39,6 +39,14 @@ use crate::wiring::{LISTENER_SIGNALS, spawn_engine};
 
 /// Serves until the drain is over. `budget` is started by the first shutdown
 /// signal or by the published `draining`, whichever comes first.
+///
+/// Once both listeners are bound, it prints the serving line on stdout, the
+/// only line the server writes there (its log goes to stderr):
+/// `warmgate: serving http://PUBLIC (admin http://ADMIN)`, each address as
+/// bound (so port 0 shows the port picked). People read it, and so do
+/// xtask, the end-to-end tests (`warmgate_devservers::serving`) and the web
+/// tests (`web/test/gateway.mjs`); `docs/observability.md` documents it.
+/// Change them together.
 pub(crate) async fn run(config: Config, budget: Arc<ShutdownBudget>) -> anyhow::Result<()> {
     // Before anything records, so no early sample is lost.
     let render_metrics = crate::metrics::install()?;
@@ -65,7 +73,7 @@ pub(crate) async fn run(config: Config, budget: Arc<ShutdownBudget>) -> anyhow::
         header_read_timeout: config.gate.handshake_timeout,
         http2: false,
     };
-    // One plain line on stdout for people and scripts: where to connect.
+    // The serving line (see above): where to connect.
     println!("warmgate: serving http://{public_addr} (admin http://{admin_addr})");
     tracing::info!(
         public = %public_addr,

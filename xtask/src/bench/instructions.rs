@@ -19,10 +19,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use serde_json::json;
+use warmgate_loadgen::report::{ConnectReport, EchoReport, HoldReport};
 
 use super::report::Row;
-use super::{Bench, READY_CONFIG, SIGNAL_HELD_CONFIG, Subject};
+use super::{Bench, Subject};
+use crate::loadgen_report;
+use crate::plans::{HELD_WITH_ROOM, READY};
 use crate::server::{Server, release_program, wait_until_ready_within};
 
 /// How long a server under valgrind (some 50 times slower) may take to say
@@ -244,8 +247,8 @@ impl Bench {
         let mut server = match subject {
             Subject::Warmgate => {
                 let config = match workload {
-                    Workload::Connect | Workload::Echo => READY_CONFIG,
-                    Workload::Release => SIGNAL_HELD_CONFIG,
+                    Workload::Connect | Workload::Echo => READY,
+                    Workload::Release => HELD_WITH_ROOM,
                 };
                 let config_path = stem.with_extension("toml");
                 std::fs::write(&config_path, config)
@@ -337,22 +340,39 @@ impl Bench {
         let figures = dumped?;
         stopped?;
         let total = server.dumped_total()?;
-        let count = match workload {
-            Workload::Connect => figures.pointer("/connect_to_ready/n"),
-            Workload::Echo => figures.pointer("/round_trip/n"),
-            Workload::Release => figures.pointer("/release/released"),
-        }
-        .and_then(Value::as_u64)
-        .with_context(|| format!("the load generator reported no count: {figures}"))?;
-        if workload == Workload::Release {
-            let errors = figures.pointer("/errors").and_then(Value::as_u64);
-            let wanted = self.sizes.instruction_held_clients as u64;
-            if count != wanted || errors != Some(0) {
-                bail!(
-                    "under valgrind, {count} of {wanted} held clients were released, with {errors:?} errors: {figures}"
-                );
+        // What was counted (a sample of each timing, a released client),
+        // and the report to keep.
+        let (count, figures) = match workload {
+            Workload::Connect => {
+                let report: ConnectReport = loadgen_report::parse(&figures)?;
+                let count = report
+                    .connect_to_ready
+                    .as_ref()
+                    .map_or(0, |timings| timings.n);
+                (count, serde_json::to_value(report)?)
             }
-        }
+            Workload::Echo => {
+                let report: EchoReport = loadgen_report::parse(&figures)?;
+                let count = report.round_trip.as_ref().map_or(0, |timings| timings.n);
+                (count, serde_json::to_value(report)?)
+            }
+            Workload::Release => {
+                let report: HoldReport = loadgen_report::parse(&figures)?;
+                let count = report
+                    .release
+                    .as_ref()
+                    .map_or(0, |release| release.released);
+                let wanted = self.sizes.instruction_held_clients;
+                if count != wanted || report.errors != 0 {
+                    bail!(
+                        "under valgrind, {count} of {wanted} held clients were released, with {} errors (the first: {})",
+                        report.errors,
+                        report.first_error.as_deref().unwrap_or("none")
+                    );
+                }
+                (count, serde_json::to_value(report)?)
+            }
+        };
         if count == 0 {
             bail!("nothing was counted: {figures}");
         }
@@ -375,11 +395,11 @@ impl Bench {
 
 /// Runs the load generator with `args` (which include `--wait-for-go`):
 /// once it says `measuring`, calls `at_go`, then lets it go on, and
-/// returns its JSON once it has exited.
+/// returns its report (JSON, unread) once it has exited.
 fn loadgen_with_go(
     args: &[String],
     at_go: impl FnOnce() -> anyhow::Result<()>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<String> {
     let program = release_program("warmgate-loadgen");
     println!("bench: warmgate-loadgen {}", args.join(" "));
     let mut child = Command::new(&program)
@@ -404,12 +424,7 @@ fn loadgen_with_go(
             stderr.trim()
         );
     }
-    serde_json::from_slice(&output.stdout).with_context(|| {
-        format!(
-            "warmgate-loadgen printed no JSON: {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// The go and the wait of [`loadgen_with_go`]; returns the load
@@ -473,13 +488,4 @@ fn callgrind_total(dump: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn callgrind_totals_are_read() {
-        let dump = "version: 1\ncreator: callgrind-3.19.0\npid: 27649\nevents: Ir\n\nfn=(1) main\n0 12\n\ntotals: 3895978\n";
-        assert_eq!(callgrind_total(dump), Some(3_895_978));
-        assert_eq!(callgrind_total("events: Ir\n"), None);
-    }
-}
+mod tests;

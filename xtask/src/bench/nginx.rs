@@ -7,13 +7,15 @@
 //! in `proxy`.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use warmgate_devservers::process::{self, Signal};
 
+use crate::net::free_loopback_address;
 use crate::server::http_request;
 
 /// How long nginx may take to answer `/readyz` through to its upstream.
@@ -152,9 +154,7 @@ impl Nginx {
             .with_context(|| format!("cannot create {}", dir.join("temp").display()))?;
         let mut last_error = None;
         for _ in 0..PORT_TRIES {
-            let listen = TcpListener::bind("127.0.0.1:0")
-                .and_then(|listener| listener.local_addr())
-                .context("cannot find a free port for nginx")?;
+            let listen = free_loopback_address().context("no port for nginx")?;
             match Nginx::start_on(program, dir, listen, upstream, workers) {
                 Ok(nginx) => return Ok(nginx),
                 Err(error) => last_error = Some(error),
@@ -245,12 +245,12 @@ impl Nginx {
             return Ok(());
         }
         let workers = children(self.master.id());
-        signal("TERM", self.master.id())?;
+        process::send_signal(self.master.id(), Signal::Terminate)?;
         let asked = Instant::now();
         while self.master.try_wait()?.is_none() {
             if asked.elapsed() > EXIT_WAIT {
                 for pid in workers {
-                    let _ = signal("KILL", pid);
+                    let _ = process::send_signal(pid, Signal::Kill);
                 }
                 let _ = self.master.kill();
                 let _ = self.master.wait();
@@ -269,17 +269,6 @@ impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.stop();
     }
-}
-
-fn signal(name: &str, pid: u32) -> anyhow::Result<()> {
-    let sent = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .with_context(|| format!("cannot run `kill -{name}`"))?;
-    if !sent.success() {
-        bail!("`kill -{name} {pid}` failed with {sent}");
-    }
-    Ok(())
 }
 
 /// The processes whose parent is `parent`, from `/proc`.
@@ -308,47 +297,4 @@ fn parent_of(stat: &str) -> Option<u32> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_config_is_a_websocket_reverse_proxy() {
-        let text = config(
-            Path::new("/bench/nginx"),
-            "127.0.0.1:8080".parse().unwrap(),
-            "127.0.0.1:9000".parse().unwrap(),
-            2,
-        );
-        for line in [
-            "worker_processes 2;",
-            "worker_connections 20000;",
-            "error_log /bench/nginx/error.log warn;",
-            "access_log off;",
-            "tcp_nodelay on;",
-            "listen 127.0.0.1:8080 backlog=4096;",
-            "proxy_pass http://127.0.0.1:9000;",
-            "proxy_http_version 1.1;",
-            "proxy_set_header Upgrade $http_upgrade;",
-            "proxy_set_header Connection \"upgrade\";",
-            "proxy_read_timeout 3600s;",
-        ] {
-            assert!(text.contains(line), "no `{line}` in:\n{text}");
-        }
-    }
-
-    #[test]
-    fn the_parent_comes_after_the_command() {
-        assert_eq!(parent_of("42 (nginx) S 7 42 42 0 -1"), Some(7));
-        assert_eq!(parent_of("43 (a (b) c) S 9 43 43 0 -1"), Some(9));
-        assert_eq!(parent_of("garbage"), None);
-    }
-
-    #[test]
-    fn finds_its_own_children() {
-        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
-        let found = children(std::process::id());
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(found.contains(&child.id()), "{found:?}");
-    }
-}
+mod tests;

@@ -9,19 +9,18 @@
 use std::net::SocketAddr;
 use std::process::Command;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use warmgate_loadgen::report::{ConnectReport, EchoReport, HoldReport, Timings};
+
 use super::nginx::Nginx;
 use super::report::Row;
-use super::{Bench, Client, HOLDING_GATE, READY_CONFIG, Subject};
+use super::{
+    Bench, Client, MAX, P50, P99, Subject, hold_errors, release_timing, released,
+    rss_per_client_kib,
+};
+use crate::plans::{HELD, HOLDING_GATE, READY};
 use crate::server::{Server, release_program, wait_until_ready};
-
-/// A plan that holds every client until the signal `app` is set.
-const HELD_PLAN: &str = r#"[[phase]]
-name = "services"
-
-[[phase.check]]
-name = "app"
-kind = "signal"
-"#;
 
 /// Descriptors warmgate keeps besides its clients' (listeners, the
 /// runtime's, the log), with room to spare: it has about 15.
@@ -125,8 +124,8 @@ impl Bench {
         let front = match subject {
             Subject::WarmgateProxy => {
                 let config = match gate {
-                    Gate::Ready => proxy_config(upstream.public, "", READY_CONFIG),
-                    Gate::Held => proxy_config(upstream.public, HOLDING_GATE, HELD_PLAN),
+                    Gate::Ready => proxy_config(upstream.public, "", READY),
+                    Gate::Held => proxy_config(upstream.public, HOLDING_GATE, HELD),
                 };
                 let name = match gate {
                     Gate::Ready => "proxy",
@@ -151,18 +150,18 @@ impl Bench {
     }
 
     /// Runs the load generator against `stack` with the arguments `args`
-    /// makes from it, stops the stack (whatever the outcome), and keeps the
-    /// figures under `key`.
-    fn measure_stack(
+    /// makes from it, stops the stack (whatever the outcome), and keeps its
+    /// report, an `R`, under `key`.
+    fn measure_stack<R: DeserializeOwned + Serialize>(
         &mut self,
         key: &str,
         subject: Subject,
         stack: Stack,
         args: impl FnOnce(&Stack) -> anyhow::Result<Vec<String>>,
     ) -> anyhow::Result<()> {
-        let figures = args(&stack).and_then(|args| self.loadgen(&args));
+        let figures = args(&stack).and_then(|args| self.loadgen::<R>(&args));
         stack.stop();
-        self.keep(key, subject, &figures?);
+        self.keep(key, subject, &serde_json::to_value(figures?)?);
         Ok(())
     }
 
@@ -176,7 +175,8 @@ impl Bench {
             for (subject, client) in Self::order(round, &proxied_measurements()) {
                 let stack = self.stack(subject, Gate::Ready)?;
                 let count = count.clone();
-                self.measure_stack(&client.key("proxy_connect"), subject, stack, |stack| {
+                let key = client.key("proxy_connect");
+                self.measure_stack::<ConnectReport>(&key, subject, stack, |stack| {
                     Ok(vec![
                         "connect-sequential".into(),
                         "--url".into(),
@@ -197,9 +197,9 @@ impl Bench {
                 &format!("P1 ({})", client.name()),
                 "gate ready, proxied: TCP connect to the first upstream frame",
                 &client.key("proxy_connect"),
-                "/connect_to_ready",
+                |report: &ConnectReport| report.connect_to_ready.as_ref(),
                 (1.0, 1.2),
-            ));
+            )?);
         }
         Ok(rows)
     }
@@ -212,7 +212,8 @@ impl Bench {
             for (subject, client) in Self::order(round, &proxied_measurements()) {
                 let stack = self.stack(subject, Gate::Ready)?;
                 let count = count.clone();
-                self.measure_stack(&client.key("proxy_echo"), subject, stack, |stack| {
+                let key = client.key("proxy_echo");
+                self.measure_stack::<EchoReport>(&key, subject, stack, |stack| {
                     Ok(vec![
                         "echo".into(),
                         "--url".into(),
@@ -231,31 +232,32 @@ impl Bench {
                 &format!("P2 ({})", client.name()),
                 "echo round trip through the proxy, 43 B",
                 &client.key("proxy_echo"),
-                "/round_trip",
+                |report: &EchoReport| report.round_trip.as_ref(),
                 (1.05, 1.2),
-            ));
+            )?);
         }
         Ok(rows)
     }
 
     /// The p50 and p99 rows of a scenario measured through warmgate,
-    /// through nginx (with `targets` on the ratios) and direct (reported).
-    fn against_nginx_and_floor(
+    /// through nginx (with `targets` on the ratios) and direct (reported),
+    /// of the `timings` in each round's report (an `R`).
+    fn against_nginx_and_floor<R: DeserializeOwned>(
         &mut self,
         number: &str,
         scenario: &str,
         key: &str,
-        pointer: &str,
+        timings: fn(&R) -> Option<&Timings>,
         (p50_target, p99_target): (f64, f64),
-    ) -> Vec<Row> {
+    ) -> anyhow::Result<Vec<Row>> {
         let mut rows = Vec::new();
         let mut floor_rows = Vec::new();
-        for (figure, target) in [("p50", p50_target), ("p99", p99_target)] {
-            let pointer = format!("{pointer}/{figure}_us");
+        for (figure, percentile, target) in [("p50", P50, p50_target), ("p99", P99, p99_target)] {
             let unit = format!("{figure}, µs");
-            let warmgate = self.median(key, Subject::WarmgateProxy, &pointer, figure);
-            let nginx = self.median(key, Subject::Nginx, &pointer, figure);
-            let direct = self.median(key, Subject::UpstreamDirect, &pointer, figure);
+            let pick = |report: &R| timings(report).map(percentile);
+            let warmgate = self.median(key, Subject::WarmgateProxy, figure, pick)?;
+            let nginx = self.median(key, Subject::Nginx, figure, pick)?;
+            let direct = self.median(key, Subject::UpstreamDirect, figure, pick)?;
             rows.push(Row::ratio(
                 number,
                 scenario,
@@ -280,7 +282,7 @@ impl Bench {
             );
         }
         rows.extend(floor_rows);
-        rows
+        Ok(rows)
     }
 
     /// P3: held clients (transparent) released into the upstream by a
@@ -292,7 +294,7 @@ impl Bench {
             for client in Self::order(round, &Client::BOTH) {
                 let stack = self.stack(Subject::WarmgateProxy, Gate::Held)?;
                 let key = client.key("proxy_release");
-                self.measure_stack(&key, Subject::WarmgateProxy, stack, |stack| {
+                self.measure_stack::<HoldReport>(&key, Subject::WarmgateProxy, stack, |stack| {
                     let mut args = vec![
                         "hold".into(),
                         "--url".into(),
@@ -320,20 +322,14 @@ impl Bench {
         for client in Client::BOTH {
             let key = client.key("proxy_release");
             let subject = Subject::WarmgateProxy;
-            let last_ms = self.median(
-                &key,
-                subject,
-                "/release/flip_to_ready/max_us",
-                "last_frame_us",
-            ) / 1e3;
-            let p50_ms = self.median(
-                &key,
-                subject,
-                "/release/flip_to_ready/p50_us",
-                "p50_frame_us",
-            ) / 1e3;
-            let released = self.median(&key, subject, "/release/released", "released");
-            let errors = self.median(&key, subject, "/errors", "errors");
+            let last_ms = self.median(&key, subject, "last_frame_us", |report| {
+                release_timing(report, MAX)
+            })? / 1e3;
+            let p50_ms = self.median(&key, subject, "p50_frame_us", |report| {
+                release_timing(report, P50)
+            })? / 1e3;
+            let released = self.median(&key, subject, "released", released)?;
+            let errors = self.median(&key, subject, "errors", hold_errors)?;
             let all = clients as f64;
             let mut note = format!(
                 "{released:.0} of {all:.0} got it, {errors:.0} errors; p50 {}",
@@ -370,7 +366,7 @@ impl Bench {
             for subject in Self::order(round, &[Subject::WarmgateProxy, Subject::Nginx]) {
                 let stack = self.stack(subject, Gate::Ready)?;
                 let connections = connections.clone();
-                self.measure_stack("proxy_memory", subject, stack, |stack| {
+                self.measure_stack::<HoldReport>("proxy_memory", subject, stack, |stack| {
                     let mut args = vec![
                         "hold".into(),
                         "--url".into(),
@@ -388,17 +384,21 @@ impl Bench {
         let warmgate = self.median(
             "proxy_memory",
             Subject::WarmgateProxy,
-            "/rss_per_client_kib",
             "rss_per_connection_kib",
-        );
+            rss_per_client_kib,
+        )?;
         let nginx = self.median(
             "proxy_memory",
             Subject::Nginx,
-            "/rss_per_client_kib",
             "rss_per_connection_kib",
-        );
-        let errors = self.median("proxy_memory", Subject::WarmgateProxy, "/errors", "errors")
-            + self.median("proxy_memory", Subject::Nginx, "/errors", "errors");
+            rss_per_client_kib,
+        )?;
+        let errors = self.median(
+            "proxy_memory",
+            Subject::WarmgateProxy,
+            "errors",
+            hold_errors,
+        )? + self.median("proxy_memory", Subject::Nginx, "errors", hold_errors)?;
         Ok(vec![
             Row::within(
                 "P4",
@@ -465,26 +465,4 @@ fn number_ms(value: f64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proxy_config_routes_both_paths_upstream() {
-        let text = proxy_config("127.0.0.1:9000".parse().unwrap(), HOLDING_GATE, HELD_PLAN);
-        assert!(text.starts_with("[gate]"), "{text}");
-        assert!(
-            text.contains("[upstream]\nurl = \"ws://127.0.0.1:9000\"\n"),
-            "{text}"
-        );
-        for path in ["/ws", "/echo"] {
-            let route = format!("[[route]]\npath = \"{path}\"\napp = \"upstream\"\n");
-            assert!(text.contains(&route), "no route for {path} in:\n{text}");
-        }
-        assert!(text.ends_with(HELD_PLAN), "{text}");
-    }
-
-    #[test]
-    fn the_descriptor_limit_is_read() {
-        assert!(descriptor_limit().is_some_and(|limit| limit > 0));
-    }
-}
+mod tests;

@@ -1,15 +1,17 @@
 //! The load generator as a child process for `chaos` and `soak`: its
-//! progress lines (stderr) are relayed and can be waited on, its JSON
-//! (stdout) is collected, and closing its stdin tells `chat-load` to stop.
+//! progress lines (stderr) are relayed and can be waited on, its report
+//! (stdout) is collected and read strictly (see `loadgen_report`), and
+//! closing its stdin tells `chat-load` to stop.
 
 use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 
 use crate::server::release_program;
 
@@ -94,8 +96,13 @@ impl Loadgen {
         drop(self.stdin.take());
     }
 
-    /// Waits for it to exit, for at most `limit`, and returns its JSON.
-    pub(crate) fn finish(mut self, limit: Duration) -> anyhow::Result<Value> {
+    /// Waits for it to exit, for at most `limit`, and returns its report.
+    /// Output that does not read as an `R` is kept at `unread`, for a look.
+    pub(crate) fn finish<R: DeserializeOwned>(
+        mut self,
+        limit: Duration,
+        unread: &Path,
+    ) -> anyhow::Result<R> {
         let started = Instant::now();
         let status = loop {
             if let Some(status) = self.child.try_wait()? {
@@ -123,8 +130,12 @@ impl Loadgen {
                 self.command_line
             );
         }
-        serde_json::from_str(&stdout)
-            .with_context(|| format!("the load generator printed no JSON: {stdout:?}"))
+        crate::loadgen_report::parse(&stdout).map_err(|error| {
+            match std::fs::write(unread, &stdout) {
+                Ok(()) => error.context(format!("its output is in {}", unread.display())),
+                Err(_) => error,
+            }
+        })
     }
 }
 

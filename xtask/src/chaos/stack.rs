@@ -27,8 +27,8 @@ pub(crate) const HOLD_SIGNAL: &str = "agent_supervisor";
 /// How long a state change may take to show in `/readiness`.
 const STATE_WAIT: Duration = Duration::from_secs(20);
 
-/// Whether clients authenticate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether clients authenticate (`--auth jwt|none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Auth {
     /// `[auth] mode = "jwt"` with a `jwks` readiness check; clients send
     /// tokens and some attempts carry bad ones.
@@ -39,26 +39,6 @@ pub(crate) enum Auth {
 }
 
 impl Auth {
-    /// `--auth jwt|none` in `args`, else `default`; returns the other
-    /// arguments.
-    pub(crate) fn take_flag(args: &[String], default: Auth) -> anyhow::Result<(Auth, Vec<String>)> {
-        let mut auth = default;
-        let mut rest = Vec::new();
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            if arg == "--auth" {
-                auth = match args.next().map(String::as_str) {
-                    Some("jwt") => Auth::Jwt,
-                    Some("none") => Auth::None,
-                    other => bail!("`--auth` takes `jwt` or `none`, got {other:?}"),
-                };
-            } else {
-                rest.push(arg.clone());
-            }
-        }
-        Ok((auth, rest))
-    }
-
     pub(crate) fn name(self) -> &'static str {
         match self {
             Auth::Jwt => "jwt",

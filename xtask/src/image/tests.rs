@@ -1,54 +1,8 @@
-//! The argument and `/proc` parsing of the image commands, and how a
-//! message is judged.
+//! The `/proc` parsing of the image commands, and how a message is judged
+//! (their options are parsed with the others, in the crate's tests).
 
 use super::websocket::Frame;
 use super::*;
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|arg| (*arg).to_owned()).collect()
-}
-
-#[test]
-fn options_default_to_the_dev_tag_on_the_local_base() {
-    assert_eq!(
-        parse_options("image", &[]).expect("no arguments are fine"),
-        Options {
-            tag: DEFAULT_TAG.to_owned(),
-            base: None,
-        }
-    );
-}
-
-#[test]
-fn options_take_a_tag_and_a_base() {
-    assert_eq!(
-        parse_options(
-            "image-test",
-            &args(&["--tag", "warmgate:1", "--base", "debian:bookworm-slim"])
-        )
-        .expect("both flags are known"),
-        Options {
-            tag: "warmgate:1".to_owned(),
-            base: Some("debian:bookworm-slim".to_owned()),
-        }
-    );
-}
-
-#[test]
-fn options_refuse_a_flag_without_its_value_or_an_unknown_one() {
-    for bad in [
-        &["--tag"][..],
-        &["--tag", ""],
-        &["--tag", "--base", "x"],
-        &["--test"],
-        &["warmgate:1"],
-    ] {
-        assert!(
-            parse_options("image", &args(bad)).is_err(),
-            "{bad:?} was accepted"
-        );
-    }
-}
 
 #[test]
 fn uids_are_read_from_the_uid_line() {

@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = warmgate_bench_servers::listen_address()?;
     let listener =
         warmgate_http::bind_listener(addr).with_context(|| format!("cannot listen on {addr}"))?;
-    println!("floor: serving http://{}", listener.local_addr()?);
+    warmgate_bench_servers::print_serving_line("floor", listener.local_addr()?);
     tokio::spawn(accept_loop(listener))
         .await
         .context("the accept loop panicked")?;
