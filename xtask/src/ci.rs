@@ -26,8 +26,9 @@ static CI_RUN: AtomicBool = AtomicBool::new(false);
 /// Where a command writes what it regenerates under `docs/` (the
 /// reliability report's sections, the chat page's screenshots): `docs/`
 /// itself, or `target/ci-docs/` during `cargo xtask ci`, so that a CI run
-/// leaves the tree as it found it. `cargo xtask chaos`, `soak` and
-/// `web-test` run on their own are how `docs/` is refreshed.
+/// leaves the tree as it found it. `cargo xtask docs` refreshes all of
+/// `docs/` (and `chaos`, `soak` and `web-test` run on their own refresh
+/// their part).
 pub(crate) fn docs_dir() -> PathBuf {
     if CI_RUN.load(Ordering::Relaxed) {
         target_dir().join("ci-docs")

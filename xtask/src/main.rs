@@ -12,7 +12,9 @@
 //! - `cargo xtask soak [--minutes M] [--auth jwt|none]`: memory and
 //!   descriptors flat under churn; `docs/reliability.md`.
 //! - `cargo xtask ci`: exactly what CI runs (format check, clippy with
-//!   warnings denied, the audit, every test).
+//!   warnings denied, the audit, every test, a short fuzz, web-test,
+//!   otel-smoke, deploy-check, image-test, a quick bench, chaos, a
+//!   one-minute soak and conformance).
 //! - `cargo xtask deploy-check`: the Cloud Run and Kubernetes manifests and
 //!   the warmgate configs under `deploy/`, validated.
 //! - `cargo xtask deps up|down|status`: a throwaway PostgreSQL and
@@ -20,6 +22,9 @@
 //! - `cargo xtask conformance`: the Autobahn TestSuite against bare
 //!   fastwebsockets, the gate's `/echo`, and the gate proxying to the
 //!   former.
+//! - `cargo xtask docs [--skip-bench]`: the reports and pictures under
+//!   `docs/` regenerated (web-test's screenshots, chaos, soak, the full
+//!   bench); `ci` writes them under `target/` instead.
 //! - `cargo xtask dev [--listen ADDR] [--admin-listen ADDR]`: those, and
 //!   the gateway running the chat plan; `--upstream [--startup-delay S]`:
 //!   the gateway in front of the stand-in backend instead.
@@ -60,6 +65,7 @@ mod conformance;
 mod deploy_check;
 mod deps;
 mod dev;
+mod docs;
 mod fuzz;
 mod image;
 mod loadgen_report;
@@ -146,6 +152,14 @@ enum Command {
     /// hand
     #[command(subcommand)]
     Deps(deps::DepsCommand),
+    /// Regenerate the reports and pictures under docs/: the chat page's
+    /// screenshots, docs/reliability.md's chaos and soak sections, and
+    /// docs/benchmarks.md
+    ///
+    /// Runs web-test, chaos, soak (its default length) and the full bench,
+    /// writing into docs/ (`ci` writes the same under target/ci-docs/ and
+    /// leaves the tree as it was); --skip-bench leaves docs/benchmarks.md.
+    Docs(docs::DocsArgs),
     /// PostgreSQL and Redis (as deps up), then the gateway with
     /// examples/chat.toml wired to them
     ///
@@ -205,6 +219,7 @@ fn main() -> ExitCode {
         Some(Command::Conformance) => conformance::run(),
         Some(Command::DeployCheck) => deploy_check::run(),
         Some(Command::Deps(command)) => deps::run(command),
+        Some(Command::Docs(args)) => docs::run(&args),
         Some(Command::Dev(args)) => dev::run(&args),
         Some(Command::Fuzz(args)) => fuzz::run(&args),
         Some(Command::Image(args)) => image::run(&args),

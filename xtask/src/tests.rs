@@ -48,6 +48,8 @@ fn every_documented_invocation_parses() {
         "deps up",
         "deps down",
         "deps status",
+        "docs",
+        "docs --skip-bench",
         "dev",
         "dev --upstream",
         "dev --upstream --startup-delay 2",
@@ -100,6 +102,10 @@ fn options_default_to_what_the_commands_document() {
             upstream: false,
             startup_delay: None,
         })
+    );
+    assert_eq!(
+        parsed("docs"),
+        Command::Docs(docs::DocsArgs { skip_bench: false })
     );
     assert_eq!(parsed("fuzz"), Command::Fuzz(fuzz::FuzzArgs::default()));
     assert_eq!(fuzz::FuzzArgs::default().seconds, 60);

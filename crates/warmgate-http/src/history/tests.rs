@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::body::{Body, BodyDataStream};
 use axum::http::{Request, StatusCode};
+use eventsource_stream::{EventStream, Eventsource as _};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -47,7 +48,8 @@ async fn flip(handle: &ReadinessHandle, n: usize) {
     }
 }
 
-/// One parsed event: its name, id (empty when absent) and JSON data.
+/// One parsed event: its name, the last event id (empty before the
+/// first) and its JSON data.
 #[derive(Debug)]
 struct Sse {
     event: String,
@@ -67,44 +69,26 @@ async fn open_events(handle: &ReadinessHandle, uri: &str, headers: &[(&str, &str
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     Events {
-        body: response.into_body().into_data_stream(),
-        buffer: String::new(),
+        events: response.into_body().into_data_stream().eventsource(),
     }
 }
 
+/// The stream read by `eventsource-stream`, as the load generator and the
+/// integration tests read it.
 struct Events {
-    body: BodyDataStream,
-    buffer: String,
+    events: EventStream<BodyDataStream>,
 }
 
 impl Events {
-    /// The next event, skipping comments; `None` when the stream ends.
+    /// The next event (comments are skipped by the parser); `None` when the
+    /// stream ends.
     async fn next(&mut self) -> Option<Sse> {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let mut event = Sse {
-                    event: String::new(),
-                    id: String::new(),
-                    data: Value::Null,
-                };
-                for line in block.lines() {
-                    if let Some(value) = line.strip_prefix("event: ") {
-                        event.event = value.to_owned();
-                    } else if let Some(value) = line.strip_prefix("id: ") {
-                        event.id = value.to_owned();
-                    } else if let Some(value) = line.strip_prefix("data: ") {
-                        event.data = serde_json::from_str(value).unwrap();
-                    }
-                }
-                if event.event.is_empty() {
-                    continue;
-                }
-                return Some(event);
-            }
-            let chunk = self.body.next().await?.unwrap();
-            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
-        }
+        let event = self.events.next().await?.unwrap();
+        Some(Sse {
+            event: event.event,
+            id: event.id,
+            data: serde_json::from_str(&event.data).unwrap(),
+        })
     }
 
     /// Events up to and including the first `readiness` one.
