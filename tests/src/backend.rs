@@ -23,6 +23,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use warmgate_devservers::process::{Signal, send_signal};
+use warmgate_devservers::stand_in_backend;
 
 use crate::{PATIENCE, WsClient, free_port, http_client, within};
 
@@ -41,21 +42,6 @@ fn workspace_root() -> PathBuf {
     tests_package.parent().unwrap().to_owned()
 }
 
-/// Where xtask builds the virtualenv: `target/backend-venv`, under
-/// `CARGO_TARGET_DIR` when that is set, as xtask reads it.
-fn venv_dir() -> PathBuf {
-    let root = workspace_root();
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => root.join(dir),
-        None => root.join("target"),
-    };
-    target.join("backend-venv")
-}
-
-fn app_dir() -> PathBuf {
-    workspace_root().join("tests").join("backend")
-}
-
 /// The Python that runs the backend: `WARMGATE_BACKEND_PYTHON`, or the
 /// virtualenv's, which must exist and be built from the current
 /// requirements.
@@ -68,8 +54,8 @@ pub fn python() -> PathBuf {
     if let Some(python) = std::env::var_os(PYTHON_VARIABLE) {
         return PathBuf::from(python);
     }
-    let venv = venv_dir();
-    let python = venv.join("bin").join("python");
+    let venv = stand_in_backend::venv_dir(&workspace_root());
+    let python = stand_in_backend::venv_python(&venv);
     assert!(
         python.is_file(),
         "the test backend's virtualenv is missing ({} not found): run `{INSTALL_COMMAND}` \
@@ -77,8 +63,9 @@ pub fn python() -> PathBuf {
         python.display()
     );
     // xtask keeps a copy of the requirements the venv was built from.
-    let wanted = std::fs::read_to_string(app_dir().join("requirements.txt")).unwrap();
-    let built_from = std::fs::read_to_string(venv.join("warmgate-requirements.txt"));
+    let wanted =
+        std::fs::read_to_string(stand_in_backend::requirements(&workspace_root())).unwrap();
+    let built_from = std::fs::read_to_string(venv.join(stand_in_backend::INSTALLED_REQUIREMENTS));
     assert!(
         built_from.is_ok_and(|built_from| built_from == wanted),
         "the test backend's virtualenv ({}) was built from other requirements than \
@@ -110,18 +97,13 @@ impl Backend {
     }
 
     fn start_on(port: u16, startup_delay: Duration) -> Backend {
-        let mut command = Command::new(python());
+        let mut command = Command::from(stand_in_backend::command(
+            &python(),
+            &workspace_root(),
+            port,
+            startup_delay,
+        ));
         command
-            .args(["-m", "uvicorn", "app:app", "--app-dir"])
-            .arg(app_dir())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--ws", "websockets"])
-            .env(
-                "BACKEND_STARTUP_DELAY",
-                startup_delay.as_secs_f64().to_string(),
-            )
-            .env("PYTHONUNBUFFERED", "1")
-            .current_dir(workspace_root())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -16,9 +16,10 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use warmgate_devservers::stand_in_backend;
 
 use crate::command::{self, workspace_root};
-use crate::server::{http_request, target_dir};
+use crate::server::http_request;
 
 /// The port `cargo xtask backend` serves on unless told otherwise
 /// (uvicorn's own default).
@@ -31,9 +32,6 @@ const DEFAULT_STARTUP_DELAY_SECONDS: &str = "2";
 /// How long the backend may take past its startup delay to answer
 /// `/healthz` (the interpreter's start and the imports take about a second).
 const START_MARGIN: Duration = Duration::from_secs(30);
-
-/// The copy of the requirements the venv was built from, inside the venv.
-const INSTALLED_REQUIREMENTS: &str = "warmgate-requirements.txt";
 
 /// What `cargo xtask backend` is asked for.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
@@ -83,14 +81,11 @@ pub(crate) fn run(args: &BackendArgs) -> anyhow::Result<()> {
 
 /// The virtualenv's folder; its Python runs the backend.
 pub(crate) fn venv_dir() -> PathBuf {
-    target_dir().join("backend-venv")
+    stand_in_backend::venv_dir(&workspace_root())
 }
 
 fn requirements_path() -> PathBuf {
-    workspace_root()
-        .join("tests")
-        .join("backend")
-        .join("requirements.txt")
+    stand_in_backend::requirements(&workspace_root())
 }
 
 /// Makes sure the virtualenv holds the pinned packages, building it when it
@@ -107,8 +102,8 @@ pub(crate) fn install() -> anyhow::Result<PathBuf> {
 pub(crate) fn install_venv(venv: &Path, requirements_path: &Path) -> anyhow::Result<PathBuf> {
     let requirements = std::fs::read_to_string(requirements_path)
         .with_context(|| format!("cannot read {}", requirements_path.display()))?;
-    let python = venv.join("bin").join("python");
-    let marker = venv.join(INSTALLED_REQUIREMENTS);
+    let python = stand_in_backend::venv_python(venv);
+    let marker = venv.join(stand_in_backend::INSTALLED_REQUIREMENTS);
     let installed = std::fs::read_to_string(&marker).ok();
     if python.is_file() && installed.as_deref() == Some(requirements.as_str()) {
         return Ok(python);
@@ -173,21 +168,12 @@ fn path_arg(path: &Path) -> anyhow::Result<&str> {
 /// the caller sends it (by default, this process's).
 pub(crate) fn command(port: u16, startup_delay: Duration) -> anyhow::Result<Command> {
     let python = install()?;
-    let app_dir = workspace_root().join("tests").join("backend");
-    let mut command = Command::new(python);
-    command
-        .args(["-m", "uvicorn", "app:app", "--app-dir"])
-        .arg(app_dir)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        // The implementation the Cloud Run service runs.
-        .args(["--ws", "websockets"])
-        .env(
-            "BACKEND_STARTUP_DELAY",
-            startup_delay.as_secs_f64().to_string(),
-        )
-        .env("PYTHONUNBUFFERED", "1")
-        .current_dir(workspace_root());
-    Ok(command)
+    Ok(stand_in_backend::command(
+        &python,
+        &workspace_root(),
+        port,
+        startup_delay,
+    ))
 }
 
 /// Starts the backend on `127.0.0.1:port` (installing it first when

@@ -238,10 +238,7 @@ fn readyz_status(public: SocketAddr) -> anyhow::Result<u16> {
 }
 
 pub(crate) fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => workspace_root().join(dir),
-        None => workspace_root().join("target"),
-    }
+    warmgate_devservers::target_dir(&workspace_root())
 }
 
 impl Server {

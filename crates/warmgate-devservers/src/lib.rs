@@ -26,6 +26,10 @@
 //! line warmgate and the benchmark servers print on stdout to say where
 //! they listen, for xtask and the tests.
 //!
+//! The [`stand_in_backend`] module says where the stand-in upstream
+//! (`tests/backend/app.py`) and its virtualenv live and how it is started,
+//! for xtask, which installs it, and the tests, which run it.
+//!
 //! Reading order: [`Postgres`], [`Redis`], then [`ScratchDir`] and
 //! [`generate_password`], [`process`], and the one error type,
 //! [`DevServerError`].
@@ -41,12 +45,15 @@ pub mod process;
 mod redis;
 pub mod serving;
 mod settings_file;
+pub mod stand_in_backend;
+mod workspace;
 
 pub use self::ephemeral::{ScratchDir, generate_password};
 pub use self::error::DevServerError;
 pub use self::jwks::{SigningKey, TokenClaims, jwks_document};
 pub use self::postgres::Postgres;
 pub use self::redis::Redis;
+pub use self::workspace::target_dir;
 
 #[cfg(test)]
 mod tests;
