@@ -80,6 +80,24 @@ pub(crate) fn failed(checks: &[Check]) -> Vec<&str> {
         .collect()
 }
 
+/// The verdict line that opens a section: every required check passing,
+/// or which failed.
+pub(crate) fn verdict(checks: &[Check]) -> String {
+    let failed = failed(checks);
+    if failed.is_empty() {
+        format!(
+            "**Result: every required check passes** ({} checks).",
+            checks.iter().filter(|check| check.required).count()
+        )
+    } else {
+        format!(
+            "**Result: {} required check(s) FAIL:** {}.",
+            failed.len(),
+            failed.join("; ")
+        )
+    }
+}
+
 const SKELETON: &str = "# Reliability
 
 How warmgate behaves when its dependencies fail under load, and over

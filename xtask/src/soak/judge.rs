@@ -315,16 +315,7 @@ fn ms(timings: Option<&Timings>, pick: fn(&Timings) -> f64) -> String {
 /// The report's section; `last_run` says when, on what and at which tree.
 fn section(load: &SoakReport, auth: Auth, checks: &[Check], last_run: &str) -> String {
     let samples = Samples::of(load);
-    let failed = report::failed(checks);
-    let verdict = if failed.is_empty() {
-        "**Result: every required check passes.**".to_owned()
-    } else {
-        format!(
-            "**Result: {} required check(s) FAIL:** {}.",
-            failed.len(),
-            failed.join("; ")
-        )
-    };
+    let verdict = report::verdict(checks);
     let mut body = String::new();
     let _ = writeln!(body, "Last run: {last_run}.\n\n{verdict}\n");
     let _ = writeln!(

@@ -15,19 +15,7 @@ use super::{WINDOWS, json_text, ms, since};
 /// The report's section; `last_run` says when, on what and at which tree.
 pub(super) fn section(run: &Run, facts: &Facts<'_>, checks: &[Check], last_run: &str) -> String {
     let authenticating = run.auth == Auth::Jwt;
-    let failed = report::failed(checks);
-    let verdict = if failed.is_empty() {
-        format!(
-            "**Result: every required check passes** ({} checks).",
-            checks.iter().filter(|check| check.required).count()
-        )
-    } else {
-        format!(
-            "**Result: {} required check(s) FAIL:** {}.",
-            failed.len(),
-            failed.join("; ")
-        )
-    };
+    let verdict = report::verdict(checks);
     let mut body = String::new();
     let _ = writeln!(body, "Last run: {last_run}.\n\n{verdict}\n");
     let _ = writeln!(body, "### Method\n");

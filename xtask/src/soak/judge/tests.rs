@@ -181,7 +181,10 @@ fn a_clean_soak_passes_every_check() {
     }
     let markdown = section(&load, Auth::Jwt, &checks, "now, here");
     assert!(
-        markdown.starts_with("Last run: now, here.\n\n**Result: every required check passes.**")
+        markdown.starts_with(
+            "Last run: now, here.\n\n**Result: every required check passes** (7 checks)."
+        ),
+        "{markdown}"
     );
     // The first sample after 12 s of warm-up is marked.
     assert!(markdown.contains("| 20 s (first after warm-up) | 29.3 MiB | 212 | 3 |"));
