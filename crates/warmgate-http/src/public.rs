@@ -38,8 +38,10 @@ impl Default for PublicSettings {
     }
 }
 
-/// The routes of the public listener. Later features (the WebSocket gate)
-/// merge their routes into this router.
+/// The readiness routes of the public listener: the probes, and unless
+/// `readiness_detail` is off the snapshot and its event stream. The binary
+/// merges the WebSocket gate's routes (and the chat page, and proxy mode's
+/// fallback) into this router.
 pub fn public_router(handle: ReadinessHandle, settings: &PublicSettings) -> Router {
     // The per-check detail of the probes (`?verbose`, `/readyz/{check}`)
     // names the checks, so it goes with the snapshot.
