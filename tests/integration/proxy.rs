@@ -318,6 +318,47 @@ async fn sigterm_tells_proxied_clients_draining_then_closes_both_sides_with_1001
     assert!(gateway.exit_status().await.success());
 }
 
+/// A backend that completes the upgrade, then never reads again: it
+/// answers no close frame, as a wedged or overloaded backend would not.
+async fn deaf_backend() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let socket = tokio_tungstenite::accept_async(stream).await.unwrap();
+            kept.push(socket);
+        }
+    });
+    (addr, task)
+}
+
+#[tokio::test]
+async fn at_the_drain_a_backend_that_never_answers_the_close_does_not_hold_its_connection_open() {
+    let (backend, _backend_task) = deaf_backend().await;
+    let mut gateway = ready_gateway(
+        gated_on_signal(&format!("ws://{backend}")).gate(|gate| gate.set("drain_grace", "1s")),
+    )
+    .await;
+    let mut client = gateway.ws("/ws").await;
+    assert_eq!(client.next_json().await["type"], "ready");
+
+    gateway.terminate();
+    assert_eq!(client.next_json().await["type"], "draining");
+    assert_eq!(client.close_frame().await.0, 1001);
+    assert!(gateway.exit_status().await.success());
+    // The connection ended on its own within the close margin: the
+    // backend's unanswered close is waited for at most the drain's 0.5 s,
+    // and not again when the connection ends (2 s), which would leave it
+    // open when the process gives up on it.
+    let log = gateway.log();
+    assert!(
+        !log.contains("connections still open"),
+        "the proxied connection outlived the drain:\n{log}"
+    );
+}
+
 // === the handshake ===
 
 #[tokio::test]

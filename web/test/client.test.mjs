@@ -263,7 +263,7 @@ test('after drain the client gets draining, then reconnects after reconnect_afte
     assert.ok(again.at - notice.at >= asked, `reconnected ${(again.at - notice.at).toFixed(1)} ms after draining; asked ${asked} ms`);
 
     // The client left at once instead of idling until the 1001 after
-    // drain_grace (8 s), so the drain did not have to wait for it.
+    // drain_grace (7 s), so the drain did not have to wait for it.
     const { code } = await gateway.exited();
     assert.equal(code, 0);
     const drainTook = performance.now() - drainedAt;

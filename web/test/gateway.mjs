@@ -92,7 +92,7 @@ export function parseServingLine(line) {
 /** How long warmgate may take to say where it serves. */
 const START_TIMEOUT_MS = 15_000;
 
-/** How long `stop()` waits after SIGTERM before SIGKILL (drain_grace is 8 s, plus 1 s). */
+/** How long `stop()` waits after SIGTERM before SIGKILL (drain_grace is 7 s by default, plus the 1 s close margin). */
 const STOP_TIMEOUT_MS = 12_000;
 
 /** Every program started and not yet exited, killed if the tests end first. */

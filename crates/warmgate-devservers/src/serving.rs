@@ -7,8 +7,8 @@
 //! NAME: serving http://ADDR (admin http://ADDR)
 //! ```
 //!
-//! `NAME` is the program's name (`warmgate`, `warmgate-reference`, ...) and
-//! has no spaces; each `ADDR` is an IP address and port as Rust's
+//! `NAME` is one word naming the server (`warmgate`, `reference`,
+//! `floor`, `old-design`, `warmgate-jwks-server`, ...); each `ADDR` is an IP address and port as Rust's
 //! `SocketAddr` writes it (`127.0.0.1:8080`, `[::1]:8080`). The admin part is
 //! there for a program with an admin listener, which is warmgate. The line
 //! ends there: nothing else follows, so a reader can insist on the whole of
