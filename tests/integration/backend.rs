@@ -7,10 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use warmgate_tests::backend::{Backend, SUBPROTOCOL};
+use warmgate_tests::backend::{Backend, SUBPROTOCOL, assert_sse_unbuffered, sse_path};
 use warmgate_tests::{Message, http_client, within};
 
 /// A backend that is already serving: most tests are not about startup.
@@ -152,38 +151,11 @@ async fn server_sent_events_arrive_as_they_are_produced() {
     let (n_events, interval) = (4, Duration::from_millis(250));
     let requested = Instant::now();
     let response = http_client()
-        .get(backend.http_url(&format!(
-            "/api/sse?n={n_events}&interval_ms={}",
-            interval.as_millis()
-        )))
+        .get(backend.http_url(&sse_path(n_events, interval)))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-type"],
-        "text/event-stream; charset=utf-8"
-    );
-    let mut body = response.bytes_stream();
-    let mut received = String::new();
-    let mut first_arrived = None;
-    while let Some(chunk) = within("the next event", body.next()).await {
-        received.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
-        if first_arrived.is_none() && received.contains("\n\n") {
-            first_arrived = Some(requested.elapsed());
-        }
-    }
-    let expected: String = (0..n_events).map(|i| format!("data: {i}\n\n")).collect();
-    assert_eq!(received, expected);
-    // The backend sleeps an interval before each event, so the last one
-    // is produced no sooner than this after the request.
-    let last_produced = interval * n_events;
-    let first_arrived = first_arrived.unwrap();
-    assert!(
-        first_arrived < last_produced,
-        "the first event arrived after {first_arrived:?}, when the last was produced \
-         ({last_produced:?}): the stream was buffered"
-    );
+    assert_sse_unbuffered(response, requested, n_events, interval, "the backend").await;
 }
 
 #[tokio::test]

@@ -287,3 +287,49 @@ impl Drop for Backend {
         }
     }
 }
+
+/// The query of the backend's `/api/sse`: `n_events` events, one every
+/// `interval`, the first after one interval.
+pub fn sse_path(n_events: u32, interval: Duration) -> String {
+    format!("/api/sse?n={n_events}&interval_ms={}", interval.as_millis())
+}
+
+/// Reads an answer to [`sse_path`] and asserts that it is the backend's
+/// event stream (`data: 0` to `data: n - 1`), and that its first event
+/// arrived before the last was produced: whoever sits between the backend
+/// and the client (`via`) did not buffer it.
+pub async fn assert_sse_unbuffered(
+    response: reqwest::Response,
+    requested: std::time::Instant,
+    n_events: u32,
+    interval: Duration,
+    via: &str,
+) {
+    use futures_util::StreamExt as _;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/event-stream; charset=utf-8"
+    );
+    let mut body = response.bytes_stream();
+    let mut received = String::new();
+    let mut first_arrived = None;
+    while let Some(chunk) = within("the next event", body.next()).await {
+        received.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
+        if first_arrived.is_none() && received.contains("\n\n") {
+            first_arrived = Some(requested.elapsed());
+        }
+    }
+    let expected: String = (0..n_events).map(|i| format!("data: {i}\n\n")).collect();
+    assert_eq!(received, expected);
+    // The backend sleeps an interval before each event, so the last one
+    // is produced no sooner than this after the request.
+    let last_produced = interval * n_events;
+    let first_arrived = first_arrived.unwrap();
+    assert!(
+        first_arrived < last_produced,
+        "the first event arrived after {first_arrived:?}, when the last was produced \
+         ({last_produced:?}): {via} buffered the stream"
+    );
+}
