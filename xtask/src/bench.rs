@@ -141,6 +141,20 @@ kind = "jwks"
     )
 }
 
+/// The load generator's `echo` command: `count` round trips on `url` with
+/// `client`'s WebSocket implementation.
+fn echo_args(url: String, count: String, client: Client) -> Vec<String> {
+    vec![
+        "echo".into(),
+        "--url".into(),
+        url,
+        "--count".into(),
+        count,
+        "--client".into(),
+        client.name().into(),
+    ]
+}
+
 /// The WebSocket URL of `path` on `server`.
 fn ws_url(server: &Server, path: &str) -> String {
     format!("ws://{}{path}", server.public)
@@ -871,15 +885,7 @@ impl Bench {
                 let server = self.ready_server(subject, &[])?;
                 let count = self.sizes.echo_round_trips.to_string();
                 self.measure::<EchoReport>(&client.key("echo"), subject, server, |server| {
-                    Ok(vec![
-                        "echo".into(),
-                        "--url".into(),
-                        ws_url(server, "/echo"),
-                        "--count".into(),
-                        count,
-                        "--client".into(),
-                        client.name().into(),
-                    ])
+                    Ok(echo_args(ws_url(server, "/echo"), count, client))
                 })?;
             }
         }

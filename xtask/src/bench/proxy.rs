@@ -214,15 +214,7 @@ impl Bench {
                 let count = count.clone();
                 let key = client.key("proxy_echo");
                 self.measure_stack::<EchoReport>(&key, subject, stack, |stack| {
-                    Ok(vec![
-                        "echo".into(),
-                        "--url".into(),
-                        stack.url("/echo"),
-                        "--count".into(),
-                        count,
-                        "--client".into(),
-                        client.name().into(),
-                    ])
+                    Ok(super::echo_args(stack.url("/echo"), count, client))
                 })?;
             }
         }
