@@ -933,9 +933,8 @@ impl Bench {
             args.extend(["--sample-count", "20"]);
         }
         println!("$ cargo {}", args.join(" "));
-        let output = Command::new("cargo")
+        let output = crate::command::cargo()
             .args(&args)
-            .current_dir(crate::command::workspace_root())
             .output()
             .context("cannot run cargo bench")?;
         let text = String::from_utf8_lossy(&output.stdout);

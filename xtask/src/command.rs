@@ -14,6 +14,39 @@ pub(crate) fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The variables `cargo run` sets for the program it runs (here, xtask),
+/// by prefix. They describe xtask, not the build a child cargo makes, and
+/// build scripts track some of them (ring's reads `CARGO_MANIFEST_DIR`):
+/// passed on, they would make every cargo that xtask starts rebuild what
+/// the same command typed in a shell had built, and the other way round.
+const CARGO_RUN_VARIABLES: [&str; 5] = [
+    "CARGO_MANIFEST_",
+    "CARGO_PKG_",
+    "CARGO_CRATE_",
+    "CARGO_BIN_",
+    "CARGO_PRIMARY_PACKAGE",
+];
+
+/// `cargo`, to run in the workspace root with the environment a shell
+/// would give it: without what `cargo run` set for xtask
+/// ([`CARGO_RUN_VARIABLES`]), so that a build xtask makes and the same
+/// build typed by hand share their artifacts.
+pub(crate) fn cargo() -> Command {
+    let mut command = Command::new("cargo");
+    for (name, _) in std::env::vars_os() {
+        let set_by_cargo_run = name.to_str().is_some_and(|name| {
+            CARGO_RUN_VARIABLES
+                .iter()
+                .any(|prefix| name.starts_with(prefix))
+        });
+        if set_by_cargo_run {
+            command.env_remove(name);
+        }
+    }
+    command.current_dir(workspace_root());
+    command
+}
+
 /// Runs `program args…` in the workspace root and fails unless it succeeds.
 pub(crate) fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
     run_with_env(program, args, &[])
@@ -26,7 +59,12 @@ pub(crate) fn run_with_env(
     env: &[(&str, &str)],
 ) -> anyhow::Result<()> {
     println!("$ {program} {}", args.join(" "));
-    let status = Command::new(program)
+    let mut command = if program == "cargo" {
+        cargo()
+    } else {
+        Command::new(program)
+    };
+    let status = command
         .args(args)
         .envs(env.iter().copied())
         .current_dir(workspace_root())
@@ -69,3 +107,6 @@ pub(crate) fn pip_tool(
     }
     Ok(program)
 }
+
+#[cfg(test)]
+mod tests;

@@ -257,9 +257,8 @@ fn build(targets: &[String]) -> anyhow::Result<Vec<Binary>> {
         args.push(target.clone());
     }
     println!("$ RUSTFLAGS=\"{rustflags}\" cargo {}", args.join(" "));
-    let status = Command::new("cargo")
+    let status = crate::command::cargo()
         .args(&args)
-        .current_dir(workspace_root())
         .env("RUSTFLAGS", &rustflags)
         .env("CARGO_TARGET_DIR", &target_dir)
         // These would override RUSTFLAGS.
