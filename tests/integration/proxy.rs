@@ -236,6 +236,34 @@ async fn a_backend_killed_mid_session_closes_the_client_with_1011() {
 }
 
 #[tokio::test]
+async fn a_backend_shutting_down_gracefully_closes_its_clients_with_its_own_1012() {
+    // SIGTERM, as Cloud Run or Kubernetes send a backend they scale in:
+    // uvicorn closes its WebSockets with 1012 (service restart), and the
+    // client hears that code, not a generic error, so it reconnects.
+    let mut backend = serving_backend().await;
+    let gateway = ready_gateway(gated_on_signal(&backend.ws_url(""))).await;
+    let mut client = gateway.ws("/ws").await;
+    assert_eq!(client.next_json().await["type"], "ready");
+    client.send(Message::text("before the restart")).await;
+    expect_text(&mut client, "before the restart").await;
+
+    let status = backend.terminate().await;
+    assert_eq!(
+        client.close_frame().await.0,
+        1012,
+        "backend {status}: {}",
+        backend.log()
+    );
+    assert_eq!(client.next_message().await, None);
+    // A close the backend chose is not a lost backend.
+    let scrape = scrape(&gateway).await;
+    assert_eq!(
+        value(&scrape, "warmgate_upstream_failures_total{reason=\"lost\"}"),
+        0.0
+    );
+}
+
+#[tokio::test]
 async fn a_client_close_code_reaches_the_backend_and_the_connection_is_released() {
     let backend = serving_backend().await;
     let mut tap = WireTap::start(backend.addr()).await;

@@ -177,7 +177,7 @@ pub(crate) fn run() -> anyhow::Result<()> {
     validated?;
     println!(
         "deploy-check: passed ({} configs, {} kustomizations, {} Cloud Run services, \
-         {} systemd units; {} manifests valid in strict mode against Kubernetes {})",
+         {} systemd unit(s); {} manifests valid in strict mode against Kubernetes {})",
         configs.len(),
         kustomizations.len(),
         cloud_run_files.len(),
