@@ -171,10 +171,10 @@ impl WireTap {
     pub async fn next_close(&mut self, direction: Direction) -> (u16, String) {
         loop {
             let frame = self.next_frame().await;
-            if frame.direction == direction {
-                if let Some(close) = frame.close() {
-                    return close;
-                }
+            if frame.direction == direction
+                && let Some(close) = frame.close()
+            {
+                return close;
             }
         }
     }

@@ -74,11 +74,12 @@ pub(crate) fn deps_up() -> anyhow::Result<DevDeps> {
     if layout.state_file.exists() {
         let postgres = Postgres::open_existing(&layout.postgres_directory);
         let redis = Redis::open_existing(&layout.redis_directory);
-        if let (Ok(postgres), Ok(redis)) = (&postgres, &redis) {
-            if postgres.is_accepting_connections() && redis.is_accepting_connections() {
-                println!("deps: PostgreSQL and redis-server are already up");
-                return layout.write_env_file(postgres, redis);
-            }
+        if let (Ok(postgres), Ok(redis)) = (&postgres, &redis)
+            && postgres.is_accepting_connections()
+            && redis.is_accepting_connections()
+        {
+            println!("deps: PostgreSQL and redis-server are already up");
+            return layout.write_env_file(postgres, redis);
         }
         println!("deps: the last `deps up` is no longer fully running; starting afresh");
     }

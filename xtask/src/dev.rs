@@ -29,6 +29,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -47,6 +49,12 @@ const SERVICE_SIGNALS: [&str; 2] = ["agent_supervisor", "websocket_bridge"];
 /// The key id, issuer and audience of the dev tokens; the last two are the
 /// ones `examples/chat.toml` accepts.
 const DEV_KID: &str = "dev";
+
+/// What `dev` says when the gateway has stopped: the dependencies it
+/// started stay up, for the next run (`deps up` finds them up) or until
+/// `deps down`.
+const STILL_RUNNING: &str = "dev: the gateway stopped; PostgreSQL and Redis are still running \
+     (the next `cargo xtask dev` uses them again); `cargo xtask deps down` stops them";
 const DEV_ISSUER: &str = "https://auth.example.com/";
 const DEV_AUDIENCE: &str = "chat";
 
@@ -201,12 +209,19 @@ pub(crate) fn run(args: &DevArgs) -> anyhow::Result<()> {
          and reload; other clients send `Authorization: Bearer <token>`"
     );
     println!("dev: Ctrl-C stops the gateway; `cargo xtask deps down` stops PostgreSQL and Redis");
+    // Ctrl-C reaches the gateway (the terminal signals the whole process
+    // group), which drains and exits; this process only notes it, so that
+    // it can still say what is left running.
+    let interrupted = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupted))
+        .context("cannot watch for Ctrl-C")?;
     // Relay anything else the gateway prints until it exits.
     for line in lines.map_while(Result::ok) {
         println!("{line}");
     }
     let status = gateway.wait()?;
-    if !status.success() {
+    println!("{}", STILL_RUNNING);
+    if !status.success() && !interrupted.load(Ordering::Relaxed) {
         bail!("the gateway exited with {status}");
     }
     Ok(())

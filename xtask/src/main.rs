@@ -25,8 +25,8 @@
 //! - `cargo xtask docs [--skip-bench]`: the reports and pictures under
 //!   `docs/` regenerated (web-test's screenshots, chaos, soak, the full
 //!   bench); `ci` writes them under `target/` instead.
-//! - `cargo xtask dev [--listen ADDR] [--admin-listen ADDR]`: those, and
-//!   the gateway running the chat plan; `--upstream [--startup-delay S]`:
+//! - `cargo xtask dev [--listen ADDR] [--admin-listen ADDR]`: those, a
+//!   stand-in auth service, and the gateway running the chat plan; `--upstream [--startup-delay S]`:
 //!   the gateway in front of the stand-in backend instead.
 //! - `cargo xtask web-test`: the JavaScript client and the chat page, in
 //!   Node and in Chromium.
@@ -160,8 +160,8 @@ enum Command {
     /// writing into docs/ (`ci` writes the same under target/ci-docs/ and
     /// leaves the tree as it was); --skip-bench leaves docs/benchmarks.md.
     Docs(docs::DocsArgs),
-    /// PostgreSQL and Redis (as deps up), then the gateway with
-    /// examples/chat.toml wired to them
+    /// PostgreSQL, Redis (as deps up) and a stand-in auth service, then the
+    /// gateway on examples/chat.toml wired to them
     ///
     /// PostgreSQL and Redis (as deps up), the stand-in auth service, then
     /// the gateway running examples/chat.toml; everything is built before

@@ -117,11 +117,9 @@ fn every_file_opens_with_a_module_doc() {
 
 #[test]
 fn no_test_is_ignored() {
-    // Spelled in two pieces, so that this file does not match itself.
-    let attribute = concat!("#[", "ignore");
     let violations = sources()
         .into_iter()
-        .flat_map(|source| lines_matching(&source, |line| line.trim_start().starts_with(attribute)))
+        .flat_map(|source| lines_matching(&source, ignores_a_test))
         .collect();
     report(
         "no `#[ignore]`: a test that cannot run does not land",
@@ -137,8 +135,10 @@ fn unit_tests_live_in_a_sibling_tests_file() {
             lines_matching(&source, |line| {
                 let line = line.trim_start();
                 let line = line.strip_prefix("pub(crate) ").unwrap_or(line);
-                line.strip_prefix("mod tests")
-                    .is_some_and(|rest| rest.trim_start().starts_with('{'))
+                ["mod tests", "mod test"].iter().any(|module| {
+                    line.strip_prefix(module)
+                        .is_some_and(|rest| rest.trim_start().starts_with('{'))
+                })
             })
         })
         .collect();
@@ -155,6 +155,14 @@ fn section_markers_have_one_style() {
         .flat_map(|source| lines_matching(&source, is_malformed_section_marker))
         .collect();
     report("section markers are `// === Name ===`", violations);
+}
+
+/// `#[ignore]`, `#[ignore = "..."]`, or the same behind a `cfg_attr`.
+fn ignores_a_test(line: &str) -> bool {
+    // Spelled in pieces, so that this file does not match itself.
+    let line = line.trim_start();
+    line.starts_with(concat!("#[", "ignore"))
+        || (line.starts_with(concat!("#[", "cfg_attr(")) && line.contains("ignore"))
 }
 
 /// A plain `//` comment that looks like a section marker (a run of `=`,
@@ -217,6 +225,18 @@ fn lines_matching(source: &Source, matches: impl Fn(&str) -> bool) -> Vec<String
         .filter(|(_, line)| matches(line))
         .map(|(index, line)| format!("{}:{}: {}", source.path.display(), index + 1, line.trim()))
         .collect()
+}
+
+#[test]
+fn the_ignore_rule_sees_every_spelling() {
+    assert!(ignores_a_test(concat!("    #[", "ignore]")));
+    assert!(ignores_a_test(concat!("#[", "ignore = \"slow\"]")));
+    assert!(ignores_a_test(concat!(
+        "#[",
+        "cfg_attr(not(feature = \"x\"), ignore)]"
+    )));
+    assert!(!ignores_a_test("#[test]"));
+    assert!(!ignores_a_test("// tests ignore nothing here"));
 }
 
 #[test]

@@ -152,10 +152,10 @@ pub(crate) fn check_claims(
     if numeric("nbf").is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
         return Err(AuthError::TokenNotYetValid);
     }
-    if let Some(issuer) = rules.issuer {
-        if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
-            return Err(AuthError::WrongIssuer);
-        }
+    if let Some(issuer) = rules.issuer
+        && claims.get("iss").and_then(Value::as_str) != Some(issuer)
+    {
+        return Err(AuthError::WrongIssuer);
     }
     if let Some(audience) = rules.audience {
         let included = match claims.get("aud") {

@@ -95,10 +95,10 @@ impl Room {
     }
 
     fn remember(&mut self, client_msg_id: &str, id: &str) {
-        if self.order.len() == RECENT_IDS_PER_ROOM {
-            if let Some(oldest) = self.order.pop_front() {
-                self.recent.remove(&oldest);
-            }
+        if self.order.len() == RECENT_IDS_PER_ROOM
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.recent.remove(&oldest);
         }
         self.order.push_back(client_msg_id.to_owned());
         self.recent.insert(client_msg_id.to_owned(), id.to_owned());

@@ -268,9 +268,10 @@ pub(crate) fn check_jwks_wiring(
             .position(|check| check.probe == ProbeConfig::Jwks)
             .map(|check_index| (phase_index, check_index))
     });
-    if let Some((phase_index, check_index)) = jwks_check {
-        if !phases[phase_index].checks[check_index].required {
-            return Err(origin.invalid(
+    if let Some((phase_index, check_index)) = jwks_check
+        && !phases[phase_index].checks[check_index].required
+    {
+        return Err(origin.invalid(
                 &format!("phase[{phase_index}].check[{check_index}].required"),
                 "a `jwks` check cannot be optional: without the keys no client can be admitted, expected `required = true` (the default)",
                 check_spans
@@ -278,7 +279,6 @@ pub(crate) fn check_jwks_wiring(
                     .and_then(|spans| spans.get(check_index))
                     .cloned(),
             ));
-        }
     }
     let uses_jwks = matches!(
         &auth,

@@ -356,10 +356,10 @@ impl Redis {
 
     /// Reaps and forgets a child that has exited.
     fn forget_child(&mut self) {
-        if let RedisProcess::Child(slot) = &mut self.process {
-            if let Some(mut child) = slot.take() {
-                let _ = child.try_wait();
-            }
+        if let RedisProcess::Child(slot) = &mut self.process
+            && let Some(mut child) = slot.take()
+        {
+            let _ = child.try_wait();
         }
     }
 

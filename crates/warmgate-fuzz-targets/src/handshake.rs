@@ -80,15 +80,15 @@ pub fn check(method: &Method, version: Version, headers: &HeaderMap, allowed_ori
                     "an accepted upgrade has at most one {name}"
                 );
             }
-            if !allowed_origins.is_empty() {
-                if let Some(origin) = headers.get(header::ORIGIN) {
-                    let origin = origin.to_str().unwrap_or_default();
-                    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-                    assert!(
-                        allowed_origins.contains(&origin),
-                        "an accepted browser's origin {origin:?} is allowed"
-                    );
-                }
+            if !allowed_origins.is_empty()
+                && let Some(origin) = headers.get(header::ORIGIN)
+            {
+                let origin = origin.to_str().unwrap_or_default();
+                let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+                assert!(
+                    allowed_origins.contains(&origin),
+                    "an accepted browser's origin {origin:?} is allowed"
+                );
             }
         }
         Err(refusal) => {

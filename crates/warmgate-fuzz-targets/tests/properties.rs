@@ -373,15 +373,15 @@ fn request_with_tokens() -> impl Strategy<Value = FuzzRequest> {
     (authorization, subprotocols, query, any::<bool>()).prop_map(
         |(authorization, subprotocols, query, allow_query_token)| {
             let mut headers = HeaderMap::new();
-            if let Some((scheme, token)) = authorization {
-                if let Ok(value) = HeaderValue::from_str(&format!("{scheme} {token}")) {
-                    headers.insert(header::AUTHORIZATION, value);
-                }
+            if let Some((scheme, token)) = authorization
+                && let Ok(value) = HeaderValue::from_str(&format!("{scheme} {token}"))
+            {
+                headers.insert(header::AUTHORIZATION, value);
             }
-            if !subprotocols.is_empty() {
-                if let Ok(value) = HeaderValue::from_str(&subprotocols.join(", ")) {
-                    headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
-                }
+            if !subprotocols.is_empty()
+                && let Ok(value) = HeaderValue::from_str(&subprotocols.join(", "))
+            {
+                headers.insert(header::SEC_WEBSOCKET_PROTOCOL, value);
             }
             FuzzRequest {
                 method: Method::GET,

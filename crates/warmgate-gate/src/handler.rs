@@ -251,11 +251,11 @@ impl Session for HandlerSession {
                 self.permit = reserved.ok();
                 return Poll::Ready(Outgoing::Room);
             }
-        } else if !self.has_room() {
-            if let Some(to_function) = &self.to_function {
-                self.reserving = Some(Box::pin(to_function.clone().reserve_owned()));
-                cx.waker().wake_by_ref();
-            }
+        } else if !self.has_room()
+            && let Some(to_function) = &self.to_function
+        {
+            self.reserving = Some(Box::pin(to_function.clone().reserve_owned()));
+            cx.waker().wake_by_ref();
         }
         match self.from_function.poll_recv(cx) {
             Poll::Ready(Some(outgoing)) => Poll::Ready(outgoing),

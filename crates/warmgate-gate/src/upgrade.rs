@@ -557,20 +557,20 @@ pub fn check_handshake(
             ));
         }
     }
-    if !allowed_origins.is_empty() {
-        if let Some(origin) = headers.get(header::ORIGIN) {
-            let origin = origin
-                .to_str()
-                .unwrap_or_default()
-                .trim_end_matches('/')
-                .to_ascii_lowercase();
-            if !allowed_origins.contains(&origin) {
-                return Err(refusal(
-                    StatusCode::FORBIDDEN,
-                    "origin",
-                    &format!("origin {origin} is not allowed to open a WebSocket here"),
-                ));
-            }
+    if !allowed_origins.is_empty()
+        && let Some(origin) = headers.get(header::ORIGIN)
+    {
+        let origin = origin
+            .to_str()
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_ascii_lowercase();
+        if !allowed_origins.contains(&origin) {
+            return Err(refusal(
+                StatusCode::FORBIDDEN,
+                "origin",
+                &format!("origin {origin} is not allowed to open a WebSocket here"),
+            ));
         }
     }
     Ok(())

@@ -291,7 +291,7 @@ pub(crate) fn spawn_workers(
 fn credential_for(number: usize, settings: &ChurnSettings, tokens: &Tokens) -> Credential {
     if !tokens.enabled()
         || settings.unauthorised_every == 0
-        || number % settings.unauthorised_every != 0
+        || !number.is_multiple_of(settings.unauthorised_every)
     {
         return Credential::Good;
     }

@@ -54,8 +54,10 @@ pub(crate) enum Command {
     /// flags and variables applied as the server would apply them (`PORT`
     /// included), so the listeners shown are the ones it would bind.
     CheckConfig {
-        /// The TOML config file to check.
-        file: PathBuf,
+        /// The TOML config file to check; without it, the one the server
+        /// would read: `--config`, then `WARMGATE_CONFIG`, then the
+        /// embedded default.
+        file: Option<PathBuf>,
     },
     /// Shows why the gate is or is not ready, and since when: the state,
     /// the transition that led to it, and each check's status, kind, last
@@ -109,14 +111,20 @@ pub(crate) struct SignalValue {
 const PORT_VARIABLE: &str = "PORT";
 
 impl RunArgs {
-    /// The same arguments with `file` as the config file (for
+    /// The same arguments with `file`, when given, as the config file (for
     /// `check-config FILE`, whose file beats `--config` and
     /// `WARMGATE_CONFIG`).
-    pub(crate) fn with_config(self, file: PathBuf) -> RunArgs {
+    pub(crate) fn with_config(self, file: Option<PathBuf>) -> RunArgs {
         RunArgs {
-            config: Some(file),
+            config: file.or(self.config),
             ..self
         }
+    }
+
+    /// The config file the server would read, or `None` for the embedded
+    /// default.
+    pub(crate) fn config_file(&self) -> Option<&std::path::Path> {
+        self.config.as_deref()
     }
 
     /// The config file (or the embedded default) with flag and environment

@@ -37,10 +37,14 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::CheckConfig { file }) => {
-            match cli.run.with_config(file.clone()).load_config() {
+            let run = cli.run.with_config(file);
+            match run.load_config() {
                 Ok(config) => {
                     print!("{}", config.describe());
-                    println!("ok: {} is valid", file.display());
+                    match run.config_file() {
+                        Some(file) => println!("ok: {} is valid", file.display()),
+                        None => println!("ok: the embedded default config is valid"),
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(error) => {

@@ -241,10 +241,10 @@ impl Stack {
         let started = Instant::now();
         loop {
             let snapshot = self.snapshot();
-            if let Ok(snapshot) = &snapshot {
-                if wanted(snapshot) {
-                    return Ok(snapshot.clone());
-                }
+            if let Ok(snapshot) = &snapshot
+                && wanted(snapshot)
+            {
+                return Ok(snapshot.clone());
             }
             if started.elapsed() > STATE_WAIT {
                 let last = match snapshot {

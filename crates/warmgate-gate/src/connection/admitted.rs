@@ -162,8 +162,8 @@ impl Connection {
                 incoming = self.peer.frames.next(), if self.peer.outbox.has_room() && session_has_room => {
                     unanswered_pings = 0;
                     let incoming = incoming.unwrap_or(Incoming::Gone);
-                    if matches!(incoming, Incoming::Text(_) | Incoming::Binary(_)) {
-                        if let Some(rate_limit) = &mut self.rate_limit {
+                    if matches!(incoming, Incoming::Text(_) | Incoming::Binary(_))
+                        && let Some(rate_limit) = &mut self.rate_limit {
                             match rate_limit.check(Instant::now()) {
                                 Verdict::Allow => {}
                                 Verdict::Refuse => {
@@ -175,7 +175,6 @@ impl Connection {
                                 Verdict::Close => return self.flooded().await,
                             }
                         }
-                    }
                     let handled = match incoming {
                         Incoming::Text(text) => self.deliver(session, Message::Text(text)),
                         Incoming::Binary(bytes) => self.deliver(session, Message::Binary(bytes)),

@@ -1,5 +1,6 @@
 //! The listen precedence: `--listen` (or `WARMGATE_LISTEN`) over `PORT`
-//! over the config file over the default.
+//! over the config file over the default; and which file `check-config`
+//! checks.
 
 use clap::Parser as _;
 
@@ -68,4 +69,34 @@ fn a_port_that_is_not_a_port_is_refused_naming_the_variable() {
             .load_config_with(Some("http"))
             .is_ok()
     );
+}
+
+/// `check-config`'s file, and the run arguments it checks with.
+fn check_config(argv: &[&str]) -> RunArgs {
+    let mut full = vec!["warmgate"];
+    full.extend_from_slice(argv);
+    let cli = Cli::try_parse_from(full).unwrap();
+    let Some(Command::CheckConfig { file }) = cli.command else {
+        panic!("not check-config: {argv:?}");
+    };
+    cli.run.with_config(file)
+}
+
+#[test]
+fn check_config_checks_the_file_the_server_would_read() {
+    // Its own FILE first, then --config (or WARMGATE_CONFIG, the same
+    // argument), then the embedded default.
+    assert_eq!(
+        check_config(&["--config", "a.toml", "check-config", "b.toml"]).config_file(),
+        Some(std::path::Path::new("b.toml"))
+    );
+    assert_eq!(
+        check_config(&["--config", "a.toml", "check-config"]).config_file(),
+        Some(std::path::Path::new("a.toml"))
+    );
+    assert_eq!(
+        check_config(&["check-config", "--config", "a.toml"]).config_file(),
+        Some(std::path::Path::new("a.toml"))
+    );
+    assert_eq!(check_config(&["check-config"]).config_file(), None);
 }

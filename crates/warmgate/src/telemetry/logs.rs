@@ -161,24 +161,24 @@ where
                 .collect();
             object.insert("spans".into(), Value::Array(spans));
         }
-        if let (Some(project), Some(leaf)) = (&self.project, context.parent_span()) {
-            if let Some(span_context) = otel_span_context(&leaf.id()) {
-                object.insert(
-                    "logging.googleapis.com/trace".into(),
-                    Value::String(format!(
-                        "projects/{project}/traces/{}",
-                        span_context.trace_id()
-                    )),
-                );
-                object.insert(
-                    "logging.googleapis.com/spanId".into(),
-                    Value::String(span_context.span_id().to_string()),
-                );
-                object.insert(
-                    "logging.googleapis.com/trace_sampled".into(),
-                    Value::Bool(span_context.is_sampled()),
-                );
-            }
+        if let (Some(project), Some(leaf)) = (&self.project, context.parent_span())
+            && let Some(span_context) = otel_span_context(&leaf.id())
+        {
+            object.insert(
+                "logging.googleapis.com/trace".into(),
+                Value::String(format!(
+                    "projects/{project}/traces/{}",
+                    span_context.trace_id()
+                )),
+            );
+            object.insert(
+                "logging.googleapis.com/spanId".into(),
+                Value::String(span_context.span_id().to_string()),
+            );
+            object.insert(
+                "logging.googleapis.com/trace_sampled".into(),
+                Value::Bool(span_context.is_sampled()),
+            );
         }
         let line = serde_json::to_string(&object).map_err(|_| fmt::Error)?;
         writeln!(writer, "{line}")
