@@ -122,16 +122,7 @@ async fn event_streams_past_the_per_address_maximum_get_429_and_are_gauged() {
 
 #[tokio::test]
 async fn a_read_token_scrapes_and_reads_but_cannot_drain() {
-    let gateway = Gateway::builder()
-        .config(
-            Plan::app_signal()
-                .set("admin_token_env", "WARMGATE_TEST_ADMIN_TOKEN")
-                .set("admin_read_token_env", "WARMGATE_TEST_ADMIN_READ_TOKEN"),
-        )
-        .env("WARMGATE_TEST_ADMIN_TOKEN", CONTROL_TOKEN)
-        .env("WARMGATE_TEST_ADMIN_READ_TOKEN", READ_TOKEN)
-        .spawn()
-        .await;
+    let gateway = Gateway::with_admin_tokens(CONTROL_TOKEN, READ_TOKEN).await;
     let client = http_client();
     for path in ["/metrics", "/readiness"] {
         let response = client

@@ -151,16 +151,7 @@ async fn grpc_health_follows_the_gate_from_start_through_a_flip_to_the_drain() {
 
 #[tokio::test]
 async fn grpc_health_needs_an_admin_token_and_a_read_token_is_enough() {
-    let gateway = Gateway::builder()
-        .config(
-            Plan::app_signal()
-                .set("admin_token_env", "WARMGATE_TEST_ADMIN_TOKEN")
-                .set("admin_read_token_env", "WARMGATE_TEST_ADMIN_READ_TOKEN"),
-        )
-        .env("WARMGATE_TEST_ADMIN_TOKEN", CONTROL_TOKEN)
-        .env("WARMGATE_TEST_ADMIN_READ_TOKEN", READ_TOKEN)
-        .spawn()
-        .await;
+    let gateway = Gateway::with_admin_tokens(CONTROL_TOKEN, READ_TOKEN).await;
     let channel = admin_channel(&gateway).await;
 
     let mut anonymous = HealthClient::new(channel.clone());

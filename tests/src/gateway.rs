@@ -17,7 +17,7 @@ use warmgate_devservers::ScratchDir;
 use warmgate_devservers::process::{Signal, send_signal};
 use warmgate_devservers::serving::ServingLine;
 
-use crate::{http_client, program, scratch_dir, within};
+use crate::{Plan, http_client, program, scratch_dir, within};
 
 /// Builds a [`Gateway`]: a config and environment, then `spawn`.
 #[derive(Debug, Default)]
@@ -129,6 +129,22 @@ pub struct Gateway {
 impl Gateway {
     pub fn builder() -> GatewayBuilder {
         GatewayBuilder::default()
+    }
+
+    /// [`Plan::app_signal`] behind an admin control token and a read-only
+    /// token, both passed in the environment as an operator would
+    /// (`admin_token_env`, `admin_read_token_env`).
+    pub async fn with_admin_tokens(control: &str, read: &str) -> Gateway {
+        Gateway::builder()
+            .config(
+                Plan::app_signal()
+                    .set("admin_token_env", "WARMGATE_TEST_ADMIN_TOKEN")
+                    .set("admin_read_token_env", "WARMGATE_TEST_ADMIN_READ_TOKEN"),
+            )
+            .env("WARMGATE_TEST_ADMIN_TOKEN", control)
+            .env("WARMGATE_TEST_ADMIN_READ_TOKEN", read)
+            .spawn()
+            .await
     }
 
     /// Sends SIGTERM, as an orchestrator does.
