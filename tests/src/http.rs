@@ -10,9 +10,19 @@ use crate::{Gateway, within};
 
 /// An HTTP client. The workspace builds reqwest with rustls but without a
 /// built-in crypto provider, so the process installs ring's once.
+///
+/// It keeps no idle connection, so every request dials anew. The gateway
+/// closes an idle keep-alive connection after `handshake_timeout`, and a
+/// test that waits about that long between two requests would otherwise
+/// now and then send the second on a connection the gateway is closing,
+/// and read "connection closed before message completed" (RFC 9112
+/// §9.3.1) instead of the answer.
 pub fn http_client() -> reqwest::Client {
     warmgate_outbound::install_crypto_provider();
-    reqwest::Client::new()
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("a reqwest client with the crypto provider installed")
 }
 
 /// A response's status and JSON body (`Null` when empty or not JSON).
@@ -60,3 +70,6 @@ impl Gateway {
         assert_eq!(reply.status, 204, "{}", reply.text);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -30,6 +30,10 @@
 //! (`tests/backend/app.py`) and its virtualenv live and how it is started,
 //! for xtask, which installs it, and the tests, which run it.
 //!
+//! The [`idle_close`] module is a stand-in HTTP/1.1 server that closes a
+//! keep-alive connection as the client reuses it, for the tests of every
+//! HTTP client that must survive that race.
+//!
 //! Reading order: [`Postgres`], [`Redis`], then [`ScratchDir`] and
 //! [`generate_password`], [`process`], and the one error type,
 //! [`DevServerError`].
@@ -39,6 +43,7 @@
 mod command;
 mod ephemeral;
 mod error;
+pub mod idle_close;
 mod jwks;
 mod postgres;
 pub mod process;

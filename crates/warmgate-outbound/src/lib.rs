@@ -6,8 +6,8 @@
 //!   provider, and the workspace builds rustls and reqwest without a
 //!   built-in one (`rustls-no-provider`), so ring's is installed here.
 //! - [`fetch_client`]: the client for fetching a document (a health URL, a
-//!   JWKS): at most 5 redirects, a 30 s connect timeout, and warmgate's
-//!   `User-Agent`.
+//!   JWKS): at most 5 redirects, a 30 s connect timeout, warmgate's
+//!   `User-Agent`, and a fresh connection for every fetch.
 //! - [`deepest_cause`] and [`io_cause`]: what went wrong, from the
 //!   innermost errors of a source chain, for messages that must not repeat
 //!   reqwest's URL (which may hold a password or a token in its query).
@@ -48,6 +48,15 @@ pub fn builder() -> reqwest::ClientBuilder {
 /// [`MAX_REDIRECTS`], [`CONNECT_TIMEOUT`], [`USER_AGENT`]. It has no
 /// overall timeout: callers bound each request.
 ///
+/// It keeps no idle connection: every fetch dials anew, as the kubelet's
+/// HTTP probes do. A check runs every few seconds, about as often as many
+/// servers close an idle keep-alive connection (uvicorn and Node after
+/// 5 s), and a request sent on a pooled connection just as the server
+/// closes it is lost (RFC 9112 §9.3.1): a failed check, and a flap, for a
+/// server that is fine. A fresh connection also checks what a new client
+/// needs, that the server accepts connections. Fetches are seconds or
+/// minutes apart, so reuse would save nothing worth that.
+///
 /// # Errors
 /// reqwest's, when the TLS back end cannot be set up (the platform's
 /// roots cannot be read).
@@ -55,6 +64,7 @@ pub fn fetch_client() -> Result<reqwest::Client, reqwest::Error> {
     builder()
         .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
         .connect_timeout(CONNECT_TIMEOUT)
+        .pool_max_idle_per_host(0)
         .build()
 }
 

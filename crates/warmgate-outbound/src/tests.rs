@@ -94,6 +94,24 @@ async fn a_fetch_client_sends_warmgates_user_agent() {
     );
 }
 
+#[tokio::test]
+async fn fetches_never_reuse_a_connection_so_a_server_closing_idle_ones_loses_none() {
+    use warmgate_devservers::idle_close::IdleCloseServer;
+
+    let server = IdleCloseServer::start("text/plain", "ok".to_owned()).unwrap();
+    let client = fetch_client().unwrap();
+    for _ in 0..3 {
+        let response = client.get(server.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(response.text().await.unwrap(), "ok");
+    }
+    assert_eq!(
+        (server.connections(), server.answered(), server.cut_off()),
+        (3, 3, 0),
+        "(connections, answered, cut off)"
+    );
+}
+
 #[test]
 fn the_io_cause_is_found_under_wrappers_and_absent_without_one() {
     let wrapped = Layer {

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use tokio::net::TcpListener;
+use warmgate_devservers::idle_close::IdleCloseServer;
 
 use crate::{HttpProbe, PostgresProbe, Probe, RedisProbe, SecretUrl, TcpProbe};
 
@@ -101,6 +102,25 @@ async fn a_failed_http_attempt_names_the_url_without_its_secrets() {
         format!("connection refused to http://user:***@{addr}/health?…")
     );
     assert_no_secret(&format!("{error:?}"));
+}
+
+/// A server that closes idle keep-alive connections must not fail an
+/// attempt that happens to come just as it does: every attempt dials anew.
+#[tokio::test]
+async fn http_attempts_pass_against_a_server_that_closes_each_connection_as_it_is_reused() {
+    let server = IdleCloseServer::start("text/plain", "ok".to_owned()).unwrap();
+    let mut probe =
+        HttpProbe::new(secret_url(&server.url("/healthz"), "http"), None, None).unwrap();
+    for attempt in 1..=3 {
+        if let Err(error) = probe.probe().await {
+            panic!("attempt {attempt} failed: {error}");
+        }
+    }
+    assert_eq!(
+        (server.connections(), server.cut_off()),
+        (3, 0),
+        "(connections, cut off)"
+    );
 }
 
 #[test]

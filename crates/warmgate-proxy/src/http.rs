@@ -20,6 +20,19 @@
 //! cannot be reached gets the client a 502 naming it, and the operator one
 //! sampled warning per kind of failure and [`REFUSAL_LOG_WINDOW`].
 //!
+//! Connections to the backend are kept alive and pooled, and a backend
+//! closes an idle one after its own timeout (uvicorn and Node after 5 s). A
+//! request sent on a pooled connection just as the backend closes it is
+//! lost without an answer: a race no timeout setting removes (RFC 9112
+//! §9.3.1). So a request that may be sent again is: an idempotent method
+//! (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT, DELETE) without a body,
+//! that got no response head, is resent once on a fresh connection, as
+//! nginx does with a kept-alive upstream connection. Anything else, a POST
+//! or a request with a body, is answered 502: it may have reached the
+//! backend, and its body is gone. A resend is counted in
+//! [`UPSTREAM_HTTP_RESENDS_TOTAL`] and recorded on the span as
+//! `http.request.resend_count`.
+//!
 //! The client is reqwest rather than hyper-util's legacy client: the
 //! workspace already builds it with rustls on ring for the probes and the
 //! JWKS fetch, so `wss://` backends get TLS with the system's roots,
@@ -61,6 +74,13 @@ use crate::{ProxyError, forward};
 /// client's request body broke off before it was sent on).
 pub const UPSTREAM_HTTP_REQUESTS_TOTAL: &str = "warmgate_upstream_http_requests_total";
 
+/// Proxied HTTP requests sent to the backend a second time, on a fresh
+/// connection, because the first attempt got no response head: a pooled
+/// connection closed by the backend as the request went out. Unlabelled.
+/// Each such request is also counted once in
+/// [`UPSTREAM_HTTP_REQUESTS_TOTAL`], by how the resend ended.
+pub const UPSTREAM_HTTP_RESENDS_TOTAL: &str = "warmgate_upstream_http_resends_total";
+
 /// How long each proxied request waited for readiness before it was
 /// forwarded or refused, in seconds; 0 on a ready gate. Unlabelled.
 pub const UPSTREAM_HTTP_WAIT_SECONDS: &str = "warmgate_upstream_http_wait_seconds";
@@ -100,7 +120,10 @@ struct Inner {
     handle: ReadinessHandle,
     settings: HttpProxySettings,
     retry_after: HeaderValue,
+    /// Pools its connections.
     client: reqwest::Client,
+    /// Keeps none, so a resend always goes out on a new connection.
+    fresh_client: reqwest::Client,
     backend: Backend,
     connect_timeout: Duration,
     identity_header: HeaderName,
@@ -155,28 +178,33 @@ impl HttpProxy {
             },
             port: base.port_or_known_default().unwrap_or(80),
         };
-        let client = warmgate_outbound::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_gzip()
-            .no_brotli()
-            .no_deflate()
-            .no_zstd()
-            .no_proxy()
-            .connect_timeout(upstream.dial_timeout)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|error| ProxyError::HttpClient {
-                backend: backend.origin.clone(),
-                reason: warmgate_outbound::deepest_cause(&error),
-                source: Box::new(error.without_url()),
-            })?;
+        let client = |max_idle_per_host: usize| {
+            warmgate_outbound::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_gzip()
+                .no_brotli()
+                .no_deflate()
+                .no_zstd()
+                .no_proxy()
+                .connect_timeout(upstream.dial_timeout)
+                .tcp_nodelay(true)
+                .pool_max_idle_per_host(max_idle_per_host)
+                .build()
+                .map_err(|error| ProxyError::HttpClient {
+                    backend: backend.origin.clone(),
+                    reason: warmgate_outbound::deepest_cause(&error),
+                    source: Box::new(error.without_url()),
+                })
+        };
+        let (pooled, fresh_client) = (client(usize::MAX)?, client(0)?);
         init_metrics();
         Ok(Self {
             inner: Arc::new(Inner {
                 handle,
                 settings,
                 retry_after: retry_after_header(settings.retry_after),
-                client,
+                client: pooled,
+                fresh_client,
                 backend,
                 connect_timeout: upstream.dial_timeout,
                 identity_header,
@@ -259,9 +287,14 @@ fn init_metrics() {
         metrics::Unit::Seconds,
         "time a plain HTTP request for the upstream backend waited for readiness"
     );
+    metrics::describe_counter!(
+        UPSTREAM_HTTP_RESENDS_TOTAL,
+        "plain HTTP requests sent to the backend again on a fresh connection after the first attempt got no answer"
+    );
     for outcome in Outcome::ALL {
         metrics::counter!(UPSTREAM_HTTP_REQUESTS_TOTAL, "outcome" => outcome.label()).increment(0);
     }
+    metrics::counter!(UPSTREAM_HTTP_RESENDS_TOTAL).increment(0);
     // Registering the handle is enough for the exporter to render the
     // histogram with zero counts.
     let _ = metrics::histogram!(UPSTREAM_HTTP_WAIT_SECONDS);
@@ -279,6 +312,7 @@ impl Inner {
             "server.address" = self.backend.address.as_str(),
             "server.port" = self.backend.port,
             "http.response.status_code" = Empty,
+            "http.request.resend_count" = Empty,
             "error.type" = Empty,
         );
         if warmgate_gate::asks_for_websocket(request.headers()) {
@@ -445,7 +479,28 @@ impl Inner {
         }
         *outgoing.headers_mut() = headers;
 
+        let resend = may_resend(&outgoing)
+            .then(|| outgoing.try_clone())
+            .flatten();
         match self.client.execute(outgoing).await {
+            Ok(response) => relay(response),
+            Err(error) => match resend {
+                Some(again) if lost_without_an_answer(&error) => self.resend(again, &error).await,
+                _ => self.failed(&error),
+            },
+        }
+    }
+
+    /// Sends `request` again on a fresh connection, once: the first
+    /// attempt, on a pooled connection, ended with `first` and no answer.
+    async fn resend(&self, request: reqwest::Request, first: &reqwest::Error) -> Response {
+        metrics::counter!(UPSTREAM_HTTP_RESENDS_TOTAL).increment(1);
+        tracing::Span::current().record("http.request.resend_count", 1);
+        tracing::debug!(
+            error = %warmgate_outbound::deepest_cause(first),
+            "the backend closed a kept-alive connection as the request went out; sending it again on a fresh connection"
+        );
+        match self.fresh_client.execute(request).await {
             Ok(response) => relay(response),
             Err(error) => self.failed(&error),
         }
@@ -546,6 +601,26 @@ impl Failure {
             connecting: error.is_connect(),
         }
     }
+}
+
+/// True for a request that may be sent twice (RFC 9110 §9.2.2): an
+/// idempotent method, and no body, so nothing of the client's is consumed
+/// by the first attempt.
+fn may_resend(request: &reqwest::Request) -> bool {
+    use http::Method;
+
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    idempotent && request.body().is_none()
+}
+
+/// True for a request that reached a connection and got no response head:
+/// not a failed dial (a fresh connection would fail the same way), not the
+/// client's body breaking off.
+fn lost_without_an_answer(error: &reqwest::Error) -> bool {
+    !error.is_connect() && !error.is_timeout() && !broke_off_in_client_body(error)
 }
 
 /// True when the request failed because the client's own body did (it

@@ -26,12 +26,13 @@ use tokio::time::Instant;
 use tower::ServiceExt as _;
 use warmgate_config::UpstreamConfig;
 use warmgate_core::{CheckSpec, GateState, PhaseSpec, Plan};
+use warmgate_devservers::idle_close::IdleCloseServer;
 use warmgate_engine::{EngineBuilder, EngineSettings, ReadinessHandle};
 use warmgate_http::{HttpActivity, ServeSettings};
 
 use super::{
-    HttpProxy, HttpProxySettings, UPSTREAM_HTTP_REQUESTS_TOTAL, UPSTREAM_HTTP_WAIT_BUCKETS,
-    UPSTREAM_HTTP_WAIT_SECONDS,
+    HttpProxy, HttpProxySettings, UPSTREAM_HTTP_REQUESTS_TOTAL, UPSTREAM_HTTP_RESENDS_TOTAL,
+    UPSTREAM_HTTP_WAIT_BUCKETS, UPSTREAM_HTTP_WAIT_SECONDS,
 };
 
 const SETTINGS: HttpProxySettings = HttpProxySettings {
@@ -510,6 +511,81 @@ async fn a_backend_that_is_down_gets_the_client_a_502_that_does_not_name_it() {
     }
     assert_eq!(requests(&recorder, "upstream_error"), 2.0);
     assert_eq!(requests(&recorder, "proxied"), 0.0);
+}
+
+/// A ready proxy in front of an [`IdleCloseServer`]: the race a backend's
+/// idle timeout sets up, a kept-alive connection closed just as the proxy
+/// sends a request on it, lost on every reuse. The handle keeps the engine.
+async fn behind_idle_close() -> (IdleCloseServer, ReadinessHandle, Router) {
+    let backend = IdleCloseServer::start("text/plain", "hello".to_owned()).unwrap();
+    let handle = engine();
+    turn_ready(&handle).await;
+    let router = proxy(backend.address(), &handle);
+    (backend, handle, router)
+}
+
+async fn send(router: &Router, method: Method, body: Body) -> Response {
+    router
+        .clone()
+        .oneshot(request(method, "/status", body))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_get_lost_on_a_kept_alive_connection_is_resent_once_on_a_fresh_one() {
+    let recorder = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let (backend, _handle, router) = behind_idle_close().await;
+
+    for method in [Method::GET, Method::HEAD, Method::GET, Method::GET] {
+        let response = send(&router, method.clone(), Body::empty()).await;
+        assert_eq!(response.status(), StatusCode::OK, "{method}");
+        let expected = if method == Method::HEAD { "" } else { "hello" };
+        assert_eq!(text(response).await, expected, "{method}");
+    }
+    // The first GET went out on a new connection, which the pool kept.
+    // The HEAD was lost on it and sent again on a connection of its own,
+    // which is not kept; the second GET found the pool empty and dialled
+    // (kept); the third was lost on that one and sent again.
+    assert_eq!(
+        (backend.connections(), backend.answered(), backend.cut_off()),
+        (4, 4, 2),
+        "(connections, answered, cut off)"
+    );
+    assert_eq!(series(&recorder, UPSTREAM_HTTP_RESENDS_TOTAL), 2.0);
+    assert_eq!(requests(&recorder, "proxied"), 4.0);
+    assert_eq!(requests(&recorder, "upstream_error"), 0.0);
+}
+
+/// The neighbours that must not be resent: a method that is not
+/// idempotent, and a request with a body (it is streamed, so the first
+/// attempt consumed it). Each may have reached the backend: 502.
+#[tokio::test]
+async fn a_post_or_a_request_with_a_body_lost_on_a_kept_alive_connection_is_answered_502() {
+    let recorder = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let (backend, _handle, router) = behind_idle_close().await;
+
+    // Each is sent on the connection the GET before it left in the pool
+    // (a 502 closes the connection it failed on).
+    for (method, body, n) in [(Method::POST, "", 1), (Method::PUT, "{}", 2)] {
+        let warm = send(&router, Method::GET, Body::empty()).await;
+        assert_eq!(text(warm).await, "hello");
+        let response = send(&router, method.clone(), Body::from(body)).await;
+        assert_eq!(response.status(), StatusCode::BAD_GATEWAY, "{method}");
+        assert_eq!(
+            text(response).await,
+            "bad gateway: the backend did not answer; retry later\n"
+        );
+        assert_eq!(
+            (backend.connections(), backend.cut_off()),
+            (n, n),
+            "{method}: (connections, cut off)"
+        );
+    }
+    assert_eq!(series(&recorder, UPSTREAM_HTTP_RESENDS_TOTAL), 0.0);
+    assert_eq!(requests(&recorder, "upstream_error"), 2.0);
 }
 
 #[tokio::test]
