@@ -2,7 +2,8 @@
 //! `redis-server` on free loopback ports, left running in the background for
 //! running warmgate by hand.
 //!
-//! Everything lives under `target/devdeps/`:
+//! Everything lives under `devdeps/` in the target directory (`target/`
+//! unless `CARGO_TARGET_DIR` says otherwise, as for every other output):
 //!
 //! ```text
 //! postgres/  the cluster, its log and settings
@@ -187,7 +188,7 @@ struct Layout {
 
 impl Layout {
     fn new() -> Layout {
-        let root = command::workspace_root().join("target").join("devdeps");
+        let root = crate::server::target_dir().join("devdeps");
         Layout {
             postgres_directory: root.join("postgres"),
             redis_directory: root.join("redis"),

@@ -12,9 +12,9 @@
 //! so every sample sees the same population. After the warm-up (a fifth of
 //! the run, at most a minute) the last sample must be within 5 % of the
 //! first, for both; the command fails otherwise, or on a crash, a silent
-//! connection, or a lost or duplicated acked message. It rewrites its
-//! section of `docs/reliability.md` (see `judge`); raw figures and logs
-//! stay in `target/soak`.
+//! connection, or an acked chat message lost, duplicated or delivered to
+//! another room. It rewrites its section of `docs/reliability.md` (see
+//! `judge`); raw figures and logs stay in `target/soak`.
 
 mod judge;
 

@@ -17,7 +17,7 @@ pub(crate) use self::facts::stopped_listening_ms;
 use self::facts::{AttemptTally, Facts};
 use self::section::section;
 use super::Run;
-use super::report::Check;
+use super::report::{self, Check};
 use super::stack::{Auth, HOLD_SIGNAL};
 use crate::machine::{self, Machine};
 
@@ -143,7 +143,7 @@ fn checks(run: &Run, facts: &Facts<'_>) -> Vec<Check> {
         every_attempt_ended_admitted_unavailable_or_401(&facts.attempts, chat),
         unauthorised_attempts_each_got_401_and_none_was_admitted(&facts.attempts, authenticating),
         on_sigterm_held_clients_got_unavailable_and_admitted_ones_draining(&facts.attempts, chat),
-        every_acked_message_was_delivered_exactly_once(chat),
+        report::every_acked_message_was_delivered_exactly_once(chat),
     ];
     if authenticating {
         checks.push(every_chat_message_is_from_its_senders_subject(chat));
@@ -277,29 +277,6 @@ fn on_sigterm_held_clients_got_unavailable_and_admitted_ones_draining(
                 || "– s".to_owned(),
                 |timings| format!("{:.1} s", timings.p50_us / 1e6)
             )
-        ),
-    )
-}
-
-fn every_acked_message_was_delivered_exactly_once(chat: &ChatSummary) -> Check {
-    Check::required(
-        "every acknowledged chat message was delivered exactly once to every member of its room connected throughout",
-        chat.messages_acked > 0
-            && chat.missing == 0
-            && chat.duplicated == 0
-            && chat.unknown_deliveries == 0
-            && chat.foreign_frames == 0
-            && chat.delivered_once == chat.deliveries_required,
-        format!(
-            "{} of {} messages acked; {} of {} required deliveries exactly once; {} missing, {} duplicated, {} unknown, {} foreign",
-            chat.messages_acked,
-            chat.messages_sent,
-            chat.delivered_once,
-            chat.deliveries_required,
-            chat.missing,
-            chat.duplicated,
-            chat.unknown_deliveries,
-            chat.foreign_frames
         ),
     )
 }

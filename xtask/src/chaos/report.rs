@@ -1,11 +1,12 @@
 //! `docs/reliability.md`: each command (`chaos`, `soak`) rewrites its own
 //! section between `<!-- NAME:begin -->` and `<!-- NAME:end -->`, keeping
 //! the other's and any hand-written text; and the pieces both sections
-//! share: checks with pass or fail.
+//! share: checks with pass or fail, and the chat's delivery check.
 
 use std::path::PathBuf;
 
 use anyhow::Context as _;
+use warmgate_loadgen::report::ChatSummary;
 
 use crate::command::workspace_root;
 
@@ -43,6 +44,34 @@ impl Check {
             (false, false) => "not met (reported only)",
         }
     }
+}
+
+/// The delivery rule both the chaos run and the soak hold the chat to:
+/// every acknowledged message reached every member of its room connected
+/// throughout exactly once, and nothing else arrived (no duplicate, no
+/// message no client sent, no frame from another room).
+pub(crate) fn every_acked_message_was_delivered_exactly_once(chat: &ChatSummary) -> Check {
+    Check::required(
+        "every acknowledged chat message was delivered exactly once to every member of its room connected throughout",
+        chat.messages_acked > 0
+            && chat.missing == 0
+            && chat.duplicated == 0
+            && chat.unknown_deliveries == 0
+            && chat.foreign_frames == 0
+            && chat.delivered_once == chat.deliveries_required,
+        format!(
+            "{} chat clients, {} of {} messages acked; {} of {} required deliveries exactly once; {} missing, {} duplicated, {} unknown, {} foreign",
+            chat.joined,
+            chat.messages_acked,
+            chat.messages_sent,
+            chat.delivered_once,
+            chat.deliveries_required,
+            chat.missing,
+            chat.duplicated,
+            chat.unknown_deliveries,
+            chat.foreign_frames
+        ),
+    )
 }
 
 /// The checks as a Markdown table.

@@ -7,8 +7,8 @@
 use std::fmt::Write as _;
 
 use warmgate_loadgen::report::{
-    AttemptCounts, ChatSummary, Credential, HeldCrowds, OutcomeLabel, ProbeSummary, ProcessSample,
-    SoakReport, Timings,
+    AttemptCounts, Credential, HeldCrowds, OutcomeLabel, ProbeSummary, ProcessSample, SoakReport,
+    Timings,
 };
 
 use super::{CHURN_WORKERS, CYCLE_SECONDS, HELD_PER_CYCLE, MESSAGE_INTERVAL_MS};
@@ -64,7 +64,9 @@ fn checks(load: &SoakReport, auth: Auth, alive: bool, alive_figures: &str) -> Ve
         &load.held,
         load.cycles,
     ));
-    checks.push(every_acked_message_was_delivered_exactly_once(&load.chat));
+    checks.push(report::every_acked_message_was_delivered_exactly_once(
+        &load.chat,
+    ));
     checks.push(probes_answered_within_50_ms_throughout(&load.probes));
     checks
 }
@@ -247,27 +249,6 @@ fn held_clients_were_released_by_each_flip(held: &HeldCrowds, cycles: usize) -> 
             ms(flip, |timings| timings.p99_us),
             ms(flip, |timings| timings.max_us),
             held.problems.len()
-        ),
-    )
-}
-
-fn every_acked_message_was_delivered_exactly_once(chat: &ChatSummary) -> Check {
-    Check::required(
-        "every acknowledged chat message was delivered exactly once to every member of its room connected throughout",
-        chat.messages_acked > 0
-            && chat.missing == 0
-            && chat.duplicated == 0
-            && chat.delivered_once == chat.deliveries_required
-            && chat.unknown_deliveries == 0,
-        format!(
-            "{} chat clients, {} of {} messages acked; {} of {} required deliveries exactly once; {} missing, {} duplicated",
-            chat.joined,
-            chat.messages_acked,
-            chat.messages_sent,
-            chat.delivered_once,
-            chat.deliveries_required,
-            chat.missing,
-            chat.duplicated
         ),
     )
 }

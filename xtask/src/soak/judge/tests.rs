@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use warmgate_loadgen::report::{ChatDrain, PathProbes, Prefill, ProbePaths, StateRecord, Timeline};
+use warmgate_loadgen::report::{
+    ChatDrain, ChatSummary, PathProbes, Prefill, ProbePaths, StateRecord, Timeline,
+};
 
 use super::*;
 
@@ -308,4 +310,15 @@ fn a_slow_probe_is_reported() {
     fails_when("`/livez` and `/readyz`", |load| {
         load.probes.paths.livez.failed_count = 1;
     });
+}
+
+#[test]
+fn a_lost_duplicated_or_foreign_message_fails_the_delivery_check() {
+    fails_when("every acknowledged", |load| load.chat.missing = 1);
+    fails_when("every acknowledged", |load| load.chat.duplicated = 1);
+    fails_when("every acknowledged", |load| load.chat.foreign_frames = 1);
+    fails_when("every acknowledged", |load| {
+        load.chat.unknown_deliveries = 1
+    });
+    fails_when("every acknowledged", |load| load.chat.messages_acked = 0);
 }
