@@ -118,7 +118,8 @@ pub struct GateConfig {
     /// none. Invariant: at most `drain_grace`.
     pub shutdown_delay: Duration,
     /// A connection that has not completed its HTTP upgrade request within
-    /// this is dropped. Default 10s.
+    /// this is dropped; an idle HTTP/1.1 keep-alive connection is closed
+    /// after it too. Default 10s.
     pub handshake_timeout: Duration,
     /// How often a silent client is pinged; it is closed after two
     /// unanswered pings. Default 20s.

@@ -1,6 +1,7 @@
 //! `serve` over real loopback sockets: HTTP/2 with prior knowledge beside
 //! HTTP/1.1 when asked, HTTP/1.1 only otherwise, and the head deadline for
-//! a connection too quiet to tell its protocol. Each test waits on what the
+//! a connection too quiet to tell its protocol and for an idle kept-alive
+//! one. Each test waits on what the
 //! server sends or on the connection's end, never on a sleep.
 
 #![allow(clippy::unwrap_used)]
@@ -93,4 +94,35 @@ async fn with_http2_a_connection_too_quiet_to_tell_its_protocol_is_dropped_at_th
     assert!(ended.is_ok(), "the silent connection was not dropped");
     // And the listener still serves.
     assert!(http1_ping(address).await.ends_with("pong"));
+}
+
+/// The head deadline also runs while a kept-alive HTTP/1.1 connection waits
+/// for its next request, so an idle connection is closed after it, as
+/// `handshake_timeout`'s documentation says.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_at_the_head_deadline() {
+    for http2 in [false, true] {
+        let address = start(http2, Duration::from_millis(200)).await;
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"GET /ping HTTP/1.1\r\nHost: warmgate\r\n\r\n")
+            .await
+            .unwrap();
+        // The whole answer, then the end of the connection: nothing else
+        // is sent, and the test's bound is fifty times the deadline.
+        let mut answer = Vec::new();
+        let ended =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+        assert!(
+            ended.is_ok(),
+            "http2 = {http2}: the idle connection was kept"
+        );
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("pong"), "{answer}");
+        assert!(
+            !answer.to_lowercase().contains("connection: close"),
+            "http2 = {http2}: closed as asked, not for idling: {answer}"
+        );
+    }
 }
