@@ -75,8 +75,9 @@ use crate::{ProxyError, forward};
 pub const UPSTREAM_HTTP_REQUESTS_TOTAL: &str = "warmgate_upstream_http_requests_total";
 
 /// Proxied HTTP requests sent to the backend a second time, on a fresh
-/// connection, because the first attempt got no response head: a pooled
-/// connection closed by the backend as the request went out. Unlabelled.
+/// connection, because the first attempt got no response head: most often
+/// a pooled connection the backend closed as the request went out (reqwest
+/// does not say whether the connection was a kept one). Unlabelled.
 /// Each such request is also counted once in
 /// [`UPSTREAM_HTTP_REQUESTS_TOTAL`], by how the resend ended.
 pub const UPSTREAM_HTTP_RESENDS_TOTAL: &str = "warmgate_upstream_http_resends_total";
@@ -492,13 +493,14 @@ impl Inner {
     }
 
     /// Sends `request` again on a fresh connection, once: the first
-    /// attempt, on a pooled connection, ended with `first` and no answer.
+    /// attempt ended with `first` and no answer, most often because it went
+    /// out on a kept-alive connection the backend was closing.
     async fn resend(&self, request: reqwest::Request, first: &reqwest::Error) -> Response {
         metrics::counter!(UPSTREAM_HTTP_RESENDS_TOTAL).increment(1);
         tracing::Span::current().record("http.request.resend_count", 1);
         tracing::debug!(
             error = %warmgate_outbound::deepest_cause(first),
-            "the backend closed a kept-alive connection as the request went out; sending it again on a fresh connection"
+            "the backend ended the connection before answering (most often a kept-alive connection it closed as the request went out); sending it again on a fresh connection"
         );
         match self.fresh_client.execute(request).await {
             Ok(response) => relay(response),
