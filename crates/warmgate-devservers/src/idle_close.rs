@@ -14,6 +14,10 @@
 //! it happens on every reuse, so a test of a client that must survive it is
 //! deterministic.
 //!
+//! [`IdleCloseServer::hanging_up`] is its neighbour: a server that ends
+//! every connection as its first request arrives, as a backend that fails
+//! every request does, so that a client's retry is seen to fail too.
+//!
 //! Requests must not have a body (GET, HEAD); a request head is read up to
 //! its blank line. Every answer is `200 OK` with the body given to
 //! [`IdleCloseServer::start`]. The server runs on standard-library threads
@@ -48,6 +52,23 @@ impl IdleCloseServer {
     /// # Errors
     /// The IO error when the port cannot be bound.
     pub fn start(content_type: &'static str, body: String) -> io::Result<IdleCloseServer> {
+        IdleCloseServer::spawn(content_type, body, true)
+    }
+
+    /// Starts a server that answers nothing: each connection ends as its
+    /// first request arrives (counted in [`IdleCloseServer::cut_off`]).
+    ///
+    /// # Errors
+    /// The IO error when the port cannot be bound.
+    pub fn hanging_up() -> io::Result<IdleCloseServer> {
+        IdleCloseServer::spawn("text/plain", String::new(), false)
+    }
+
+    fn spawn(
+        content_type: &'static str,
+        body: String,
+        answers_first: bool,
+    ) -> io::Result<IdleCloseServer> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         let address = listener.local_addr()?;
         let counts = Arc::new(Counts::default());
@@ -65,7 +86,7 @@ impl IdleCloseServer {
                 let Ok(stream) = stream else { continue };
                 accept_counts.connections.fetch_add(1, Ordering::AcqRel);
                 let (counts, answer) = (Arc::clone(&accept_counts), Arc::clone(&answer));
-                thread::spawn(move || serve(stream, &counts, &answer));
+                thread::spawn(move || serve(stream, &counts, answers_first.then_some(&*answer)));
             }
         });
         Ok(IdleCloseServer {
@@ -110,20 +131,23 @@ impl Drop for IdleCloseServer {
     }
 }
 
-/// One connection: answers its first request, then closes it when the next
-/// request's head has arrived (or when the client closes first).
-fn serve(stream: TcpStream, counts: &Counts, answer: &str) {
+/// One connection: answers its first request (with `answer`, when there is
+/// one), then closes it when the next request's head has arrived (or when
+/// the client closes first).
+fn serve(stream: TcpStream, counts: &Counts, answer: Option<&str>) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
     let mut reader = BufReader::new(stream);
-    if !read_head(&mut reader) {
-        return;
+    if let Some(answer) = answer {
+        if !read_head(&mut reader) {
+            return;
+        }
+        if writer.write_all(answer.as_bytes()).is_err() {
+            return;
+        }
+        counts.answered.fetch_add(1, Ordering::AcqRel);
     }
-    if writer.write_all(answer.as_bytes()).is_err() {
-        return;
-    }
-    counts.answered.fetch_add(1, Ordering::AcqRel);
     if read_head(&mut reader) {
         counts.cut_off.fetch_add(1, Ordering::AcqRel);
     }

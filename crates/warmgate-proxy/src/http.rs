@@ -487,7 +487,7 @@ impl Inner {
             Ok(response) => relay(response),
             Err(error) => match resend {
                 Some(again) if lost_without_an_answer(&error) => self.resend(again, &error).await,
-                _ => self.failed(&error),
+                _ => self.failed(&error, Sent::Once),
             },
         }
     }
@@ -504,13 +504,14 @@ impl Inner {
         );
         match self.fresh_client.execute(request).await {
             Ok(response) => relay(response),
-            Err(error) => self.failed(&error),
+            Err(error) => self.failed(&error, Sent::Twice),
         }
     }
 
     /// 502 for a backend that could not be reached or did not answer, 400
-    /// for a client whose body broke off.
-    fn failed(&self, error: &reqwest::Error) -> Response {
+    /// for a client whose body broke off. `sent` says whether the request
+    /// went out a second time, for the operator's log line.
+    fn failed(&self, error: &reqwest::Error, sent: Sent) -> Response {
         let origin = &self.backend.origin;
         if broke_off_in_client_body(error) {
             Outcome::ClientError.record(Some("client_body"));
@@ -526,16 +527,32 @@ impl Inner {
         let failure = Failure::of(error, self.connect_timeout);
         Outcome::UpstreamError.record(Some(failure.kind));
         let what = &failure.what;
-        let line = if failure.connecting {
-            format!("cannot reach the backend at {origin} ({what})")
-        } else {
-            format!("the backend at {origin} did not answer ({what})")
+        // What the operator should look at: a backend that cannot be
+        // reached is down or elsewhere; one that took the request and ended
+        // the connection has either failed it (twice, when it was sent
+        // again) or closed a kept-alive connection as it went out, a race
+        // only a request safe to send twice survives.
+        let (line, advice) = match (failure.connecting, sent) {
+            (true, _) => (
+                format!("cannot reach the backend at {origin} ({what})"),
+                "clients get 502 until it answers: check that it is running and listening there",
+            ),
+            (false, Sent::Twice) => (
+                format!(
+                    "the backend at {origin} ended the connection without answering ({what}), and again when the request was sent on a fresh connection"
+                ),
+                "check the backend's own log for these requests",
+            ),
+            (false, Sent::Once) => (
+                format!("the backend at {origin} ended the connection without answering ({what})"),
+                "the request was not sent again, as it is not idempotent or has a body; if the backend is up, it most likely closed a kept-alive connection as the request went out, and the client may retry; if this repeats, check the backend's own log",
+            ),
         };
         match self.unreachable_log.admit(failure.kind, Instant::now()) {
             Some(left_out) => tracing::warn!(
                 "error.type" = failure.kind,
                 left_out,
-                "HTTP request answered 502: {line}; clients get 502 until it answers: check that it is running and listening there"
+                "HTTP request answered 502: {line}; {advice}"
             ),
             None => tracing::debug!(
                 "error.type" = failure.kind,
@@ -551,6 +568,16 @@ impl Inner {
         };
         text_response(StatusCode::BAD_GATEWAY, answer.to_owned())
     }
+}
+
+/// How many times a failed request went out to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Once: it failed before it could be sent, or it may not be sent
+    /// twice.
+    Once,
+    /// Once more on a fresh connection after the first got no answer.
+    Twice,
 }
 
 /// The backend's answer, as the client gets it: its status, its headers

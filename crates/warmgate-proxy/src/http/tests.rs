@@ -513,15 +513,19 @@ async fn a_backend_that_is_down_gets_the_client_a_502_that_does_not_name_it() {
     assert_eq!(requests(&recorder, "proxied"), 0.0);
 }
 
-/// A ready proxy in front of an [`IdleCloseServer`]: the race a backend's
-/// idle timeout sets up, a kept-alive connection closed just as the proxy
-/// sends a request on it, lost on every reuse. The handle keeps the engine.
-async fn behind_idle_close() -> (IdleCloseServer, ReadinessHandle, Router) {
-    let backend = IdleCloseServer::start("text/plain", "hello".to_owned()).unwrap();
+/// A ready proxy in front of `backend`. With [`IdleCloseServer::start`], the
+/// race a backend's idle timeout sets up: a kept-alive connection closed
+/// just as the proxy sends a request on it, lost on every reuse. The handle
+/// keeps the engine.
+async fn behind(backend: IdleCloseServer) -> (IdleCloseServer, ReadinessHandle, Router) {
     let handle = engine();
     turn_ready(&handle).await;
     let router = proxy(backend.address(), &handle);
     (backend, handle, router)
+}
+
+fn answering_hello() -> IdleCloseServer {
+    IdleCloseServer::start("text/plain", "hello".to_owned()).unwrap()
 }
 
 async fn send(router: &Router, method: Method, body: Body) -> Response {
@@ -532,11 +536,22 @@ async fn send(router: &Router, method: Method, body: Body) -> Response {
         .unwrap()
 }
 
+/// Sends `method` with `body` and asserts the 502 of a backend that took
+/// the request and ended the connection.
+async fn assert_not_answered(router: &Router, method: Method, body: &'static str) {
+    let response = send(router, method.clone(), Body::from(body)).await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY, "{method}");
+    assert_eq!(
+        text(response).await,
+        "bad gateway: the backend did not answer; retry later\n"
+    );
+}
+
 #[tokio::test]
 async fn a_get_lost_on_a_kept_alive_connection_is_resent_once_on_a_fresh_one() {
     let recorder = recorder();
     let _local = metrics::set_default_local_recorder(&recorder);
-    let (backend, _handle, router) = behind_idle_close().await;
+    let (backend, _handle, router) = behind(answering_hello()).await;
 
     for method in [Method::GET, Method::HEAD, Method::GET, Method::GET] {
         let response = send(&router, method.clone(), Body::empty()).await;
@@ -565,19 +580,14 @@ async fn a_get_lost_on_a_kept_alive_connection_is_resent_once_on_a_fresh_one() {
 async fn a_post_or_a_request_with_a_body_lost_on_a_kept_alive_connection_is_answered_502() {
     let recorder = recorder();
     let _local = metrics::set_default_local_recorder(&recorder);
-    let (backend, _handle, router) = behind_idle_close().await;
+    let (backend, _handle, router) = behind(answering_hello()).await;
 
     // Each is sent on the connection the GET before it left in the pool
     // (a 502 closes the connection it failed on).
     for (method, body, n) in [(Method::POST, "", 1), (Method::PUT, "{}", 2)] {
         let warm = send(&router, Method::GET, Body::empty()).await;
         assert_eq!(text(warm).await, "hello");
-        let response = send(&router, method.clone(), Body::from(body)).await;
-        assert_eq!(response.status(), StatusCode::BAD_GATEWAY, "{method}");
-        assert_eq!(
-            text(response).await,
-            "bad gateway: the backend did not answer; retry later\n"
-        );
+        assert_not_answered(&router, method.clone(), body).await;
         assert_eq!(
             (backend.connections(), backend.cut_off()),
             (n, n),
@@ -585,6 +595,27 @@ async fn a_post_or_a_request_with_a_body_lost_on_a_kept_alive_connection_is_answ
         );
     }
     assert_eq!(series(&recorder, UPSTREAM_HTTP_RESENDS_TOTAL), 0.0);
+    assert_eq!(requests(&recorder, "upstream_error"), 2.0);
+}
+
+/// The resend's own failure: a backend that ends every connection without
+/// answering gets a GET twice (the second time on a fresh connection) and
+/// a POST once; the client gets 502 for each.
+#[tokio::test]
+async fn a_backend_that_never_answers_gets_a_get_twice_and_a_post_once_then_502() {
+    let recorder = recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let (backend, _handle, router) = behind(IdleCloseServer::hanging_up().unwrap()).await;
+
+    for (method, connections) in [(Method::GET, 2), (Method::POST, 3)] {
+        assert_not_answered(&router, method.clone(), "").await;
+        assert_eq!(
+            (backend.connections(), backend.cut_off()),
+            (connections, connections),
+            "{method}: (connections, cut off)"
+        );
+    }
+    assert_eq!(series(&recorder, UPSTREAM_HTTP_RESENDS_TOTAL), 1.0);
     assert_eq!(requests(&recorder, "upstream_error"), 2.0);
 }
 
