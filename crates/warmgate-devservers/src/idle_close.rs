@@ -20,7 +20,8 @@
 //!
 //! Requests must not have a body (GET, HEAD); a request head is read up to
 //! its blank line. Every answer is `200 OK` with the body given to
-//! [`IdleCloseServer::start`]. The server runs on standard-library threads
+//! [`IdleCloseServer::start`] (its head only, with the same
+//! `content-length`, to a HEAD request: RFC 9110 §9.3.2). The server runs on standard-library threads
 //! and stops when the value is dropped.
 
 use std::io::{self, BufRead as _, BufReader, Write as _};
@@ -73,10 +74,13 @@ impl IdleCloseServer {
         let address = listener.local_addr()?;
         let counts = Arc::new(Counts::default());
         let stop = Arc::new(AtomicBool::new(false));
-        let answer = Arc::new(format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        ));
+        let answer = Arc::new(Answer {
+            head: format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\r\n",
+                body.len()
+            ),
+            body,
+        });
         let (accept_counts, accept_stop) = (Arc::clone(&counts), Arc::clone(&stop));
         thread::spawn(move || {
             for stream in listener.incoming() {
@@ -131,38 +135,52 @@ impl Drop for IdleCloseServer {
     }
 }
 
+/// The one answer the server gives.
+#[derive(Debug)]
+struct Answer {
+    head: String,
+    body: String,
+}
+
 /// One connection: answers its first request (with `answer`, when there is
 /// one), then closes it when the next request's head has arrived (or when
 /// the client closes first).
-fn serve(stream: TcpStream, counts: &Counts, answer: Option<&str>) {
+fn serve(stream: TcpStream, counts: &Counts, answer: Option<&Answer>) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
     };
     let mut reader = BufReader::new(stream);
     if let Some(answer) = answer {
-        if !read_head(&mut reader) {
+        let Some(request_line) = read_head(&mut reader) else {
             return;
+        };
+        let mut bytes = answer.head.clone();
+        if !request_line.starts_with("HEAD ") {
+            bytes.push_str(&answer.body);
         }
-        if writer.write_all(answer.as_bytes()).is_err() {
+        if writer.write_all(bytes.as_bytes()).is_err() {
             return;
         }
         counts.answered.fetch_add(1, Ordering::AcqRel);
     }
-    if read_head(&mut reader) {
+    if read_head(&mut reader).is_some() {
         counts.cut_off.fetch_add(1, Ordering::AcqRel);
     }
     // Both halves drop here: the client reads the end of the connection.
 }
 
-/// Reads one request head up to its blank line; false at the end of the
-/// connection (or an error) before a whole head.
-fn read_head(reader: &mut BufReader<TcpStream>) -> bool {
+/// Reads one request head up to its blank line and returns its request
+/// line; `None` at the end of the connection (or an error) before a whole
+/// head.
+fn read_head(reader: &mut BufReader<TcpStream>) -> Option<String> {
+    let mut request_line = String::new();
     let mut line = String::new();
     loop {
         line.clear();
         match reader.read_line(&mut line) {
-            Ok(0) | Err(_) => return false,
-            Ok(_) if line == "\r\n" || line == "\n" => return true,
+            Ok(0) | Err(_) => return None,
+            Ok(_) if line == "\r\n" || line == "\n" => return Some(request_line),
+            Ok(_) if request_line.is_empty() => request_line.clone_from(&line),
             Ok(_) => {}
         }
     }
